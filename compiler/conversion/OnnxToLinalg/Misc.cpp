@@ -1,0 +1,13 @@
+//===- Misc.cpp - onnx Misc ops -> linalg ------------------------------------===//
+#include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
+#include "compiler/conversion/OnnxToLinalg/Utils.h"
+#include "dialects/onnx/IR/OnnxDialect.h"
+
+using namespace mlir;
+
+namespace kiln {
+
+void populateOnnxMiscPatterns(RewritePatternSet &patterns,
+                              const TypeConverter &converter) {}
+
+} // namespace kiln

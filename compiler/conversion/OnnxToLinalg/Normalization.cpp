@@ -1,0 +1,13 @@
+//===- Normalization.cpp - onnx Normalization ops -> linalg ------------------------------------===//
+#include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
+#include "compiler/conversion/OnnxToLinalg/Utils.h"
+#include "dialects/onnx/IR/OnnxDialect.h"
+
+using namespace mlir;
+
+namespace kiln {
+
+void populateOnnxNormalizationPatterns(RewritePatternSet &patterns,
+                              const TypeConverter &converter) {}
+
+} // namespace kiln

@@ -1,0 +1,366 @@
+//===- FormDispatches.cpp - Dispatch formation and outlining --------------===//
+//
+// Input: tensor-level linalg/tensor/arith in `func.func @main`.
+// Output: the same module where @main is a host schedule in the exec dialect
+// and every piece of tensor math lives in an outlined `exec.kernel` function
+//
+//   func.func @kernel_N(%wg_id: index, %wg_count: index, %ins..., %outs...)
+//       -> (results tied to %outs through materialize_in_destination)
+//
+// Grouping: each op that computes a tensor is a root; elementwise consumers
+// (all-parallel linalg.generic with identity output maps) that are the only
+// user of the group's result join its group, so a matmul + bias + activation
+// is one kernel. Cheap ops (scalar arithmetic, tensor.empty, tensor.dim,
+// tensor.extract, small constants) are cloned into every kernel that uses
+// them; large constants become exec.constant bindings.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/dispatch/FormDispatches.h"
+
+#include "dialects/exec/IR/ExecDialect.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "llvm/ADT/SetVector.h"
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+/// Constants with at most this many elements are cloned into kernels.
+constexpr int64_t kInlineConstantLimit = 64;
+
+bool isLargeConstant(Operation *op) {
+  auto c = dyn_cast<arith::ConstantOp>(op);
+  if (!c)
+    return false;
+  auto type = dyn_cast<RankedTensorType>(c.getType());
+  if (!type)
+    return false;
+  if (auto dense = dyn_cast<DenseElementsAttr>(c.getValue()))
+    if (dense.isSplat())
+      return false;
+  return !isa<DenseElementsAttr>(c.getValue()) ||
+         type.getNumElements() > kInlineConstantLimit;
+}
+
+/// Ops that are recomputed wherever they are needed instead of dispatched.
+bool isCheap(Operation *op) {
+  if (isa<arith::ConstantOp>(op))
+    return !isLargeConstant(op);
+  if (isa<tensor::EmptyOp, tensor::DimOp, tensor::ExtractOp, affine::AffineApplyOp,
+          affine::AffineMinOp, affine::AffineMaxOp>(op))
+    return true;
+  // Scalar arithmetic.
+  if (op->getDialect() && isa<arith::ArithDialect>(op->getDialect()))
+    return llvm::none_of(op->getResultTypes(),
+                         [](Type t) { return isa<ShapedType>(t); });
+  return false;
+}
+
+bool isElementwiseConsumer(Operation *op) {
+  auto generic = dyn_cast<linalg::GenericOp>(op);
+  if (!generic || generic.getNumDpsInits() != 1 || generic.getNumResults() != 1)
+    return false;
+  if (generic.getNumParallelLoops() != generic.getNumLoops())
+    return false;
+  return llvm::all_of(generic.getIndexingMapsArray(),
+                      [](AffineMap m) { return m.isProjectedPermutation(); }) &&
+         generic.getIndexingMapsArray().back().isIdentity();
+}
+
+class DispatchFormer {
+public:
+  DispatchFormer(ModuleOp module, func::FuncOp entry)
+      : module(module), entry(entry), symbols(module) {}
+
+  LogicalResult run();
+
+private:
+  LogicalResult outline(ArrayRef<Operation *> group);
+  /// Host-side value for a dynamic size needed by a kernel result.
+  Value hostSize(OpBuilder &b, Value v, const llvm::SetVector<Operation *> &group);
+  LogicalResult finishHost();
+
+  ModuleOp module;
+  func::FuncOp entry;
+  SymbolTable symbols;
+  int kernelCounter = 0;
+};
+
+LogicalResult DispatchFormer::run() {
+  Block &body = entry.getBody().front();
+  // Collect groups first; outlining mutates the block.
+  SmallVector<SmallVector<Operation *>> groups;
+  llvm::DenseSet<Operation *> grouped;
+  for (Operation &op : body.without_terminator()) {
+    if (grouped.contains(&op) || isCheap(&op) || isLargeConstant(&op))
+      continue;
+    if (llvm::none_of(op.getResultTypes(),
+                      [](Type t) { return isa<RankedTensorType>(t); }))
+      continue;
+    SmallVector<Operation *> group{&op};
+    grouped.insert(&op);
+    Operation *last = &op;
+    while (last->getNumResults() == 1 && last->getResult(0).hasOneUse()) {
+      Operation *user = *last->getResult(0).getUsers().begin();
+      if (user->getBlock() != &body || !isElementwiseConsumer(user) ||
+          grouped.contains(user))
+        break;
+      // The consumer's other operands must not come from ops after the group
+      // root that are not yet grouped (they are defined before `user` anyway).
+      group.push_back(user);
+      grouped.insert(user);
+      last = user;
+    }
+    groups.push_back(std::move(group));
+  }
+  for (auto &group : groups)
+    if (failed(outline(group)))
+      return failure();
+  return finishHost();
+}
+
+Value DispatchFormer::hostSize(OpBuilder &b, Value v,
+                               const llvm::SetVector<Operation *> &group) {
+  Operation *def = v.getDefiningOp();
+  if (!def || !group.contains(def))
+    return v;
+  if (auto dim = dyn_cast<tensor::DimOp>(def)) {
+    auto index = dim.getConstantIndex();
+    Operation *src = dim.getSource().getDefiningOp();
+    if (!index || !src)
+      return dim.getSource().getDefiningOp() ? Value() : v;
+    if (auto empty = dyn_cast<tensor::EmptyOp>(src))
+      return hostSize(b, empty.getDynamicSize(*index), group);
+    if (auto dps = dyn_cast<DestinationStyleOpInterface>(src)) {
+      OpOperand *init = dps.getTiedOpOperand(cast<OpResult>(dim.getSource()));
+      Value d = tensor::DimOp::create(b, dim.getLoc(), init->get(), *index);
+      return hostSize(b, d, group);
+    }
+  }
+  return Value();
+}
+
+LogicalResult DispatchFormer::outline(ArrayRef<Operation *> groupOps) {
+  llvm::SetVector<Operation *> group(groupOps.begin(), groupOps.end());
+  Operation *last = groupOps.back();
+  MLIRContext *ctx = module.getContext();
+  Location loc = groupOps.front()->getLoc();
+
+  // Values the group needs from outside, and cheap producers to clone.
+  llvm::SetVector<Value> inputs;
+  llvm::SetVector<Operation *> toClone;
+  std::function<LogicalResult(Value)> need = [&](Value v) -> LogicalResult {
+    Operation *def = v.getDefiningOp();
+    if (def && group.contains(def))
+      return success();
+    if (def && isCheap(def)) {
+      if (toClone.contains(def))
+        return success();
+      for (Value o : def->getOperands())
+        if (failed(need(o)))
+          return failure();
+      toClone.insert(def);
+      return success();
+    }
+    if (!isa<RankedTensorType>(v.getType()))
+      return emitError(v.getLoc(), "kernel needs a scalar computed on device");
+    inputs.insert(v);
+    return success();
+  };
+  for (Operation *op : groupOps) {
+    WalkResult r = op->walk([&](Operation *nested) {
+      for (Value v : nested->getOperands()) {
+        Operation *def = v.getDefiningOp();
+        bool inside = def ? op->isAncestor(def)
+                          : op->isAncestor(v.getParentBlock()->getParentOp());
+        if (inside)
+          continue;
+        if (failed(need(v)))
+          return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (r.wasInterrupted())
+      return failure();
+  }
+  // The group's results used outside of it.
+  SmallVector<Value> results;
+  for (Operation *op : groupOps)
+    for (Value r : op->getResults())
+      if (llvm::any_of(r.getUsers(),
+                       [&](Operation *u) { return !group.contains(u); }))
+        results.push_back(r);
+  if (results.empty())
+    return success(); // dead code
+
+  // Host: allocate every result buffer before the dispatch.
+  OpBuilder hb(last);
+  hb.setInsertionPointAfter(last);
+  SmallVector<Value> outs;
+  for (Value r : results) {
+    auto type = dyn_cast<RankedTensorType>(r.getType());
+    if (!type)
+      return emitError(r.getLoc(), "kernel result is not a ranked tensor");
+    SmallVector<Value> dyn;
+    if (!type.hasStaticShape()) {
+      SmallVector<SmallVector<OpFoldResult>> shapes;
+      OpBuilder rb(last);
+      rb.setInsertionPointAfter(last);
+      Operation *def = r.getDefiningOp();
+      if (failed(reifyResultShapes(rb, def, shapes)))
+        return emitError(r.getLoc(), "cannot compute the shape of a kernel result");
+      auto &shape = shapes[cast<OpResult>(r).getResultNumber()];
+      for (int64_t i = 0; i < type.getRank(); ++i) {
+        if (!type.isDynamicDim(i))
+          continue;
+        Value s = getValueOrCreateConstantIndexOp(rb, loc, shape[i]);
+        Value h = hostSize(rb, s, group);
+        if (!h)
+          return emitError(r.getLoc(),
+                           "kernel result size depends on its own data");
+        dyn.push_back(h);
+      }
+      hb.setInsertionPointAfter(last);
+    }
+    outs.push_back(exec::AllocOp::create(hb, loc, type, dyn));
+  }
+
+  // Kernel function.
+  std::string name = "kernel_" + std::to_string(kernelCounter++);
+  SmallVector<Type> argTypes{IndexType::get(ctx), IndexType::get(ctx)};
+  for (Value v : inputs)
+    argTypes.push_back(v.getType());
+  for (Value v : results)
+    argTypes.push_back(v.getType());
+  OpBuilder mb(ctx);
+  mb.setInsertionPoint(entry);
+  auto kernel = func::FuncOp::create(
+      mb, loc, name,
+      FunctionType::get(ctx, argTypes, ValueRange(results).getTypes()));
+  kernel->setAttr(exec::kKernelAttr, UnitAttr::get(ctx));
+  kernel.setPrivate();
+  symbols.insert(kernel);
+  Block *kb = kernel.addEntryBlock();
+  OpBuilder kbld = OpBuilder::atBlockEnd(kb);
+  IRMapping map;
+  unsigned argIndex = exec::kNumWorkgroupArgs;
+  for (Value v : inputs)
+    map.map(v, kb->getArgument(argIndex++));
+  // Cheap producers in program order.
+  SmallVector<Operation *> clones(toClone.begin(), toClone.end());
+  llvm::sort(clones, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+  for (Operation *op : clones)
+    kbld.clone(*op, map);
+  for (Operation *op : groupOps)
+    kbld.clone(*op, map);
+  SmallVector<Value> yielded;
+  for (Value r : results) {
+    Value out = kb->getArgument(argIndex++);
+    Value v = map.lookup(r);
+    yielded.push_back(bufferization::MaterializeInDestinationOp::create(
+                          kbld, loc, v, out)
+                          .getResult());
+  }
+  func::ReturnOp::create(kbld, loc, yielded);
+
+  // Host: the dispatch.
+  auto dispatch = exec::DispatchOp::create(
+      hb, loc, ValueRange(outs).getTypes(), kernel.getSymName(),
+      inputs.getArrayRef(), outs);
+  for (auto [r, d] : llvm::zip(results, dispatch.getResults()))
+    r.replaceAllUsesWith(d);
+  for (Operation *op : llvm::reverse(groupOps))
+    op->erase();
+  return success();
+}
+
+LogicalResult DispatchFormer::finishHost() {
+  Block &body = entry.getBody().front();
+  IRRewriter rewriter(module.getContext());
+  // Host leftovers: dims, constants; dead cheap ops go away.
+  for (Operation &op : llvm::make_early_inc_range(llvm::reverse(body))) {
+    if (op.hasTrait<OpTrait::IsTerminator>())
+      continue;
+    if (isOpTriviallyDead(&op)) {
+      op.erase();
+      continue;
+    }
+    rewriter.setInsertionPoint(&op);
+    if (auto dim = dyn_cast<tensor::DimOp>(&op)) {
+      auto index = dim.getConstantIndex();
+      if (!index)
+        return dim.emitError("dynamic dim index on the host");
+      rewriter.replaceOpWithNewOp<exec::DimOp>(&op, dim.getSource(), *index);
+    } else if (auto c = dyn_cast<arith::ConstantOp>(&op)) {
+      if (auto type = dyn_cast<RankedTensorType>(c.getType()))
+        rewriter.replaceOpWithNewOp<exec::ConstantOp>(
+            &op, type, cast<ElementsAttr>(c.getValue()));
+    }
+  }
+  // Outputs must be fresh buffers: copy inputs, constants and repeats.
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  llvm::DenseSet<Value> seen;
+  rewriter.setInsertionPoint(ret);
+  for (OpOperand &operand : ret->getOpOperands()) {
+    Value v = operand.get();
+    bool fresh = v.getDefiningOp<exec::DispatchOp>() && !seen.contains(v);
+    seen.insert(v);
+    if (!fresh)
+      operand.set(exec::CopyOp::create(rewriter, ret.getLoc(), v.getType(), v));
+  }
+  // Everything left must be host-executable.
+  WalkResult r = entry.walk([&](Operation *op) {
+    if (isa<func::FuncOp, func::ReturnOp>(op) ||
+        isa<exec::ExecDialect>(op->getDialect()))
+      return WalkResult::advance();
+    if (isa<arith::ArithDialect>(op->getDialect()) &&
+        llvm::all_of(op->getResultTypes(), [](Type t) { return t.isIndex(); }))
+      return WalkResult::advance();
+    op->emitError("op cannot run in the host schedule: ") << op->getName();
+    return WalkResult::interrupt();
+  });
+  return failure(r.wasInterrupted());
+}
+
+struct FormDispatchesPass
+    : PassWrapper<FormDispatchesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FormDispatchesPass)
+  StringRef getArgument() const final { return "kiln-form-dispatches"; }
+  StringRef getDescription() const final {
+    return "Group tensor work into kernels and build the exec host schedule";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<exec::ExecDialect, bufferization::BufferizationDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<func::FuncOp> entries;
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (!fn->hasAttr(exec::kKernelAttr) && !fn.isExternal())
+        entries.push_back(fn);
+    for (func::FuncOp fn : entries) {
+      fn->setAttr(exec::kEntryAttr, UnitAttr::get(&getContext()));
+      if (failed(DispatchFormer(module, fn).run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> createFormDispatchesPass() {
+  return std::make_unique<FormDispatchesPass>();
+}
+
+} // namespace kiln

@@ -1,0 +1,187 @@
+//===- Pipeline.cpp - kiln-compile's phases -------------------------------===//
+#include "compiler/pipeline/Pipeline.h"
+
+#include "compiler/artifact/ArtifactWriter.h"
+#include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
+#include "compiler/dispatch/FormDispatches.h"
+#include "compiler/importer/OnnxImporter.h"
+#include "targets/TargetRegistry.h"
+
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <chrono>
+
+using namespace mlir;
+
+namespace kiln {
+
+std::optional<Phase> parsePhase(llvm::StringRef name) {
+  return llvm::StringSwitch<std::optional<Phase>>(name)
+      .Case("import", Phase::Import)
+      .Case("onnx", Phase::Import)
+      .Case("linalg", Phase::Linalg)
+      .Case("dispatch", Phase::Dispatch)
+      .Case("exec", Phase::Dispatch)
+      .Case("bufferized", Phase::Bufferized)
+      .Case("loops", Phase::Loops)
+      .Case("llvm", Phase::Llvm)
+      .Case("artifact", Phase::Artifact)
+      .Default(std::nullopt);
+}
+
+llvm::StringRef phaseNames() {
+  return "import, linalg, dispatch, bufferized, loops, llvm, artifact";
+}
+
+namespace {
+
+/// Collects the first error diagnostic as a one-line message.
+struct FirstError {
+  explicit FirstError(MLIRContext &ctx)
+      : handler(ctx.getDiagEngine().registerHandler([this](Diagnostic &d) {
+          if (d.getSeverity() == DiagnosticSeverity::Error && message.empty()) {
+            std::string loc;
+            llvm::raw_string_ostream os(loc);
+            if (auto name = dyn_cast<NameLoc>(d.getLocation()))
+              os << " (node '" << name.getName().getValue() << "')";
+            message = d.str() + loc;
+            auto nl = message.find('\n');
+            if (nl != std::string::npos)
+              message = message.substr(0, nl);
+          }
+          return success();
+        })),
+        ctx(ctx) {}
+  ~FirstError() { ctx.getDiagEngine().eraseHandler(handler); }
+  DiagnosticEngine::HandlerID handler;
+  MLIRContext &ctx;
+  std::string message;
+};
+
+LogicalResult emitModule(ModuleOp module, const std::string &path,
+                         std::string &error) {
+  std::string errorMessage;
+  auto out = openOutputFile(path.empty() ? "-" : path, &errorMessage);
+  if (!out) {
+    error = errorMessage;
+    return failure();
+  }
+  module.print(out->os());
+  out->os() << "\n";
+  out->keep();
+  return success();
+}
+
+class Progress {
+public:
+  explicit Progress(bool on) : on(on), start(clock::now()) {}
+  void step(llvm::StringRef what) {
+    if (!on)
+      return;
+    double s = std::chrono::duration<double>(clock::now() - start).count();
+    llvm::errs() << llvm::format("[%6.2fs] ", s) << what << "\n";
+  }
+
+private:
+  using clock = std::chrono::steady_clock;
+  bool on;
+  clock::time_point start;
+};
+
+} // namespace
+
+int compile(const CompileOptions &options, std::string &error) {
+  const TargetDescription *target = lookupTarget(options.target);
+  if (!target) {
+    error = "unknown target '" + options.target + "' (known:";
+    for (const auto &t : allTargets())
+      error += " " + t.name;
+    error += ")";
+    return 1;
+  }
+  DialectRegistry registry;
+  registerKilnDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  FirstError diag(ctx);
+  Progress progress(options.verbose);
+
+  ImportOptions importOptions;
+  auto module = importOnnxFile(ctx, options.input, importOptions, error);
+  if (!module)
+    return 1;
+  progress.step("imported " + options.input);
+  auto fail = [&](llvm::StringRef fallback) {
+    error = diag.message.empty() ? fallback.str() : diag.message;
+    return 1;
+  };
+  if (failed(verify(*module)))
+    return fail("imported module does not verify");
+  auto stopHere = [&](Phase p) { return options.compileTo == p; };
+  if (stopHere(Phase::Import))
+    return failed(emitModule(*module, options.output, error));
+
+  {
+    PassManager pm(&ctx);
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createConvertOnnxToLinalgPass());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createLinalgElementwiseOpFusionPass());
+    pm.addPass(createCanonicalizerPass());
+    pm.addPass(createCSEPass());
+    if (failed(pm.run(*module)))
+      return fail("lowering to linalg failed");
+  }
+  progress.step("lowered to linalg");
+  if (stopHere(Phase::Linalg))
+    return failed(emitModule(*module, options.output, error));
+
+  {
+    PassManager pm(&ctx);
+    pm.addPass(createFormDispatchesPass());
+    pm.addPass(createCanonicalizerPass());
+    if (failed(pm.run(*module)))
+      return fail("dispatch formation failed");
+  }
+  progress.step("formed dispatches");
+  if (stopHere(Phase::Dispatch))
+    return failed(emitModule(*module, options.output, error));
+
+  // Codegen works on a clone that keeps only the kernels.
+  OwningOpRef<ModuleOp> kernels = module->clone();
+  CompiledExecutable exe;
+  llvm::StringRef stopAfter = stopHere(Phase::Bufferized) ? "bufferized"
+                              : stopHere(Phase::Loops)    ? "loops"
+                              : stopHere(Phase::Llvm)     ? "llvm"
+                                                          : "";
+  if (failed(backendFor(target->kind)
+                 .compile(*kernels, *target, exe, stopAfter, error))) {
+    if (!diag.message.empty())
+      error += ": " + diag.message;
+    return 1;
+  }
+  if (!stopAfter.empty())
+    return failed(emitModule(*kernels, options.output, error));
+  progress.step("generated code for " + target->name);
+
+  if (options.output.empty()) {
+    error = "no output file (-o)";
+    return 1;
+  }
+  std::map<std::string, std::string> metadata;
+  if (failed(writeArtifact(*module, exe, *target, metadata, options.output,
+                           error)))
+    return 1;
+  progress.step("wrote " + options.output);
+  return 0;
+}
+
+} // namespace kiln

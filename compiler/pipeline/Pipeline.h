@@ -1,0 +1,40 @@
+//===- Pipeline.h - kiln-compile's phases -------------------------*- C++ -*-===//
+#ifndef KILN_COMPILER_PIPELINE_PIPELINE_H
+#define KILN_COMPILER_PIPELINE_PIPELINE_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+
+#include <string>
+
+namespace kiln {
+
+/// Phases in pipeline order; --compile-to=PHASE stops after one.
+enum class Phase { Import, Linalg, Dispatch, Bufferized, Loops, Llvm, Artifact };
+
+/// Parses a phase name ("import", "linalg", "dispatch", "bufferized", "loops",
+/// "llvm", "artifact").
+std::optional<Phase> parsePhase(llvm::StringRef name);
+llvm::StringRef phaseNames();
+
+struct CompileOptions {
+  std::string input;
+  std::string output;
+  std::string target = "host";
+  Phase compileTo = Phase::Artifact;
+  bool emitMlir = false;
+  bool verbose = false; // progress lines on stderr
+};
+
+/// Every dialect kiln's compiler uses.
+void registerKilnDialects(mlir::DialectRegistry &registry);
+/// Every kiln pass and the upstream passes the pipelines use (for kiln-opt).
+void registerKilnPasses();
+
+/// Runs the whole compile. Returns 0 on success, 1 with `error` set (one
+/// line) on failure.
+int compile(const CompileOptions &options, std::string &error);
+
+} // namespace kiln
+
+#endif

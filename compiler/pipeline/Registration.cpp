@@ -1,0 +1,31 @@
+//===- Registration.cpp - Dialects and passes of kiln ---------------------===//
+#include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
+#include "compiler/dispatch/FormDispatches.h"
+#include "compiler/pipeline/Pipeline.h"
+#include "dialects/exec/IR/ExecDialect.h"
+#include "dialects/onnx/IR/OnnxDialect.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassRegistry.h"
+
+namespace kiln {
+
+void registerKilnDialects(mlir::DialectRegistry &registry) {
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<onnx::ONNXDialect, exec::ExecDialect>();
+}
+
+void registerKilnPasses() {
+  static bool once = [] {
+    mlir::registerAllPasses();
+    mlir::registerPass(createConvertOnnxToLinalgPass);
+    mlir::registerPass(createFormDispatchesPass);
+    return true;
+  }();
+  (void)once;
+}
+
+} // namespace kiln

@@ -1,0 +1,73 @@
+//===- thread_pool.cc - Fixed pool that runs the workgroups of a dispatch --===//
+#include "runtime/hal/cpu/thread_pool.h"
+
+#include <system_error>
+
+namespace kiln::hal::cpu {
+
+StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(int num_threads) {
+  if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (num_threads <= 0) num_threads = 1;
+  if (num_threads > 4096) return InvalidArgumentError(StrCat("too many threads: ", num_threads));
+  std::unique_ptr<ThreadPool> pool(new ThreadPool());
+  // std::thread reports failure by exception; keep it inside this function.
+  try {
+    for (int i = 1; i < num_threads; ++i) pool->workers_.emplace_back([p = pool.get()] { p->WorkerLoop(); });
+  } catch (const std::system_error& e) {
+    return ResourceExhaustedError(StrCat("cannot start ", num_threads, " threads: ", e.what()));
+  }
+  return pool;
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : workers_) t.join();
+}
+
+void ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>& fn) {
+  if (count <= 0) return;
+  // One item or no workers: waking threads would only cost time.
+  if (count == 1 || workers_.empty()) {
+    for (int64_t i = 0; i < count; ++i) fn(i);
+    return;
+  }
+  std::lock_guard<std::mutex> run_lock(run_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fn_ = &fn;
+    count_ = count;
+    next_.store(0, std::memory_order_relaxed);
+    pending_workers_ = static_cast<int>(workers_.size());
+    ++generation_;
+  }
+  work_cv_.notify_all();
+  RunItems();
+  std::unique_lock<std::mutex> lock(mutex_);
+  done_cv_.wait(lock, [this] { return pending_workers_ == 0; });
+  fn_ = nullptr;
+}
+
+void ThreadPool::RunItems() {
+  for (int64_t i = next_.fetch_add(1); i < count_; i = next_.fetch_add(1)) (*fn_)(i);
+}
+
+void ThreadPool::WorkerLoop() {
+  uint64_t seen = 0;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    RunItems();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--pending_workers_ == 0) done_cv_.notify_one();
+  }
+}
+
+}  // namespace kiln::hal::cpu

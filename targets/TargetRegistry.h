@@ -1,0 +1,75 @@
+//===- TargetRegistry.h - Target descriptions and their registry --*- C++ -*-===//
+//
+// A target is data (a TargetDescription) plus a codegen backend that uses it.
+// Passes ask the description (vector width, features, ...); no code compares
+// target names.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_TARGETS_TARGETREGISTRY_H
+#define KILN_TARGETS_TARGETREGISTRY_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LogicalResult.h"
+#include "llvm/ADT/StringRef.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+enum class TargetKind { Cpu, Vulkan, Cuda };
+
+struct TargetDescription {
+  std::string name;
+  TargetKind kind = TargetKind::Cpu;
+  std::string summary;
+  // CPU
+  std::string triple;
+  std::string cpu;
+  std::string features;      // LLVM feature string, e.g. "+avx2,+fma"
+  unsigned vectorBits = 128; // widest SIMD register
+  unsigned l1CacheBytes = 32 * 1024;
+  unsigned l2CacheBytes = 1024 * 1024;
+  /// Artifact executable format, e.g. "elf-x86_64".
+  std::string executableFormat;
+};
+
+/// Output of a backend: one executable with its kernels.
+struct CompiledExecutable {
+  std::string format;
+  std::vector<char> binary;
+  struct Kernel {
+    std::string symbol;        // exported entry point
+    std::vector<int> argRanks; // bindings, in order
+    bool distributable = false;
+  };
+  std::vector<Kernel> kernels;
+  /// kernel function name in the module -> index in `kernels`
+  std::vector<std::string> kernelNames;
+};
+
+class TargetBackend {
+public:
+  virtual ~TargetBackend() = default;
+  /// Compiles every `exec.kernel` function of `module` (a clone; the backend
+  /// may mutate it). `dumpStage`, when non-empty, stops after that stage and
+  /// leaves the module in that state ("bufferized", "loops", "llvm").
+  virtual mlir::LogicalResult
+  compile(mlir::ModuleOp module, const TargetDescription &target,
+          CompiledExecutable &out, llvm::StringRef stopAfter,
+          std::string &error) = 0;
+};
+
+/// All registered target descriptions, in a stable order.
+const std::vector<TargetDescription> &allTargets();
+/// Looks up a target by name; "host" resolves to this machine's CPU.
+const TargetDescription *lookupTarget(llvm::StringRef name);
+/// The backend for a kind of target.
+TargetBackend &backendFor(TargetKind kind);
+
+std::unique_ptr<TargetBackend> createCpuBackend();
+
+} // namespace kiln
+
+#endif

@@ -1,0 +1,339 @@
+//===- CpuCodegen.cpp - exec.kernel functions -> ELF shared object --------===//
+//
+// Kernels are bufferized, lowered to loops (the outermost parallel loop split
+// across workgroups), then to the LLVM dialect, LLVM IR, an object file for
+// the target's triple/CPU/features, and a position-independent shared object
+// linked by lld. Each kernel gets an exported entry point with the runtime's
+// C ABI (see runtime/artifact/kiln.fbs, table Kernel).
+//
+//===----------------------------------------------------------------------===//
+#include "targets/TargetRegistry.h"
+
+#include "dialects/exec/IR/ExecDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+/// Splits the outermost parallel loop of a kernel across workgroups
+/// (cyclically: workgroup w runs iterations w, w + count, ...). Only kernels
+/// whose body is one parallel loop nest qualify: then every iteration is
+/// independent by construction.
+bool distribute(func::FuncOp fn) {
+  Block &body = fn.getBody().front();
+  scf::ParallelOp loop;
+  for (Operation &op : body.without_terminator()) {
+    if (auto p = dyn_cast<scf::ParallelOp>(&op)) {
+      if (loop)
+        return false;
+      loop = p;
+      continue;
+    }
+    if (!isMemoryEffectFree(&op))
+      return false;
+  }
+  if (!loop)
+    return false;
+  // Pick the dim with the largest known trip count (dynamic counts as large).
+  int best = -1;
+  int64_t bestTrip = 1;
+  for (unsigned i = 0; i < loop.getNumLoops(); ++i) {
+    auto lb = getConstantIntValue(loop.getLowerBound()[i]);
+    auto ub = getConstantIntValue(loop.getUpperBound()[i]);
+    auto st = getConstantIntValue(loop.getStep()[i]);
+    int64_t trip = (lb && ub && st && *st > 0) ? (*ub - *lb + *st - 1) / *st
+                                               : INT64_MAX;
+    if (trip > bestTrip) {
+      best = i;
+      bestTrip = trip;
+    }
+  }
+  if (best < 0)
+    return false;
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  Value id = body.getArgument(0), count = body.getArgument(1);
+  SmallVector<Value> lbs(loop.getLowerBound()), steps(loop.getStep());
+  Value offset = arith::MulIOp::create(b, loc, id, steps[best]);
+  lbs[best] = arith::AddIOp::create(b, loc, lbs[best], offset);
+  steps[best] = arith::MulIOp::create(b, loc, steps[best], count);
+  loop.getLowerBoundMutable().assign(lbs);
+  loop.getStepMutable().assign(steps);
+  return true;
+}
+
+/// memref.copy would lower to a call into MLIR's C runner library, which the
+/// runtime does not have; linalg.copy lowers to plain loops.
+struct CopyToLinalg : OpRewritePattern<memref::CopyOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(memref::CopyOp op,
+                                PatternRewriter &rewriter) const override {
+    rewriter.replaceOpWithNewOp<linalg::CopyOp>(op, op.getSource(),
+                                                op.getTarget());
+    return success();
+  }
+};
+
+LogicalResult runPipeline(ModuleOp module, StringRef pipeline,
+                          std::string &error) {
+  PassManager pm(module.getContext());
+  std::string diag;
+  llvm::raw_string_ostream os(diag);
+  if (failed(parsePassPipeline(pipeline, pm, os))) {
+    error = "internal: bad pass pipeline: " + os.str();
+    return failure();
+  }
+  if (failed(pm.run(module))) {
+    error = "code generation failed";
+    return failure();
+  }
+  return success();
+}
+
+std::unique_ptr<llvm::TargetMachine>
+makeTargetMachine(const TargetDescription &target, std::string &error) {
+  static bool initialized = [] {
+    llvm::InitializeAllTargetInfos();
+    llvm::InitializeAllTargets();
+    llvm::InitializeAllTargetMCs();
+    llvm::InitializeAllAsmPrinters();
+    return true;
+  }();
+  (void)initialized;
+  llvm::Triple triple(target.triple);
+  const llvm::Target *t = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!t)
+    return nullptr;
+  llvm::TargetOptions options;
+  return std::unique_ptr<llvm::TargetMachine>(t->createTargetMachine(
+      triple, target.cpu, target.features, options, llvm::Reloc::PIC_,
+      std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+}
+
+/// Adds `kiln_<kernel>(void **args, i64 wg_id, i64 wg_count)` around the
+/// `_mlir_ciface_<kernel>` wrapper MLIR emitted.
+void addEntryPoints(llvm::Module &m, ArrayRef<std::string> kernels) {
+  llvm::LLVMContext &ctx = m.getContext();
+  auto *ptrTy = llvm::PointerType::getUnqual(ctx);
+  auto *i64 = llvm::Type::getInt64Ty(ctx);
+  for (const std::string &name : kernels) {
+    llvm::Function *ciface = m.getFunction("_mlir_ciface_" + name);
+    auto *fnTy = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx),
+                                         {ptrTy, i64, i64}, false);
+    auto *entry = llvm::Function::Create(fnTy, llvm::Function::ExternalLinkage,
+                                         "kiln_" + name, m);
+    auto *bb = llvm::BasicBlock::Create(ctx, "entry", entry);
+    llvm::IRBuilder<> b(bb);
+    SmallVector<llvm::Value *> args{entry->getArg(1), entry->getArg(2)};
+    for (unsigned i = 2; i < ciface->arg_size(); ++i) {
+      llvm::Value *slot = b.CreateConstGEP1_64(ptrTy, entry->getArg(0), i - 2);
+      args.push_back(b.CreateLoad(ptrTy, slot));
+    }
+    b.CreateCall(ciface, args);
+    b.CreateRetVoid();
+  }
+  // Only the entry points are exported.
+  for (llvm::Function &f : m)
+    if (!f.isDeclaration() && !f.getName().starts_with("kiln_"))
+      f.setLinkage(llvm::GlobalValue::InternalLinkage);
+}
+
+void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm =
+      pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  mpm.run(m, mam);
+}
+
+class CpuBackend : public TargetBackend {
+public:
+  LogicalResult compile(ModuleOp module, const TargetDescription &target,
+                        CompiledExecutable &out, StringRef stopAfter,
+                        std::string &error) override {
+    MLIRContext *ctx = module.getContext();
+    out.format = target.executableFormat;
+    // Keep only kernels.
+    SmallVector<std::string> kernels;
+    for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
+      if (!fn->hasAttr(exec::kKernelAttr)) {
+        fn.erase();
+        continue;
+      }
+      fn.setPublic();
+      kernels.push_back(fn.getSymName().str());
+    }
+    if (failed(runPipeline(
+            module,
+            "builtin.module(eliminate-empty-tensors,"
+            "one-shot-bufferize{bufferize-function-boundaries "
+            "function-boundary-type-conversion=identity-layout-map},"
+            "drop-equivalent-buffer-results,canonicalize,cse)",
+            error)))
+      return failure();
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (fn.getNumResults() != 0) {
+        error = "internal: kernel " + fn.getSymName().str() +
+                " still returns buffers after bufferization";
+        return failure();
+      }
+    {
+      RewritePatternSet patterns(ctx);
+      patterns.add<CopyToLinalg>(ctx);
+      if (failed(applyPatternsGreedily(module, std::move(patterns)))) {
+        error = "internal: copy lowering did not converge";
+        return failure();
+      }
+    }
+    if (stopAfter == "bufferized")
+      return success();
+    if (failed(runPipeline(module,
+                           "builtin.module(func.func(convert-linalg-to-parallel-loops),"
+                           "canonicalize)",
+                           error)))
+      return failure();
+    out.kernels.clear();
+    out.kernelNames.clear();
+    for (auto fn : module.getOps<func::FuncOp>()) {
+      CompiledExecutable::Kernel k;
+      k.symbol = "kiln_" + fn.getSymName().str();
+      for (Type t : fn.getArgumentTypes().drop_front(exec::kNumWorkgroupArgs))
+        k.argRanks.push_back(cast<MemRefType>(t).getRank());
+      k.distributable = distribute(fn);
+      fn->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
+      out.kernels.push_back(std::move(k));
+      out.kernelNames.push_back(fn.getSymName().str());
+    }
+    if (stopAfter == "loops")
+      return success();
+    if (failed(runPipeline(
+            module,
+            "builtin.module(expand-strided-metadata,lower-affine,"
+            "convert-scf-to-cf,convert-math-to-libm,convert-to-llvm,"
+            "reconcile-unrealized-casts)",
+            error)))
+      return failure();
+    if (stopAfter == "llvm")
+      return success();
+
+    registerBuiltinDialectTranslation(*ctx);
+    registerLLVMDialectTranslation(*ctx);
+    llvm::LLVMContext llvmCtx;
+    auto llvmModule = translateModuleToLLVMIR(module, llvmCtx, "kiln_kernels");
+    if (!llvmModule) {
+      error = "internal: translation to LLVM IR failed";
+      return failure();
+    }
+    auto tm = makeTargetMachine(target, error);
+    if (!tm)
+      return failure();
+    llvmModule->setTargetTriple(tm->getTargetTriple());
+    llvmModule->setDataLayout(tm->createDataLayout());
+    addEntryPoints(*llvmModule, out.kernelNames);
+    for (llvm::Function &f : *llvmModule)
+      if (!f.isDeclaration()) {
+        f.addFnAttr("target-cpu", target.cpu);
+        if (!target.features.empty())
+          f.addFnAttr("target-features", target.features);
+      }
+    if (llvm::verifyModule(*llvmModule, &llvm::errs())) {
+      error = "internal: generated LLVM IR does not verify";
+      return failure();
+    }
+    optimize(*llvmModule, *tm);
+    return emitSharedObject(*llvmModule, *tm, out, error);
+  }
+
+private:
+  LogicalResult emitSharedObject(llvm::Module &m, llvm::TargetMachine &tm,
+                                 CompiledExecutable &out, std::string &error) {
+    SmallString<128> objPath, soPath;
+    int objFd;
+    if (llvm::sys::fs::createTemporaryFile("kiln", "o", objFd, objPath)) {
+      error = "cannot create a temporary file";
+      return failure();
+    }
+    {
+      llvm::raw_fd_ostream os(objFd, /*shouldClose=*/true);
+      llvm::legacy::PassManager pm;
+      if (tm.addPassesToEmitFile(pm, os, nullptr,
+                                 llvm::CodeGenFileType::ObjectFile)) {
+        error = "target cannot emit object files";
+        return failure();
+      }
+      pm.run(m);
+    }
+    llvm::sys::fs::createTemporaryFile("kiln", "so", soPath);
+    auto lld = llvm::sys::findProgramByName("ld.lld", {LLVM_TOOLS_DIR});
+    if (!lld)
+      lld = llvm::sys::findProgramByName("ld.lld-22");
+    if (!lld) {
+      error = "ld.lld not found (install lld-22)";
+      llvm::sys::fs::remove(objPath);
+      return failure();
+    }
+    std::string errMsg;
+    SmallVector<StringRef> args{*lld, "-shared", "--gc-sections", "-O2",
+                                "-o", soPath, objPath};
+    int rc = llvm::sys::ExecuteAndWait(*lld, args, std::nullopt, {}, 0, 0,
+                                       &errMsg);
+    llvm::sys::fs::remove(objPath);
+    if (rc != 0) {
+      error = "linking the kernels failed: " + errMsg;
+      llvm::sys::fs::remove(soPath);
+      return failure();
+    }
+    auto buffer = llvm::MemoryBuffer::getFile(soPath);
+    llvm::sys::fs::remove(soPath);
+    if (!buffer) {
+      error = "cannot read the linked kernels";
+      return failure();
+    }
+    out.binary.assign((*buffer)->getBufferStart(), (*buffer)->getBufferEnd());
+    return success();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<TargetBackend> createCpuBackend() {
+  return std::make_unique<CpuBackend>();
+}
+
+} // namespace kiln

@@ -1,0 +1,81 @@
+//===- kiln-compile.cpp - ONNX model -> .kiln artifact --------------------===//
+#include "compiler/pipeline/Pipeline.h"
+#include "targets/TargetRegistry.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace cl = llvm::cl;
+
+static cl::OptionCategory category("kiln-compile options");
+static cl::opt<std::string> input(cl::Positional, cl::desc("MODEL.onnx"),
+                                  cl::cat(category));
+static cl::opt<std::string> output("o", cl::desc("output file"),
+                                   cl::value_desc("OUT.kiln"),
+                                   cl::cat(category));
+static cl::opt<std::string> target("target", cl::desc("target (see --list-targets)"),
+                                   cl::init("host"), cl::cat(category));
+static cl::opt<std::string> compileTo(
+    "compile-to", cl::desc("stop after phase: import, linalg, dispatch, "
+                           "bufferized, loops, llvm, artifact"),
+    cl::init("artifact"), cl::cat(category));
+static cl::opt<std::string> emit("emit", cl::desc("output kind: kiln or mlir"),
+                                 cl::init(""), cl::cat(category));
+static cl::opt<bool> listTargets("list-targets", cl::desc("list known targets"),
+                                 cl::cat(category));
+static cl::opt<bool> verbose("verbose", cl::desc("progress on stderr"),
+                             cl::cat(category));
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  std::string parseErrors;
+  llvm::raw_string_ostream errs(parseErrors);
+  if (!cl::ParseCommandLineOptions(argc, argv, "kiln model compiler\n", &errs)) {
+    std::string msg = errs.str();
+    while (!msg.empty() && msg.back() == '\n')
+      msg.pop_back();
+    auto nl = msg.find('\n');
+    llvm::errs() << "kiln-compile: error: "
+                 << (nl == std::string::npos ? msg : msg.substr(0, nl)) << "\n";
+    return 1;
+  }
+  if (listTargets) {
+    for (const auto &t : kiln::allTargets())
+      llvm::outs() << t.name << "\t" << t.summary << "\n";
+    return 0;
+  }
+  auto fail = [](const std::string &msg) {
+    llvm::errs() << "kiln-compile: error: " << msg << "\n";
+    return 1;
+  };
+  if (input.empty())
+    return fail("no input model (usage: kiln-compile MODEL.onnx -o OUT.kiln)");
+  kiln::CompileOptions options;
+  options.input = input;
+  options.output = output;
+  options.target = target;
+  options.verbose = verbose;
+  auto phase = kiln::parsePhase(compileTo);
+  if (!phase)
+    return fail("unknown phase '" + compileTo + "' (known: " +
+                kiln::phaseNames().str() + ")");
+  options.compileTo = *phase;
+  if (emit == "mlir") {
+    options.emitMlir = true;
+    if (options.compileTo == kiln::Phase::Artifact)
+      options.compileTo = kiln::Phase::Llvm;
+  } else if (!emit.empty() && emit != "kiln") {
+    return fail("unknown --emit '" + emit + "' (known: kiln, mlir)");
+  } else if (options.compileTo != kiln::Phase::Artifact) {
+    options.emitMlir = true;
+  }
+  if (options.compileTo == kiln::Phase::Artifact && options.output.empty())
+    return fail("no output file: pass -o OUT.kiln");
+  std::string error;
+  int rc = kiln::compile(options, error);
+  if (rc != 0)
+    return fail(error.empty() ? "compilation failed" : error);
+  return 0;
+}
