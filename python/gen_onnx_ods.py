@@ -138,7 +138,7 @@ def main():
                         "RandomUniformLike", "Multinomial", "Bernoulli"):
             traits.append("Pure")
         if "infer" in custom:
-            traits.append("DeclareOpInterfaceMethods<InferTypeOpInterface, [\"isCompatibleReturnTypes\"]>")
+            traits.append("DeclareOpInterfaceMethods<InferTypeOpInterface>")
         summary = (quote_doc(s.doc).split("\n")[0] or name).replace('"', "'")
         if len(summary) > 100:
             summary = summary[:97] + "..."
@@ -150,6 +150,11 @@ def main():
                   f'    Opset {s.since_version} semantics.\n  }}];\n')
         out.write(f"  let arguments = (ins\n    {args}\n  );\n")
         out.write(f"  let results = (outs\n    {res}\n  );\n")
+        if "infer" in custom:
+            out.write("  let extraClassDeclaration = [{\n"
+                      "    /// Imported types may be more precise than inferred ones.\n"
+                      "    static bool isCompatibleReturnTypes(::mlir::TypeRange l, ::mlir::TypeRange r);\n"
+                      "  }];\n")
         if "hasFolder" in custom:
             out.write("  let hasFolder = 1;\n")
         if "verifier" in custom:

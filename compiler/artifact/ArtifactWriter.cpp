@@ -14,8 +14,10 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -200,7 +202,7 @@ LogicalResult Writer::function(func::FuncOp fn,
       regs[c] = constIndex(attr.getInt());
     } else if (auto dim = dyn_cast<exec::DimOp>(&op)) {
       int r = numRegs++;
-      emit(fb::OpCode::Dim, r, {slots.lookup(dim.getSource()), dim.getIndex()});
+      emit(fb::OpCode::Dim, r, {slots.lookup(dim.getSource()), (int64_t)dim.getIndex()});
       regs[dim] = r;
     } else if (auto alloc = dyn_cast<exec::AllocOp>(&op)) {
       auto type = cast<RankedTensorType>(alloc.getType());

@@ -21,6 +21,7 @@
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -301,7 +302,10 @@ LogicalResult DispatchFormer::finishHost() {
       auto index = dim.getConstantIndex();
       if (!index)
         return dim.emitError("dynamic dim index on the host");
-      rewriter.replaceOpWithNewOp<exec::DimOp>(&op, dim.getSource(), *index);
+      Value d = exec::DimOp::create(rewriter, dim.getLoc(),
+                                    rewriter.getIndexType(), dim.getSource(),
+                                    rewriter.getI64IntegerAttr(*index));
+      rewriter.replaceOp(&op, d);
     } else if (auto c = dyn_cast<arith::ConstantOp>(&op)) {
       if (auto type = dyn_cast<RankedTensorType>(c.getType()))
         rewriter.replaceOpWithNewOp<exec::ConstantOp>(

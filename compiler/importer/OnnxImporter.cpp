@@ -16,6 +16,7 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Path.h"
 
 #include <onnx/checker.h>
@@ -351,7 +352,7 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
     auto info = registered->getInterface<InferTypeOpInterface>();
     if (info && succeeded(info->inferReturnTypes(
                     &ctx, state.location, state.operands,
-                    state.attributes.getDictionary(&ctx), /*properties=*/{},
+                    state.attributes.getDictionary(&ctx), OpaqueProperties(nullptr),
                     state.regions, inferred)) &&
         inferred.size() == types.size()) {
       for (size_t i = 0; i < types.size(); ++i)

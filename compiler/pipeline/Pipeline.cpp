@@ -14,6 +14,8 @@
 #include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/Format.h"
+#include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -107,6 +109,7 @@ int compile(const CompileOptions &options, std::string &error) {
     error += ")";
     return 1;
   }
+  registerKilnPasses();
   DialectRegistry registry;
   registerKilnDialects(registry);
   MLIRContext ctx(registry);

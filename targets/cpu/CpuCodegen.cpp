@@ -90,6 +90,24 @@ bool distribute(func::FuncOp fn) {
   return true;
 }
 
+/// Kernels return their results in the trailing `outs` arguments. After
+/// bufferization a result is usually that very buffer (the empty tensor was
+/// eliminated); otherwise it is copied in. Then the results are dropped.
+void returnThroughOuts(func::FuncOp fn) {
+  auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+  unsigned n = ret.getNumOperands();
+  unsigned firstOut = fn.getNumArguments() - n;
+  OpBuilder b(ret);
+  for (unsigned i = 0; i < n; ++i) {
+    Value v = ret.getOperand(i), out = fn.getArgument(firstOut + i);
+    if (v != out)
+      memref::CopyOp::create(b, ret.getLoc(), v, out);
+  }
+  func::ReturnOp::create(b, ret.getLoc());
+  ret.erase();
+  fn.setType(FunctionType::get(fn.getContext(), fn.getArgumentTypes(), {}));
+}
+
 /// memref.copy would lower to a call into MLIR's C runner library, which the
 /// runtime does not have; linalg.copy lowers to plain loops.
 struct CopyToLinalg : OpRewritePattern<memref::CopyOp> {
@@ -104,10 +122,14 @@ struct CopyToLinalg : OpRewritePattern<memref::CopyOp> {
 
 LogicalResult runPipeline(ModuleOp module, StringRef pipeline,
                           std::string &error) {
-  PassManager pm(module.getContext());
+  // `pipeline` is the textual form "builtin.module(...)" (as for mlir-opt).
   std::string diag;
   llvm::raw_string_ostream os(diag);
-  if (failed(parsePassPipeline(pipeline, pm, os))) {
+  auto parsed = parsePassPipeline(pipeline, os);
+  PassManager pm(module.getContext());
+  if (succeeded(parsed))
+    static_cast<OpPassManager &>(pm) = std::move(*parsed);
+  if (failed(parsed)) {
     error = "internal: bad pass pipeline: " + os.str();
     return failure();
   }
@@ -203,16 +225,13 @@ public:
             module,
             "builtin.module(eliminate-empty-tensors,"
             "one-shot-bufferize{bufferize-function-boundaries "
-            "function-boundary-type-conversion=identity-layout-map},"
-            "drop-equivalent-buffer-results,canonicalize,cse)",
+            "function-boundary-type-conversion=identity-layout-map})",
             error)))
       return failure();
     for (auto fn : module.getOps<func::FuncOp>())
-      if (fn.getNumResults() != 0) {
-        error = "internal: kernel " + fn.getSymName().str() +
-                " still returns buffers after bufferization";
-        return failure();
-      }
+      returnThroughOuts(fn);
+    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)))
+      return failure();
     {
       RewritePatternSet patterns(ctx);
       patterns.add<CopyToLinalg>(ctx);
