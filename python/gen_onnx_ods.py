@@ -137,6 +137,8 @@ def main():
         if name not in ("Dropout", "RandomNormal", "RandomUniform", "RandomNormalLike",
                         "RandomUniformLike", "Multinomial", "Bernoulli"):
             traits.append("Pure")
+        if name == "Constant":
+            traits.append("ConstantLike")
         if "infer" in custom:
             traits.append("DeclareOpInterfaceMethods<InferTypeOpInterface>")
         summary = (quote_doc(s.doc).split("\n")[0] or name).replace('"', "'")

@@ -27,6 +27,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 using namespace mlir;
@@ -97,6 +99,7 @@ private:
   std::string modelDir;
   OpBuilder builder;
   int64_t opset = 0;
+  std::map<std::string, int64_t> domainOpsets;
   llvm::StringMap<Value> values;
   llvm::StringMap<const ::onnx::TypeProto *> knownTypes;
   Value noValue;
@@ -286,10 +289,13 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
   const std::string &domain = node.domain();
   std::string opName = "onnx." + node.op_type();
   auto registered = RegisteredOperationName::lookup(opName, &ctx);
-  if ((domain != "" && domain != "ai.onnx") || !registered)
+  if ((domain != "" && domain != "ai.onnx") || !registered) {
+    auto it = domainOpsets.find(domain);
+    int64_t version = it != domainOpsets.end() ? it->second : opset;
     fail("unsupported op '" + node.op_type() + "' (domain '" +
          (domain.empty() ? std::string("ai.onnx") : domain) + "', opset " +
-         std::to_string(opset) + ") in node '" + node.name() + "'");
+         std::to_string(version) + ") in node '" + node.name() + "'");
+  }
 
   OperationState state(
       NameLoc::get(builder.getStringAttr(node.name().empty() ? node.op_type()
@@ -379,9 +385,11 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
 }
 
 OwningOpRef<ModuleOp> Importer::run(::onnx::ModelProto &model) {
-  for (const auto &o : model.opset_import())
+  for (const auto &o : model.opset_import()) {
+    domainOpsets[o.domain()] = o.version();
     if (o.domain().empty() || o.domain() == "ai.onnx")
       opset = o.version();
+  }
   const auto &graph = model.graph();
   for (const auto &vi : graph.value_info())
     knownTypes[vi.name()] = &vi.type();
@@ -482,7 +490,27 @@ OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, llvm::StringRef path,
     if (dir.empty())
       dir = ".";
 
-    // Validate before touching anything: dangling inputs, bad attributes,
+    // Dangling inputs first: ONNX's checker reports them over several lines.
+    {
+      std::set<std::string> defined;
+      for (const auto &in : model.graph().input())
+        defined.insert(in.name());
+      for (const auto &init : model.graph().initializer())
+        defined.insert(init.name());
+      for (const auto &node : model.graph().node()) {
+        for (const auto &in : node.input())
+          if (!in.empty() && !defined.count(in))
+            fail("input '" + in + "' of node '" + node.name() + "' (" +
+                 node.op_type() +
+                 ") is not a graph input, initializer or earlier output");
+        for (const auto &out : node.output())
+          defined.insert(out);
+      }
+      for (const auto &out : model.graph().output())
+        if (!defined.count(out.name()))
+          fail("graph output '" + out.name() + "' is never produced");
+    }
+    // Validate before touching anything: bad attributes, types,
     // external data outside the model's folder.
     try {
       ::onnx::checker::check_model(path.str());
