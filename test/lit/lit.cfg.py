@@ -18,3 +18,4 @@ config.substitutions.append(("%python", config.python3))
 config.substitutions.append(("%kiln_src", config.kiln_src_dir))
 config.substitutions.append(
     ("%node_tests", "/usr/share/libonnx-testdata/data/node"))
+config.substitutions.append(("%kiln_bin", config.kiln_bin_dir))

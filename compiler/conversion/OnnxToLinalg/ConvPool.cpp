@@ -804,8 +804,7 @@ struct SumPoolLowering : OpConversionPattern<OpTy> {
                   its,
                   [&](OpBuilder &b, Location l, ValueRange a) {
                     Value d = scalarDiv ? scalarDiv : a[1];
-                    linalg::YieldOp::create(b, l,
-                                            arith::DivFOp::create(b, l, a[0], d));
+                    linalg::YieldOp::create(b, l, Value(arith::DivFOp::create(b, l, a[0], d)));
                   })
                   .getResult(0);
     rewriter.replaceOp(op, y);
@@ -863,8 +862,7 @@ struct GlobalPoolLowering : OpConversionPattern<OpTy> {
               SmallVector<AffineMap>{id, id},
               SmallVector<IT>(2, IT::parallel),
               [&](OpBuilder &b, Location l, ValueRange a) {
-                linalg::YieldOp::create(b, l,
-                                        arith::DivFOp::create(b, l, a[0], c));
+                linalg::YieldOp::create(b, l, Value(arith::DivFOp::create(b, l, a[0], c)));
               })
               .getResult(0);
     }
@@ -921,8 +919,7 @@ struct LRNLowering : OpConversionPattern<onnx::LRNOp> {
                    ValueRange{fill(rewriter, loc, rt, zero)}, maps, its,
                    [&](OpBuilder &b, Location l, ValueRange a) {
                      Value m = arith::MulFOp::create(b, l, a[0], a[0]);
-                     linalg::YieldOp::create(b, l,
-                                             arith::AddFOp::create(b, l, a[2], m));
+                     linalg::YieldOp::create(b, l, Value(arith::AddFOp::create(b, l, a[2], m)));
                    })
                    .getResult(0);
     Value y = buildElementwise(
@@ -1027,8 +1024,7 @@ struct MaxUnpoolLowering : OpConversionPattern<onnx::MaxUnpoolOp> {
               b, l, valid,
               arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, iv, flat64));
           Value xv = tensor::ExtractOp::create(b, l, x, q);
-          linalg::YieldOp::create(b, l,
-                                  arith::SelectOp::create(b, l, hit, xv, a[1]));
+          linalg::YieldOp::create(b, l, Value(arith::SelectOp::create(b, l, hit, xv, a[1])));
         });
     rewriter.replaceOp(op, g.getResult(0));
     return success();

@@ -634,7 +634,7 @@ struct CompressLowering : OpConversionPattern<onnx::CompressOp> {
                                              st[1], outLen);
           Value ok = arith::AndIOp::create(b, l, c, room);
           auto ifOp = scf::IfOp::create(
-              b, l, TypeRange{st[0].getType()}, ok,
+              b, l, ok,
               [&](OpBuilder &tb, Location tl) {
                 SmallVector<OpFoldResult> srcOff, dstOff, sizes, strides;
                 for (int64_t d = 0; d < r; ++d) {
@@ -695,7 +695,7 @@ struct NonZeroLowering : OpConversionPattern<onnx::NonZeroOp> {
                                              st[1], outLen);
           Value ok = arith::AndIOp::create(b, l, nz, room);
           auto ifOp = scf::IfOp::create(
-              b, l, TypeRange{st[0].getType()}, ok,
+              b, l, ok,
               [&](OpBuilder &tb, Location tl) {
                 Value res = st[0];
                 for (int64_t d = 0; d < r; ++d) {
