@@ -49,6 +49,16 @@ std::optional<fb::DType> dtypeOf(Type t, bool isUnsigned) {
   return std::nullopt;
 }
 
+unsigned artifactDTypeBytes(fb::DType d) {
+  switch (d) {
+  case fb::DType::F64: case fb::DType::I64: case fb::DType::U64: return 8;
+  case fb::DType::F32: case fb::DType::I32: case fb::DType::U32: return 4;
+  case fb::DType::F16: case fb::DType::BF16: case fb::DType::I16:
+  case fb::DType::U16: return 2;
+  default: return 1;
+  }
+}
+
 /// Raw little-endian bytes of a constant in kiln's storage (bool = 1 byte).
 std::vector<char> constantBytes(ElementsAttr attr) {
   auto type = cast<ShapedType>(attr.getType());
@@ -163,11 +173,16 @@ LogicalResult Writer::function(func::FuncOp fn,
                                std::string &error) {
   llvm::DenseMap<Value, int> slots, regs;
   int numSlots = 0, numRegs = 0;
-  std::vector<flatbuffers::Offset<fb::Instr>> instrs;
+  struct Pending {
+    fb::OpCode code;
+    int dst;
+    std::vector<int64_t> operands;
+    fb::DType dtype;
+  };
+  std::vector<Pending> pending;
   auto emit = [&](fb::OpCode code, int dst, std::vector<int64_t> operands,
                   fb::DType dtype = fb::DType::F32) {
-    instrs.push_back(fb::CreateInstr(fbb, code, dst, fbb.CreateVector(operands),
-                                     dtype));
+    pending.push_back({code, dst, std::move(operands), dtype});
   };
   auto constIndex = [&](int64_t v) {
     int r = numRegs++;
@@ -272,6 +287,25 @@ LogicalResult Writer::function(func::FuncOp fn,
       return failure();
     }
   }
+  // Buffers are signless in the IR; an output that the signature calls
+  // unsigned gets its alloc (or copy) typed to match.
+  for (size_t i = 0; i < outputSlots.size(); ++i) {
+    auto dtypeAttr = fn.getResultAttrOfType<StringAttr>(i, "exec.dtype");
+    if (!dtypeAttr || !dtypeAttr.getValue().starts_with("u"))
+      continue;
+    for (Pending &p : pending)
+      if ((p.code == fb::OpCode::Alloc || p.code == fb::OpCode::Copy) &&
+          p.dst == outputSlots[i]) {
+        if (auto d = dtypeOf(IntegerType::get(fn.getContext(),
+                                              8 * artifactDTypeBytes(p.dtype)),
+                             true))
+          p.dtype = *d;
+      }
+  }
+  std::vector<flatbuffers::Offset<fb::Instr>> instrs;
+  for (const Pending &p : pending)
+    instrs.push_back(fb::CreateInstr(fbb, p.code, p.dst,
+                                     fbb.CreateVector(p.operands), p.dtype));
   out = fb::CreateFunction(
       fbb, fbb.CreateString(fn.getSymName().str()), fbb.CreateVector(inputs),
       fbb.CreateVector(outputs), numSlots, numRegs,

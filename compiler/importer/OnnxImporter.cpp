@@ -21,6 +21,7 @@
 
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
+#include <onnx/defs/operator_sets.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 #include <onnx/version_converter/convert.h>
@@ -303,6 +304,26 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
       opName);
   for (const auto &in : node.input())
     state.operands.push_back(lookup(in, node));
+  // Trailing optional inputs and outputs a node leaves out are `none`, so
+  // every op has the operand and result count its ODS definition declares.
+  const ::onnx::OpSchema *schema = ::onnx::OpSchemaRegistry::Schema(
+      node.op_type(), options.targetOpset, "");
+  size_t declaredOutputs = node.output_size();
+  if (schema) {
+    const auto &formals = schema->inputs();
+    bool variadic = !formals.empty() &&
+                    formals.back().GetOption() ==
+                        ::onnx::OpSchema::FormalParameterOption::Variadic;
+    if (!variadic)
+      while (state.operands.size() < formals.size())
+        state.operands.push_back(noValue);
+    const auto &outs = schema->outputs();
+    bool variadicOut = !outs.empty() &&
+                       outs.back().GetOption() ==
+                           ::onnx::OpSchema::FormalParameterOption::Variadic;
+    if (!variadicOut)
+      declaredOutputs = std::max(declaredOutputs, outs.size());
+  }
 
   // onnx.Constant keeps one canonical `value` attribute.
   if (node.op_type() == "Constant") {
@@ -333,8 +354,18 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
       state.addAttribute("value", value);
     }
   } else {
-    for (const auto &a : node.attribute())
-      state.addAttribute(a.name(), attribute(a, node));
+    // ODS names that clash with C++ or MLIR accessors carry a trailing '_'
+    // (see python/gen_onnx_ods.py); map ONNX's names onto them.
+    ArrayRef<StringAttr> declared = registered->getAttributeNames();
+    for (const auto &a : node.attribute()) {
+      std::string name = a.name();
+      bool known = llvm::any_of(declared, [&](StringAttr d) { return d == name; });
+      if (!known && llvm::any_of(declared, [&](StringAttr d) {
+            return d.getValue() == name + "_";
+          }))
+        name += "_";
+      state.addAttribute(name, attribute(a, node));
+    }
   }
 
   bool allKnown = true;
@@ -370,6 +401,8 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
         fail("cannot infer the type of output '" + node.output(i) +
              "' of node '" + node.name() + "' (" + node.op_type() + ")");
   }
+  while (types.size() < declaredOutputs)
+    types.push_back(builder.getNoneType());
   state.addTypes(types);
   Operation *op = builder.create(state);
   if (failed(verify(op))) {

@@ -8,6 +8,7 @@
 #include "targets/TargetRegistry.h"
 
 #include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
@@ -150,6 +151,7 @@ int compile(const CompileOptions &options, std::string &error) {
   {
     PassManager pm(&ctx);
     pm.addPass(createFormDispatchesPass());
+    pm.addPass(createLowerAffinePass());
     pm.addPass(createCanonicalizerPass());
     if (failed(pm.run(*module)))
       return fail("dispatch formation failed");

@@ -31,7 +31,6 @@ namespace kiln {
 namespace {
 
 using IT = utils::IteratorType;
-using BodyFn = function_ref<void(OpBuilder &, Location, ValueRange)>;
 
 //===----------------------------------------------------------------------===//
 // Small helpers
@@ -127,7 +126,6 @@ Value extractScalar(OpBuilder &b, Location loc, Value t) {
   return tensor::ExtractOp::create(b, loc, t, zeros);
 }
 
-/// Spatial affine exprs `a*d_i + c` helpers.
 AffineExpr dim(MLIRContext *ctx, unsigned i) { return getAffineDimExpr(i, ctx); }
 
 //===----------------------------------------------------------------------===//
@@ -620,8 +618,8 @@ struct MaxPoolLowering : OpConversionPattern<onnx::MaxPoolOp> {
                             return maxValue(b, l, acc, v, isU);
                           });
       if (op->getNumResults() > 1) {
-        rewriter.replaceAllUsesWith(op->getResult(0), y);
-        rewriter.eraseOp(op);
+        // The absent Indices result (type none, no uses) is dropped.
+        rewriter.replaceOp(op, ValueRange{y, Value()});
         return success();
       }
       rewriter.replaceOp(op, y);
@@ -967,6 +965,15 @@ struct MaxUnpoolLowering : OpConversionPattern<onnx::MaxUnpoolOp> {
         llvm::any_of(kernel, [](int64_t k) { return k <= 0; }))
       return rewriter.notifyMatchFailure(op, "bad attributes");
     Type elem = xt.getElementType();
+    // Indices address the default unpooled shape; a larger output_shape pads
+    // it with zeros at the end (as the ONNX reference does).
+    SmallVector<int64_t> dflt;
+    for (int64_t i = 0; i < r; ++i) {
+      dflt.push_back((xt.getDimSize(2 + i) - 1) * strides[i] + kernel[i] -
+                     pads[i] - pads[r + i]);
+      if (dflt.back() <= 0)
+        return rewriter.notifyMatchFailure(op, "bad attributes");
+    }
     // Output position p gets X[q] where q*s - pad + k == p and I[q] == flat(p)
     // (the max pool that made I put each index inside its own window).
     int64_t loops = n + r;
@@ -998,9 +1005,11 @@ struct MaxUnpoolLowering : OpConversionPattern<onnx::MaxUnpoolOp> {
           for (int64_t i = 0; i < r; ++i) {
             Value p = index(2 + i);
             flat = arith::AddIOp::create(
-                b, l,
-                arith::MulIOp::create(b, l, flat, idx(b, l, rt.getDimSize(2 + i))),
-                p);
+                b, l, arith::MulIOp::create(b, l, flat, idx(b, l, dflt[i])), p);
+            valid = arith::AndIOp::create(
+                b, l, valid,
+                arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, p,
+                                      idx(b, l, dflt[i])));
             Value t = arith::SubIOp::create(
                 b, l, arith::AddIOp::create(b, l, p, idx(b, l, pads[i])),
                 index(n + i));
@@ -1116,7 +1125,6 @@ struct ResizeLowering : OpConversionPattern<onnx::ResizeOp> {
         roiEnd[i] = readF64(roi, n + i);
       }
     }
-    int64_t nTaps = mode == "nearest" ? 1 : mode == "linear" ? 2 : 4;
     Value init = tensor::EmptyOp::create(rewriter, loc, rt.getShape(), elem);
     auto g = linalg::GenericOp::create(
         rewriter, loc, TypeRange{rt}, ValueRange{}, ValueRange{init},
@@ -1254,7 +1262,6 @@ struct ResizeLowering : OpConversionPattern<onnx::ResizeOp> {
                 taps[i].push_back({clampIdx(plus(x0i, j - 1)), c[j]});
             }
           }
-          (void)nTaps;
           // Sum over the tap combinations.
           SmallVector<int64_t> pos(n, 0);
           Value acc;

@@ -512,8 +512,10 @@ struct TopKLowering : OpConversionPattern<onnx::TopKOp> {
     bool largest = op.getLargest() != 0;
     bool uns = isUnsignedOnnx(op->getOperand(0));
     auto dimFor = [&](int64_t d) { return dimOf(rewriter, loc, x, d); };
-    Value vInit = emptyWith(rewriter, loc, valT, dimFor);
-    Value iInit = emptyWith(rewriter, loc, idxT, dimFor);
+    // Filled (not bare tensor.empty) inits: empty-tensor elimination into the
+    // kernel outs otherwise leaves the loop nest unbufferizable.
+    Value vInit = filled(rewriter, loc, emptyWith(rewriter, loc, valT, dimFor), 0);
+    Value iInit = filled(rewriter, loc, emptyWith(rewriter, loc, idxT, dimFor), 0);
     Value n = dimOf(rewriter, loc, x, axis);
     Value c0 = cidx(rewriter, loc, 0), c1 = cidx(rewriter, loc, 1);
     Value ck = cidx(rewriter, loc, k);
@@ -718,6 +720,218 @@ struct NonZeroLowering : OpConversionPattern<onnx::NonZeroOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Unique (serial O(n^2) over the items along the axis; sizes from the types)
+//===----------------------------------------------------------------------===//
+
+/// Lexicographic comparison of items `ia` and `ib` of `x` along `axis` (the
+/// slices in row-major order): returns (ia < ib, ia == ib).
+std::pair<Value, Value> compareItems(OpBuilder &b, Location loc, Value x,
+                                     int64_t axis, Value ia, Value ib,
+                                     bool uns) {
+  auto xT = cast<RankedTensorType>(x.getType());
+  SmallVector<Value> lbs, ubs, steps;
+  for (int64_t d = 0; d < xT.getRank(); ++d) {
+    if (d == axis)
+      continue;
+    lbs.push_back(cidx(b, loc, 0));
+    ubs.push_back(dimOf(b, loc, x, d));
+    steps.push_back(cidx(b, loc, 1));
+  }
+  Value f = arith::ConstantIntOp::create(b, loc, 0, 1);
+  scf::LoopNest nest = scf::buildLoopNest(
+      b, loc, lbs, ubs, steps, ValueRange{f, f},
+      [&](OpBuilder &nb, Location l, ValueRange ivs,
+          ValueRange st) -> scf::ValueVector {
+        SmallVector<Value> ca(ivs.begin(), ivs.end()), cb(ca);
+        ca.insert(ca.begin() + axis, ia);
+        cb.insert(cb.begin() + axis, ib);
+        Value va = tensor::ExtractOp::create(nb, l, x, ca);
+        Value vb = tensor::ExtractOp::create(nb, l, x, cb);
+        Value lt, gt;
+        if (isa<FloatType>(va.getType())) {
+          lt = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OLT, va, vb);
+          gt = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, va, vb);
+        } else {
+          lt = arith::CmpIOp::create(
+              nb, l, uns ? arith::CmpIPredicate::ult : arith::CmpIPredicate::slt,
+              va, vb);
+          gt = arith::CmpIOp::create(
+              nb, l, uns ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt,
+              va, vb);
+        }
+        Value newLt = arith::SelectOp::create(nb, l, st[0], st[1], lt);
+        Value decided = arith::OrIOp::create(
+            nb, l, st[0], arith::OrIOp::create(nb, l, lt, gt));
+        return {decided, newLt};
+      });
+  Value t = arith::ConstantIntOp::create(b, loc, 1, 1);
+  Value eq = arith::XOrIOp::create(b, loc, nest.results[0], t);
+  return {nest.results[1], eq};
+}
+
+struct UniqueLowering : OpConversionPattern<onnx::UniqueOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(onnx::UniqueOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = adaptor.getX();
+    auto yT = resultType(*getTypeConverter(), op, 0);
+    auto indT = resultType(*getTypeConverter(), op, 1);
+    auto invT = resultType(*getTypeConverter(), op, 2);
+    auto cntT = resultType(*getTypeConverter(), op, 3);
+    if (!yT || !indT || !invT || !cntT || !isRanked(x))
+      return rewriter.notifyMatchFailure(op, "all four outputs must be tensors");
+    auto xT = cast<RankedTensorType>(x.getType());
+    int64_t axis = 0;
+    if (auto a = op.getAxis()) {
+      auto n = normalizeAxis(*a, xT.getRank());
+      if (!n)
+        return rewriter.notifyMatchFailure(op, "bad axis");
+      axis = *n;
+    } else if (xT.getRank() != 1) {
+      if (xT.getRank() == 0)
+        return rewriter.notifyMatchFailure(op, "scalar input");
+      SmallVector<ReassociationIndices> reassoc(1);
+      for (int64_t d = 0; d < xT.getRank(); ++d)
+        reassoc[0].push_back(d);
+      x = tensor::CollapseShapeOp::create(rewriter, loc, x, reassoc);
+      xT = cast<RankedTensorType>(x.getType());
+    }
+    int64_t r = xT.getRank();
+    auto isI64Vec = [](RankedTensorType t) {
+      return t.getRank() == 1 && t.getElementType().isInteger(64);
+    };
+    if (yT.getRank() != r || yT.getElementType() != xT.getElementType() ||
+        !isI64Vec(indT) || !isI64Vec(invT) || !isI64Vec(cntT) ||
+        yT.isDynamicDim(axis) || indT.isDynamicDim(0) || cntT.isDynamicDim(0))
+      return rewriter.notifyMatchFailure(op, "unique count must be static");
+    int64_t u = yT.getDimSize(axis);
+    if (indT.getDimSize(0) != u || cntT.getDimSize(0) != u)
+      return rewriter.notifyMatchFailure(op, "inconsistent result types");
+    bool sorted = op.getSorted() != 0;
+    bool uns = isUnsignedOnnx(op->getOperand(0));
+    Value c0 = cidx(rewriter, loc, 0), c1 = cidx(rewriter, loc, 1);
+    Value n = dimOf(rewriter, loc, x, axis);
+    Type i64 = rewriter.getI64Type();
+    auto i64Vec = RankedTensorType::get({xT.getDimSize(axis)}, i64);
+    auto vecOfN = [&](OpBuilder &b, Location l) {
+      return filled(b, l, emptyWith(b, l, i64Vec, [&](int64_t) { return n; }),
+                    0);
+    };
+    auto toI64 = [](OpBuilder &b, Location l, Value v) -> Value {
+      return arith::IndexCastOp::create(b, l, b.getI64Type(), v);
+    };
+    auto toIdx = [](OpBuilder &b, Location l, Value v) -> Value {
+      return arith::IndexCastOp::create(b, l, b.getIndexType(), v);
+    };
+
+    // 1. first[i]: the first item equal to item i.
+    auto firstLoop = scf::ForOp::create(
+        rewriter, loc, c0, n, c1, ValueRange{vecOfN(rewriter, loc)},
+        [&](OpBuilder &b, Location l, Value i, ValueRange st) {
+          Value f = arith::ConstantIntOp::create(b, l, 0, 1);
+          Value end = arith::AddIOp::create(b, l, i, c1);
+          auto scan = scf::ForOp::create(
+              b, l, c0, end, c1, ValueRange{f, i},
+              [&](OpBuilder &sb, Location sl, Value j, ValueRange s) {
+                Value eq = compareItems(sb, sl, x, axis, j, i, uns).second;
+                Value t = arith::ConstantIntOp::create(sb, sl, 1, 1);
+                Value take = arith::AndIOp::create(
+                    sb, sl, eq, arith::XOrIOp::create(sb, sl, s[0], t));
+                Value nf = arith::OrIOp::create(sb, sl, s[0], take);
+                Value nj = arith::SelectOp::create(sb, sl, take, j, s[1]);
+                scf::YieldOp::create(sb, sl, ValueRange{nf, nj});
+              });
+          Value res = tensor::InsertOp::create(
+              b, l, toI64(b, l, scan.getResult(1)), st[0], ValueRange{i});
+          scf::YieldOp::create(b, l, res);
+        });
+    Value first = firstLoop.getResult(0);
+
+    // 2. pos[i] for first occurrences: unique items before it in the order.
+    auto posLoop = scf::ForOp::create(
+        rewriter, loc, c0, n, c1, ValueRange{vecOfN(rewriter, loc)},
+        [&](OpBuilder &b, Location l, Value i, ValueRange st) {
+          auto scan = scf::ForOp::create(
+              b, l, c0, n, c1, ValueRange{c0},
+              [&](OpBuilder &sb, Location sl, Value j, ValueRange s) {
+                Value fj = toIdx(sb, sl,
+                                 tensor::ExtractOp::create(sb, sl, first, ValueRange{j}));
+                Value isFirst = arith::CmpIOp::create(
+                    sb, sl, arith::CmpIPredicate::eq, fj, j);
+                Value earlier =
+                    sorted ? compareItems(sb, sl, x, axis, j, i, uns).first
+                           : (Value)arith::CmpIOp::create(
+                                 sb, sl, arith::CmpIPredicate::ult, j, i);
+                Value hit = arith::AndIOp::create(sb, sl, isFirst, earlier);
+                Value cnt = arith::SelectOp::create(
+                    sb, sl, hit, arith::AddIOp::create(sb, sl, s[0], c1), s[0]);
+                scf::YieldOp::create(sb, sl, cnt);
+              });
+          Value res = tensor::InsertOp::create(
+              b, l, toI64(b, l, scan.getResult(0)), st[0], ValueRange{i});
+          scf::YieldOp::create(b, l, res);
+        });
+    Value pos = posLoop.getResult(0);
+
+    // 3. Outputs.
+    auto dimFor = [&](int64_t d) { return dimOf(rewriter, loc, x, d); };
+    Value yInit = filled(rewriter, loc, emptyWith(rewriter, loc, yT, dimFor), 0);
+    Value indInit = filled(rewriter, loc, emptyWith(rewriter, loc, indT, nullptr), 0);
+    Value invInit = filled(rewriter, loc,
+                           emptyWith(rewriter, loc, invT,
+                                     [&](int64_t) { return n; }),
+                           0);
+    Value cntInit = filled(rewriter, loc, emptyWith(rewriter, loc, cntT, nullptr), 0);
+    Value last = cidx(rewriter, loc, u - 1);
+    auto outLoop = scf::ForOp::create(
+        rewriter, loc, c0, n, c1, ValueRange{yInit, indInit, invInit, cntInit},
+        [&](OpBuilder &b, Location l, Value i, ValueRange st) {
+          Value f = toIdx(b, l, tensor::ExtractOp::create(b, l, first, ValueRange{i}));
+          Value p = toIdx(b, l, tensor::ExtractOp::create(b, l, pos, ValueRange{f}));
+          p = arith::MinSIOp::create(b, l, p, last);
+          Value pI64 = toI64(b, l, p);
+          Value inv = tensor::InsertOp::create(b, l, pI64, st[2], ValueRange{i});
+          Value oldCnt = tensor::ExtractOp::create(b, l, st[3], ValueRange{p});
+          Value one = arith::ConstantIntOp::create(b, l, b.getI64Type(), 1);
+          Value cnt = tensor::InsertOp::create(
+              b, l, arith::AddIOp::create(b, l, oldCnt, one), st[3],
+              ValueRange{p});
+          Value isFirst = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, f, i);
+          auto ifOp = scf::IfOp::create(
+              b, l, isFirst,
+              [&](OpBuilder &tb, Location tl) {
+                SmallVector<OpFoldResult> srcOff, dstOff, sizes, strides;
+                for (int64_t d = 0; d < r; ++d) {
+                  srcOff.push_back(d == axis ? OpFoldResult(i) : tb.getIndexAttr(0));
+                  dstOff.push_back(d == axis ? OpFoldResult(p) : tb.getIndexAttr(0));
+                  sizes.push_back(d == axis ? tb.getIndexAttr(1)
+                                  : xT.isDynamicDim(d)
+                                      ? OpFoldResult(dimOf(tb, tl, x, d))
+                                      : tb.getIndexAttr(xT.getDimSize(d)));
+                  strides.push_back(tb.getIndexAttr(1));
+                }
+                Value slice = tensor::ExtractSliceOp::create(tb, tl, x, srcOff,
+                                                             sizes, strides);
+                Value y = tensor::InsertSliceOp::create(tb, tl, slice, st[0],
+                                                        dstOff, sizes, strides);
+                Value ind = tensor::InsertOp::create(tb, tl, toI64(tb, tl, i),
+                                                     st[1], ValueRange{p});
+                scf::YieldOp::create(tb, tl, ValueRange{y, ind});
+              },
+              [&](OpBuilder &eb, Location el) {
+                scf::YieldOp::create(eb, el, ValueRange{st[0], st[1]});
+              });
+          scf::YieldOp::create(
+              b, l, ValueRange{ifOp.getResult(0), ifOp.getResult(1), inv, cnt});
+        });
+    rewriter.replaceOp(op, outLoop.getResults());
+    return success();
+  }
+};
+
 } // namespace
 
 void populateOnnxIndexingPatterns(RewritePatternSet &patterns,
@@ -726,7 +940,7 @@ void populateOnnxIndexingPatterns(RewritePatternSet &patterns,
   patterns.add<GatherLowering, GatherElementsLowering, GatherNDLowering,
                ScatterElementsLowering<onnx::ScatterElementsOp>,
                ScatterNDLowering, OneHotLowering, TopKLowering,
-               CompressLowering, NonZeroLowering>(converter, ctx);
+               CompressLowering, NonZeroLowering, UniqueLowering>(converter, ctx);
 }
 
 } // namespace kiln

@@ -34,10 +34,17 @@ Value cst(OpBuilder &b, Location loc, Type t, double v) {
   return scalarConstant(b, loc, t, v);
 }
 
+/// A linalg.generic over a domain of rank `rank`; `reduced` marks reduction
+/// loops.  `inits` are the outputs (their maps in `outMaps`).  `body` gets
+/// the input scalars followed by the output scalars and returns new outputs.
+/// With `firstInit`, the outputs are uninitialized (tensor.empty) and read as
+/// `firstInit[i]` on the first reduction step: no linalg.fill init that could
+/// be shared between reductions.
 SmallVector<Value> generic(OpBuilder &b, Location loc, int64_t rank,
                            ArrayRef<bool> reduced, ValueRange inputs,
                            ArrayRef<AffineMap> inMaps, ValueRange inits,
-                           ArrayRef<AffineMap> outMaps, const BodyFn &body) {
+                           ArrayRef<AffineMap> outMaps, const BodyFn &body,
+                           ArrayRef<double> firstInit = {}) {
   SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
   maps.append(outMaps.begin(), outMaps.end());
   SmallVector<utils::IteratorType> iters;
@@ -48,7 +55,28 @@ SmallVector<Value> generic(OpBuilder &b, Location loc, int64_t rank,
   auto g = linalg::GenericOp::create(
       b, loc, TypeRange(inits), inputs, inits, maps, iters,
       [&](OpBuilder &nb, Location nloc, ValueRange args) {
-        linalg::YieldOp::create(nb, nloc, body(nb, nloc, args));
+        SmallVector<Value> a(args.begin(), args.end());
+        if (!firstInit.empty()) {
+          Value first;
+          for (int64_t i = 0; i < rank; ++i) {
+            if (reduced.empty() || !reduced[i])
+              continue;
+            Value idx = linalg::IndexOp::create(nb, nloc, i);
+            Value z = arith::CmpIOp::create(
+                nb, nloc, arith::CmpIPredicate::eq, idx,
+                arith::ConstantIndexOp::create(nb, nloc, 0));
+            first = first ? arith::AndIOp::create(nb, nloc, first, z) : z;
+          }
+          if (!first)
+            first = arith::ConstantIntOp::create(nb, nloc, nb.getI1Type(), 1);
+          size_t base = inputs.size();
+          for (size_t k = 0; k < firstInit.size(); ++k) {
+            Value c = scalarConstant(nb, nloc, a[base + k].getType(),
+                                     firstInit[k]);
+            a[base + k] = arith::SelectOp::create(nb, nloc, first, c, a[base + k]);
+          }
+        }
+        linalg::YieldOp::create(nb, nloc, body(nb, nloc, a));
       });
   return SmallVector<Value>(g.getResults());
 }
@@ -243,9 +271,8 @@ struct DynamicQuantizeLinearLowering
     AffineMap scalar = AffineMap::get(rank, 0, {}, ctx);
     SmallVector<bool> all(rank, true);
     auto filled = [&]() {
-      Value e = tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{}, f32);
-      return linalg::FillOp::create(rewriter, loc, cst(rewriter, loc, f32, 0.0), e)
-          .getResult(0);
+      return tensor::EmptyOp::create(rewriter, loc, ArrayRef<int64_t>{}, f32)
+          .getResult();
     };
     // min(0, min(x)) and max(0, max(x)).
     SmallVector<Value> mm = generic(
@@ -253,7 +280,8 @@ struct DynamicQuantizeLinearLowering
         {scalar, scalar}, [](OpBuilder &b, Location l, ValueRange a) {
           return SmallVector<Value>{arith::MinimumFOp::create(b, l, a[1], a[0]),
                                     arith::MaximumFOp::create(b, l, a[2], a[0])};
-        });
+        },
+        {0.0, 0.0});
     auto scaleOf = [](OpBuilder &b, Location l, Value mn, Value mx) -> Value {
       return arith::DivFOp::create(b, l, arith::SubFOp::create(b, l, mx, mn),
                                    cst(b, l, mx.getType(), 255.0));
@@ -412,10 +440,7 @@ struct QLinearMatMulLowering : OpConversionPattern<onnx::QLinearMatMulOp> {
       maps.push_back(scalarParamMap(ctx, bzp, dom));
     }
     auto accT = RankedTensorType::get(yType.getShape(), i32);
-    Value init = linalg::FillOp::create(
-                     rewriter, loc, cst(rewriter, loc, i32, 0),
-                     tensor::EmptyOp::create(rewriter, loc, accT.getShape(), i32))
-                     .getResult(0);
+    Value init = tensor::EmptyOp::create(rewriter, loc, accT.getShape(), i32);
     SmallVector<bool> reduced(dom, false);
     reduced[rank] = true;
     SmallVector<AffineExpr> outExprs;
@@ -434,7 +459,8 @@ struct QLinearMatMulLowering : OpConversionPattern<onnx::QLinearMatMulOp> {
             y = arith::SubIOp::create(b, l, y, castScalar(b, l, v[k++], i32, bU, false));
           return SmallVector<Value>{arith::AddIOp::create(
               b, l, v.back(), arith::MulIOp::create(b, l, x, y))};
-        })[0];
+        },
+        {0.0})[0];
     auto y = requantize(rewriter, loc, acc, yType, yU, sa, sb, rank - 1, sy, zy,
                         zyU);
     if (failed(y))
@@ -547,10 +573,7 @@ struct QLinearConvLowering : OpConversionPattern<onnx::QLinearConvOp> {
       maps.push_back(scalarParamMap(ctx, wzp, 7));
     }
     auto accT = RankedTensorType::get(yType.getShape(), i32);
-    Value init = linalg::FillOp::create(
-                     rewriter, loc, cst(rewriter, loc, i32, 0),
-                     tensor::EmptyOp::create(rewriter, loc, accT.getShape(), i32))
-                     .getResult(0);
+    Value init = tensor::EmptyOp::create(rewriter, loc, accT.getShape(), i32);
     SmallVector<bool> reduced{false, false, false, false, true, true, true};
     Value acc = generic(rewriter, loc, 7, reduced, ins, maps, {init}, {outMap},
                         [&](OpBuilder &b, Location l, ValueRange v) {
@@ -560,7 +583,8 @@ struct QLinearConvLowering : OpConversionPattern<onnx::QLinearConvOp> {
                                 b, l, wv, castScalar(b, l, v[2], i32, wU, false));
                           return SmallVector<Value>{arith::AddIOp::create(
                               b, l, v.back(), arith::MulIOp::create(b, l, v[0], wv))};
-                        })[0];
+                        },
+                        {0.0})[0];
     // Optional i32 bias per output channel.
     Value bias = adaptor.getB();
     if (!isNone(bias)) {

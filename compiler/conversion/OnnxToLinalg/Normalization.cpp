@@ -106,10 +106,14 @@ Value emptyOfDims(OpBuilder &b, Location loc, Value src, ArrayRef<int64_t> dims,
 /// A linalg.generic over a domain of rank `rank`; `reduced` marks reduction
 /// loops.  `inits` are the outputs (their maps in `outMaps`).  `body` gets
 /// the input scalars followed by the output scalars and returns new outputs.
+/// With `firstInit`, the outputs are uninitialized (tensor.empty) and read as
+/// `firstInit[i]` on the first reduction step: no linalg.fill init that could
+/// be shared between reductions.
 SmallVector<Value> generic(OpBuilder &b, Location loc, int64_t rank,
                            ArrayRef<bool> reduced, ValueRange inputs,
                            ArrayRef<AffineMap> inMaps, ValueRange inits,
-                           ArrayRef<AffineMap> outMaps, const BodyFn &body) {
+                           ArrayRef<AffineMap> outMaps, const BodyFn &body,
+                           ArrayRef<double> firstInit = {}) {
   SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
   maps.append(outMaps.begin(), outMaps.end());
   SmallVector<utils::IteratorType> iters;
@@ -120,7 +124,28 @@ SmallVector<Value> generic(OpBuilder &b, Location loc, int64_t rank,
   auto g = linalg::GenericOp::create(
       b, loc, TypeRange(inits), inputs, inits, maps, iters,
       [&](OpBuilder &nb, Location nloc, ValueRange args) {
-        linalg::YieldOp::create(nb, nloc, body(nb, nloc, args));
+        SmallVector<Value> a(args.begin(), args.end());
+        if (!firstInit.empty()) {
+          Value first;
+          for (int64_t i = 0; i < rank; ++i) {
+            if (reduced.empty() || !reduced[i])
+              continue;
+            Value idx = linalg::IndexOp::create(nb, nloc, i);
+            Value z = arith::CmpIOp::create(
+                nb, nloc, arith::CmpIPredicate::eq, idx,
+                arith::ConstantIndexOp::create(nb, nloc, 0));
+            first = first ? arith::AndIOp::create(nb, nloc, first, z) : z;
+          }
+          if (!first)
+            first = arith::ConstantIntOp::create(nb, nloc, nb.getI1Type(), 1);
+          size_t base = inputs.size();
+          for (size_t k = 0; k < firstInit.size(); ++k) {
+            Value c = scalarConstant(nb, nloc, a[base + k].getType(),
+                                     firstInit[k]);
+            a[base + k] = arith::SelectOp::create(nb, nloc, first, c, a[base + k]);
+          }
+        }
+        linalg::YieldOp::create(nb, nloc, body(nb, nloc, a));
       });
   return SmallVector<Value>(g.getResults());
 }
@@ -138,7 +163,7 @@ Value reduceSum(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
   for (int64_t i = 0; i < rank; ++i)
     if (!reduced[i])
       kept.push_back(i);
-  Value init = emptyOfDims(b, loc, x, kept, elem, 0.0);
+  Value init = emptyOfDims(b, loc, x, kept, elem);
   SmallVector<Value> ins{x};
   ins.append(extra.begin(), extra.end());
   SmallVector<AffineMap> maps{AffineMap::getMultiDimIdentityMap(rank, ctx)};
@@ -149,7 +174,8 @@ Value reduceSum(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
                    Value v = fn(nb, nloc, a.drop_back());
                    return SmallVector<Value>{
                        arith::AddFOp::create(nb, nloc, a.back(), v)};
-                 })[0];
+                 },
+                 {0.0})[0];
 }
 
 /// Elementwise map over a tensor of the same shape as `like`.
@@ -574,8 +600,8 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
     ins.push_back(weight);
     maps.push_back(dimsMap(ctx, rank, {1}));
   }
-  Value lossInit = emptyOfDims(b, loc, logp, kept, ct, 0.0);
-  Value wInit = emptyOfDims(b, loc, logp, kept, ct, 0.0);
+  Value lossInit = emptyOfDims(b, loc, logp, kept, ct);
+  Value wInit = emptyOfDims(b, loc, logp, kept, ct);
   bool needW = reduction == "mean";
   SmallVector<Value> inits{lossInit};
   SmallVector<AffineMap> outMaps{keptMap};
@@ -607,7 +633,8 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
               nb, l, sel, arith::AddFOp::create(nb, l, a[base + 1], w),
               a[base + 1]));
         return outs;
-      });
+      },
+      SmallVector<double>(inits.size(), 0.0));
   Type oElem = outType.getElementType();
   if (reduction == "none") {
     if (outType.getShape() != cast<RankedTensorType>(r[0].getType()).getShape())
@@ -629,7 +656,7 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
   AffineMap scalarMap = AffineMap::get(krank, 0, {}, ctx);
   SmallVector<Value> s0;
   for (size_t i = 0; i < r.size(); ++i)
-    s0.push_back(emptyOfDims(b, loc, r[0], {}, ct, 0.0));
+    s0.push_back(emptyOfDims(b, loc, r[0], {}, ct));
   SmallVector<Value> sums = generic(
       b, loc, krank, all, r, SmallVector<AffineMap>(r.size(), kid),
       s0,
@@ -640,7 +667,8 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
         for (size_t i = 0; i < n; ++i)
           outs.push_back(arith::AddFOp::create(nb, l, a[n + i], a[i]));
         return outs;
-      });
+      },
+      SmallVector<double>(r.size(), 0.0));
   return buildElementwise(b, loc, outType, sums,
                           [&](OpBuilder &nb, Location l, ValueRange a) -> Value {
                             Value v = a[0];
@@ -695,13 +723,14 @@ struct SCELossLowering : OpConversionPattern<onnx::SoftmaxCrossEntropyLossOp> {
     reduced[1] = true;
     AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
     AffineMap keptMap = dimsMap(ctx, rank, kept);
-    Value mInit = emptyOfDims(rewriter, loc, x, kept, ct, -INFINITY);
+    Value mInit = emptyOfDims(rewriter, loc, x, kept, ct);
     Value mx = generic(rewriter, loc, rank, reduced, {x}, {id}, {mInit},
                        {keptMap},
                        [](OpBuilder &b, Location l, ValueRange a) {
                          return SmallVector<Value>{
                              arith::MaximumFOp::create(b, l, a[0], a[1])};
-                       })[0];
+                       },
+                       {-INFINITY})[0];
     Value se = reduceSum(rewriter, loc, x, reduced, ct, {mx}, {keptMap},
                          [](OpBuilder &b, Location l, ValueRange a) -> Value {
                            return math::ExpOp::create(

@@ -76,18 +76,6 @@ struct ConstantLowering : OpConversionPattern<onnx::ConstantOp> {
   }
 };
 
-struct NoValueLowering : OpConversionPattern<onnx::NoValueOp> {
-  using OpConversionPattern::OpConversionPattern;
-  LogicalResult
-  matchAndRewrite(onnx::NoValueOp op, OpAdaptor,
-                  ConversionPatternRewriter &rewriter) const override {
-    if (!op->use_empty())
-      return failure();
-    rewriter.eraseOp(op);
-    return success();
-  }
-};
-
 struct ConvertOnnxToLinalgPass
     : PassWrapper<ConvertOnnxToLinalgPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ConvertOnnxToLinalgPass)
@@ -125,6 +113,8 @@ struct ConvertOnnxToLinalgPass
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<onnx::ONNXDialect>();
+    // `none` placeholders stay until their users are gone.
+    target.addLegalOp<onnx::NoValueOp>();
     target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
                            tensor::TensorDialect, math::MathDialect,
                            scf::SCFDialect, bufferization::BufferizationDialect>();
@@ -138,6 +128,10 @@ struct ConvertOnnxToLinalgPass
       signalPassFailure();
       return;
     }
+    module.walk([](onnx::NoValueOp op) {
+      if (op->use_empty())
+        op->erase();
+    });
     // Report the first op left unlowered in one line.
     WalkResult r = module.walk([&](Operation *op) {
       if (isa<onnx::ONNXDialect>(op->getDialect())) {
@@ -156,8 +150,7 @@ struct ConvertOnnxToLinalgPass
 
 void populateOnnxToLinalgPatterns(RewritePatternSet &patterns,
                                   const TypeConverter &converter) {
-  patterns.add<ConstantLowering, NoValueLowering>(converter,
-                                                  patterns.getContext());
+  patterns.add<ConstantLowering>(converter, patterns.getContext());
   populateOnnxElementwisePatterns(patterns, converter);
   populateOnnxTensorPatterns(patterns, converter);
   populateOnnxMatmulPatterns(patterns, converter);

@@ -242,8 +242,10 @@ Value reducedCount(OpBuilder &b, Location loc, Value input, ArrayRef<bool> reduc
 }
 
 /// Which dims of `inT` a reduction with the given axes reduces. `noop` is set
-/// when the op is the identity (noop_with_empty_axes and no axes).
-FailureOr<SmallVector<bool>>
+/// when the op is the identity (noop_with_empty_axes and no axes). Runtime
+/// axes that the static shapes leave ambiguous give several candidates (the
+/// caller picks one at run time from the axes values).
+FailureOr<SmallVector<SmallVector<bool>>>
 reducedDims(Operation *op, Value axesOperand, RankedTensorType inT,
             RankedTensorType outT, bool keepdims, bool noopWithEmptyAxes,
             bool &noop) {
@@ -262,10 +264,10 @@ reducedDims(Operation *op, Value axesOperand, RankedTensorType inT,
     if (axes->empty()) {
       if (noopWithEmptyAxes) {
         noop = true;
-        return reduced;
+        return SmallVector<SmallVector<bool>>{reduced};
       }
       reduced.assign(rank, true);
-      return reduced;
+      return SmallVector<SmallVector<bool>>{reduced};
     }
     for (int64_t a : *axes) {
       auto n = normalizeAxis(a, rank);
@@ -273,7 +275,7 @@ reducedDims(Operation *op, Value axesOperand, RankedTensorType inT,
         return failure();
       reduced[*n] = true;
     }
-    return reduced;
+    return SmallVector<SmallVector<bool>>{reduced};
   }
 
   // Runtime axes: infer them from the static shapes.
@@ -296,21 +298,21 @@ reducedDims(Operation *op, Value axesOperand, RankedTensorType inT,
     // input's, whatever the axes were.
     if (!any && noopWithEmptyAxes)
       noop = true;
-    return reduced;
+    return SmallVector<SmallVector<bool>>{reduced};
   }
   int64_t outRank = outT.getRank();
   if (rank == 0)
-    return reduced;
+    return SmallVector<SmallVector<bool>>{reduced};
   if (outRank == rank) {
     if (!noopWithEmptyAxes)
       return failure();
     noop = true;
-    return reduced;
+    return SmallVector<SmallVector<bool>>{reduced};
   }
   if (outRank > rank || rank > 16)
     return failure();
   // Enumerate the subsets of kept dims matching the output shape.
-  std::optional<SmallVector<bool>> found;
+  SmallVector<SmallVector<bool>> candidates;
   for (uint32_t mask = 0; mask < (1u << rank); ++mask) {
     if ((int64_t)llvm::popcount(mask) != outRank)
       continue;
@@ -323,13 +325,11 @@ reducedDims(Operation *op, Value axesOperand, RankedTensorType inT,
     SmallVector<bool> r(rank);
     for (int64_t i = 0; i < rank; ++i)
       r[i] = !(mask & (1u << i));
-    if (found)
-      return failure(); // ambiguous
-    found = r;
+    candidates.push_back(r);
   }
-  if (!found)
+  if (candidates.empty())
     return failure();
-  return *found;
+  return candidates;
 }
 
 enum class Kind { Sum, Mean, Max, Min, Prod, L1, L2, LogSum, LogSumExp, SumSquare };
@@ -372,7 +372,12 @@ struct ReduceLowering : OpConversionPattern<OpTy> {
         reducedDims(op, axes, inT, outT, keepdims, noopEmpty, noop);
     if (failed(reducedOr))
       return rewriter.notifyMatchFailure(op, "cannot determine the axes");
-    SmallVector<bool> reduced = *reducedOr;
+    SmallVector<SmallVector<bool>> candidates = *reducedOr;
+    auto axesT = axes ? dyn_cast<RankedTensorType>(axes.getType()) : RankedTensorType();
+    if (candidates.size() > 1 &&
+        (candidates.size() > 4 || !axesT || axesT.getRank() != 1 ||
+         axesT.isDynamicDim(0) || !isa<IntegerType>(axesT.getElementType())))
+      return rewriter.notifyMatchFailure(op, "ambiguous runtime axes");
     if (noop) {
       if (kind != Kind::Sum && kind != Kind::Mean && kind != Kind::Max &&
           kind != Kind::Min && kind != Kind::Prod)
@@ -382,10 +387,58 @@ struct ReduceLowering : OpConversionPattern<OpTy> {
       rewriter.replaceOp(op, data);
       return success();
     }
-    if (!compatibleShape(reducedShape(inT, reduced, keepdims), outT.getShape()))
-      return rewriter.notifyMatchFailure(op, "result shape does not match axes");
+    for (auto &reduced : candidates)
+      if (!compatibleShape(reducedShape(inT, reduced, keepdims), outT.getShape()))
+        return rewriter.notifyMatchFailure(op, "result shape does not match axes");
 
-    OpBuilder &b = rewriter;
+    SmallVector<Value> results;
+    for (auto &reduced : candidates)
+      results.push_back(lower(rewriter, loc, data, reduced, outT, keepdims,
+                              isUnsigned));
+    if (results.size() == 1) {
+      rewriter.replaceOp(op, results[0]);
+      return success();
+    }
+    // Ambiguous runtime axes: compute every candidate, pick by the bit mask
+    // of the axes read at run time.
+    int64_t rank = inT.getRank(), numAxes = axesT.getDimSize(0);
+    Value picked = buildElementwise(
+        rewriter, loc, outT, results,
+        [&](OpBuilder &nb, Location nl, ValueRange vals) {
+          Type i64 = nb.getI64Type();
+          Value mask = scalarConstant(nb, nl, i64, 0);
+          Value one = scalarConstant(nb, nl, i64, 1);
+          Value zero = scalarConstant(nb, nl, i64, 0);
+          Value r64 = scalarConstant(nb, nl, i64, (double)rank);
+          for (int64_t j = 0; j < numAxes; ++j) {
+            Value idx = arith::ConstantIndexOp::create(nb, nl, j);
+            Value a = tensor::ExtractOp::create(nb, nl, axes, ValueRange{idx});
+            a = castScalar(nb, nl, a, i64, false, false);
+            Value neg = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt, a, zero);
+            a = arith::SelectOp::create(nb, nl, neg, arith::AddIOp::create(nb, nl, a, r64), a);
+            mask = arith::OrIOp::create(nb, nl, mask, arith::ShLIOp::create(nb, nl, one, a));
+          }
+          Value r = vals.back();
+          for (size_t c = 0; c + 1 < candidates.size(); ++c) {
+            int64_t bits = 0;
+            for (int64_t i = 0; i < rank; ++i)
+              if (candidates[c][i])
+                bits |= int64_t(1) << i;
+            Value is = arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, mask,
+                                             scalarConstant(nb, nl, i64, (double)bits));
+            r = arith::SelectOp::create(nb, nl, is, vals[c], r);
+          }
+          return r;
+        });
+    rewriter.replaceOp(op, picked);
+    return success();
+  }
+
+  /// The reduction over `reduced`, shaped like `outT`.
+  Value lower(OpBuilder &b, Location loc, Value data, ArrayRef<bool> reduced,
+              RankedTensorType outT, bool keepdims, bool isUnsigned) const {
+    Type elem = outT.getElementType();
+    bool isF = isa<FloatType>(elem);
     Type acc = accumulatorType(b, elem);
     auto ext = [&](OpBuilder &nb, Location nl, Value x) {
       return castScalar(nb, nl, x, acc, isUnsigned, false);
@@ -491,8 +544,7 @@ struct ReduceLowering : OpConversionPattern<OpTy> {
             });
       }
     }
-    rewriter.replaceOp(op, expandKept(b, loc, result, reduced, outT));
-    return success();
+    return expandKept(b, loc, result, reduced, outT);
   }
   Kind kind;
 };

@@ -113,6 +113,14 @@ Value buildIndexGeneric(OpBuilder &b, Location loc, RankedTensorType type,
   return generic.getResult(0);
 }
 
+/// A zero-filled tensor of static `type` (a real kernel result, unlike a bare
+/// tensor.empty, which cannot be returned from the host schedule).
+Value zeroFilled(OpBuilder &b, Location loc, RankedTensorType type) {
+  Value zero = scalarConstant(b, loc, type.getElementType(), 0);
+  return linalg::FillOp::create(b, loc, zero, emptyLike(b, loc, type))
+      ->getResult(0);
+}
+
 /// Reads `src` at `idx`, each index clamped into [0, dim - 1].
 Value extractClamped(OpBuilder &b, Location loc, Value src,
                      ArrayRef<Value> idx) {
@@ -177,7 +185,12 @@ struct ReshapeLike : OpConversionPattern<OpTy> {
     if (std::is_same_v<OpTy, onnx::FlattenOp> && !type.hasStaticShape()) {
       // Flatten's result shape follows from the input shape alone.
       auto inType = rankedOf(in);
-      auto axis = normalizeAxis(attrInt(op, "axis", 1), inType.getRank() + 1);
+      int64_t r = inType.getRank();
+      std::optional<int64_t> axis = attrInt(op, "axis", 1);
+      if (*axis < 0)
+        *axis += r;
+      if (*axis < 0 || *axis > r)
+        axis = std::nullopt;
       if (!axis || !inType.hasStaticShape())
         return rewriter.notifyMatchFailure(op, "dynamic flatten");
       int64_t outer = 1, inner = 1;
@@ -320,6 +333,8 @@ struct SplitLowering : OpConversionPattern<onnx::SplitOp> {
     if (!axis)
       return rewriter.notifyMatchFailure(op, "invalid axis");
     unsigned n = op->getNumResults();
+    if (n == 0)
+      return rewriter.notifyMatchFailure(op, "no outputs");
     int64_t total = inType.getDimSize(*axis);
     std::optional<SmallVector<int64_t>> split;
     if (op->getNumOperands() > 1 && !isNone(op->getOperand(1)))
@@ -352,6 +367,15 @@ struct SplitLowering : OpConversionPattern<onnx::SplitOp> {
       SmallVector<int64_t> shape(inType.getShape());
       shape[*axis] = sizes[i];
       auto sliceType = RankedTensorType::get(shape, inType.getElementType());
+      if (sliceType.getNumElements() == 0) {
+        // extract_slice rejects offsets at the end of an empty dimension.
+        Value r = zeroFilled(rewriter, loc, sliceType);
+        auto t = resultType(*getTypeConverter(), op, i);
+        if (r.getType() != t)
+          r = tensor::CastOp::create(rewriter, loc, t, r);
+        results.push_back(r);
+        continue;
+      }
       SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
       offsets[*axis] = rewriter.getIndexAttr(offset);
       SmallVector<OpFoldResult> ofrSizes, strides(rank, rewriter.getIndexAttr(1));
@@ -518,7 +542,7 @@ struct TileLowering : OpConversionPattern<onnx::TileOp> {
         return rewriter.notifyMatchFailure(op, "result is not a tiling");
     }
     if (type.getNumElements() == 0) {
-      rewriter.replaceOp(op, emptyLike(rewriter, op.getLoc(), type));
+      rewriter.replaceOp(op, zeroFilled(rewriter, op.getLoc(), type));
       return success();
     }
     Value r = buildIndexGeneric(
@@ -877,7 +901,7 @@ struct BlockShuffle : OpConversionPattern<OpTy> {
         !type.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "needs static 4-D shapes");
     int64_t bs = attrInt(op, "blocksize", 0);
-    if (bs <= 0)
+    if (bs <= 0 || bs > (1 << 15))
       return rewriter.notifyMatchFailure(op, "invalid blocksize");
     bool crd = false;
     if (auto m = op->template getAttrOfType<StringAttr>("mode"))
@@ -898,7 +922,7 @@ struct BlockShuffle : OpConversionPattern<OpTy> {
     if (ArrayRef<int64_t>(expect) != type.getShape())
       return rewriter.notifyMatchFailure(op, "result shape mismatch");
     if (type.getNumElements() == 0) {
-      rewriter.replaceOp(op, emptyLike(rewriter, op.getLoc(), type));
+      rewriter.replaceOp(op, zeroFilled(rewriter, op.getLoc(), type));
       return success();
     }
     Value r = buildIndexGeneric(

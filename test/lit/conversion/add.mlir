@@ -1,7 +1,7 @@
 // RUN: kiln-opt --split-input-file --kiln-convert-onnx-to-linalg %s | FileCheck %s
 
 // CHECK-LABEL: func.func @add_broadcast
-// CHECK-SAME: (%[[A:.+]]: tensor<2x3xf32>, %[[B:.+]]: tensor<3xf32>)
+// CHECK-SAME: (%[[A:[a-z0-9]+]]: tensor<2x3xf32> {{.*}}, %[[B:[a-z0-9]+]]: tensor<3xf32>
 // CHECK: %[[E:.+]] = tensor.empty() : tensor<2x3xf32>
 // CHECK: linalg.generic
 // CHECK-SAME: ins(%[[A]], %[[B]] : tensor<2x3xf32>, tensor<3xf32>)
