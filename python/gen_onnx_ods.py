@@ -27,15 +27,42 @@ CUSTOM = {
     "Log": ["infer"], "Sqrt": ["infer"], "Neg": ["infer"], "Abs": ["infer"],
     "Erf": ["infer"], "Reciprocal": ["infer"], "Not": ["infer"],
     "Identity": ["hasFolder", "infer"],
-    "Shape": ["hasFolder", "verifier"],
+    "Shape": ["hasFolder", "verifier", "infer"],
     "MatMul": ["verifier", "infer"],
     "Transpose": ["verifier", "infer"],
-    "Cast": ["hasFolder"],
+    "Cast": ["hasFolder", "infer"],
     "Constant": ["hasFolder", "verifier"],
     "Gemm": ["verifier"],
-    "Softmax": ["verifier"],
-    "Concat": ["verifier"],
+    "Softmax": ["verifier", "infer"],
+    "Concat": ["verifier", "hasFolder", "infer"],
+    # Shape refinement (OnnxShapeInference.cpp) and shape-arithmetic folders
+    # (OnnxFolders.cpp) used by the kiln-onnx-refine-shapes pass.
+    "CastLike": ["infer"], "Size": ["hasFolder", "infer"],
+    "Reshape": ["hasFolder", "infer"], "ConstantOfShape": ["hasFolder", "infer"],
+    "Expand": ["infer"], "Range": ["infer"],
+    "Unsqueeze": ["hasFolder", "infer"], "Squeeze": ["hasFolder", "infer"],
+    "Slice": ["hasFolder", "infer"], "Gather": ["hasFolder", "infer"],
+    "Flatten": ["infer"], "Tile": ["infer"], "Pad": ["infer"],
+    "ArgMax": ["infer"], "ArgMin": ["infer"],
+    "ReduceSum": ["infer"], "ReduceMean": ["infer"], "ReduceMax": ["infer"],
+    "ReduceMin": ["infer"], "ReduceProd": ["infer"], "ReduceL1": ["infer"],
+    "ReduceL2": ["infer"], "ReduceLogSum": ["infer"],
+    "ReduceLogSumExp": ["infer"], "ReduceSumSquare": ["infer"],
+    "LogSoftmax": ["infer"], "Hardmax": ["infer"],
+    "Cos": ["infer"], "Sin": ["infer"], "Tan": ["infer"], "Acos": ["infer"],
+    "Asin": ["infer"], "Atan": ["infer"], "Cosh": ["infer"], "Sinh": ["infer"],
+    "Acosh": ["infer"], "Asinh": ["infer"], "Atanh": ["infer"],
+    "Floor": ["infer"], "Ceil": ["infer"], "Round": ["infer"], "Sign": ["infer"],
+    "Softplus": ["infer"], "Softsign": ["infer"], "Elu": ["infer"],
+    "Selu": ["infer"], "Celu": ["infer"], "LeakyRelu": ["infer"],
+    "HardSigmoid": ["infer"], "HardSwish": ["infer"],
+    "ThresholdedRelu": ["infer"], "Shrink": ["infer"], "Clip": ["infer"],
+    "Trilu": ["infer"], "CumSum": ["infer"], "IsNaN": ["infer"],
+    "IsInf": ["infer"],
 }
+# Folders added to ops that also appear above.
+for _op in ("Div", "Equal", "Where"):
+    CUSTOM[_op] = CUSTOM[_op] + ["hasFolder"]
 
 REGISTERED = ("", )
 

@@ -5,6 +5,7 @@
 #include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/importer/OnnxImporter.h"
+#include "dialects/onnx/Transforms/Passes.h"
 #include "targets/TargetRegistry.h"
 
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -56,6 +57,14 @@ struct FirstError {
             if (auto name = dyn_cast<NameLoc>(d.getLocation()))
               os << " (node '" << name.getName().getValue() << "')";
             message = d.str() + loc;
+            // The conversion driver's wording, in kiln's words.
+            llvm::StringRef m(message);
+            if (m.consume_front("failed to legalize operation 'onnx.")) {
+              auto op = m.take_until([](char c) { return c == '\''; });
+              message = "unsupported op '" + op.str() +
+                        "' for lowering: this form (types, shapes or "
+                        "attributes) is not supported yet" + loc;
+            }
             auto nl = message.find('\n');
             if (nl != std::string::npos)
               message = message.substr(0, nl);
@@ -136,6 +145,10 @@ int compile(const CompileOptions &options, std::string &error) {
   {
     PassManager pm(&ctx);
     pm.addPass(createCanonicalizerPass());
+    if (auto refine = onnx::createRefineShapesPass()) {
+      pm.addPass(std::move(refine));
+      pm.addPass(createCanonicalizerPass());
+    }
     pm.addPass(createConvertOnnxToLinalgPass());
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createLinalgElementwiseOpFusionPass());

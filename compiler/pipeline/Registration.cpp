@@ -4,6 +4,7 @@
 #include "compiler/pipeline/Pipeline.h"
 #include "dialects/exec/IR/ExecDialect.h"
 #include "dialects/onnx/IR/OnnxDialect.h"
+#include "dialects/onnx/Transforms/Passes.h"
 
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -23,6 +24,8 @@ void registerKilnPasses() {
     mlir::registerAllPasses();
     mlir::registerPass(createConvertOnnxToLinalgPass);
     mlir::registerPass(createFormDispatchesPass);
+    if (onnx::createRefineShapesPass())
+      mlir::registerPass(onnx::createRefineShapesPass);
     return true;
   }();
   (void)once;

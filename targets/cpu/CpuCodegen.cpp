@@ -220,6 +220,12 @@ public:
       }
       fn.setPublic();
       kernels.push_back(fn.getSymName().str());
+      // Inputs may be shared (a constant mapped read-only, another kernel's
+      // result): bufferization must copy rather than write into them.
+      unsigned numOuts = fn.getNumResults();
+      for (unsigned i = exec::kNumWorkgroupArgs;
+           i < fn.getNumArguments() - numOuts; ++i)
+        fn.setArgAttr(i, "bufferization.writable", BoolAttr::get(ctx, false));
     }
     if (failed(runPipeline(
             module,

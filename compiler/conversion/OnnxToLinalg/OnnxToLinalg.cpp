@@ -159,6 +159,8 @@ void populateOnnxToLinalgPatterns(RewritePatternSet &patterns,
   populateOnnxIndexingPatterns(patterns, converter);
   populateOnnxNormalizationPatterns(patterns, converter);
   populateOnnxMiscPatterns(patterns, converter);
+  populateOnnxRecurrentPatterns(patterns, converter);
+  populateOnnxSignalPatterns(patterns, converter);
 }
 
 std::unique_ptr<Pass> createConvertOnnxToLinalgPass() {

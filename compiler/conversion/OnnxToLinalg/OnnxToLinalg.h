@@ -34,6 +34,10 @@ void populateOnnxIndexingPatterns(mlir::RewritePatternSet &patterns,
                                   const mlir::TypeConverter &converter);
 void populateOnnxNormalizationPatterns(mlir::RewritePatternSet &patterns,
                                        const mlir::TypeConverter &converter);
+void populateOnnxRecurrentPatterns(mlir::RewritePatternSet &patterns,
+                                   const mlir::TypeConverter &converter);
+void populateOnnxSignalPatterns(mlir::RewritePatternSet &patterns,
+                                const mlir::TypeConverter &converter);
 void populateOnnxMiscPatterns(mlir::RewritePatternSet &patterns,
                               const mlir::TypeConverter &converter);
 

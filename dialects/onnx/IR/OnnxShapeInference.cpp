@@ -67,6 +67,137 @@ static LogicalResult inferBroadcast(ValueRange operands, Type elementType,
 
 static Type elementTypeOf(Value v) { return getElementTypeOrSelf(v.getType()); }
 
+/// Shape comparison only, for ops whose result element type comes from an
+/// attribute that may name a type kiln does not model.
+static bool compatibleShapes(TypeRange l, TypeRange r) {
+  if (l.size() != r.size())
+    return false;
+  for (auto [a, b] : llvm::zip(l, r))
+    if (failed(verifyCompatibleShape(a, b)))
+      return false;
+  return true;
+}
+
+/// The op's properties, whether inference is called on an existing op
+/// (properties set) or on an OperationState (attributes in `attrs` only).
+template <typename OpT>
+static typename OpT::Properties propsOf(DictionaryAttr attrs,
+                                        OpaqueProperties properties) {
+  if (properties)
+    return *properties.as<typename OpT::Properties *>();
+  typename OpT::Properties props;
+  if (attrs)
+    (void)OpT::setPropertiesFromAttr(props, attrs,
+                                     [] { return InFlightDiagnostic(); });
+  return props;
+}
+
+static int64_t intOr(Attribute a, int64_t dflt) {
+  if (auto i = dyn_cast_or_null<IntegerAttr>(a))
+    return i.getValue().getSExtValue();
+  return dflt;
+}
+
+static constexpr int64_t kDyn = ShapedType::kDynamic;
+using Shape = std::optional<SmallVector<int64_t>>;
+
+static Shape shapeOf(Value v) {
+  if (auto t = dyn_cast<RankedTensorType>(v.getType()))
+    return SmallVector<int64_t>(t.getShape());
+  return std::nullopt;
+}
+
+static Type makeType(const Shape &shape, Type element) {
+  if (!shape)
+    return UnrankedTensorType::get(element);
+  return RankedTensorType::get(*shape, element);
+}
+
+static bool isAbsent(ValueRange operands, unsigned i) {
+  return i >= operands.size() || isa<NoneType>(operands[i].getType());
+}
+
+/// The values of `v` when it is an onnx.Constant holding a small integer
+/// tensor.
+static std::optional<SmallVector<int64_t>> constInts(Value v) {
+  auto c = v ? v.getDefiningOp<ConstantOp>() : ConstantOp();
+  if (!c || !c.getValueAttr())
+    return std::nullopt;
+  auto d = dyn_cast<DenseIntElementsAttr>(c.getValueAttr());
+  if (!d || d.getNumElements() > 4096)
+    return std::nullopt;
+  bool zext = d.getElementType().isUnsignedInteger() ||
+              d.getElementType().isInteger(1);
+  SmallVector<int64_t> r;
+  for (const APInt &x : d.getValues<APInt>())
+    r.push_back(zext ? (int64_t)x.getZExtValue() : x.getSExtValue());
+  return r;
+}
+
+/// A scalar (or one-element) constant as a double, for Range.
+static std::optional<double> constScalar(Value v) {
+  auto c = v.getDefiningOp<ConstantOp>();
+  if (!c || !c.getValueAttr())
+    return std::nullopt;
+  auto d = dyn_cast<DenseElementsAttr>(c.getValueAttr());
+  if (!d || d.getNumElements() != 1)
+    return std::nullopt;
+  if (auto f = dyn_cast<DenseFPElementsAttr>(d))
+    return (*f.getValues<APFloat>().begin()).convertToDouble();
+  if (auto i = dyn_cast<DenseIntElementsAttr>(d)) {
+    APInt x = *i.getValues<APInt>().begin();
+    return d.getElementType().isUnsignedInteger() ? (double)x.getZExtValue()
+                                                  : (double)x.getSExtValue();
+  }
+  return std::nullopt;
+}
+
+/// Number of entries of a 1-D shape-like operand when its type says so.
+static std::optional<int64_t> staticLength(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  if (!t || t.getRank() != 1 || t.isDynamicDim(0))
+    return std::nullopt;
+  return t.getDimSize(0);
+}
+
+static Shape dynamicShape(int64_t rank) {
+  if (rank < 0)
+    return std::nullopt;
+  return SmallVector<int64_t>(rank, kDyn);
+}
+
+static int64_t product(ArrayRef<int64_t> dims) {
+  int64_t p = 1;
+  for (int64_t d : dims) {
+    if (ShapedType::isDynamic(d))
+      return kDyn;
+    p *= d;
+  }
+  return p;
+}
+
+/// The integer ONNX TensorProto data type `to` as an MLIR element type, or
+/// null for types kiln does not model.
+static Type onnxElementType(MLIRContext *ctx, int64_t to) {
+  Builder b(ctx);
+  switch (to) {
+  case 1: return b.getF32Type();
+  case 2: return b.getIntegerType(8, false);
+  case 3: return b.getIntegerType(8);
+  case 4: return b.getIntegerType(16, false);
+  case 5: return b.getIntegerType(16);
+  case 6: return b.getIntegerType(32);
+  case 7: return b.getIntegerType(64);
+  case 9: return b.getI1Type();
+  case 10: return b.getF16Type();
+  case 11: return b.getF64Type();
+  case 12: return b.getIntegerType(32, false);
+  case 13: return b.getIntegerType(64, false);
+  case 16: return b.getBF16Type();
+  default: return {};
+  }
+}
+
 #define KILN_BROADCAST_OP(OP, ELEMENT)                                         \
   LogicalResult OP::inferReturnTypes(                                          \
       MLIRContext *ctx, std::optional<Location>, ValueRange operands,          \
@@ -193,10 +324,10 @@ LogicalResult TransposeOp::inferReturnTypes(
     results.push_back(operands[0].getType());
     return success();
   }
-  auto *props = properties.as<TransposeOp::Properties *>();
+  auto props = propsOf<TransposeOp>(attrs, properties);
   SmallVector<int64_t> perm;
-  if (props && props->perm) {
-    for (Attribute a : props->perm)
+  if (props.perm) {
+    for (Attribute a : props.perm)
       perm.push_back(cast<IntegerAttr>(a).getInt());
   } else {
     for (int64_t i = type.getRank() - 1; i >= 0; --i)
