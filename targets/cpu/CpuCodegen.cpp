@@ -296,6 +296,9 @@ public:
         f.addFnAttr("target-cpu", target.cpu);
         if (!target.features.empty())
           f.addFnAttr("target-features", target.features);
+        // Use the full SIMD width the description promises (LLVM otherwise
+        // stays at 256 bits on AVX-512 cores).
+        f.addFnAttr("prefer-vector-width", std::to_string(target.vectorBits));
       }
     if (llvm::verifyModule(*llvmModule, &llvm::errs())) {
       error = "internal: generated LLVM IR does not verify";
