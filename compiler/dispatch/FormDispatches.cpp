@@ -18,6 +18,7 @@
 #include "compiler/dispatch/FormDispatches.h"
 
 #include "dialects/exec/IR/ExecDialect.h"
+#include "compiler/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -35,6 +36,8 @@
 using namespace mlir;
 
 namespace kiln {
+#define GEN_PASS_DEF_FORMDISPATCHESPASS
+#include "compiler/Passes.h.inc"
 namespace {
 
 /// Constants with at most this many elements are cloned into kernels.
@@ -356,16 +359,7 @@ LogicalResult DispatchFormer::finishHost() {
   return success();
 }
 
-struct FormDispatchesPass
-    : PassWrapper<FormDispatchesPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FormDispatchesPass)
-  StringRef getArgument() const final { return "kiln-form-dispatches"; }
-  StringRef getDescription() const final {
-    return "Group tensor work into kernels and build the exec host schedule";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<exec::ExecDialect, bufferization::BufferizationDialect>();
-  }
+struct FormDispatchesPass : impl::FormDispatchesPassBase<FormDispatchesPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SmallVector<func::FuncOp> entries;
@@ -382,8 +376,5 @@ struct FormDispatchesPass
 
 } // namespace
 
-std::unique_ptr<Pass> createFormDispatchesPass() {
-  return std::make_unique<FormDispatchesPass>();
-}
 
 } // namespace kiln

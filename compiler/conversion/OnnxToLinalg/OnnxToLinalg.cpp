@@ -2,6 +2,7 @@
 #include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
 
 #include "compiler/conversion/OnnxToLinalg/Utils.h"
+#include "compiler/Passes.h"
 #include "dialects/onnx/IR/OnnxDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -19,6 +20,8 @@
 using namespace mlir;
 
 namespace kiln {
+#define GEN_PASS_DEF_CONVERTONNXTOLINALGPASS
+#include "compiler/Passes.h.inc"
 
 OnnxTypeConverter::OnnxTypeConverter() {
   addConversion([](Type t) { return t; });
@@ -77,17 +80,7 @@ struct ConstantLowering : OpConversionPattern<onnx::ConstantOp> {
 };
 
 struct ConvertOnnxToLinalgPass
-    : PassWrapper<ConvertOnnxToLinalgPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ConvertOnnxToLinalgPass)
-  StringRef getArgument() const final { return "kiln-convert-onnx-to-linalg"; }
-  StringRef getDescription() const final {
-    return "Lower onnx ops to linalg, tensor, arith and math";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<arith::ArithDialect, linalg::LinalgDialect,
-                    tensor::TensorDialect, math::MathDialect, scf::SCFDialect,
-                    bufferization::BufferizationDialect>();
-  }
+    : impl::ConvertOnnxToLinalgPassBase<ConvertOnnxToLinalgPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
@@ -163,8 +156,5 @@ void populateOnnxToLinalgPatterns(RewritePatternSet &patterns,
   populateOnnxSignalPatterns(patterns, converter);
 }
 
-std::unique_ptr<Pass> createConvertOnnxToLinalgPass() {
-  return std::make_unique<ConvertOnnxToLinalgPass>();
-}
 
 } // namespace kiln
