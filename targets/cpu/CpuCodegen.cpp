@@ -270,7 +270,8 @@ public:
     if (failed(runPipeline(
             module,
             "builtin.module(expand-strided-metadata,lower-affine,"
-            "convert-scf-to-cf,convert-math-to-libm,convert-to-llvm,"
+            "convert-scf-to-cf,arith-expand{include-bf16=true},"
+            "convert-math-to-libm,convert-to-llvm,"
             "reconcile-unrealized-casts)",
             error)))
       return failure();
