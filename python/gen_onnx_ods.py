@@ -61,7 +61,7 @@ CUSTOM = {
     "IsInf": ["infer"],
 }
 # Folders added to ops that also appear above.
-for _op in ("Div", "Equal", "Where"):
+for _op in ("Div", "Equal", "Where", "Neg"):
     CUSTOM[_op] = CUSTOM[_op] + ["hasFolder"]
 
 REGISTERED = ("", )

@@ -4,7 +4,7 @@
 
 include "OnnxBase.td"
 
-def ONNX_NoValueOp : ONNX_Op<"NoValue", [Pure, ConstantLike]> {
+def ONNX_NoValueOp : ONNX_Op<"NoValue", [Pure]> {
   let summary = "An absent optional input or output";
   let description = [{
     Stands for an optional ONNX input that the node leaves empty.
