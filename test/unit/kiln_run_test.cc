@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <sstream>
 
@@ -33,7 +34,10 @@ std::string Slurp(const std::string& path) {
 class KilnRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/kiln_run_test";
+    // ctest runs each test as its own process, in parallel: one dir each.
+    dir_ = ::testing::TempDir() + "/kiln_run_test_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+           "_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     ModelSpec m = AddModel();
