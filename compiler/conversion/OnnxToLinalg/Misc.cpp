@@ -19,8 +19,7 @@ using namespace mlir;
 namespace kiln {
 namespace {
 
-using BodyFn =
-    std::function<SmallVector<Value>(OpBuilder &, Location, ValueRange)>;
+using BodyFn = GenericBodyFn;
 
 int64_t attrI(Operation *op, StringRef name, int64_t dflt) {
   if (auto a = op->getAttrOfType<IntegerAttr>(name))
@@ -34,52 +33,6 @@ Value cst(OpBuilder &b, Location loc, Type t, double v) {
   return scalarConstant(b, loc, t, v);
 }
 
-/// A linalg.generic over a domain of rank `rank`; `reduced` marks reduction
-/// loops.  `inits` are the outputs (their maps in `outMaps`).  `body` gets
-/// the input scalars followed by the output scalars and returns new outputs.
-/// With `firstInit`, the outputs are uninitialized (tensor.empty) and read as
-/// `firstInit[i]` on the first reduction step: no linalg.fill init that could
-/// be shared between reductions.
-SmallVector<Value> generic(OpBuilder &b, Location loc, int64_t rank,
-                           ArrayRef<bool> reduced, ValueRange inputs,
-                           ArrayRef<AffineMap> inMaps, ValueRange inits,
-                           ArrayRef<AffineMap> outMaps, const BodyFn &body,
-                           ArrayRef<double> firstInit = {}) {
-  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
-  maps.append(outMaps.begin(), outMaps.end());
-  SmallVector<utils::IteratorType> iters;
-  for (int64_t i = 0; i < rank; ++i)
-    iters.push_back(reduced.empty() || !reduced[i]
-                        ? utils::IteratorType::parallel
-                        : utils::IteratorType::reduction);
-  auto g = linalg::GenericOp::create(
-      b, loc, TypeRange(inits), inputs, inits, maps, iters,
-      [&](OpBuilder &nb, Location nloc, ValueRange args) {
-        SmallVector<Value> a(args.begin(), args.end());
-        if (!firstInit.empty()) {
-          Value first;
-          for (int64_t i = 0; i < rank; ++i) {
-            if (reduced.empty() || !reduced[i])
-              continue;
-            Value idx = linalg::IndexOp::create(nb, nloc, i);
-            Value z = arith::CmpIOp::create(
-                nb, nloc, arith::CmpIPredicate::eq, idx,
-                arith::ConstantIndexOp::create(nb, nloc, 0));
-            first = first ? arith::AndIOp::create(nb, nloc, first, z) : z;
-          }
-          if (!first)
-            first = arith::ConstantIntOp::create(nb, nloc, nb.getI1Type(), 1);
-          size_t base = inputs.size();
-          for (size_t k = 0; k < firstInit.size(); ++k) {
-            Value c = scalarConstant(nb, nloc, a[base + k].getType(),
-                                     firstInit[k]);
-            a[base + k] = arith::SelectOp::create(nb, nloc, first, c, a[base + k]);
-          }
-        }
-        linalg::YieldOp::create(nb, nloc, body(nb, nloc, a));
-      });
-  return SmallVector<Value>(g.getResults());
-}
 
 /// Map of a quantization parameter (scalar, 1-element or 1-D per-axis) into
 /// a domain of rank `rank`; `axis` is the per-axis dim.  Null when the
@@ -177,7 +130,7 @@ struct QuantizeLinearLowering : OpConversionPattern<onnx::QuantizeLinearOp> {
       maps.push_back(zMap);
     }
     Value init = emptyLike(rewriter, loc, yType, adaptor.getX());
-    Value y = generic(rewriter, loc, rank, {}, ins, maps, {init}, {id},
+    Value y = buildGeneric(rewriter, loc, rank, {}, ins, maps, {init}, {id},
                       [&](OpBuilder &b, Location l, ValueRange a) {
                         Value x = castScalar(b, l, a[0], ft, xUnsigned, false);
                         Value s = castScalar(b, l, a[1], ft, false, false);
@@ -228,7 +181,7 @@ struct DequantizeLinearLowering
       maps.push_back(zMap);
     }
     Value init = emptyLike(rewriter, loc, yType, adaptor.getX());
-    Value y = generic(rewriter, loc, rank, {}, ins, maps, {init}, {id},
+    Value y = buildGeneric(rewriter, loc, rank, {}, ins, maps, {init}, {id},
                       [&](OpBuilder &b, Location l, ValueRange a) {
                         Value x = castScalar(b, l, a[0], ft, xUnsigned, false);
                         if (hasZp)
@@ -275,7 +228,7 @@ struct DynamicQuantizeLinearLowering
           .getResult();
     };
     // min(0, min(x)) and max(0, max(x)).
-    SmallVector<Value> mm = generic(
+    SmallVector<Value> mm = buildGeneric(
         rewriter, loc, rank, all, {x}, {id}, {filled(), filled()},
         {scalar, scalar}, [](OpBuilder &b, Location l, ValueRange a) {
           return SmallVector<Value>{arith::MinimumFOp::create(b, l, a[1], a[0]),
@@ -307,7 +260,7 @@ struct DynamicQuantizeLinearLowering
                                   return arith::FPToUIOp::create(b, l, i8, a[0]);
                                 });
     Value init = emptyLike(rewriter, loc, yType, x);
-    Value y = generic(rewriter, loc, rank, {}, {x, scale, zpF},
+    Value y = buildGeneric(rewriter, loc, rank, {}, {x, scale, zpF},
                       {id, scalar, scalar}, {init}, {id},
                       [&](OpBuilder &b, Location l, ValueRange a) {
                         Value v = arith::DivFOp::create(b, l, a[0], a[1]);
@@ -350,7 +303,7 @@ FailureOr<Value> requantize(OpBuilder &b, Location loc, Value acc,
   Type f32 = b.getF32Type();
   Type q = yType.getElementType();
   Value init = emptyLike(b, loc, yType, acc);
-  return generic(b, loc, rank, {}, ins, maps, {init}, {id},
+  return buildGeneric(b, loc, rank, {}, ins, maps, {init}, {id},
                  [&](OpBuilder &nb, Location l, ValueRange a) {
                    auto f = [&](Value v) {
                      return castScalar(nb, l, v, f32, false, false);
@@ -446,7 +399,7 @@ struct QLinearMatMulLowering : OpConversionPattern<onnx::QLinearMatMulOp> {
     SmallVector<AffineExpr> outExprs;
     for (int64_t i = 0; i < rank; ++i)
       outExprs.push_back(getAffineDimExpr(i, ctx));
-    Value acc = generic(
+    Value acc = buildGeneric(
         rewriter, loc, dom, reduced, ins, maps, {init},
         {AffineMap::get(dom, 0, outExprs, ctx)},
         [&](OpBuilder &b, Location l, ValueRange v) {
@@ -575,7 +528,7 @@ struct QLinearConvLowering : OpConversionPattern<onnx::QLinearConvOp> {
     auto accT = RankedTensorType::get(yType.getShape(), i32);
     Value init = tensor::EmptyOp::create(rewriter, loc, accT.getShape(), i32);
     SmallVector<bool> reduced{false, false, false, false, true, true, true};
-    Value acc = generic(rewriter, loc, 7, reduced, ins, maps, {init}, {outMap},
+    Value acc = buildGeneric(rewriter, loc, 7, reduced, ins, maps, {init}, {outMap},
                         [&](OpBuilder &b, Location l, ValueRange v) {
                           Value wv = castScalar(b, l, v[1], i32, wU, false);
                           if (hasWz)
@@ -592,7 +545,7 @@ struct QLinearConvLowering : OpConversionPattern<onnx::QLinearConvOp> {
       if (!bT || bT.getRank() != 1 || !bT.getElementType().isInteger(32))
         return rewriter.notifyMatchFailure(op, "bias must be 1-D i32");
       AffineMap id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
-      acc = generic(rewriter, loc, 4, {}, {acc, bias},
+      acc = buildGeneric(rewriter, loc, 4, {}, {acc, bias},
                     {id4, AffineMap::get(4, 0, {d(1)}, ctx)},
                     {tensor::EmptyOp::create(rewriter, loc, accT.getShape(), i32)},
                     {id4}, [](OpBuilder &b, Location l, ValueRange v) {
@@ -636,7 +589,7 @@ struct WindowLowering : OpConversionPattern<OpTy> {
     bool yU = isUnsignedOnnx(op->getResult(0));
     Value init = emptyLike(rewriter, loc, yType);
     AffineMap id = AffineMap::getMultiDimIdentityMap(1, ctx);
-    Value y = generic(
+    Value y = buildGeneric(
         rewriter, loc, 1, {}, {}, {}, {init}, {id},
         [&](OpBuilder &b, Location l, ValueRange) {
           Value i = linalg::IndexOp::create(b, l, 0);

@@ -22,8 +22,7 @@ using namespace mlir;
 namespace kiln {
 namespace {
 
-using BodyFn =
-    std::function<SmallVector<Value>(OpBuilder &, Location, ValueRange)>;
+using BodyFn = GenericBodyFn;
 
 float attrF(Operation *op, StringRef name, float dflt) {
   if (auto a = op->getAttrOfType<FloatAttr>(name))
@@ -103,52 +102,6 @@ Value emptyOfDims(OpBuilder &b, Location loc, Value src, ArrayRef<int64_t> dims,
   return linalg::FillOp::create(b, loc, c, e).getResult(0);
 }
 
-/// A linalg.generic over a domain of rank `rank`; `reduced` marks reduction
-/// loops.  `inits` are the outputs (their maps in `outMaps`).  `body` gets
-/// the input scalars followed by the output scalars and returns new outputs.
-/// With `firstInit`, the outputs are uninitialized (tensor.empty) and read as
-/// `firstInit[i]` on the first reduction step: no linalg.fill init that could
-/// be shared between reductions.
-SmallVector<Value> generic(OpBuilder &b, Location loc, int64_t rank,
-                           ArrayRef<bool> reduced, ValueRange inputs,
-                           ArrayRef<AffineMap> inMaps, ValueRange inits,
-                           ArrayRef<AffineMap> outMaps, const BodyFn &body,
-                           ArrayRef<double> firstInit = {}) {
-  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
-  maps.append(outMaps.begin(), outMaps.end());
-  SmallVector<utils::IteratorType> iters;
-  for (int64_t i = 0; i < rank; ++i)
-    iters.push_back(reduced.empty() || !reduced[i]
-                        ? utils::IteratorType::parallel
-                        : utils::IteratorType::reduction);
-  auto g = linalg::GenericOp::create(
-      b, loc, TypeRange(inits), inputs, inits, maps, iters,
-      [&](OpBuilder &nb, Location nloc, ValueRange args) {
-        SmallVector<Value> a(args.begin(), args.end());
-        if (!firstInit.empty()) {
-          Value first;
-          for (int64_t i = 0; i < rank; ++i) {
-            if (reduced.empty() || !reduced[i])
-              continue;
-            Value idx = linalg::IndexOp::create(nb, nloc, i);
-            Value z = arith::CmpIOp::create(
-                nb, nloc, arith::CmpIPredicate::eq, idx,
-                arith::ConstantIndexOp::create(nb, nloc, 0));
-            first = first ? arith::AndIOp::create(nb, nloc, first, z) : z;
-          }
-          if (!first)
-            first = arith::ConstantIntOp::create(nb, nloc, nb.getI1Type(), 1);
-          size_t base = inputs.size();
-          for (size_t k = 0; k < firstInit.size(); ++k) {
-            Value c = scalarConstant(nb, nloc, a[base + k].getType(),
-                                     firstInit[k]);
-            a[base + k] = arith::SelectOp::create(nb, nloc, first, c, a[base + k]);
-          }
-        }
-        linalg::YieldOp::create(nb, nloc, body(nb, nloc, a));
-      });
-  return SmallVector<Value>(g.getResults());
-}
 
 /// Sum, over the `reduced` dims of `x`'s domain, of `fn(x scalar, extra
 /// scalars)`; `extra` are inputs with maps `extraMaps`.  Returns a tensor of
@@ -168,7 +121,7 @@ Value reduceSum(OpBuilder &b, Location loc, Value x, ArrayRef<bool> reduced,
   ins.append(extra.begin(), extra.end());
   SmallVector<AffineMap> maps{AffineMap::getMultiDimIdentityMap(rank, ctx)};
   maps.append(extraMaps.begin(), extraMaps.end());
-  return generic(b, loc, rank, reduced, ins, maps, {init},
+  return buildGeneric(b, loc, rank, reduced, ins, maps, {init},
                  {dimsMap(ctx, rank, kept)},
                  [&](OpBuilder &nb, Location nloc, ValueRange a) {
                    Value v = fn(nb, nloc, a.drop_back());
@@ -307,7 +260,7 @@ struct LayerNormLowering : OpConversionPattern<onnx::LayerNormalizationOp> {
     }
     Value init = emptyLike(rewriter, loc, yType);
     Type yElem = yType.getElementType();
-    Value y = generic(rewriter, loc, rank, {}, ins, maps, {init},
+    Value y = buildGeneric(rewriter, loc, rank, {}, ins, maps, {init},
                       {AffineMap::getMultiDimIdentityMap(rank, ctx)},
                       [&](OpBuilder &b, Location l, ValueRange a) {
                         Value d = arith::SubFOp::create(b, l, a[0], a[1]);
@@ -401,7 +354,7 @@ struct BatchNormLowering : OpConversionPattern<onnx::BatchNormalizationOp> {
     }
     Type yElem = yType.getElementType();
     Value init = emptyLike(rewriter, loc, yType, x);
-    Value y = generic(rewriter, loc, rank, {},
+    Value y = buildGeneric(rewriter, loc, rank, {},
                       {xc, params[0], params[1], mean, var},
                       {id, chan, chan, chan, chan}, {init}, {id},
                       [&](OpBuilder &b, Location l, ValueRange a) {
@@ -482,7 +435,7 @@ struct InstanceNormLowering
     AffineMap chan = dimsMap(ctx, rank, {1});
     Type yElem = yType.getElementType();
     Value init = emptyLike(rewriter, loc, yType, x);
-    Value y = generic(rewriter, loc, rank, {},
+    Value y = buildGeneric(rewriter, loc, rank, {},
                       {xc, stats->mean, inv, scale, bias},
                       {id, stats->map, stats->map, chan, chan}, {init}, {id},
                       [&](OpBuilder &b, Location l, ValueRange a) {
@@ -536,7 +489,7 @@ struct MVNLowering : OpConversionPattern<onnx::MeanVarianceNormalizationOp> {
     AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
     Type yElem = yType.getElementType();
     Value init = emptyLike(rewriter, loc, yType, x);
-    Value y = generic(rewriter, loc, rank, {}, {xc, stats->mean, stats->var},
+    Value y = buildGeneric(rewriter, loc, rank, {}, {xc, stats->mean, stats->var},
                       {id, stats->map, stats->map}, {init}, {id},
                       [&](OpBuilder &b, Location l, ValueRange a) {
                         Value d = arith::SubFOp::create(b, l, a[0], a[1]);
@@ -609,7 +562,7 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
     inits.push_back(wInit);
     outMaps.push_back(keptMap);
   }
-  SmallVector<Value> r = generic(
+  SmallVector<Value> r = buildGeneric(
       b, loc, rank, reduced, ins, maps, inits, outMaps,
       [&](OpBuilder &nb, Location l, ValueRange a) {
         Value x = a[0], t = a[1];
@@ -657,7 +610,7 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
   SmallVector<Value> s0;
   for (size_t i = 0; i < r.size(); ++i)
     s0.push_back(emptyOfDims(b, loc, r[0], {}, ct));
-  SmallVector<Value> sums = generic(
+  SmallVector<Value> sums = buildGeneric(
       b, loc, krank, all, r, SmallVector<AffineMap>(r.size(), kid),
       s0,
       SmallVector<AffineMap>(r.size(), scalarMap),
@@ -724,7 +677,7 @@ struct SCELossLowering : OpConversionPattern<onnx::SoftmaxCrossEntropyLossOp> {
     AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
     AffineMap keptMap = dimsMap(ctx, rank, kept);
     Value mInit = emptyOfDims(rewriter, loc, x, kept, ct);
-    Value mx = generic(rewriter, loc, rank, reduced, {x}, {id}, {mInit},
+    Value mx = buildGeneric(rewriter, loc, rank, reduced, {x}, {id}, {mInit},
                        {keptMap},
                        [](OpBuilder &b, Location l, ValueRange a) {
                          return SmallVector<Value>{
@@ -742,7 +695,7 @@ struct SCELossLowering : OpConversionPattern<onnx::SoftmaxCrossEntropyLossOp> {
                               b, l, a[0], math::LogOp::create(b, l, a[1]));
                         });
     Value lpInit = emptyOfDims(rewriter, loc, x, llvm::to_vector(llvm::seq<int64_t>(0, rank)), ct);
-    Value logp = generic(rewriter, loc, rank, {}, {x, lse}, {id, keptMap},
+    Value logp = buildGeneric(rewriter, loc, rank, {}, {x, lse}, {id, keptMap},
                          {lpInit}, {id},
                          [](OpBuilder &b, Location l, ValueRange a) {
                            return SmallVector<Value>{

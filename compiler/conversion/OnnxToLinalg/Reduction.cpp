@@ -77,16 +77,6 @@ Value minOf(OpBuilder &b, Location loc, Value x, Value y, bool isUnsigned) {
     return arith::MinUIOp::create(b, loc, x, y);
   return arith::MinSIOp::create(b, loc, x, y);
 }
-Value addOf(OpBuilder &b, Location loc, Value x, Value y) {
-  if (isa<FloatType>(x.getType()))
-    return arith::AddFOp::create(b, loc, x, y);
-  return arith::AddIOp::create(b, loc, x, y);
-}
-Value mulOf(OpBuilder &b, Location loc, Value x, Value y) {
-  if (isa<FloatType>(x.getType()))
-    return arith::MulFOp::create(b, loc, x, y);
-  return arith::MulIOp::create(b, loc, x, y);
-}
 
 /// A max that is finite: -inf/+inf/nan shifts become 0 so that x - shift
 /// stays meaningful when a whole slice is infinite.

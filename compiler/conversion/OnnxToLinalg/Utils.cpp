@@ -222,4 +222,63 @@ RankedTensorType resultType(const TypeConverter &tc, Operation *op, unsigned i) 
       tc.convertType(op->getResult(i).getType()));
 }
 
+SmallVector<Value> buildGeneric(OpBuilder &b, Location loc, int64_t rank,
+                           ArrayRef<bool> reduced, ValueRange inputs,
+                           ArrayRef<AffineMap> inMaps, ValueRange inits,
+                           ArrayRef<AffineMap> outMaps, const GenericBodyFn &body,
+                           ArrayRef<double> firstInit) {
+  SmallVector<AffineMap> maps(inMaps.begin(), inMaps.end());
+  maps.append(outMaps.begin(), outMaps.end());
+  SmallVector<utils::IteratorType> iters;
+  for (int64_t i = 0; i < rank; ++i)
+    iters.push_back(reduced.empty() || !reduced[i]
+                        ? utils::IteratorType::parallel
+                        : utils::IteratorType::reduction);
+  auto g = linalg::GenericOp::create(
+      b, loc, TypeRange(inits), inputs, inits, maps, iters,
+      [&](OpBuilder &nb, Location nloc, ValueRange args) {
+        SmallVector<Value> a(args.begin(), args.end());
+        if (!firstInit.empty()) {
+          Value first;
+          for (int64_t i = 0; i < rank; ++i) {
+            if (reduced.empty() || !reduced[i])
+              continue;
+            Value idx = linalg::IndexOp::create(nb, nloc, i);
+            Value z = arith::CmpIOp::create(
+                nb, nloc, arith::CmpIPredicate::eq, idx,
+                arith::ConstantIndexOp::create(nb, nloc, 0));
+            first = first ? arith::AndIOp::create(nb, nloc, first, z) : z;
+          }
+          if (!first)
+            first = arith::ConstantIntOp::create(nb, nloc, nb.getI1Type(), 1);
+          size_t base = inputs.size();
+          for (size_t k = 0; k < firstInit.size(); ++k) {
+            Value c = scalarConstant(nb, nloc, a[base + k].getType(),
+                                     firstInit[k]);
+            a[base + k] = arith::SelectOp::create(nb, nloc, first, c, a[base + k]);
+          }
+        }
+        linalg::YieldOp::create(nb, nloc, body(nb, nloc, a));
+      });
+  return SmallVector<Value>(g.getResults());
+}
+
+Value addOf(OpBuilder &b, Location loc, Value x, Value y) {
+  if (isa<FloatType>(x.getType()))
+    return arith::AddFOp::create(b, loc, x, y);
+  return arith::AddIOp::create(b, loc, x, y);
+}
+
+Value subOf(OpBuilder &b, Location loc, Value x, Value y) {
+  if (isa<FloatType>(x.getType()))
+    return arith::SubFOp::create(b, loc, x, y);
+  return arith::SubIOp::create(b, loc, x, y);
+}
+
+Value mulOf(OpBuilder &b, Location loc, Value x, Value y) {
+  if (isa<FloatType>(x.getType()))
+    return arith::MulFOp::create(b, loc, x, y);
+  return arith::MulIOp::create(b, loc, x, y);
+}
+
 } // namespace kiln

@@ -65,6 +65,30 @@ llvm::SmallVector<float> floatsAttr(mlir::Operation *op, llvm::StringRef name);
 mlir::RankedTensorType resultType(const mlir::TypeConverter &tc,
                                   mlir::Operation *op, unsigned i = 0);
 
+/// Body of buildGeneric: input scalars then output scalars in, new outputs out.
+using GenericBodyFn = std::function<llvm::SmallVector<mlir::Value>(
+    mlir::OpBuilder &, mlir::Location, mlir::ValueRange)>;
+
+/// A linalg.generic over a domain of rank `rank`; `reduced` marks reduction
+/// loops. `inits` are the outputs (their maps in `outMaps`); `body` gets the
+/// input scalars followed by the output scalars. With `firstInit`, the
+/// outputs start uninitialized and read as `firstInit[i]` on the first
+/// reduction step.
+llvm::SmallVector<mlir::Value>
+buildGeneric(mlir::OpBuilder &b, mlir::Location loc, int64_t rank,
+             llvm::ArrayRef<bool> reduced, mlir::ValueRange inputs,
+             llvm::ArrayRef<mlir::AffineMap> inMaps, mlir::ValueRange inits,
+             llvm::ArrayRef<mlir::AffineMap> outMaps, const GenericBodyFn &body,
+             llvm::ArrayRef<double> firstInit = {});
+
+/// x + y, x - y, x * y for float or integer scalars.
+mlir::Value addOf(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                  mlir::Value y);
+mlir::Value subOf(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                  mlir::Value y);
+mlir::Value mulOf(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                  mlir::Value y);
+
 } // namespace kiln
 
 #endif // KILN_COMPILER_CONVERSION_ONNXTOLINALG_UTILS_H
