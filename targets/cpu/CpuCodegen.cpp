@@ -16,6 +16,10 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Interfaces/TilingInterface.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -106,6 +110,95 @@ void returnThroughOuts(func::FuncOp fn) {
   func::ReturnOp::create(b, ret.getLoc());
   ret.erase();
   fn.setType(FunctionType::get(fn.getContext(), fn.getArgumentTypes(), {}));
+}
+
+/// Tiles the op that produces a kernel's result along one parallel dim into
+/// an scf.forall and fuses its producers (fills, matmuls, reductions feeding
+/// an elementwise epilogue) into the loop body, so that the whole kernel is
+/// one parallel loop that `distribute` can split across workgroups. Leaves
+/// the kernel alone where tiling does not apply.
+void tileForWorkgroups(func::FuncOp fn, unsigned targetTiles) {
+  auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+  if (ret.getNumOperands() != 1)
+    return;
+  auto mat = ret.getOperand(0)
+                 .getDefiningOp<bufferization::MaterializeInDestinationOp>();
+  if (!mat)
+    return;
+  auto consumer = mat.getSource().getDefiningOp<TilingInterface>();
+  if (!consumer || !isa<linalg::LinalgOp>(consumer.getOperation()))
+    return;
+  // Only plain linalg kernels: padding, slicing and data-dependent reads
+  // (tensor.extract in a body) keep their one-workgroup form, as do empty
+  // tensors.
+  WalkResult plain = fn.walk([](Operation *op) {
+    if (isa<tensor::PadOp, tensor::ExtractSliceOp, tensor::InsertSliceOp,
+            tensor::ExtractOp, tensor::InsertOp, scf::ForOp, scf::IfOp,
+            scf::WhileOp>(op))
+      return WalkResult::interrupt();
+    for (Type t : op->getResultTypes())
+      if (auto shaped = dyn_cast<ShapedType>(t);
+          shaped && shaped.hasRank() &&
+          llvm::is_contained(shaped.getShape(), 0))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (plain.wasInterrupted())
+    return;
+  // Producers are fused through slices of their results: keep that to ops
+  // whose maps are projected permutations (no convolution-style indexing).
+  WalkResult simpleMaps = fn.walk([&](linalg::LinalgOp op) {
+    if (op.getOperation() == consumer.getOperation())
+      return WalkResult::advance();
+    for (AffineMap m : op.getIndexingMapsArray())
+      if (!m.isProjectedPermutation())
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (simpleMaps.wasInterrupted())
+    return;
+  auto consumerMaps = cast<linalg::LinalgOp>(consumer.getOperation())
+                          .getIndexingMapsArray();
+  // A dim may be tiled when every map uses it, if at all, as a plain dim.
+  auto tileable = [&](unsigned d) {
+    for (AffineMap m : consumerMaps)
+      for (AffineExpr e : m.getResults())
+        if (e.isFunctionOfDim(d) && !isa<AffineDimExpr>(e))
+          return false;
+    return true;
+  };
+  IRRewriter rewriter(fn.getContext());
+  rewriter.setInsertionPoint(consumer);
+  SmallVector<Range> domain = consumer.getIterationDomain(rewriter);
+  SmallVector<utils::IteratorType> iterators = consumer.getLoopIteratorTypes();
+  int dim = -1;
+  int64_t tile = 1;
+  for (auto [i, it] : llvm::enumerate(iterators)) {
+    if (it != utils::IteratorType::parallel || !tileable(i))
+      continue;
+    std::optional<int64_t> size = getConstantIntValue(domain[i].size);
+    if (size && *size < 2)
+      continue;
+    dim = i;
+    tile = size ? std::max<int64_t>(1, (*size + targetTiles - 1) / targetTiles)
+                : 4;
+    break;
+  }
+  if (dim < 0)
+    return;
+  SmallVector<OpFoldResult> sizes(iterators.size(), rewriter.getIndexAttr(0));
+  sizes[dim] = rewriter.getIndexAttr(tile);
+  scf::SCFTilingOptions tiling;
+  tiling.setTileSizes(sizes).setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
+  scf::SCFTileAndFuseOptions options;
+  options.setTilingOptions(tiling);
+  FailureOr<scf::SCFTileAndFuseResult> result =
+      scf::tileConsumerAndFuseProducersUsingSCF(rewriter, consumer, options);
+  if (failed(result))
+    return;
+  for (OpResult r : consumer->getResults())
+    if (Value repl = result->replacements.lookup(r))
+      rewriter.replaceAllUsesWith(r, repl);
 }
 
 /// memref.copy would lower to a call into MLIR's C runner library, which the
@@ -227,6 +320,12 @@ public:
            i < fn.getNumArguments() - numOuts; ++i)
         fn.setArgAttr(i, "bufferization.writable", BoolAttr::get(ctx, false));
     }
+    // Enough tiles for any thread count a CPU driver is likely to use.
+    constexpr unsigned kTargetTiles = 64;
+    for (auto fn : module.getOps<func::FuncOp>())
+      tileForWorkgroups(fn, kTargetTiles);
+    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)))
+      return failure();
     if (failed(runPipeline(
             module,
             "builtin.module(eliminate-empty-tensors,"
@@ -236,7 +335,13 @@ public:
       return failure();
     for (auto fn : module.getOps<func::FuncOp>())
       returnThroughOuts(fn);
-    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)))
+    // Temporaries a kernel allocates are freed before it returns.
+    if (failed(runPipeline(module,
+                           "builtin.module(canonicalize,cse,"
+                           "func.func(ownership-based-buffer-deallocation),"
+                           "canonicalize,buffer-deallocation-simplification,"
+                           "bufferization-lower-deallocations,canonicalize,cse)",
+                           error)))
       return failure();
     {
       RewritePatternSet patterns(ctx);
@@ -249,7 +354,8 @@ public:
     if (stopAfter == "bufferized")
       return success();
     if (failed(runPipeline(module,
-                           "builtin.module(func.func(convert-linalg-to-parallel-loops),"
+                           "builtin.module(func.func(scf-forall-to-parallel,"
+                           "convert-linalg-to-parallel-loops),"
                            "canonicalize)",
                            error)))
       return failure();
