@@ -46,7 +46,11 @@ int main(int argc, char **argv) {
       llvm::outs() << t.name << "\t" << t.summary << "\n";
     return 0;
   }
-  auto fail = [](const std::string &msg) {
+  auto fail = [](std::string msg) {
+    // One line, whatever the model's names contain.
+    for (char &c : msg)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        c = ' ';
     llvm::errs() << "kiln-compile: error: " << msg << "\n";
     return 1;
   };

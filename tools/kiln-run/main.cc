@@ -78,7 +78,10 @@ kiln::Status RunTool(const Flags& flags) {
   return kiln::OkStatus();
 }
 
-int Fail(const std::string& message) {
+int Fail(std::string message) {
+  // One line, whatever the artifact's names contain.
+  for (char& c : message)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   std::fprintf(stderr, "kiln-run: error: %s\n", message.c_str());
   return 1;
 }
