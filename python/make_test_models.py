@@ -78,6 +78,14 @@ def main(out):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     save(helper.make_model(g, opset_imports=opset()), out, "dangling.onnx")
 
+    # A graph output, with a newline in its name, that no node produces:
+    # the error must still be one line.
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu0")], "ctrl",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("bad\nname", TensorProto.FLOAT, [2])])
+    save(helper.make_model(g, opset_imports=opset()), out, "ctrl_name.onnx")
+
     # Inputs for kiln-run tests.
     np.save(os.path.join(out, "x_2x4.npy"), rng.standard_normal((2, 4)).astype(np.float32))
     np.save(os.path.join(out, "x_2x5.npy"), rng.standard_normal((2, 5)).astype(np.float32))
