@@ -43,20 +43,6 @@ RankedTensorType staticType(Value v) {
   return t && t.hasStaticShape() ? t : RankedTensorType();
 }
 
-bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
-
-int64_t attrInt(Operation *op, StringRef name, int64_t dflt) {
-  if (auto a = op->getAttrOfType<IntegerAttr>(name))
-    return a.getInt();
-  return dflt;
-}
-
-double attrFloat(Operation *op, StringRef name, double dflt) {
-  if (auto a = op->getAttrOfType<FloatAttr>(name))
-    return a.getValueAsDouble();
-  return dflt;
-}
-
 /// String attributes; ODS renames reserved names (`mode` -> `mode_`) while the
 /// importer keeps the ONNX name, so both spellings are tried.
 std::string attrStr(Operation *op, StringRef name, StringRef dflt) {
@@ -628,7 +614,7 @@ struct MaxPoolLowering : OpConversionPattern<onnx::MaxPoolOp> {
     // Values and flat indices (row-major, or column-major over the spatial
     // dims with storage_order = 1) of the first maximum of each window.
     int64_t r = win.rank();
-    int64_t storageOrder = attrInt(op, "storage_order", 0);
+    int64_t storageOrder = intAttrOr(op, "storage_order", 0);
     Value idxInit = fill(rewriter, loc, it,
                          scalarConstant(rewriter, loc, rewriter.getI64Type(), 0));
     Value window = windowOperand(rewriter, loc, win, elem);
@@ -709,7 +695,7 @@ struct SumPoolLowering : OpConversionPattern<OpTy> {
     Value zero = scalarConstant(rewriter, loc, elem, 0);
     Value xp = padSpatial(rewriter, loc, x, win, zero);
     Value init = fill(rewriter, loc, rt, zero);
-    int64_t p = isLp ? attrInt(op, "p", 2) : 1;
+    int64_t p = isLp ? intAttrOr(op, "p", 2) : 1;
     if (isLp && p <= 0)
       return rewriter.notifyMatchFailure(op, "p must be positive");
     Value sum = buildPool(
@@ -750,7 +736,7 @@ struct SumPoolLowering : OpConversionPattern<OpTy> {
     }
     // Divisors: window taps inside the input (or inside input + declared
     // pads with count_include_pad), per output position.
-    bool includePad = attrInt(op, "count_include_pad", 0) != 0;
+    bool includePad = intAttrOr(op, "count_include_pad", 0) != 0;
     SmallVector<SmallVector<int64_t>> counts(r);
     for (int64_t i = 0; i < r; ++i) {
       int64_t lo = includePad ? -win.padBegin[i] : 0;
@@ -888,11 +874,11 @@ struct LRNLowering : OpConversionPattern<onnx::LRNOp> {
     Type elem = xt.getElementType();
     if (!isa<FloatType>(elem))
       return rewriter.notifyMatchFailure(op, "float only");
-    int64_t size = attrInt(op, "size", 0);
+    int64_t size = intAttrOr(op, "size", 0);
     if (size <= 0)
       return rewriter.notifyMatchFailure(op, "bad size");
-    double alpha = attrFloat(op, "alpha", 1e-4), beta = attrFloat(op, "beta", 0.75),
-           bias = attrFloat(op, "bias", 1.0);
+    double alpha = floatAttrOr(op, "alpha", 1e-4), beta = floatAttrOr(op, "beta", 0.75),
+           bias = floatAttrOr(op, "bias", 1.0);
     int64_t n = xt.getRank();
     int64_t lo = (size - 1) / 2, hi = size - 1 - lo;
     SmallVector<int64_t> low(n, 0), high(n, 0);
@@ -1064,9 +1050,9 @@ struct ResizeLowering : OpConversionPattern<onnx::ResizeOp> {
     std::string ctm =
         attrStr(op, "coordinate_transformation_mode", "half_pixel");
     std::string nearestMode = attrStr(op, "nearest_mode", "round_prefer_floor");
-    double cubicA = attrFloat(op, "cubic_coeff_a", -0.75);
-    bool excludeOutside = attrInt(op, "exclude_outside", 0) != 0;
-    double extrapolation = attrFloat(op, "extrapolation_value", 0.0);
+    double cubicA = floatAttrOr(op, "cubic_coeff_a", -0.75);
+    bool excludeOutside = intAttrOr(op, "exclude_outside", 0) != 0;
+    double extrapolation = floatAttrOr(op, "extrapolation_value", 0.0);
     if (mode != "nearest" && mode != "linear" && mode != "cubic")
       return rewriter.notifyMatchFailure(op, "unsupported mode");
     if (mode != "nearest" && !isa<FloatType>(elem))

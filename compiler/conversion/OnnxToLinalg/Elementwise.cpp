@@ -74,21 +74,6 @@ struct ElementwiseLowering : OpConversionPattern<OpTy> {
 
 bool isFloat(Value v) { return isa<FloatType>(v.getType()); }
 
-Value cst(OpBuilder &b, Location loc, Type t, double v) {
-  return scalarConstant(b, loc, t, v);
-}
-
-float attrF(Operation *op, StringRef name, float dflt) {
-  if (auto a = op->getAttrOfType<FloatAttr>(name))
-    return a.getValueAsDouble();
-  return dflt;
-}
-int64_t attrI(Operation *op, StringRef name, int64_t dflt) {
-  if (auto a = op->getAttrOfType<IntegerAttr>(name))
-    return a.getInt();
-  return dflt;
-}
-
 template <typename F, typename I>
 Body arith2(bool signedOnly = false) {
   return [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
@@ -99,7 +84,7 @@ Body arith2(bool signedOnly = false) {
 }
 
 Value sigmoid(OpBuilder &b, Location loc, Value x) {
-  Value one = cst(b, loc, x.getType(), 1.0);
+  Value one = scalarConstant(b, loc, x.getType(), 1.0);
   Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
   return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
 }
@@ -134,13 +119,13 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
     return DivSIOp::create(b, loc, a[0], a[1]);
   });
   add<onnx::ModOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
-    bool fmod = attrI(c.op, "fmod", 0);
+    bool fmod = intAttrOr(c.op, "fmod", 0);
     if (isFloat(a[0])) {
       Value r = RemFOp::create(b, loc, a[0], a[1]);
       if (fmod)
         return r;
       // Python-style: result takes the sign of the divisor.
-      Value zero = cst(b, loc, a[0].getType(), 0);
+      Value zero = scalarConstant(b, loc, a[0].getType(), 0);
       Value rNeg = CmpFOp::create(b, loc, CmpFPredicate::OLT, r, zero);
       Value dNeg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[1], zero);
       Value rNz = CmpFOp::create(b, loc, CmpFPredicate::ONE, r, zero);
@@ -152,7 +137,7 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
     Value r = RemSIOp::create(b, loc, a[0], a[1]);
     if (fmod)
       return r;
-    Value zero = cst(b, loc, a[0].getType(), 0);
+    Value zero = scalarConstant(b, loc, a[0].getType(), 0);
     Value rNeg = CmpIOp::create(b, loc, CmpIPredicate::slt, r, zero);
     Value dNeg = CmpIOp::create(b, loc, CmpIPredicate::slt, a[1], zero);
     Value rNz = CmpIOp::create(b, loc, CmpIPredicate::ne, r, zero);
@@ -200,7 +185,7 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
     Value r = a[0];
     for (Value v : a.drop_front())
       r = AddFOp::create(b, loc, r, v);
-    return DivFOp::create(b, loc, r, cst(b, loc, r.getType(), a.size()));
+    return DivFOp::create(b, loc, r, scalarConstant(b, loc, r.getType(), a.size()));
   }, /*floatOnly=*/true);
 
   // Comparisons and logic.
@@ -220,7 +205,7 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
   add<onnx::OrOp>(p, tc, arith2<OrIOp, OrIOp>());
   add<onnx::XorOp>(p, tc, arith2<XOrIOp, XOrIOp>());
   add<onnx::NotOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
-    return XOrIOp::create(b, loc, a[0], cst(b, loc, a[0].getType(), 1));
+    return XOrIOp::create(b, loc, a[0], scalarConstant(b, loc, a[0].getType(), 1));
   });
   add<onnx::BitShiftOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     auto dir = c.op->getAttrOfType<StringAttr>("direction");
@@ -262,11 +247,11 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
   add<onnx::NegOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
     if (isFloat(a[0]))
       return NegFOp::create(b, loc, a[0]);
-    return SubIOp::create(b, loc, cst(b, loc, a[0].getType(), 0), a[0]);
+    return SubIOp::create(b, loc, scalarConstant(b, loc, a[0].getType(), 0), a[0]);
   });
   add<onnx::SignOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value zero = cst(b, loc, t, 0), one = cst(b, loc, t, 1), neg = cst(b, loc, t, -1);
+    Value zero = scalarConstant(b, loc, t, 0), one = scalarConstant(b, loc, t, 1), neg = scalarConstant(b, loc, t, -1);
     Value gt, lt;
     if (isFloat(a[0])) {
       gt = CmpFOp::create(b, loc, CmpFPredicate::OGT, a[0], zero);
@@ -278,10 +263,10 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
     return SelectOp::create(b, loc, gt, one, SelectOp::create(b, loc, lt, neg, zero));
   });
   add<onnx::ReciprocalOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
-    return DivFOp::create(b, loc, cst(b, loc, a[0].getType(), 1), a[0]);
+    return DivFOp::create(b, loc, scalarConstant(b, loc, a[0].getType(), 1), a[0]);
   }, /*floatOnly=*/true);
   add<onnx::ReluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
-    Value zero = cst(b, loc, a[0].getType(), 0);
+    Value zero = scalarConstant(b, loc, a[0].getType(), 0);
     if (isFloat(a[0]))
       return MaximumFOp::create(b, loc, a[0], zero);
     return MaxSIOp::create(b, loc, a[0], zero);
@@ -291,94 +276,94 @@ void populateOnnxElementwisePatterns(RewritePatternSet &p,
   }, /*floatOnly=*/true);
   add<onnx::HardSigmoidOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value v = AddFOp::create(b, loc, MulFOp::create(b, loc, a[0], cst(b, loc, t, attrF(c.op, "alpha", 0.2f))),
-                             cst(b, loc, t, attrF(c.op, "beta", 0.5f)));
-    return MinimumFOp::create(b, loc, MaximumFOp::create(b, loc, v, cst(b, loc, t, 0)), cst(b, loc, t, 1));
+    Value v = AddFOp::create(b, loc, MulFOp::create(b, loc, a[0], scalarConstant(b, loc, t, floatAttrOr(c.op, "alpha", 0.2f))),
+                             scalarConstant(b, loc, t, floatAttrOr(c.op, "beta", 0.5f)));
+    return MinimumFOp::create(b, loc, MaximumFOp::create(b, loc, v, scalarConstant(b, loc, t, 0)), scalarConstant(b, loc, t, 1));
   }, /*floatOnly=*/true);
   add<onnx::HardSwishOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
     Type t = a[0].getType();
-    Value v = AddFOp::create(b, loc, MulFOp::create(b, loc, a[0], cst(b, loc, t, 1.0 / 6)), cst(b, loc, t, 0.5));
-    v = MinimumFOp::create(b, loc, MaximumFOp::create(b, loc, v, cst(b, loc, t, 0)), cst(b, loc, t, 1));
+    Value v = AddFOp::create(b, loc, MulFOp::create(b, loc, a[0], scalarConstant(b, loc, t, 1.0 / 6)), scalarConstant(b, loc, t, 0.5));
+    v = MinimumFOp::create(b, loc, MaximumFOp::create(b, loc, v, scalarConstant(b, loc, t, 0)), scalarConstant(b, loc, t, 1));
     return MulFOp::create(b, loc, a[0], v);
   }, /*floatOnly=*/true);
   add<onnx::LeakyReluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], cst(b, loc, t, 0));
-    return SelectOp::create(b, loc, neg, MulFOp::create(b, loc, a[0], cst(b, loc, t, attrF(c.op, "alpha", 0.01f))), a[0]);
+    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], scalarConstant(b, loc, t, 0));
+    return SelectOp::create(b, loc, neg, MulFOp::create(b, loc, a[0], scalarConstant(b, loc, t, floatAttrOr(c.op, "alpha", 0.01f))), a[0]);
   }, /*floatOnly=*/true);
   add<onnx::PReluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
     if (!isFloat(a[0])) {
-      Value neg = CmpIOp::create(b, loc, CmpIPredicate::slt, a[0], cst(b, loc, t, 0));
+      Value neg = CmpIOp::create(b, loc, CmpIPredicate::slt, a[0], scalarConstant(b, loc, t, 0));
       return SelectOp::create(b, loc, neg, MulIOp::create(b, loc, a[0], a[1]), a[0]);
     }
-    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], cst(b, loc, t, 0));
+    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], scalarConstant(b, loc, t, 0));
     return SelectOp::create(b, loc, neg, MulFOp::create(b, loc, a[0], a[1]), a[0]);
   });
   add<onnx::EluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], cst(b, loc, t, 0));
-    Value em1 = SubFOp::create(b, loc, math::ExpOp::create(b, loc, a[0]), cst(b, loc, t, 1));
-    return SelectOp::create(b, loc, neg, MulFOp::create(b, loc, em1, cst(b, loc, t, attrF(c.op, "alpha", 1.0f))), a[0]);
+    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], scalarConstant(b, loc, t, 0));
+    Value em1 = SubFOp::create(b, loc, math::ExpOp::create(b, loc, a[0]), scalarConstant(b, loc, t, 1));
+    return SelectOp::create(b, loc, neg, MulFOp::create(b, loc, em1, scalarConstant(b, loc, t, floatAttrOr(c.op, "alpha", 1.0f))), a[0]);
   }, /*floatOnly=*/true);
   add<onnx::CeluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value alpha = cst(b, loc, t, attrF(c.op, "alpha", 1.0f));
-    Value zero = cst(b, loc, t, 0);
-    Value em1 = SubFOp::create(b, loc, math::ExpOp::create(b, loc, DivFOp::create(b, loc, a[0], alpha)), cst(b, loc, t, 1));
+    Value alpha = scalarConstant(b, loc, t, floatAttrOr(c.op, "alpha", 1.0f));
+    Value zero = scalarConstant(b, loc, t, 0);
+    Value em1 = SubFOp::create(b, loc, math::ExpOp::create(b, loc, DivFOp::create(b, loc, a[0], alpha)), scalarConstant(b, loc, t, 1));
     return AddFOp::create(b, loc, MaximumFOp::create(b, loc, a[0], zero),
                           MinimumFOp::create(b, loc, zero, MulFOp::create(b, loc, alpha, em1)));
   }, /*floatOnly=*/true);
   add<onnx::SeluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value alpha = cst(b, loc, t, attrF(c.op, "alpha", 1.67326319217681884765625f));
-    Value gamma = cst(b, loc, t, attrF(c.op, "gamma", 1.05070102214813232421875f));
-    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLE, a[0], cst(b, loc, t, 0));
-    Value em1 = SubFOp::create(b, loc, math::ExpOp::create(b, loc, a[0]), cst(b, loc, t, 1));
+    Value alpha = scalarConstant(b, loc, t, floatAttrOr(c.op, "alpha", 1.67326319217681884765625f));
+    Value gamma = scalarConstant(b, loc, t, floatAttrOr(c.op, "gamma", 1.05070102214813232421875f));
+    Value neg = CmpFOp::create(b, loc, CmpFPredicate::OLE, a[0], scalarConstant(b, loc, t, 0));
+    Value em1 = SubFOp::create(b, loc, math::ExpOp::create(b, loc, a[0]), scalarConstant(b, loc, t, 1));
     Value v = SelectOp::create(b, loc, neg, MulFOp::create(b, loc, alpha, em1), a[0]);
     return MulFOp::create(b, loc, gamma, v);
   }, /*floatOnly=*/true);
   add<onnx::ThresholdedReluOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value gt = CmpFOp::create(b, loc, CmpFPredicate::OGT, a[0], cst(b, loc, t, attrF(c.op, "alpha", 1.0f)));
-    return SelectOp::create(b, loc, gt, a[0], cst(b, loc, t, 0));
+    Value gt = CmpFOp::create(b, loc, CmpFPredicate::OGT, a[0], scalarConstant(b, loc, t, floatAttrOr(c.op, "alpha", 1.0f)));
+    return SelectOp::create(b, loc, gt, a[0], scalarConstant(b, loc, t, 0));
   }, /*floatOnly=*/true);
   add<onnx::SoftplusOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
     return math::Log1pOp::create(b, loc, math::ExpOp::create(b, loc, a[0]));
   }, /*floatOnly=*/true);
   add<onnx::SoftsignOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
     Type t = a[0].getType();
-    return DivFOp::create(b, loc, a[0], AddFOp::create(b, loc, cst(b, loc, t, 1), math::AbsFOp::create(b, loc, a[0])));
+    return DivFOp::create(b, loc, a[0], AddFOp::create(b, loc, scalarConstant(b, loc, t, 1), math::AbsFOp::create(b, loc, a[0])));
   }, /*floatOnly=*/true);
   add<onnx::ShrinkOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    double lambd = attrF(c.op, "lambd", 0.5f), bias = attrF(c.op, "bias", 0.0f);
+    double lambd = floatAttrOr(c.op, "lambd", 0.5f), bias = floatAttrOr(c.op, "bias", 0.0f);
     if (!isFloat(a[0])) {
       // Integer inputs: compare in f64, results stay integral.
       Value x = castScalar(b, loc, a[0], b.getF64Type(), c.isUnsigned, false);
-      Value lo = CmpFOp::create(b, loc, CmpFPredicate::OLT, x, cst(b, loc, b.getF64Type(), -lambd));
-      Value hi = CmpFOp::create(b, loc, CmpFPredicate::OGT, x, cst(b, loc, b.getF64Type(), lambd));
-      Value r = SelectOp::create(b, loc, lo, AddFOp::create(b, loc, x, cst(b, loc, b.getF64Type(), bias)),
-                                 SelectOp::create(b, loc, hi, SubFOp::create(b, loc, x, cst(b, loc, b.getF64Type(), bias)),
-                                                  cst(b, loc, b.getF64Type(), 0)));
+      Value lo = CmpFOp::create(b, loc, CmpFPredicate::OLT, x, scalarConstant(b, loc, b.getF64Type(), -lambd));
+      Value hi = CmpFOp::create(b, loc, CmpFPredicate::OGT, x, scalarConstant(b, loc, b.getF64Type(), lambd));
+      Value r = SelectOp::create(b, loc, lo, AddFOp::create(b, loc, x, scalarConstant(b, loc, b.getF64Type(), bias)),
+                                 SelectOp::create(b, loc, hi, SubFOp::create(b, loc, x, scalarConstant(b, loc, b.getF64Type(), bias)),
+                                                  scalarConstant(b, loc, b.getF64Type(), 0)));
       return castScalar(b, loc, r, t, false, c.isUnsigned);
     }
-    Value lo = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], cst(b, loc, t, -lambd));
-    Value hi = CmpFOp::create(b, loc, CmpFPredicate::OGT, a[0], cst(b, loc, t, lambd));
-    return SelectOp::create(b, loc, lo, AddFOp::create(b, loc, a[0], cst(b, loc, t, bias)),
-                            SelectOp::create(b, loc, hi, SubFOp::create(b, loc, a[0], cst(b, loc, t, bias)), cst(b, loc, t, 0)));
+    Value lo = CmpFOp::create(b, loc, CmpFPredicate::OLT, a[0], scalarConstant(b, loc, t, -lambd));
+    Value hi = CmpFOp::create(b, loc, CmpFPredicate::OGT, a[0], scalarConstant(b, loc, t, lambd));
+    return SelectOp::create(b, loc, lo, AddFOp::create(b, loc, a[0], scalarConstant(b, loc, t, bias)),
+                            SelectOp::create(b, loc, hi, SubFOp::create(b, loc, a[0], scalarConstant(b, loc, t, bias)), scalarConstant(b, loc, t, 0)));
   });
   add<onnx::IsNaNOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &) -> Value {
     return CmpFOp::create(b, loc, CmpFPredicate::UNO, a[0], a[0]);
   }, /*floatOnly=*/true);
   add<onnx::IsInfOp>(p, tc, [](OpBuilder &b, Location loc, ValueRange a, const Ctx &c) -> Value {
     Type t = a[0].getType();
-    Value inf = cst(b, loc, t, INFINITY), ninf = cst(b, loc, t, -INFINITY);
+    Value inf = scalarConstant(b, loc, t, INFINITY), ninf = scalarConstant(b, loc, t, -INFINITY);
     Value pos = CmpFOp::create(b, loc, CmpFPredicate::OEQ, a[0], inf);
     Value neg = CmpFOp::create(b, loc, CmpFPredicate::OEQ, a[0], ninf);
     Value r;
-    bool dp = attrI(c.op, "detect_positive", 1), dn = attrI(c.op, "detect_negative", 1);
-    Value f = cst(b, loc, b.getI1Type(), 0);
+    bool dp = intAttrOr(c.op, "detect_positive", 1), dn = intAttrOr(c.op, "detect_negative", 1);
+    Value f = scalarConstant(b, loc, b.getI1Type(), 0);
     r = OrIOp::create(b, loc, dp ? pos : f, dn ? neg : f);
     return r;
   }, /*floatOnly=*/true);

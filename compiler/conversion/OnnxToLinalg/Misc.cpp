@@ -21,18 +21,6 @@ namespace {
 
 using BodyFn = GenericBodyFn;
 
-int64_t attrI(Operation *op, StringRef name, int64_t dflt) {
-  if (auto a = op->getAttrOfType<IntegerAttr>(name))
-    return a.getInt();
-  return dflt;
-}
-
-bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
-
-Value cst(OpBuilder &b, Location loc, Type t, double v) {
-  return scalarConstant(b, loc, t, v);
-}
-
 
 /// Map of a quantization parameter (scalar, 1-element or 1-D per-axis) into
 /// a domain of rank `rank`; `axis` is the per-axis dim.  Null when the
@@ -76,8 +64,8 @@ Value quantizeScalar(OpBuilder &b, Location loc, Value v, Value zpF, Type q,
   unsigned w = q.getIntOrFloatBitWidth();
   double lo = isUnsigned ? 0.0 : -std::ldexp(1.0, w - 1);
   double hi = isUnsigned ? std::ldexp(1.0, w) - 1 : std::ldexp(1.0, w - 1) - 1;
-  r = arith::MaximumFOp::create(b, loc, r, cst(b, loc, ft, lo));
-  r = arith::MinimumFOp::create(b, loc, r, cst(b, loc, ft, hi));
+  r = arith::MaximumFOp::create(b, loc, r, scalarConstant(b, loc, ft, lo));
+  r = arith::MinimumFOp::create(b, loc, r, scalarConstant(b, loc, ft, hi));
   if (isUnsigned)
     return arith::FPToUIOp::create(b, loc, q, r);
   return arith::FPToSIOp::create(b, loc, q, r);
@@ -109,7 +97,7 @@ struct QuantizeLinearLowering : OpConversionPattern<onnx::QuantizeLinearOp> {
     if (!sType || !isa<FloatType>(sType.getElementType()))
       return rewriter.notifyMatchFailure(op, "float scale only");
     int64_t rank = xType.getRank();
-    std::optional<int64_t> axis = rank ? normalizeAxis(attrI(op, "axis", 1), rank)
+    std::optional<int64_t> axis = rank ? normalizeAxis(intAttrOr(op, "axis", 1), rank)
                                        : std::nullopt;
     int64_t axisSize = axis ? xType.getDimSize(*axis) : 1;
     AffineMap sMap = paramMap(ctx, scale, rank, axis, axisSize);
@@ -160,7 +148,7 @@ struct DequantizeLinearLowering
       return rewriter.notifyMatchFailure(op, "integer -> float only");
     Value scale = adaptor.getXScale(), zp = adaptor.getXZeroPoint();
     int64_t rank = xType.getRank();
-    std::optional<int64_t> axis = rank ? normalizeAxis(attrI(op, "axis", 1), rank)
+    std::optional<int64_t> axis = rank ? normalizeAxis(intAttrOr(op, "axis", 1), rank)
                                        : std::nullopt;
     int64_t axisSize = axis ? xType.getDimSize(*axis) : 1;
     AffineMap sMap = paramMap(ctx, scale, rank, axis, axisSize);
@@ -237,13 +225,13 @@ struct DynamicQuantizeLinearLowering
         {0.0, 0.0});
     auto scaleOf = [](OpBuilder &b, Location l, Value mn, Value mx) -> Value {
       return arith::DivFOp::create(b, l, arith::SubFOp::create(b, l, mx, mn),
-                                   cst(b, l, mx.getType(), 255.0));
+                                   scalarConstant(b, l, mx.getType(), 255.0));
     };
     auto zpOf = [&](OpBuilder &b, Location l, Value mn, Value s) -> Value {
-      Value z = arith::SubFOp::create(b, l, cst(b, l, f32, 0.0),
+      Value z = arith::SubFOp::create(b, l, scalarConstant(b, l, f32, 0.0),
                                       arith::DivFOp::create(b, l, mn, s));
-      z = arith::MaximumFOp::create(b, l, z, cst(b, l, f32, 0.0));
-      z = arith::MinimumFOp::create(b, l, z, cst(b, l, f32, 255.0));
+      z = arith::MaximumFOp::create(b, l, z, scalarConstant(b, l, f32, 0.0));
+      z = arith::MinimumFOp::create(b, l, z, scalarConstant(b, l, f32, 255.0));
       return math::RoundEvenOp::create(b, l, z);
     };
     auto scalarT = RankedTensorType::get({}, f32);
@@ -440,7 +428,7 @@ struct QLinearConvLowering : OpConversionPattern<onnx::QLinearConvOp> {
     if (xT.getRank() != 4 || wT.getRank() != 4 || yType.getRank() != 4 ||
         !xT.hasStaticShape() || !wT.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "static 2-D convolution only");
-    if (attrI(op, "group", 1) != 1)
+    if (intAttrOr(op, "group", 1) != 1)
       return rewriter.notifyMatchFailure(op, "group != 1");
     StringRef autoPad = "NOTSET";
     if (auto s = op->getAttrOfType<StringAttr>("auto_pad"))
@@ -507,7 +495,7 @@ struct QLinearConvLowering : OpConversionPattern<onnx::QLinearConvOp> {
                                    rewriter.getIndexAttr(pads[2]),
                                    rewriter.getIndexAttr(pads[3])};
       xs = tensor::PadOp::create(rewriter, loc, padT, xs, lo, hi,
-                                 cst(rewriter, loc, i32, 0));
+                                 scalarConstant(rewriter, loc, i32, 0));
     }
     // Domain (n, m, oh, ow, c, kh, kw).
     auto d = [&](int64_t i) { return getAffineDimExpr(i, ctx); };
@@ -582,7 +570,7 @@ struct WindowLowering : OpConversionPattern<OpTy> {
     if (auto c = constantInts(adaptor.getSize()))
       if (c->size() == 1 && (*c)[0] != size)
         return rewriter.notifyMatchFailure(op, "size disagrees with result");
-    bool periodic = attrI(op, "periodic", 1) != 0;
+    bool periodic = intAttrOr(op, "periodic", 1) != 0;
     double denom = periodic ? size : size - 1;
     Type f64 = rewriter.getF64Type();
     Type yElem = yType.getElementType();
@@ -597,24 +585,24 @@ struct WindowLowering : OpConversionPattern<OpTy> {
               b, l, f64, arith::IndexCastOp::create(b, l, b.getI64Type(), i));
           // angle = 2 pi n / denom
           Value t = arith::DivFOp::create(
-              b, l, arith::MulFOp::create(b, l, n, cst(b, l, f64, 2 * M_PI)),
-              cst(b, l, f64, denom));
+              b, l, arith::MulFOp::create(b, l, n, scalarConstant(b, l, f64, 2 * M_PI)),
+              scalarConstant(b, l, f64, denom));
           Value c1 = math::CosOp::create(b, l, t);
           Value r;
           if (kind == Window::Blackman) {
             Value c2 = math::CosOp::create(
-                b, l, arith::MulFOp::create(b, l, t, cst(b, l, f64, 2.0)));
+                b, l, arith::MulFOp::create(b, l, t, scalarConstant(b, l, f64, 2.0)));
             r = arith::AddFOp::create(
                 b, l,
                 arith::SubFOp::create(
-                    b, l, cst(b, l, f64, 0.42),
-                    arith::MulFOp::create(b, l, c1, cst(b, l, f64, 0.5))),
-                arith::MulFOp::create(b, l, c2, cst(b, l, f64, 0.08)));
+                    b, l, scalarConstant(b, l, f64, 0.42),
+                    arith::MulFOp::create(b, l, c1, scalarConstant(b, l, f64, 0.5))),
+                arith::MulFOp::create(b, l, c2, scalarConstant(b, l, f64, 0.08)));
           } else {
             double alpha = kind == Window::Hann ? 0.5 : 25.0 / 46.0;
             r = arith::SubFOp::create(
-                b, l, cst(b, l, f64, alpha),
-                arith::MulFOp::create(b, l, c1, cst(b, l, f64, 1.0 - alpha)));
+                b, l, scalarConstant(b, l, f64, alpha),
+                arith::MulFOp::create(b, l, c1, scalarConstant(b, l, f64, 1.0 - alpha)));
           }
           return SmallVector<Value>{castScalar(b, l, r, yElem, false, yU)};
         })[0];

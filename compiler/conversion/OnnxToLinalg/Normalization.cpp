@@ -24,28 +24,11 @@ namespace {
 
 using BodyFn = GenericBodyFn;
 
-float attrF(Operation *op, StringRef name, float dflt) {
-  if (auto a = op->getAttrOfType<FloatAttr>(name))
-    return a.getValueAsDouble();
-  return dflt;
-}
-int64_t attrI(Operation *op, StringRef name, int64_t dflt) {
-  if (auto a = op->getAttrOfType<IntegerAttr>(name))
-    return a.getInt();
-  return dflt;
-}
-
-bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
-
 /// f16/bf16 are computed in f32; f32/f64 natively.
 Type computeType(OpBuilder &b, Type elem) {
   if (auto ft = dyn_cast<FloatType>(elem); ft && ft.getWidth() < 32)
     return b.getF32Type();
   return elem;
-}
-
-Value cst(OpBuilder &b, Location loc, Type t, double v) {
-  return scalarConstant(b, loc, t, v);
 }
 
 /// Map from a rank-`rank` domain to the listed dims.
@@ -98,7 +81,7 @@ Value emptyOfDims(OpBuilder &b, Location loc, Value src, ArrayRef<int64_t> dims,
   Value e = tensor::EmptyOp::create(b, loc, shape, elem, dyn);
   if (!value)
     return e;
-  Value c = cst(b, loc, elem, *value);
+  Value c = scalarConstant(b, loc, elem, *value);
   return linalg::FillOp::create(b, loc, c, e).getResult(0);
 }
 
@@ -167,7 +150,7 @@ FailureOr<Stats> meanVar(OpBuilder &b, Location loc, Value x,
   Value mean = mapLike(b, loc, sum, ct, {sum},
                        [&](OpBuilder &nb, Location nloc, ValueRange a) -> Value {
                          return arith::DivFOp::create(nb, nloc, a[0],
-                                                      cst(nb, nloc, ct, count));
+                                                      scalarConstant(nb, nloc, ct, count));
                        });
   Value sq = reduceSum(b, loc, x, reduced, ct, {mean}, {keptMap},
                        [](OpBuilder &nb, Location nloc, ValueRange a) -> Value {
@@ -177,7 +160,7 @@ FailureOr<Stats> meanVar(OpBuilder &b, Location loc, Value x,
   Value var = mapLike(b, loc, sq, ct, {sq},
                       [&](OpBuilder &nb, Location nloc, ValueRange a) -> Value {
                         return arith::DivFOp::create(nb, nloc, a[0],
-                                                     cst(nb, nloc, ct, count));
+                                                     scalarConstant(nb, nloc, ct, count));
                       });
   return Stats{mean, var, keptMap};
 }
@@ -198,8 +181,8 @@ Value invStd(OpBuilder &b, Location loc, Value var, double eps) {
   return mapLike(b, loc, var, ct, {var},
                  [&](OpBuilder &nb, Location nloc, ValueRange a) -> Value {
                    Value v = arith::AddFOp::create(nb, nloc, a[0],
-                                                   cst(nb, nloc, ct, eps));
-                   return arith::DivFOp::create(nb, nloc, cst(nb, nloc, ct, 1.0),
+                                                   scalarConstant(nb, nloc, ct, eps));
+                   return arith::DivFOp::create(nb, nloc, scalarConstant(nb, nloc, ct, 1.0),
                                                 math::SqrtOp::create(nb, nloc, v));
                  });
 }
@@ -229,7 +212,7 @@ struct LayerNormLowering : OpConversionPattern<onnx::LayerNormalizationOp> {
     if (!xType.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "static shapes only");
     int64_t rank = xType.getRank();
-    auto axis = normalizeAxis(attrI(op, "axis", -1), rank);
+    auto axis = normalizeAxis(intAttrOr(op, "axis", -1), rank);
     if (!axis)
       return rewriter.notifyMatchFailure(op, "axis out of range");
     ArrayRef<int64_t> shape = xType.getShape();
@@ -237,7 +220,7 @@ struct LayerNormLowering : OpConversionPattern<onnx::LayerNormalizationOp> {
         (!isNone(bias) &&
          !broadcastable(cast<RankedTensorType>(bias.getType()), shape)))
       return rewriter.notifyMatchFailure(op, "scale/bias not broadcastable");
-    double eps = attrF(op, "epsilon", 1e-5f);
+    double eps = floatAttrOr(op, "epsilon", 1e-5f);
     Type ct = computeType(rewriter, xType.getElementType());
 
     SmallVector<bool> reduced(rank, false);
@@ -331,9 +314,9 @@ struct BatchNormLowering : OpConversionPattern<onnx::BatchNormalizationOp> {
     int64_t rank = xType.getRank();
     if (rank < 2)
       return rewriter.notifyMatchFailure(op, "input rank < 2");
-    double eps = attrF(op, "epsilon", 1e-5f);
-    double momentum = attrF(op, "momentum", 0.9f);
-    bool training = attrI(op, "training_mode", 0) != 0;
+    double eps = floatAttrOr(op, "epsilon", 1e-5f);
+    double momentum = floatAttrOr(op, "momentum", 0.9f);
+    bool training = intAttrOr(op, "training_mode", 0) != 0;
     Type ct = computeType(rewriter, xType.getElementType());
     AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
     AffineMap chan = dimsMap(ctx, rank, {1});
@@ -363,7 +346,7 @@ struct BatchNormLowering : OpConversionPattern<onnx::BatchNormalizationOp> {
                         };
                         Value d = arith::SubFOp::create(b, l, c(a[0]), c(a[3]));
                         Value v = arith::AddFOp::create(b, l, c(a[4]),
-                                                        cst(b, l, ct, eps));
+                                                        scalarConstant(b, l, ct, eps));
                         Value n = arith::DivFOp::create(
                             b, l, d, math::SqrtOp::create(b, l, v));
                         Value r = arith::AddFOp::create(
@@ -389,8 +372,8 @@ struct BatchNormLowering : OpConversionPattern<onnx::BatchNormalizationOp> {
           [&](OpBuilder &b, Location l, ValueRange a) -> Value {
             Value p = castScalar(b, l, a[0], ct, false, false);
             Value r = arith::AddFOp::create(
-                b, l, arith::MulFOp::create(b, l, p, cst(b, l, ct, momentum)),
-                arith::MulFOp::create(b, l, a[1], cst(b, l, ct, 1.0 - momentum)));
+                b, l, arith::MulFOp::create(b, l, p, scalarConstant(b, l, ct, momentum)),
+                arith::MulFOp::create(b, l, a[1], scalarConstant(b, l, ct, 1.0 - momentum)));
             return castScalar(b, l, r, re, false, false);
           }));
     }
@@ -422,7 +405,7 @@ struct InstanceNormLowering
     if (rank < 3 || cast<RankedTensorType>(scale.getType()).getRank() != 1 ||
         cast<RankedTensorType>(bias.getType()).getRank() != 1)
       return rewriter.notifyMatchFailure(op, "expects N x C x D... and 1-D scale/B");
-    double eps = attrF(op, "epsilon", 1e-5f);
+    double eps = floatAttrOr(op, "epsilon", 1e-5f);
     Type ct = computeType(rewriter, xType.getElementType());
     SmallVector<bool> reduced(rank, true);
     reduced[0] = reduced[1] = false;
@@ -495,7 +478,7 @@ struct MVNLowering : OpConversionPattern<onnx::MeanVarianceNormalizationOp> {
                         Value d = arith::SubFOp::create(b, l, a[0], a[1]);
                         Value sd = arith::AddFOp::create(
                             b, l, math::SqrtOp::create(b, l, a[2]),
-                            cst(b, l, ct, 1e-9));
+                            scalarConstant(b, l, ct, 1e-9));
                         Value r = arith::DivFOp::create(b, l, d, sd);
                         return SmallVector<Value>{
                             castScalar(b, l, r, yElem, false, false)};
@@ -567,16 +550,16 @@ FailureOr<Value> nllLoss(OpBuilder &b, Location loc, Operation *op,
       [&](OpBuilder &nb, Location l, ValueRange a) {
         Value x = a[0], t = a[1];
         Value w = hasWeight ? castScalar(nb, l, a[2], ct, false, false)
-                            : cst(nb, l, ct, 1.0);
+                            : scalarConstant(nb, l, ct, 1.0);
         Value c = linalg::IndexOp::create(nb, l, 1);
         Value ci = arith::IndexCastOp::create(nb, l, tElem, c);
         Value sel = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, ci, t);
         if (ignore) {
           Value ig = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ne, t,
-                                           cst(nb, l, tElem, (double)*ignore));
+                                           scalarConstant(nb, l, tElem, (double)*ignore));
           sel = arith::AndIOp::create(nb, l, sel, ig);
         }
-        Value zero = cst(nb, l, ct, 0.0);
+        Value zero = scalarConstant(nb, l, ct, 0.0);
         Value term = arith::NegFOp::create(nb, l, arith::MulFOp::create(nb, l, x, w));
         unsigned base = hasWeight ? 3 : 2;
         SmallVector<Value> outs{arith::SelectOp::create(

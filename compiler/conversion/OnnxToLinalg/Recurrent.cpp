@@ -30,8 +30,6 @@ namespace {
 
 enum class Kind { RNN, GRU, LSTM };
 
-bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
-
 Value cidx(OpBuilder &b, Location l, int64_t v) {
   return arith::ConstantIndexOp::create(b, l, v);
 }

@@ -20,12 +20,6 @@ using namespace mlir;
 namespace kiln {
 namespace {
 
-int64_t attrI(Operation *op, StringRef name, int64_t dflt) {
-  if (auto a = op->getAttrOfType<IntegerAttr>(name))
-    return a.getInt();
-  return dflt;
-}
-
 /// The ai.onnx opset the enclosing function was imported at (0 if unknown).
 int64_t opsetOf(Operation *op) {
   for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
@@ -354,8 +348,8 @@ struct ReduceLowering : OpConversionPattern<OpTy> {
     if (elem.isInteger(1) && kind != Kind::Max && kind != Kind::Min)
       return rewriter.notifyMatchFailure(op, "bool only for max/min");
 
-    bool keepdims = attrI(op, "keepdims", 1) != 0;
-    bool noopEmpty = attrI(op, "noop_with_empty_axes", 0) != 0;
+    bool keepdims = intAttrOr(op, "keepdims", 1) != 0;
+    bool noopEmpty = intAttrOr(op, "noop_with_empty_axes", 0) != 0;
     Value axes = operands.size() > 1 ? operands[1] : Value();
     bool noop = false;
     auto reducedOr =
@@ -598,11 +592,11 @@ struct ArgLowering : OpConversionPattern<OpTy> {
       return rewriter.notifyMatchFailure(op, "unsupported element type");
     if (inT.getRank() == 0)
       return rewriter.notifyMatchFailure(op, "rank-0 input");
-    auto axis = normalizeAxis(attrI(op, "axis", 0), inT.getRank());
+    auto axis = normalizeAxis(intAttrOr(op, "axis", 0), inT.getRank());
     if (!axis)
       return rewriter.notifyMatchFailure(op, "axis out of range");
-    bool keepdims = attrI(op, "keepdims", 1) != 0;
-    bool selectLast = attrI(op, "select_last_index", 0) != 0;
+    bool keepdims = intAttrOr(op, "keepdims", 1) != 0;
+    bool selectLast = intAttrOr(op, "select_last_index", 0) != 0;
     SmallVector<bool> reduced(inT.getRank(), false);
     reduced[*axis] = true;
     if (!compatibleShape(reducedShape(inT, reduced, keepdims), outT.getShape()))
@@ -640,7 +634,7 @@ struct SoftmaxLowering : OpConversionPattern<OpTy> {
       return rewriter.notifyMatchFailure(op, "rank-0 input");
     int64_t opset = opsetOf(op);
     bool legacy = opset > 0 && opset < 13;
-    auto axis = normalizeAxis(attrI(op, "axis", legacy ? 1 : -1), rank);
+    auto axis = normalizeAxis(intAttrOr(op, "axis", legacy ? 1 : -1), rank);
     if (!axis)
       return rewriter.notifyMatchFailure(op, "axis out of range");
     // Opset 13 normalizes along one axis; before, over all dims from `axis`

@@ -25,8 +25,6 @@ using namespace mlir;
 namespace kiln {
 namespace {
 
-bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
-
 Value cidx(OpBuilder &b, Location l, int64_t v) {
   return arith::ConstantIndexOp::create(b, l, v);
 }

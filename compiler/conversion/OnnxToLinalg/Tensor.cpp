@@ -35,16 +35,8 @@ RankedTensorType rankedOf(Value v) {
   return v ? dyn_cast<RankedTensorType>(v.getType()) : RankedTensorType();
 }
 
-bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
-
 Value cidx(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIndexOp::create(b, loc, v);
-}
-
-int64_t attrInt(Operation *op, StringRef name, int64_t dflt) {
-  if (auto a = op->getAttrOfType<IntegerAttr>(name))
-    return a.getInt();
-  return dflt;
 }
 
 std::optional<int64_t> optAttrInt(Operation *op, StringRef name) {
@@ -186,7 +178,7 @@ struct ReshapeLike : OpConversionPattern<OpTy> {
       // Flatten's result shape follows from the input shape alone.
       auto inType = rankedOf(in);
       int64_t r = inType.getRank();
-      std::optional<int64_t> axis = attrInt(op, "axis", 1);
+      std::optional<int64_t> axis = intAttrOr(op, "axis", 1);
       if (*axis < 0)
         *axis += r;
       if (*axis < 0 || *axis > r)
@@ -277,7 +269,7 @@ struct ConcatLowering : OpConversionPattern<onnx::ConcatOp> {
     if (!type || !type.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "needs a static result shape");
     int64_t rank = type.getRank();
-    auto axis = normalizeAxis(attrInt(op, "axis", 0), rank);
+    auto axis = normalizeAxis(intAttrOr(op, "axis", 0), rank);
     if (!axis)
       return rewriter.notifyMatchFailure(op, "invalid axis");
     int64_t offset = 0;
@@ -329,7 +321,7 @@ struct SplitLowering : OpConversionPattern<onnx::SplitOp> {
     if (!inType || !inType.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "needs a static input shape");
     int64_t rank = inType.getRank();
-    auto axis = normalizeAxis(attrInt(op, "axis", 0), rank);
+    auto axis = normalizeAxis(intAttrOr(op, "axis", 0), rank);
     if (!axis)
       return rewriter.notifyMatchFailure(op, "invalid axis");
     unsigned n = op->getNumResults();
@@ -710,7 +702,7 @@ struct ShapeLowering : OpConversionPattern<onnx::ShapeOp> {
         v += rank;
       return std::clamp<int64_t>(v, 0, rank);
     };
-    int64_t start = clampDim(attrInt(op, "start", 0));
+    int64_t start = clampDim(intAttrOr(op, "start", 0));
     int64_t end = rank;
     if (auto e = optAttrInt(op, "end"))
       end = clampDim(*e);
@@ -821,7 +813,7 @@ struct EyeLikeLowering : OpConversionPattern<onnx::EyeLikeOp> {
     Type elem = type.getElementType();
     if (!isa<FloatType, IntegerType>(elem))
       return rewriter.notifyMatchFailure(op, "unsupported element type");
-    int64_t k = attrInt(op, "k", 0);
+    int64_t k = intAttrOr(op, "k", 0);
     Value r = buildIndexGeneric(
         rewriter, op.getLoc(), type, {},
         [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange) -> Value {
@@ -861,7 +853,7 @@ struct TriluLowering : OpConversionPattern<onnx::TriluOp> {
       else
         k = readIndex(rewriter, loc, kv, 0, false);
     }
-    bool upper = attrInt(op, "upper", 1) != 0;
+    bool upper = intAttrOr(op, "upper", 1) != 0;
     int64_t rank = type.getRank();
     Type elem = type.getElementType();
     if (type.getNumElements() == 0) {
@@ -900,7 +892,7 @@ struct BlockShuffle : OpConversionPattern<OpTy> {
     if (!inType || !type || inType.getRank() != 4 || !inType.hasStaticShape() ||
         !type.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "needs static 4-D shapes");
-    int64_t bs = attrInt(op, "blocksize", 0);
+    int64_t bs = intAttrOr(op, "blocksize", 0);
     if (bs <= 0 || bs > (1 << 15))
       return rewriter.notifyMatchFailure(op, "invalid blocksize");
     bool crd = false;
@@ -1028,8 +1020,8 @@ struct CumSumLowering : OpConversionPattern<onnx::CumSumOp> {
     if (!isa<FloatType, IntegerType>(elem) || elem.isInteger(1))
       return rewriter.notifyMatchFailure(op, "unsupported element type");
     int64_t rank = type.getRank();
-    bool exclusive = attrInt(op, "exclusive", 0) != 0;
-    bool reverse = attrInt(op, "reverse", 0) != 0;
+    bool exclusive = intAttrOr(op, "exclusive", 0) != 0;
+    bool reverse = intAttrOr(op, "reverse", 0) != 0;
     std::optional<int64_t> axis;
     if (auto c = constantInts(op->getOperand(1))) {
       axis = normalizeAxis((*c)[0], rank);
@@ -1139,8 +1131,8 @@ struct ReverseSequenceLowering : OpConversionPattern<onnx::ReverseSequenceOp> {
         type.getRank() < 2)
       return rewriter.notifyMatchFailure(op, "needs a static rank >= 2 input");
     int64_t rank = type.getRank();
-    auto batch = normalizeAxis(attrInt(op, "batch_axis", 1), rank);
-    auto time = normalizeAxis(attrInt(op, "time_axis", 0), rank);
+    auto batch = normalizeAxis(intAttrOr(op, "batch_axis", 1), rank);
+    auto time = normalizeAxis(intAttrOr(op, "time_axis", 0), rank);
     if (!batch || !time || *batch == *time)
       return rewriter.notifyMatchFailure(op, "invalid axes");
     auto lensType = rankedOf(lens);

@@ -110,6 +110,20 @@ Value scalarConstant(OpBuilder &b, Location loc, Type type, double value) {
                                    b.getIntegerAttr(type, (int64_t)value));
 }
 
+bool isNone(Value v) { return !v || isa<NoneType>(v.getType()); }
+
+int64_t intAttrOr(Operation *op, StringRef name, int64_t dflt) {
+  if (auto a = op->getAttrOfType<IntegerAttr>(name))
+    return a.getInt();
+  return dflt;
+}
+
+double floatAttrOr(Operation *op, StringRef name, double dflt) {
+  if (auto a = op->getAttrOfType<FloatAttr>(name))
+    return a.getValueAsDouble();
+  return dflt;
+}
+
 bool isUnsignedOnnx(Value v) {
   return getElementTypeOrSelf(v.getType()).isUnsignedInteger();
 }

@@ -42,6 +42,13 @@ mlir::Value emptyLike(mlir::OpBuilder &b, mlir::Location loc,
 mlir::Value scalarConstant(mlir::OpBuilder &b, mlir::Location loc,
                            mlir::Type type, double value);
 
+/// Whether an optional operand is absent (null or of type `none`).
+bool isNone(mlir::Value v);
+
+/// An integer / float attribute of `op`, or `dflt` when it is not set.
+int64_t intAttrOr(mlir::Operation *op, llvm::StringRef name, int64_t dflt);
+double floatAttrOr(mlir::Operation *op, llvm::StringRef name, double dflt);
+
 /// Whether the onnx-level element type of `v` is an unsigned integer.
 bool isUnsignedOnnx(mlir::Value v);
 
