@@ -18,6 +18,8 @@ PKGS=(
   libgtest-dev libgmock-dev googletest
   # python: test-model generators and the conformance runner
   python3 python3-onnx python3-numpy
+  # LLM model builders (python/build_llm.py); without OpenBLAS torch uses the reference BLAS
+  python3-torch libopenblas0-pthread
 )
 
 SUDO=""
@@ -37,4 +39,22 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: all packages present"
+fi
+
+# The LLM benchmark's ONNX Runtime baseline (bench/package.json). Node and npm
+# may come from another repository (nodesource bundles npm): install Debian's
+# only when there is no npm at all.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bench"
+if [[ -f "$BENCH_DIR/package-lock.json" && ! -d "$BENCH_DIR/node_modules/onnxruntime-node" ]]; then
+  echo "setup: npm ci in bench/ (onnxruntime-node)"
+  # ONNXRUNTIME_NODE_INSTALL=skip: the postinstall would try to download CUDA libraries.
+  # Not fatal: only the benchmark (and one optional cross-check) needs it.
+  (cd "$BENCH_DIR" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "setup: warning: npm ci failed in bench/; the ONNX Runtime baseline is unavailable" >&2
 fi
