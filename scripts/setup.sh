@@ -14,6 +14,8 @@ PKGS=(
   libflatbuffers-dev flatbuffers-compiler libxxhash-dev
   # tools
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  # LLM tokenizers: SentencePiece, and PCRE2 for byte-level BPE pre-tokenizer regexes
+  libsentencepiece-dev libpcre2-dev
   # tests
   libgtest-dev libgmock-dev googletest
   # python: test-model generators and the conformance runner

@@ -1,0 +1,208 @@
+//===- engine.cc - Generation and scoring over a compiled LLM --------------===//
+#include "runtime/llm/engine.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "runtime/hal/registry.h"
+
+namespace kiln::llm {
+namespace {
+
+constexpr std::string_view kMain = "main";
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+io::Tensor I64(std::vector<int64_t> shape, const std::vector<int64_t>& values) {
+  return io::Tensor::FromValues<int64_t>(DType::kI64, std::move(shape), values);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const EngineOptions& options) {
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<artifact::Artifact> artifact, artifact::Artifact::Open(path));
+  return Create(std::move(artifact), options);
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artifact> artifact,
+                                                 const EngineOptions& options) {
+  std::unique_ptr<Engine> engine(new Engine());
+  engine->artifact_ = std::move(artifact);
+  const fb::Function* fn = engine->artifact_->FindFunction(kMain);
+  if (!fn) return InvalidArgumentError("artifact has no function 'main'");
+  KILN_ASSIGN_OR_RETURN(engine->signature_, LlmSignature::FromFunction(*fn));
+  KILN_ASSIGN_OR_RETURN(engine->config_, ModelConfig::FromArtifact(*engine->artifact_));
+  // Ids are checked against the vocabulary before they reach the model: an
+  // embedding gather does not check its indices.
+  if (engine->signature_.vocab > 0) {
+    engine->vocab_ = engine->signature_.vocab;
+  } else if (engine->config_.vocab_size) {
+    engine->vocab_ = *engine->config_.vocab_size;
+  } else {
+    return InvalidArgumentError("cannot tell the vocabulary size: logits' last dim is dynamic and llm.config has no vocab_size");
+  }
+
+  hal::DeviceOptions device_options;
+  device_options.threads = options.threads;
+  KILN_ASSIGN_OR_RETURN(engine->device_, hal::CreateDevice(options.device, device_options));
+  KILN_ASSIGN_OR_RETURN(engine->executor_, exec::Executor::Create(*engine->artifact_, *engine->device_));
+  engine->Reset();
+  return engine;
+}
+
+Engine::~Engine() = default;
+
+void Engine::Reset() {
+  cached_ = 0;
+  past_.clear();
+  for (int layer = 0; layer < signature_.num_layers; ++layer)
+    for (int kv = 0; kv < 2; ++kv)
+      // [1, KVH, 0, hd]: no bytes, but the shape the signature wants.
+      past_.push_back(io::Tensor{signature_.kv_dtype, {1, signature_.kv_heads, 0, signature_.head_dim}, {}});
+}
+
+StatusOr<io::Tensor> Engine::Forward(std::span<const int64_t> ids) {
+  io::Tensor logits;
+  Status status = RunForward(ids, logits);
+  if (!status.ok()) {
+    Reset();  // the past was handed to the executor: the cache is gone
+    return status;
+  }
+  return logits;
+}
+
+Status Engine::RunForward(std::span<const int64_t> ids, io::Tensor& logits) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n == 0) return InvalidArgumentError("no token ids to run");
+  for (int64_t id : ids)
+    if (id < 0 || id >= vocab_)
+      return InvalidArgumentError(StrCat("token id ", id, " is outside the model's vocabulary of ", vocab_));
+  if (config_.max_positions && cached_ + n > *config_.max_positions)
+    return OutOfRangeError(StrCat("context of ", cached_ + n, " tokens exceeds the model's ",
+                                  *config_.max_positions, " positions"));
+
+  std::vector<io::NamedTensor> inputs;
+  inputs.push_back({"input_ids", I64({1, n}, std::vector<int64_t>(ids.begin(), ids.end()))});
+  if (signature_.has_attention_mask)
+    inputs.push_back({"attention_mask", I64({1, cached_ + n}, std::vector<int64_t>(cached_ + n, 1))});
+  if (signature_.has_position_ids) {
+    std::vector<int64_t> positions(n);
+    for (int64_t i = 0; i < n; ++i) positions[i] = cached_ + i;
+    inputs.push_back({"position_ids", I64({1, n}, positions)});
+  }
+  for (int layer = 0; layer < signature_.num_layers; ++layer)
+    for (int kv = 0; kv < 2; ++kv)
+      inputs.push_back({LlmSignature::PastName(layer, kv == 1), std::move(past_[2 * layer + kv])});
+  past_.clear();
+
+  KILN_ASSIGN_OR_RETURN(std::vector<io::NamedTensor> outputs, executor_->Run(kMain, inputs));
+  inputs.clear();  // frees the old cache before the new one is kept
+
+  // Outputs are checked against what the next step will feed back: a wrong
+  // shape here would otherwise surface as a confusing input error later.
+  const int64_t total = cached_ + n;
+  std::vector<io::Tensor> present(2 * signature_.num_layers);
+  std::vector<bool> seen(present.size(), false);
+  bool have_logits = false;
+  for (io::NamedTensor& out : outputs) {
+    if (out.name == "logits") {
+      const std::vector<int64_t> want = {1, n, vocab_};
+      if (out.tensor.shape != want)
+        return InternalError(StrCat("output 'logits' is ", out.tensor.Describe(), ", expected ", ShapeToString(want)));
+      logits = std::move(out.tensor);
+      have_logits = true;
+      continue;
+    }
+    for (int layer = 0; layer < signature_.num_layers; ++layer)
+      for (int kv = 0; kv < 2; ++kv) {
+        if (out.name != LlmSignature::PresentName(layer, kv == 1)) continue;
+        const std::vector<int64_t> want = {1, signature_.kv_heads, total, signature_.head_dim};
+        if (out.tensor.shape != want || out.tensor.dtype != signature_.kv_dtype)
+          return InternalError(StrCat("output '", out.name, "' is ", out.tensor.Describe(), ", expected ",
+                                      DTypeName(signature_.kv_dtype), ShapeToString(want)));
+        present[2 * layer + kv] = std::move(out.tensor);
+        seen[2 * layer + kv] = true;
+      }
+  }
+  if (!have_logits) return InternalError("the model returned no 'logits'");
+  for (size_t i = 0; i < seen.size(); ++i)
+    if (!seen[i]) return InternalError(StrCat("the model returned no '", LlmSignature::PresentName(i / 2, i % 2), "'"));
+  past_ = std::move(present);
+  cached_ = total;
+  return OkStatus();
+}
+
+StatusOr<std::vector<float>> Engine::Prefill(std::span<const int64_t> ids) {
+  Reset();
+  KILN_ASSIGN_OR_RETURN(io::Tensor logits, Forward(ids));
+  auto all = logits.values<float>();
+  return std::vector<float>(all.end() - vocab_, all.end());
+}
+
+StatusOr<std::vector<float>> Engine::Step(int64_t id) {
+  if (cached_ == 0) return FailedPreconditionError("Step before Prefill: the KV cache is empty");
+  const int64_t ids[1] = {id};
+  KILN_ASSIGN_OR_RETURN(io::Tensor logits, Forward(ids));
+  auto all = logits.values<float>();
+  return std::vector<float>(all.begin(), all.end());
+}
+
+StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const GenerateParams& params,
+                                          const TokenCallback& on_token) {
+  if (prompt.empty()) return InvalidArgumentError("the prompt has no tokens");
+  if (params.max_tokens < 0) return InvalidArgumentError(StrCat("max tokens must be >= 0, got ", params.max_tokens));
+  // The last chosen id is never run, so the context holds prompt + max - 1.
+  const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(params.max_tokens - 1, 0);
+  if (config_.max_positions && needed > *config_.max_positions)
+    return OutOfRangeError(StrCat("a prompt of ", prompt.size(), " tokens and ", params.max_tokens,
+                                  " new ones need ", needed, " positions but the model has ", *config_.max_positions));
+  KILN_ASSIGN_OR_RETURN(Sampler sampler, Sampler::Create(params.sampler));
+  GenerateResult result;
+  if (params.max_tokens == 0) return result;
+
+  auto start = std::chrono::steady_clock::now();
+  KILN_ASSIGN_OR_RETURN(std::vector<float> logits, Prefill(prompt));
+  KILN_ASSIGN_OR_RETURN(int64_t id, sampler.Sample(logits));
+  result.prefill_seconds = Seconds(start);
+  start = std::chrono::steady_clock::now();
+  while (true) {
+    result.ids.push_back(id);
+    if (on_token) KILN_RETURN_IF_ERROR(on_token(id));
+    if (!params.ignore_eos && config_.IsEos(id)) {
+      result.stopped_at_eos = true;
+      break;
+    }
+    if (static_cast<int64_t>(result.ids.size()) >= params.max_tokens) break;
+    KILN_ASSIGN_OR_RETURN(logits, Step(id));
+    KILN_ASSIGN_OR_RETURN(id, sampler.Sample(logits));
+  }
+  result.decode_seconds = Seconds(start);
+  return result;
+}
+
+StatusOr<ScoreResult> Engine::Score(std::span<const int64_t> window) {
+  Reset();
+  ScoreResult result;
+  if (window.size() < 2) return result;  // nothing after the first id
+  KILN_ASSIGN_OR_RETURN(io::Tensor logits, Forward(window));
+  Reset();  // scoring keeps no cache; free it now
+  auto all = logits.values<float>();
+  for (size_t i = 0; i + 1 < window.size(); ++i) {
+    std::span<const float> row = all.subspan(i * vocab_, vocab_);
+    // log p(target) = x_target - (max + log sum exp(x - max)), in double.
+    double top = -INFINITY;
+    for (float x : row) top = std::max(top, static_cast<double>(x));
+    double sum = 0;
+    for (float x : row) sum += std::exp(static_cast<double>(x) - top);
+    const double log_prob = static_cast<double>(row[window[i + 1]]) - (top + std::log(sum));
+    if (!std::isfinite(log_prob))
+      return InternalError(StrCat("log-probability of id ", window[i + 1], " at position ", i + 1, " is not finite"));
+    result.nll -= log_prob;
+  }
+  result.count = static_cast<int64_t>(window.size()) - 1;
+  return result;
+}
+
+}  // namespace kiln::llm

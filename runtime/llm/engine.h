@@ -1,0 +1,118 @@
+//===- engine.h - Generation and scoring over a compiled LLM ---------------===//
+//
+// The Engine runs an artifact whose `main` has the "with past" signature
+// (signature.h) one sequence at a time. It owns the KV cache: the present.N
+// tensors of one forward become the past_key_values.N inputs of the next, so
+// a prompt is run once and every new token costs one single-token forward.
+#ifndef KILN_RUNTIME_LLM_ENGINE_H_
+#define KILN_RUNTIME_LLM_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/artifact/artifact.h"
+#include "runtime/base/status.h"
+#include "runtime/exec/executor.h"
+#include "runtime/hal/device.h"
+#include "runtime/io/tensor.h"
+#include "runtime/llm/config.h"
+#include "runtime/llm/sampler.h"
+#include "runtime/llm/signature.h"
+
+namespace kiln::llm {
+
+struct EngineOptions {
+  std::string device = "cpu";
+  /// cpu worker threads; 0 = all cores.
+  int threads = 0;
+};
+
+struct GenerateParams {
+  /// Most ids to generate (the prompt not counted).
+  int64_t max_tokens = 64;
+  SamplerParams sampler;
+  /// Keep going past an EOS id instead of stopping after it.
+  bool ignore_eos = false;
+};
+
+struct GenerateResult {
+  /// Generated ids only; when generation stopped at an EOS, it is the last.
+  std::vector<int64_t> ids;
+  bool stopped_at_eos = false;
+  /// Prompt forward plus choosing the first id.
+  double prefill_seconds = 0;
+  /// Every later id (one single-token forward each).
+  double decode_seconds = 0;
+};
+
+struct ScoreResult {
+  /// Sum over every id after the first of -log p(id | the ids before it).
+  double nll = 0;
+  /// How many ids that sum covers (window size - 1).
+  int64_t count = 0;
+};
+
+class Engine {
+ public:
+  /// Opens and verifies `path`, creates the device and the executor, and
+  /// checks that `main` has the LLM signature.
+  static StatusOr<std::unique_ptr<Engine>> Open(const std::string& path, const EngineOptions& options = {});
+  /// Same over an artifact already in memory (the Engine keeps it).
+  static StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<artifact::Artifact> artifact,
+                                                  const EngineOptions& options = {});
+  ~Engine();
+
+  const artifact::Artifact& artifact() const { return *artifact_; }
+  const ModelConfig& config() const { return config_; }
+  const LlmSignature& signature() const { return signature_; }
+  /// Ids the model scores (the logits' last dim).
+  int64_t vocab_size() const { return vocab_; }
+  /// Tokens now in the KV cache.
+  int64_t cached_tokens() const { return cached_; }
+
+  /// Drops the KV cache.
+  void Reset();
+  /// Resets, runs `ids` from an empty cache and returns the logits of the
+  /// last position ([vocab]).
+  StatusOr<std::vector<float>> Prefill(std::span<const int64_t> ids);
+  /// Appends one id to the cache and returns the logits after it.
+  StatusOr<std::vector<float>> Step(int64_t id);
+
+  /// Called with each generated id as soon as it is chosen; an error stops
+  /// generation and is returned by Generate.
+  using TokenCallback = std::function<Status(int64_t id)>;
+  /// Prefill(prompt), then choose and Step until max_tokens ids or an EOS id
+  /// of the config (unless ignore_eos). The last id chosen is never run.
+  StatusOr<GenerateResult> Generate(std::span<const int64_t> prompt, const GenerateParams& params,
+                                    const TokenCallback& on_token = {});
+
+  /// One forward over `window` from an empty cache; NLL of every id after
+  /// the first under log-softmax computed in double. Leaves the cache empty.
+  StatusOr<ScoreResult> Score(std::span<const int64_t> window);
+
+ private:
+  Engine() = default;
+  /// Runs `ids` after the cached tokens; returns logits [1, S, vocab] and
+  /// keeps the presents as the new cache. On error the cache is dropped.
+  StatusOr<io::Tensor> Forward(std::span<const int64_t> ids);
+  Status RunForward(std::span<const int64_t> ids, io::Tensor& logits);
+
+  std::unique_ptr<artifact::Artifact> artifact_;
+  std::unique_ptr<hal::Device> device_;
+  std::unique_ptr<exec::Executor> executor_;  // borrows artifact_ and device_: declared after them
+  ModelConfig config_;
+  LlmSignature signature_;
+  int64_t vocab_ = 0;
+  int64_t cached_ = 0;
+  /// past_key_values inputs for the next forward: [2 * layer + (value ? 1 : 0)].
+  std::vector<io::Tensor> past_;
+};
+
+}  // namespace kiln::llm
+
+#endif  // KILN_RUNTIME_LLM_ENGINE_H_

@@ -1,0 +1,214 @@
+//===- main.cc - kiln-generate: generate text with a compiled LLM ----------===//
+//
+//   kiln-generate OUT.kiln (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens 64]
+//                 [--temperature 0] [--top-k K] [--top-p P] [--seed S]
+//                 [--ignore-eos] [--threads N] [--json] [--stats]
+//
+// Streams the generated text to stdout (ids, when the artifact has no
+// tokenizer), or with --json prints one line
+//   {"prompt_ids": [...], "ids": [...], "text": "..."}
+// where ids are the generated ids (ending with the EOS id when generation
+// stopped at one) and text is their decoding without that EOS. --stats adds
+// one JSON line of timings on stderr. Errors: one line
+// "kiln-generate: error: ..." on stderr, exit 1.
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/llm/engine.h"
+#include "runtime/llm/text_stream.h"
+#include "runtime/llm/tokenizer.h"
+
+namespace {
+
+using kiln::StrCat;
+
+struct Flags {
+  std::string artifact;
+  std::optional<std::string> prompt;
+  std::optional<std::string> prompt_ids;
+  int64_t max_tokens = 64;
+  double temperature = 0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  std::optional<uint64_t> seed;
+  bool ignore_eos = false;
+  std::string device = "cpu";
+  int threads = 0;
+  bool json = false;
+  bool stats = false;
+};
+
+/// "1, 2,3" -> {1, 2, 3}; anything else is an error naming the bad item.
+kiln::StatusOr<std::vector<int64_t>> ParseIds(const std::string& list) {
+  std::vector<int64_t> ids;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    if (comma == std::string::npos) comma = list.size();
+    std::string item = list.substr(pos, comma - pos);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    size_t used = 0;
+    int64_t id = 0;
+    bool ok = !item.empty() && item[0] != '+';
+    if (ok) {
+      try {
+        id = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok || used != item.size())
+      return kiln::InvalidArgumentError(StrCat("--prompt-ids: '", item, "' is not an integer id"));
+    ids.push_back(id);
+    pos = comma + 1;
+  }
+  return ids;
+}
+
+double PeakRssMib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // KiB on Linux
+}
+
+std::string Dump(const nlohmann::json& j) {
+  // Decoded text is valid UTF-8 already; replace rather than throw regardless.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+kiln::Status RunTool(const Flags& flags) {
+  kiln::llm::EngineOptions options;
+  options.device = flags.device;
+  options.threads = flags.threads;
+  KILN_ASSIGN_OR_RETURN(auto engine, kiln::llm::Engine::Open(flags.artifact, options));
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::Tokenizer> tokenizer,
+                        kiln::llm::LoadTokenizer(engine->artifact(), engine->config()));
+
+  std::vector<int64_t> prompt;
+  if (flags.prompt) {
+    if (!tokenizer)
+      return kiln::InvalidArgumentError("the artifact has no tokenizer: give the prompt as --prompt-ids");
+    KILN_ASSIGN_OR_RETURN(std::vector<int64_t> ids, tokenizer->Encode(*flags.prompt));
+    // As the model saw text in training: BOS first when the config has one.
+    prompt = tokenizer->WithBos(std::move(ids));
+  } else {
+    KILN_ASSIGN_OR_RETURN(prompt, ParseIds(*flags.prompt_ids));
+  }
+
+  kiln::llm::GenerateParams params;
+  params.max_tokens = flags.max_tokens;
+  params.ignore_eos = flags.ignore_eos;
+  params.sampler.temperature = flags.temperature;
+  params.sampler.top_k = flags.top_k;
+  params.sampler.top_p = flags.top_p;
+  params.sampler.seed = flags.seed ? *flags.seed : std::random_device{}();
+
+  // Streaming: print text (or ids) as each id arrives, except an EOS that
+  // ends generation. The text printed is exactly the --json text.
+  std::optional<kiln::llm::TextStream> stream;
+  if (tokenizer && !flags.json) stream.emplace(*tokenizer);
+  bool first_id = true;
+  auto ends_generation = [&](int64_t id) { return !flags.ignore_eos && engine->config().IsEos(id); };
+  auto on_token = [&](int64_t id) -> kiln::Status {
+    if (flags.json || ends_generation(id)) return kiln::OkStatus();
+    if (stream) {
+      KILN_ASSIGN_OR_RETURN(std::string piece, stream->Push(id));
+      std::fputs(piece.c_str(), stdout);
+    } else {
+      std::printf(first_id ? "%lld" : " %lld", static_cast<long long>(id));
+    }
+    first_id = false;
+    std::fflush(stdout);
+    return kiln::OkStatus();
+  };
+  KILN_ASSIGN_OR_RETURN(kiln::llm::GenerateResult result, engine->Generate(prompt, params, on_token));
+
+  std::vector<int64_t> text_ids = result.ids;
+  if (result.stopped_at_eos) text_ids.pop_back();
+  if (flags.json) {
+    nlohmann::json out = {{"prompt_ids", prompt}, {"ids", result.ids}};
+    if (tokenizer) {
+      KILN_ASSIGN_OR_RETURN(std::string text, tokenizer->Decode(text_ids));
+      out["text"] = text;
+    }
+    std::printf("%s\n", Dump(out).c_str());
+  } else {
+    if (stream) {
+      KILN_ASSIGN_OR_RETURN(std::string rest, stream->Flush());
+      std::fputs(rest.c_str(), stdout);
+    }
+    std::fputc('\n', stdout);
+  }
+  std::fflush(stdout);
+
+  if (flags.stats) {
+    const int64_t n = static_cast<int64_t>(result.ids.size());
+    const double prompt_tokens = static_cast<double>(prompt.size());
+    nlohmann::json stats = {
+        {"prompt_tokens", prompt.size()},
+        {"generated_tokens", n},
+        {"prefill_s", result.prefill_seconds},
+        {"decode_s", result.decode_seconds},
+        {"prefill_tok_s", result.prefill_seconds > 0 ? prompt_tokens / result.prefill_seconds : 0.0},
+        // The first id comes out of the prefill; decoding makes the rest.
+        {"decode_tok_s", n > 1 && result.decode_seconds > 0 ? (n - 1) / result.decode_seconds : 0.0},
+        {"peak_rss_mib", PeakRssMib()}};
+    std::fprintf(stderr, "%s\n", Dump(stats).c_str());
+  }
+  return kiln::OkStatus();
+}
+
+int Fail(std::string message) {
+  for (char& c : message)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  std::fprintf(stderr, "kiln-generate: error: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Flags flags;
+    CLI::App app{"Generate text with a compiled LLM (.kiln).", "kiln-generate"};
+    app.add_option("artifact", flags.artifact, "the .kiln file")->required();
+    auto* prompt = app.add_option("-p,--prompt", flags.prompt, "prompt text (BOS is added when the model has one)");
+    auto* ids = app.add_option("--prompt-ids", flags.prompt_ids, "prompt as comma-separated ids, used as given");
+    prompt->excludes(ids);
+    app.add_option("-n,--max-tokens", flags.max_tokens, "most ids to generate")->capture_default_str();
+    app.add_option("--temperature", flags.temperature, "0 = greedy")->capture_default_str();
+    app.add_option("--top-k", flags.top_k, "sample among the k most likely ids (0 = all)")->capture_default_str();
+    app.add_option("--top-p", flags.top_p, "nucleus sampling mass (1 = all)")->capture_default_str();
+    app.add_option("--seed", flags.seed, "sampling seed (default: random)");
+    app.add_flag("--ignore-eos", flags.ignore_eos, "do not stop at an end-of-sequence id");
+    app.add_option("--device", flags.device, "HAL driver")->capture_default_str();
+    app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
+    app.add_flag("--json", flags.json, "print one JSON line instead of streaming text");
+    app.add_flag("--stats", flags.stats, "print timings as one JSON line on stderr");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+      return Fail(e.what());
+    }
+    if (!flags.prompt && !flags.prompt_ids) return Fail("give --prompt TEXT or --prompt-ids LIST");
+    if (flags.max_tokens < 0) return Fail(StrCat("--max-tokens must be >= 0, got ", flags.max_tokens));
+    if (flags.threads < 0) return Fail(StrCat("--threads must be >= 0, got ", flags.threads));
+    kiln::Status status = RunTool(flags);
+    if (!status.ok()) return Fail(status.message());
+    return 0;
+  } catch (const std::exception& e) {
+    return Fail(e.what());
+  } catch (...) {
+    return Fail("unknown internal error");
+  }
+}
