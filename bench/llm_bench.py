@@ -73,6 +73,7 @@ def prompt_ids(n, vocab, seed):
 def weight_bytes(onnx_path):
     """Bytes of every initializer (external or inline) without loading the external data."""
     import onnx
+    from onnx import numpy_helper
     m = onnx.load(onnx_path, load_external_data=False)
     total = 0
     for t in m.graph.initializer:
@@ -82,7 +83,7 @@ def weight_bytes(onnx_path):
         elif t.HasField("raw_data"):
             total += len(t.raw_data)
         else:
-            total += onnx.numpy_helper.to_array(t).nbytes
+            total += numpy_helper.to_array(t).nbytes
     return total
 
 

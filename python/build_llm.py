@@ -19,7 +19,9 @@ OUT_DIR receives:
                          (tensors under 1 KiB stay inline)
   reference.npz          PyTorch's answer for a fixed, seed-determined prompt: input_ids, attention_mask,
                          position_ids (the feeds, [1,n]), logits [1,n,V]; prompt0_logits [n,V] and
-                         greedy_ids as in the fixtures
+                         greedy_ids as in the fixtures; and one decode step with the prompt's KV cache:
+                         decode_input_ids [1,1] (= greedy_ids[0]), decode_position_ids [[n]],
+                         decode_logits [1,1,V]
   reference.json         prompt ids, greedy continuation with the KV cache, smallest top-1/top-2 margin,
                          parameter count, weight bytes and the arguments the model was built with
   tokenizer file         with --tokenizer PATH (copied as is, keeping its name)
@@ -42,6 +44,7 @@ import time
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -318,6 +321,7 @@ def resolve_args(argv):
     a.kv_heads = a.kv_heads or a.heads
     a.vocab = a.vocab or 2048
     a.max_pos = a.max_pos or 1024
+    a.greedy = max(a.greedy, 1)
     if a.ffn is None:
         a.ffn = 4 * a.hidden if a.family == "gpt2" else -(-(8 * a.hidden // 3) // 64) * 64
     if a.heads % a.kv_heads:
@@ -352,13 +356,16 @@ def init_weights(model, seed):
 # ---------------------------------------------------------------- reference
 @torch.no_grad()
 def reference(model, ids, n_greedy, n_layers, kv_heads, head_dim):
+    """Prefill logits [n, V] of the prompt from an empty cache; the greedy continuation with the KV cache;
+    the logits [V] of its first decode step (fed greedy[0] at position n, the prompt's cache as past);
+    the smallest top-1/top-2 margin along the greedy path."""
     past = [torch.zeros(1, kv_heads, 0, head_dim) for _ in range(2 * n_layers)]
     total = len(ids)
     logits, past = model(torch.tensor([ids]), torch.ones(1, total, dtype=torch.long),
                          torch.arange(total).unsqueeze(0), past)
     prompt_logits = logits[0].numpy().copy()
-    out, margins = [], []
-    for _ in range(n_greedy):
+    out, margins, step_logits = [], [], None
+    for _ in range(max(n_greedy, 1)):
         top = torch.topk(logits[0, -1], 2).values
         margins.append(float(top[0] - top[1]))
         nxt = int(torch.argmax(logits[0, -1]))
@@ -366,7 +373,9 @@ def reference(model, ids, n_greedy, n_layers, kv_heads, head_dim):
         pos = torch.tensor([[total]])
         total += 1
         logits, past = model(torch.tensor([[nxt]]), torch.ones(1, total, dtype=torch.long), pos, past)
-    return prompt_logits, out, min(margins) if margins else None
+        if step_logits is None:
+            step_logits = logits[0, -1].numpy().copy()
+    return prompt_logits, out, step_logits, min(margins)
 
 
 # ---------------------------------------------------------------- export with shared external data
@@ -381,7 +390,7 @@ class ExternalData:
 
     def externalize(self, model, min_bytes=1024):
         for t in model.graph.initializer:
-            raw = t.raw_data if t.HasField("raw_data") else onnx.numpy_helper.to_array(t).tobytes()
+            raw = t.raw_data if t.HasField("raw_data") else numpy_helper.to_array(t).tobytes()
             if len(raw) < min_bytes:
                 continue
             h = hashlib.sha256(raw).digest()
@@ -457,11 +466,17 @@ def weight_bytes(onnx_path):
         if "length" in ext:
             total += int(ext["length"])
         else:
-            total += len(t.raw_data) if t.HasField("raw_data") else onnx.numpy_helper.to_array(t).nbytes
+            total += len(t.raw_data) if t.HasField("raw_data") else numpy_helper.to_array(t).nbytes
     return total
 
 
 # ---------------------------------------------------------------- main
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
 def main(argv=None):
     a = resolve_args(sys.argv[1:] if argv is None else argv)
     t_start = time.time()
@@ -480,10 +495,10 @@ def main(argv=None):
     bos = cfg.get("bos_token_id")
     ids = ([bos] if bos is not None else []) + [int(i) for i in rng.integers(3, a.vocab - 1, a.prompt_len)]
     kv_heads, hd = cfg["num_key_value_heads"], cfg["head_dim"]
-    prompt_logits, greedy_ids, margin = reference(model, ids, a.greedy, a.layers, kv_heads, hd)
+    prompt_logits, greedy_ids, step_logits, margin = reference(model, ids, a.greedy, a.layers, kv_heads, hd)
 
     data_bytes = export(model, a.out_dir, a.layers, kv_heads, hd)
-    json.dump(cfg, open(os.path.join(a.out_dir, "config.json"), "w"), indent=2)
+    write_json(os.path.join(a.out_dir, "config.json"), cfg)
     if a.tokenizer:
         if os.path.isfile(a.tokenizer):
             shutil.copyfile(a.tokenizer, os.path.join(a.out_dir, os.path.basename(a.tokenizer)))
@@ -495,14 +510,17 @@ def main(argv=None):
         os.path.join(a.out_dir, "reference.npz"),
         input_ids=np.array([ids], dtype=np.int64), attention_mask=np.ones((1, n), dtype=np.int64),
         position_ids=np.arange(n, dtype=np.int64)[None], logits=prompt_logits[None].astype(np.float32),
-        prompt0_logits=prompt_logits.astype(np.float32), greedy_ids=np.array(greedy_ids, dtype=np.int64))
+        prompt0_logits=prompt_logits.astype(np.float32), greedy_ids=np.array(greedy_ids, dtype=np.int64),
+        decode_input_ids=np.array([[greedy_ids[0]]], dtype=np.int64),
+        decode_position_ids=np.array([[n]], dtype=np.int64),
+        decode_logits=step_logits[None, None].astype(np.float32))
     args = {k: v for k, v in vars(a).items() if k not in ("out_dir", "threads")}
     ref = {"model": name, "family": a.family, "params": nparams,
            "weight_bytes": weight_bytes(os.path.join(a.out_dir, "model_with_past.onnx")),
            "onnx_data_bytes": data_bytes, "build_args": args,
            "prompts": [{"prompt_ids": ids, f"greedy_{a.greedy}": greedy_ids, "logits_key": "prompt0_logits",
                         "min_top2_margin": None if margin is None else round(margin, 6)}]}
-    json.dump(ref, open(os.path.join(a.out_dir, "reference.json"), "w"), indent=2)
+    write_json(os.path.join(a.out_dir, "reference.json"), ref)
     print(f"{name}: wrote {a.out_dir} in {time.time() - t_start:.1f}s", flush=True)
 
 
