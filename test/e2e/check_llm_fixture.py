@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""End-to-end check of one LLM fixture: compile it with kiln-compile, then hold
+kiln-generate, kiln-run and kiln-perplexity to the fixture's PyTorch references.
+
+    check_llm_fixture.py --fixture /work/shared/fixtures/llama-s --model model_with_past.onnx
+                         [--bin-dir build/bin] [--threads 2] [--keep]
+
+Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
+  compile          kiln-compile FIXTURE/MODEL (tokenizer and config.json are picked up
+                   beside the ONNX file)
+  generate k       kiln-generate --json --temperature 0 --max-tokens 48 --ignore-eos
+                   --prompt TEXT: prompt_ids == reference prompt_ids, ids == greedy_48
+                   exactly, text == greedy_48_text
+  logits k         kiln-run on the prompt's ids from an empty cache: logits within
+                   1e-3 max-abs of reference.npz prompt{k}_logits
+  perplexity       kiln-perplexity --json on ../valid.txt: within 0.5% relative of
+                   valid_perplexity, over valid_tokens_scored ids
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LOGITS_TOL = 1e-3
+PPL_REL_TOL = 0.005
+TIMEOUT_S = 1800
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def report(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""), flush=True)
+
+
+def run(cmd):
+    """(returncode, stdout, stderr); a timeout reads as returncode None."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+        return r.returncode, r.stdout, r.stderr
+    except subprocess.TimeoutExpired:
+        return None, "", f"timed out after {TIMEOUT_S} s"
+
+
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1] if lines else ""
+
+
+def failure(rc, out, err):
+    why = "timed out" if rc is None else f"exit {rc}"
+    return f"{why}: {last_line(err) or last_line(out) or '(no output)'}"
+
+
+def past_shapes(fixture):
+    """[(name, [1, kv_heads, 0, head_dim])] for every past input of model_with_past.onnx."""
+    import onnx
+    model = onnx.load(os.path.join(fixture, "model_with_past.onnx"), load_external_data=False)
+    shapes = []
+    for inp in model.graph.input:
+        if inp.name.startswith("past_key_values."):
+            dims = inp.type.tensor_type.shape.dim
+            shapes.append((inp.name, [1, dims[1].dim_value, 0, dims[3].dim_value]))
+    return shapes
+
+
+def first_difference(got, want):
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            return f"first difference at {i}: got {g}, want {w}"
+    return f"lengths differ: got {len(got)}, want {len(want)}"
+
+
+def check_generate(checks, bin_dir, art, k, prompt, threads):
+    name = f"generate prompt{k} {prompt['text']!r}"
+    cmd = [os.path.join(bin_dir, "kiln-generate"), art, "--json", "--temperature", "0", "--max-tokens", "48",
+           "--ignore-eos", "--threads", str(threads), "--prompt", prompt["text"]]
+    rc, out, err = run(cmd)
+    if rc != 0:
+        return checks.report(name, False, failure(rc, out, err))
+    try:
+        got = json.loads(out)
+    except json.JSONDecodeError as e:
+        return checks.report(name, False, f"stdout is not one JSON line ({e}): {last_line(out)!r}")
+    if got.get("prompt_ids") != prompt["prompt_ids"]:
+        return checks.report(name, False, f"prompt_ids {got.get('prompt_ids')} != reference {prompt['prompt_ids']}")
+    if got.get("ids") != prompt["greedy_48"]:
+        return checks.report(name, False, "ids != greedy_48, " + first_difference(got.get("ids") or [], prompt["greedy_48"]))
+    if got.get("text") != prompt["greedy_48_text"]:
+        return checks.report(name, False, f"text {got.get('text')!r} != greedy_48_text {prompt['greedy_48_text']!r}")
+    checks.report(name, True, "48 ids and text identical")
+
+
+def check_logits(checks, bin_dir, art, k, prompt, want, pasts, work, threads):
+    name = f"logits prompt{k}"
+    ids = np.array([prompt["prompt_ids"]], dtype=np.int64)
+    n = ids.shape[1]
+    feeds = {"input_ids": ids, "attention_mask": np.ones((1, n), np.int64),
+             "position_ids": np.arange(n, dtype=np.int64)[None, :]}
+    for past, shape in pasts:
+        feeds[past] = np.zeros(shape, np.float32)
+    in_dir, out_dir = os.path.join(work, f"in{k}"), os.path.join(work, f"out{k}")
+    os.makedirs(in_dir, exist_ok=True)
+
+    def kiln_run(names):
+        cmd = [os.path.join(bin_dir, "kiln-run"), art, "--threads", str(threads), "-o", out_dir]
+        for feed in names:
+            path = os.path.join(in_dir, f"{feed}.npy")
+            np.save(path, feeds[feed])
+            cmd += ["-i", f"{feed}={path}"]
+        return run(cmd)
+
+    rc, out, err = kiln_run(list(feeds))
+    note = ""
+    if rc != 0 and "has no input 'past_key_values" in err:
+        # An artifact without a cache cannot serve kiln-generate (that check
+        # fails on its own), but its logits can still be compared.
+        rc, out, err = kiln_run(["input_ids", "attention_mask", "position_ids"])
+        note = " (artifact has no past inputs)"
+    if rc != 0:
+        return checks.report(name, False, failure(rc, out, err))
+    path = os.path.join(out_dir, "logits.npy")
+    if not os.path.exists(path):
+        return checks.report(name, False, "kiln-run wrote no logits.npy")
+    got = np.load(path)
+    if got.shape != (1,) + want.shape:
+        return checks.report(name, False, f"logits shape {got.shape}, want {(1,) + want.shape}")
+    diff = float(np.max(np.abs(got[0].astype(np.float64) - want.astype(np.float64))))
+    checks.report(name, diff <= LOGITS_TOL, f"max |diff| {diff:.3g} (tolerance {LOGITS_TOL}){note}")
+
+
+def check_perplexity(checks, bin_dir, art, fixture, ref, threads):
+    name = "perplexity valid.txt"
+    proto = ref["perplexity_protocol"]
+    text = os.path.normpath(os.path.join(fixture, proto["text"]))
+    cmd = [os.path.join(bin_dir, "kiln-perplexity"), art, "--text", text, "--window", str(proto["window"]),
+           "--threads", str(threads), "--json"]
+    rc, out, err = run(cmd)
+    if rc != 0:
+        return checks.report(name, False, failure(rc, out, err))
+    try:
+        got = json.loads(out)
+    except json.JSONDecodeError as e:
+        return checks.report(name, False, f"stdout is not one JSON line ({e}): {last_line(out)!r}")
+    want = ref["valid_perplexity"]
+    rel = abs(got["perplexity"] - want) / want
+    ok = rel <= PPL_REL_TOL and got["tokens"] == ref["valid_tokens_scored"]
+    checks.report(name, ok, f"{got['perplexity']:.4f} vs {want:.4f} ({100 * rel:.3f}% off, tolerance "
+                            f"{100 * PPL_REL_TOL}%), {got['tokens']} ids scored vs {ref['valid_tokens_scored']}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fixture", required=True, help="fixture folder (config.json, reference.json, ...)")
+    p.add_argument("--model", required=True, help="model.onnx or model_with_past.onnx")
+    p.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--keep", action="store_true", help="keep the work folder (artifact, npy files)")
+    args = p.parse_args()
+
+    fixture = os.path.abspath(args.fixture)
+    ref = json.load(open(os.path.join(fixture, "reference.json")))
+    npz = np.load(os.path.join(fixture, "reference.npz"))
+    work = tempfile.mkdtemp(prefix=f"kiln-e2e-{os.path.basename(fixture)}-")
+    art = os.path.join(work, "model.kiln")
+    checks = Checks()
+    print(f"== {os.path.basename(fixture)}/{args.model} (work folder {work})", flush=True)
+    try:
+        rc, out, err = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model), "-o", art])
+        checks.report(f"compile {args.model}", rc == 0, "" if rc == 0 else failure(rc, out, err))
+        if rc == 0:
+            pasts = past_shapes(fixture)
+            for k, prompt in enumerate(ref["prompts"]):
+                check_generate(checks, args.bin_dir, art, k, prompt, args.threads)
+            for k, prompt in enumerate(ref["prompts"]):
+                check_logits(checks, args.bin_dir, art, k, prompt, npz[prompt["logits_key"]], pasts, work, args.threads)
+            check_perplexity(checks, args.bin_dir, art, fixture, ref, args.threads)
+        else:
+            # Nothing else can run; count them so the summary shows what is missing.
+            for what in [f"generate prompt{k}" for k in range(len(ref["prompts"]))] + \
+                        [f"logits prompt{k}" for k in range(len(ref["prompts"]))] + ["perplexity valid.txt"]:
+                checks.report(what, False, "not run: no artifact")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{checks.passed} passed, {checks.failed} failed", flush=True)
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

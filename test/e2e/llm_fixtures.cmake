@@ -1,0 +1,18 @@
+# The shared LLM fixtures (../shared/fixtures beside the repository): one
+# test per fixture and model file, each compiling the model and holding
+# kiln-generate, kiln-run and kiln-perplexity to the fixture's PyTorch
+# references (check_llm_fixture.py). Included from CMakeLists.txt; needs
+# kiln-compile, so not in runtime-only builds. Run with: ctest -L e2e
+set(KILN_LLM_FIXTURES_DIR ${KILN_SOURCE_DIR}/../shared/fixtures)
+if(NOT KILN_RUNTIME_ONLY AND IS_DIRECTORY ${KILN_LLM_FIXTURES_DIR})
+  set(KILN_E2E_PYTHON /usr/bin/python3)
+  foreach(fixture llama-s llama-draft gpt2-s)
+    foreach(model model model_with_past)
+      add_test(NAME e2e-llm-${fixture}-${model}
+        COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_llm_fixture.py
+                --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --model ${model}.onnx
+                --bin-dir ${CMAKE_BINARY_DIR}/bin)
+      set_tests_properties(e2e-llm-${fixture}-${model} PROPERTIES TIMEOUT 1800 LABELS "e2e")
+    endforeach()
+  endforeach()
+endif()
