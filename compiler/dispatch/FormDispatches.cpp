@@ -18,6 +18,7 @@
 #include "compiler/dispatch/FormDispatches.h"
 
 #include "dialects/exec/IR/ExecDialect.h"
+#include "dialects/llm/IR/LlmDialect.h"
 #include "compiler/Passes.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
@@ -122,7 +123,10 @@ LogicalResult DispatchFormer::run() {
     SmallVector<Operation *> group{&op};
     grouped.insert(&op);
     Operation *last = &op;
-    while (last->getNumResults() == 1 && last->getResult(0).hasOneUse()) {
+    // A microkernel splits its own work over workgroups; an epilogue in the
+    // same kernel could read rows another workgroup has not written yet.
+    bool sealed = isa<llm::UkernelOp>(op);
+    while (!sealed && last->getNumResults() == 1 && last->getResult(0).hasOneUse()) {
       Operation *user = *last->getResult(0).getUsers().begin();
       if (user->getBlock() != &body || !isElementwiseConsumer(user) ||
           grouped.contains(user))

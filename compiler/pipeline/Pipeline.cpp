@@ -5,11 +5,14 @@
 #include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/importer/OnnxImporter.h"
+#include "compiler/transforms/LowerLlm.h"
+#include "compiler/transforms/RaiseLlm.h"
 #include "dialects/onnx/Transforms/Passes.h"
 #include "targets/TargetRegistry.h"
 
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
@@ -21,6 +24,10 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/FileSystem.h"
+
 #include <chrono>
 
 using namespace mlir;
@@ -31,6 +38,7 @@ std::optional<Phase> parsePhase(llvm::StringRef name) {
   return llvm::StringSwitch<std::optional<Phase>>(name)
       .Case("import", Phase::Import)
       .Case("onnx", Phase::Import)
+      .Case("llm", Phase::Llm)
       .Case("linalg", Phase::Linalg)
       .Case("dispatch", Phase::Dispatch)
       .Case("exec", Phase::Dispatch)
@@ -42,7 +50,7 @@ std::optional<Phase> parsePhase(llvm::StringRef name) {
 }
 
 llvm::StringRef phaseNames() {
-  return "import, linalg, dispatch, bufferized, loops, llvm, artifact";
+  return "import, llm, linalg, dispatch, bufferized, loops, llvm, artifact";
 }
 
 namespace {
@@ -108,6 +116,47 @@ private:
   clock::time_point start;
 };
 
+/// Reads the tokenizer and model config into artifact metadata: the files
+/// named on the command line, else the ones a Hugging Face/optimum export
+/// folder keeps beside the model.
+LogicalResult collectLlmMetadata(const CompileOptions &options,
+                                 std::map<std::string, std::string> &metadata,
+                                 std::string &error) {
+  llvm::SmallString<256> dir(options.input);
+  llvm::sys::path::remove_filename(dir);
+  auto beside = [&](llvm::StringRef name) {
+    llvm::SmallString<256> p(dir);
+    llvm::sys::path::append(p, name);
+    return llvm::sys::fs::exists(p) ? std::string(p) : std::string();
+  };
+  auto read = [&](const std::string &path, std::string &out) {
+    auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
+    if (!buf) {
+      error = "cannot read '" + path + "': " + buf.getError().message();
+      return failure();
+    }
+    out = (*buf)->getBuffer().str();
+    return success();
+  };
+  std::string config = options.modelConfig.empty() ? beside("config.json")
+                                                   : options.modelConfig;
+  if (!config.empty() && failed(read(config, metadata["llm.config"])))
+    return failure();
+  std::string tok = options.tokenizer;
+  if (tok.empty())
+    tok = beside("tokenizer.model");
+  if (tok.empty())
+    tok = beside("tokenizer.json");
+  if (!tok.empty()) {
+    if (failed(read(tok, metadata["llm.tokenizer"])))
+      return failure();
+    llvm::StringRef data = metadata["llm.tokenizer"];
+    bool json = data.ltrim().starts_with("{");
+    metadata["llm.tokenizer.kind"] = json ? "hf-tokenizer-json" : "sentencepiece";
+  }
+  return success();
+}
+
 } // namespace
 
 int compile(const CompileOptions &options, std::string &error) {
@@ -142,6 +191,9 @@ int compile(const CompileOptions &options, std::string &error) {
   if (stopHere(Phase::Import))
     return failed(emitModule(*module, options.output, error));
 
+  std::map<std::string, std::string> metadata;
+  if (failed(collectLlmMetadata(options, metadata, error)))
+    return 1;
   {
     PassManager pm(&ctx);
     pm.addPass(createCanonicalizerPass());
@@ -149,6 +201,27 @@ int compile(const CompileOptions &options, std::string &error) {
       pm.addPass(std::move(refine));
       pm.addPass(createCanonicalizerPass());
     }
+    if (failed(pm.run(*module)))
+      return fail("shape refinement failed");
+  }
+  // Transformer blocks -> llm ops; a cache-less export gets a KV cache.
+  for (auto fn : llvm::make_early_inc_range(module->getOps<func::FuncOp>())) {
+    RaiseReport report;
+    if (failed(raiseLlm(fn, report)))
+      return fail("raising to the llm dialect failed");
+    if (!report.raised.empty()) {
+      int cached = addKvCache(fn);
+      if (cached)
+        report.raised["kv-cache added"] = cached;
+      progress.step("raised to llm ops");
+    }
+    if (options.report)
+      llvm::outs() << formatRaiseReport(fn, report);
+  }
+  if (stopHere(Phase::Llm))
+    return failed(emitModule(*module, options.output, error));
+  {
+    PassManager pm(&ctx);
     pm.addPass(createConvertOnnxToLinalgPass());
     pm.addPass(createCanonicalizerPass());
     pm.addPass(createLinalgElementwiseOpFusionPass());
@@ -156,6 +229,9 @@ int compile(const CompileOptions &options, std::string &error) {
     pm.addPass(createCSEPass());
     if (failed(pm.run(*module)))
       return fail("lowering to linalg failed");
+    for (auto fn : module->getOps<func::FuncOp>())
+      if (failed(lowerLlmToUkernels(fn)))
+        return fail("lowering llm ops failed");
   }
   progress.step("lowered to linalg");
   if (stopHere(Phase::Linalg))
@@ -194,7 +270,6 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "no output file (-o)";
     return 1;
   }
-  std::map<std::string, std::string> metadata;
   if (failed(writeArtifact(*module, exe, *target, metadata, options.output,
                            error)))
     return 1;

@@ -10,7 +10,7 @@
 namespace kiln {
 
 /// Phases in pipeline order; --compile-to=PHASE stops after one.
-enum class Phase { Import, Linalg, Dispatch, Bufferized, Loops, Llvm, Artifact };
+enum class Phase { Import, Llm, Linalg, Dispatch, Bufferized, Loops, Llvm, Artifact };
 
 /// Parses a phase name ("import", "linalg", "dispatch", "bufferized", "loops",
 /// "llvm", "artifact").
@@ -24,6 +24,11 @@ struct CompileOptions {
   Phase compileTo = Phase::Artifact;
   bool emitMlir = false;
   bool verbose = false; // progress lines on stderr
+  bool report = false;  // per-layer fusion report on stdout
+  /// LLM extras embedded in the artifact; empty = look beside the model for
+  /// tokenizer.model / tokenizer.json and config.json.
+  std::string tokenizer;
+  std::string modelConfig;
 };
 
 /// Every dialect kiln's compiler uses.

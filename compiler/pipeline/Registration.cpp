@@ -3,6 +3,7 @@
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "dialects/exec/IR/ExecDialect.h"
+#include "dialects/llm/IR/LlmDialect.h"
 #include "dialects/onnx/IR/OnnxDialect.h"
 #include "dialects/onnx/Transforms/Passes.h"
 
@@ -16,7 +17,8 @@ namespace kiln {
 void registerKilnDialects(mlir::DialectRegistry &registry) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  registry.insert<onnx::ONNXDialect, exec::ExecDialect>();
+  registry.insert<onnx::ONNXDialect, exec::ExecDialect, llm::LlmDialect>();
+  llm::registerBufferizableOpInterfaceExternalModels(registry);
 }
 
 void registerKilnPasses() {

@@ -10,6 +10,7 @@
 #include "targets/TargetRegistry.h"
 
 #include "dialects/exec/IR/ExecDialect.h"
+#include "targets/cpu/UkernelCalls.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -28,6 +29,7 @@
 #include "mlir/Target/LLVMIR/Export.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
+#include "llvm/ADT/StringSet.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -276,9 +278,15 @@ void addEntryPoints(llvm::Module &m, ArrayRef<std::string> kernels) {
     b.CreateRetVoid();
   }
   // Only the entry points are exported.
+  llvm::StringSet<> entries;
+  for (const std::string &name : kernels)
+    entries.insert("kiln_" + name);
   for (llvm::Function &f : m)
-    if (!f.isDeclaration() && !f.getName().starts_with("kiln_"))
+    if (!f.isDeclaration() && !entries.contains(f.getName()))
       f.setLinkage(llvm::GlobalValue::InternalLinkage);
+  for (llvm::GlobalVariable &g : m.globals())
+    if (!g.isDeclaration())
+      g.setLinkage(llvm::GlobalValue::InternalLinkage);
 }
 
 void optimize(llvm::Module &m, llvm::TargetMachine &tm) {
@@ -351,6 +359,8 @@ public:
         return failure();
       }
     }
+    if (failed(lowerUkernelCalls(module, error)))
+      return failure();
     if (stopAfter == "bufferized")
       return success();
     if (failed(runPipeline(module,
@@ -362,11 +372,14 @@ public:
     out.kernels.clear();
     out.kernelNames.clear();
     for (auto fn : module.getOps<func::FuncOp>()) {
+      if (fn.isExternal())
+        continue; // a microkernel declaration
       CompiledExecutable::Kernel k;
       k.symbol = "kiln_" + fn.getSymName().str();
       for (Type t : fn.getArgumentTypes().drop_front(exec::kNumWorkgroupArgs))
         k.argRanks.push_back(cast<MemRefType>(t).getRank());
-      k.distributable = distribute(fn);
+      // A microkernel splits its work over workgroups itself.
+      k.distributable = fn->hasAttr(kUkernelKernelAttr) || distribute(fn);
       fn->setAttr("llvm.emit_c_interface", UnitAttr::get(ctx));
       out.kernels.push_back(std::move(k));
       out.kernelNames.push_back(fn.getSymName().str());
@@ -397,9 +410,15 @@ public:
       return failure();
     llvmModule->setTargetTriple(tm->getTargetTriple());
     llvmModule->setDataLayout(tm->createDataLayout());
+    if (failed(linkUkernels(*llvmModule, error)))
+      return failure();
     addEntryPoints(*llvmModule, out.kernelNames);
     for (llvm::Function &f : *llvmModule)
       if (!f.isDeclaration()) {
+        // The microkernels' bitcode carries the build machine's defaults.
+        f.removeFnAttr("target-cpu");
+        f.removeFnAttr("target-features");
+        f.removeFnAttr("tune-cpu");
         f.addFnAttr("target-cpu", target.cpu);
         if (!target.features.empty())
           f.addFnAttr("target-features", target.features);

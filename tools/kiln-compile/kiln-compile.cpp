@@ -17,7 +17,7 @@ static cl::opt<std::string> output("o", cl::desc("output file"),
 static cl::opt<std::string> target("target", cl::desc("target (see --list-targets)"),
                                    cl::init("host"), cl::cat(category));
 static cl::opt<std::string> compileTo(
-    "compile-to", cl::desc("stop after phase: import, linalg, dispatch, "
+    "compile-to", cl::desc("stop after phase: import, llm, linalg, dispatch, "
                            "bufferized, loops, llvm, artifact"),
     cl::init("artifact"), cl::cat(category));
 static cl::opt<std::string> emit("emit", cl::desc("output kind: kiln or mlir"),
@@ -26,6 +26,19 @@ static cl::opt<bool> listTargets("list-targets", cl::desc("list known targets"),
                                  cl::cat(category));
 static cl::opt<bool> verbose("verbose", cl::desc("progress on stderr"),
                              cl::cat(category));
+static cl::opt<bool> report("report",
+                            cl::desc("print, per layer, what was fused into llm "
+                                     "ops and what was left unfused"),
+                            cl::cat(category));
+static cl::opt<std::string> tokenizer(
+    "tokenizer",
+    cl::desc("tokenizer to embed (SentencePiece .model or Hugging Face "
+             "tokenizer.json; default: the one beside the model)"),
+    cl::value_desc("FILE"), cl::cat(category));
+static cl::opt<std::string> modelConfig(
+    "model-config",
+    cl::desc("Hugging Face config.json to embed (default: the one beside the model)"),
+    cl::value_desc("config.json"), cl::cat(category));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
@@ -61,6 +74,9 @@ int main(int argc, char **argv) {
   options.output = output;
   options.target = target;
   options.verbose = verbose;
+  options.report = report;
+  options.tokenizer = tokenizer;
+  options.modelConfig = modelConfig;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +

@@ -1,0 +1,372 @@
+//===- LowerLlm.cpp - llm ops -> CPU microkernel calls ----------------------===//
+//
+// Each llm op becomes one or two `llm.ukernel` calls on fresh destination
+// tensors (dynamic dims read off the operands), so that dispatch formation
+// outlines each as its own kernel. Weights of linear layers are packed at
+// compile time into the microkernels' panel layout (targets/cpu/ukernels/
+// README.md: panels of 16 output columns, k-major inside a panel), and the
+// unpacked original is released as soon as nothing else uses it, so the
+// compiler never holds two full copies of the weights.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/transforms/LowerLlm.h"
+
+#include "dialects/llm/IR/LlmDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/Builders.h"
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+constexpr int64_t kPanel = 16;
+
+/// The argument-list builder of one ukernel call (see llm.ukernel).
+struct Args {
+  Builder &b;
+  SmallVector<Attribute> list;
+  Args &ptr(int64_t operand) {
+    list.push_back(b.getDenseI64ArrayAttr({operand}));
+    return *this;
+  }
+  Args &null() { return ptr(-1); }
+  Args &dims(int64_t operand, ArrayRef<int64_t> ds) {
+    SmallVector<int64_t> v{operand};
+    v.append(ds.begin(), ds.end());
+    list.push_back(b.getDenseI64ArrayAttr(v));
+    return *this;
+  }
+  Args &i64(int64_t x) {
+    list.push_back(b.getI64IntegerAttr(x));
+    return *this;
+  }
+  Args &i32(int32_t x) {
+    list.push_back(b.getI32IntegerAttr(x));
+    return *this;
+  }
+  Args &f32(float x) {
+    list.push_back(b.getF32FloatAttr(x));
+    return *this;
+  }
+};
+
+class Lowerer {
+public:
+  Lowerer(func::FuncOp fn) : fn(fn), b(fn.getContext()) {}
+
+  LogicalResult run() {
+    SmallVector<Operation *> ops;
+    fn.walk([&](Operation *op) {
+      if (isa<llm::LlmDialect>(op->getDialect()) && !isa<llm::UkernelOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      b.setInsertionPoint(op);
+      FailureOr<Value> r = lower(op);
+      if (failed(r))
+        return failure();
+      op->getResult(0).replaceAllUsesWith(*r);
+      op->erase();
+    }
+    releaseUnpacked();
+    return success();
+  }
+
+private:
+  Value dim(Value v, int64_t i) {
+    return tensor::DimOp::create(b, v.getLoc(), v, i);
+  }
+
+  /// An empty destination of `type` whose dynamic dims are `sizes[i]`
+  /// (only read where the type is dynamic).
+  Value empty(RankedTensorType type, ArrayRef<Value> sizes) {
+    SmallVector<Value> dyn;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      if (type.isDynamicDim(i))
+        dyn.push_back(sizes[i]);
+    return tensor::EmptyOp::create(b, fn.getLoc(), type.getShape(),
+                                   type.getElementType(), dyn);
+  }
+
+  /// Same shape as `like` (dims read from it).
+  Value emptyLike(Value like) {
+    auto t = cast<RankedTensorType>(like.getType());
+    SmallVector<Value> sizes;
+    for (int64_t i = 0; i < t.getRank(); ++i)
+      sizes.push_back(t.isDynamicDim(i) ? dim(like, i) : Value());
+    return empty(t, sizes);
+  }
+
+  /// `like` with its last dim replaced by n.
+  Value emptyWithLast(Value like, int64_t n) {
+    auto t = cast<RankedTensorType>(like.getType());
+    SmallVector<int64_t> shape(t.getShape());
+    shape.back() = n;
+    SmallVector<Value> sizes;
+    for (int64_t i = 0; i < t.getRank(); ++i)
+      sizes.push_back(t.isDynamicDim(i) && i + 1 < t.getRank() ? dim(like, i)
+                                                               : Value());
+    return empty(RankedTensorType::get(shape, t.getElementType()), sizes);
+  }
+
+  Value call(Location loc, StringRef callee, ArrayRef<Value> ins, Value out,
+             Args &args) {
+    auto uk = llm::UkernelOp::create(b, loc, TypeRange{out.getType()},
+                                     b.getStringAttr(callee), ins,
+                                     ValueRange{out}, b.getArrayAttr(args.list));
+    return uk.getResult(0);
+  }
+
+  /// Leading dims of a rank-r operand as one product (rows).
+  static SmallVector<int64_t> leading(Value v) {
+    SmallVector<int64_t> d;
+    for (int64_t i = 0; i + 1 < cast<RankedTensorType>(v.getType()).getRank(); ++i)
+      d.push_back(i);
+    return d;
+  }
+  static int64_t lastDim(Value v) {
+    return cast<RankedTensorType>(v.getType()).getRank() - 1;
+  }
+
+  /// The weight `w` [K, N] packed into panels; one packed copy per weight.
+  FailureOr<Value> packed(Value w, Operation *user) {
+    if (Value p = packedOf.lookup(w))
+      return p;
+    auto c = w.getDefiningOp<arith::ConstantOp>();
+    ElementsAttr attr;
+    if (c)
+      attr = dyn_cast<ElementsAttr>(c.getValue());
+    else if (Operation *op = w.getDefiningOp();
+             op && op->getName().getStringRef() == "onnx.Constant")
+      attr = op->getAttrOfType<ElementsAttr>("value");
+    auto type = cast<RankedTensorType>(w.getType());
+    if (!attr || type.getRank() != 2 || !type.getElementType().isF32())
+      return user->emitOpError("weights must be a constant f32 [K, N] tensor");
+    int64_t K = type.getDimSize(0), N = type.getDimSize(1);
+    int64_t panels = (N + kPanel - 1) / kPanel;
+    std::vector<float> dense;
+    const float *src = nullptr;
+    if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
+      AsmResourceBlob *blob = res.getRawHandle().getBlob();
+      if (!blob || blob->getData().size() != size_t(K * N) * sizeof(float))
+        return user->emitOpError("weight data is missing");
+      src = reinterpret_cast<const float *>(blob->getData().data());
+    } else if (auto d = dyn_cast<DenseElementsAttr>(attr)) {
+      for (const APFloat &f : d.getValues<APFloat>())
+        dense.push_back(f.convertToFloat());
+      src = dense.data();
+    } else {
+      return user->emitOpError("unsupported weight storage");
+    }
+    auto blob = HeapAsmResourceBlob::allocate(
+        size_t(panels * K * kPanel) * sizeof(float), alignof(float) * 16);
+    auto *dst = reinterpret_cast<float *>(blob.getMutableData().data());
+    for (int64_t p = 0; p < panels; ++p)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < kPanel; ++j) {
+          int64_t n = p * kPanel + j;
+          dst[(p * K + k) * kPanel + j] = n < N ? src[k * N + n] : 0.0f;
+        }
+    auto ptype = RankedTensorType::get({panels * K * kPanel}, b.getF32Type());
+    std::string name = "packed" + std::to_string(packedOf.size());
+    if (auto res = dyn_cast<DenseResourceElementsAttr>(attr))
+      name = (res.getRawHandle().getKey() + ".packed").str();
+    auto pattr = DenseResourceElementsAttr::get(ptype, name, std::move(blob));
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointAfterValue(w);
+    Value p = arith::ConstantOp::create(b, w.getLoc(), ptype, pattr);
+    packedOf[w] = p;
+    if (isa<DenseResourceElementsAttr>(attr))
+      originals.push_back(w);
+    return p;
+  }
+
+  /// Frees the unpacked weights nobody reads any more.
+  void releaseUnpacked() {
+    for (Value w : originals) {
+      Operation *op = w.getDefiningOp();
+      if (!op || !w.use_empty())
+        continue;
+      ElementsAttr attr;
+      if (auto c = dyn_cast<arith::ConstantOp>(op))
+        attr = dyn_cast<ElementsAttr>(c.getValue());
+      else
+        attr = op->getAttrOfType<ElementsAttr>("value");
+      auto res = dyn_cast_or_null<DenseResourceElementsAttr>(attr);
+      op->erase();
+      if (res && res.getRawHandle().getResource())
+        res.getRawHandle().getResource()->setBlob(
+            HeapAsmResourceBlob::allocate(0, alignof(float)));
+    }
+  }
+
+  /// act(x @ w + bias) + residual on a destination shaped like x but N wide.
+  FailureOr<Value> matmul(Operation *op, Value x, Value w, Value bias,
+                          Value residual, int32_t act) {
+    FailureOr<Value> wp = packed(w, op);
+    if (failed(wp))
+      return failure();
+    int64_t N = cast<RankedTensorType>(w.getType()).getDimSize(1);
+    Value out = emptyWithLast(x, N);
+    SmallVector<Value> ins{x, *wp};
+    if (bias)
+      ins.push_back(bias);
+    if (residual)
+      ins.push_back(residual);
+    int64_t outIdx = ins.size();
+    Args a{b};
+    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).i64(N);
+    if (bias)
+      a.ptr(2);
+    else
+      a.null();
+    if (residual)
+      a.ptr(bias ? 3 : 2);
+    else
+      a.null();
+    a.i32(act).ptr(outIdx);
+    return call(op->getLoc(), "kiln_uk_matmul_f32", ins, out, a);
+  }
+
+  FailureOr<Value> lower(Operation *op) {
+    Location loc = op->getLoc();
+    if (auto e = dyn_cast<llm::EmbeddingOp>(op)) {
+      auto t = cast<RankedTensorType>(e.getType());
+      SmallVector<Value> sizes;
+      for (int64_t i = 0; i + 1 < t.getRank(); ++i)
+        sizes.push_back(t.isDynamicDim(i) ? dim(e.getIds(), i) : Value());
+      sizes.push_back(Value());
+      Value out = empty(t, sizes);
+      SmallVector<Value> ins{e.getTable(), e.getIds()};
+      Args a{b};
+      SmallVector<int64_t> idDims;
+      for (int64_t i = 0; i < cast<RankedTensorType>(e.getIds().getType()).getRank(); ++i)
+        idDims.push_back(i);
+      a.ptr(0).dims(0, {0}).dims(0, {1}).ptr(1).dims(1, idDims);
+      if (e.getPosTable()) {
+        ins.push_back(e.getPosTable());
+        ins.push_back(e.getPositions());
+        a.ptr(2).dims(2, {0}).ptr(3);
+      } else {
+        a.null().i64(0).null();
+      }
+      a.ptr(ins.size());
+      return call(loc, "kiln_uk_embedding_f32", ins, out, a);
+    }
+    if (auto n = dyn_cast<llm::RmsNormOp>(op)) {
+      Value x = n.getInput();
+      Args a{b};
+      a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1)
+          .f32(n.getEpsilon().convertToFloat()).ptr(2);
+      return call(loc, "kiln_uk_rms_norm_f32", {x, n.getWeight()}, emptyLike(x), a);
+    }
+    if (auto n = dyn_cast<llm::LayerNormOp>(op)) {
+      Value x = n.getInput();
+      SmallVector<Value> ins{x, n.getWeight()};
+      Args a{b};
+      a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1);
+      if (n.getBias()) {
+        ins.push_back(n.getBias());
+        a.ptr(2);
+      } else {
+        a.null();
+      }
+      a.f32(n.getEpsilon().convertToFloat()).ptr(ins.size());
+      return call(loc, "kiln_uk_layer_norm_f32", ins, emptyLike(x), a);
+    }
+    if (auto m = dyn_cast<llm::MatmulOp>(op))
+      return matmul(op, m.getInput(), m.getWeight(), m.getBias(),
+                    m.getResidual(), *llm::activationCode(m.getActivation()));
+    if (auto g = dyn_cast<llm::GatedMlpOp>(op)) {
+      Value x = g.getInput();
+      FailureOr<Value> gp = packed(g.getGate(), op), up = packed(g.getUp(), op);
+      if (failed(gp) || failed(up))
+        return failure();
+      int64_t F = cast<RankedTensorType>(g.getGate().getType()).getDimSize(1);
+      Args a{b};
+      a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
+          .i32(*llm::activationCode(g.getActivation())).ptr(3);
+      Value h = call(loc, "kiln_uk_matmul_glu_f32", {x, *gp, *up},
+                     emptyWithLast(x, F), a);
+      return matmul(op, h, g.getDown(), Value(), g.getResidual(), 0);
+    }
+    if (auto g = dyn_cast<llm::GeluMlpOp>(op)) {
+      int32_t act = g.getApproximate() == "tanh" ? 1 : 3;
+      FailureOr<Value> h =
+          matmul(op, g.getInput(), g.getFc(), g.getFcBias(), Value(), act);
+      if (failed(h))
+        return failure();
+      return matmul(op, *h, g.getProj(), g.getProjBias(), g.getResidual(), 0);
+    }
+    if (auto s = dyn_cast<llm::SplitHeadsOp>(op)) {
+      Value x = s.getInput();
+      auto t = cast<RankedTensorType>(s.getType());
+      Value out = empty(t, {t.isDynamicDim(0) ? dim(x, 0) : Value(), Value(),
+                            t.isDynamicDim(2) ? dim(x, 1) : Value(), Value()});
+      Args a{b};
+      a.ptr(0).dims(0, {0}).dims(0, {1}).i64(t.getDimSize(1)).i64(t.getDimSize(3)).ptr(1);
+      return call(loc, "kiln_uk_split_heads_f32", {x}, out, a);
+    }
+    if (auto m = dyn_cast<llm::MergeHeadsOp>(op)) {
+      Value x = m.getInput();
+      auto t = cast<RankedTensorType>(m.getType());
+      Value out = empty(t, {t.isDynamicDim(0) ? dim(x, 0) : Value(),
+                            t.isDynamicDim(1) ? dim(x, 2) : Value(), Value()});
+      Args a{b};
+      a.ptr(0).dims(0, {0}).dims(0, {1}).dims(0, {2}).dims(0, {3}).ptr(1);
+      return call(loc, "kiln_uk_merge_heads_f32", {x}, out, a);
+    }
+    if (auto r = dyn_cast<llm::RotaryOp>(op)) {
+      Value x = r.getInput();
+      Args a{b};
+      a.ptr(0).dims(0, {0}).dims(0, {1}).dims(0, {2}).dims(0, {3}).ptr(1).ptr(2)
+          .dims(1, {0}).ptr(3).ptr(4);
+      return call(loc, "kiln_uk_rotary_f32",
+                  {x, r.getCos(), r.getSin(), r.getPositions()}, emptyLike(x), a);
+    }
+    if (auto k = dyn_cast<llm::KvAppendOp>(op)) {
+      Value past = k.getPast(), cur = k.getNewValue();
+      auto t = cast<RankedTensorType>(k.getType());
+      Value total = arith::AddIOp::create(b, loc, dim(past, 2), dim(cur, 2));
+      Value out = empty(t, {t.isDynamicDim(0) ? dim(cur, 0) : Value(),
+                            t.isDynamicDim(1) ? dim(cur, 1) : Value(), total,
+                            t.isDynamicDim(3) ? dim(cur, 3) : Value()});
+      Args a{b};
+      a.ptr(0).ptr(1).dims(1, {0}).dims(1, {1}).dims(0, {2}).dims(1, {2})
+          .dims(1, {3}).ptr(2);
+      return call(loc, "kiln_uk_kv_append_f32", {past, cur}, out, a);
+    }
+    if (auto at = dyn_cast<llm::AttentionOp>(op)) {
+      SmallVector<Value> ins{at.getQuery(), at.getKey(), at.getValue()};
+      Args a{b};
+      a.ptr(0).ptr(1).ptr(2);
+      if (at.getMask()) {
+        ins.push_back(at.getMask());
+        a.ptr(3);
+      } else {
+        a.null();
+      }
+      a.dims(0, {0}).dims(0, {1}).dims(1, {1}).dims(0, {2}).dims(1, {2})
+          .dims(0, {3}).f32(at.getScale().convertToFloat())
+          .i32(at.getCausal() ? 1 : 0).ptr(ins.size());
+      return call(loc, "kiln_uk_attention_f32", ins, emptyLike(at.getQuery()), a);
+    }
+    return op->emitOpError("has no CPU lowering");
+  }
+
+  func::FuncOp fn;
+  OpBuilder b;
+  llvm::DenseMap<Value, Value> packedOf;
+  SmallVector<Value> originals;
+};
+
+} // namespace
+
+LogicalResult lowerLlmToUkernels(func::FuncOp fn) { return Lowerer(fn).run(); }
+
+} // namespace kiln
