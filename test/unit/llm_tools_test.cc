@@ -29,10 +29,10 @@ struct Result {
   std::string err;
 };
 
-std::vector<int64_t> Simulate(std::vector<int64_t> context, int n) {
+std::vector<int64_t> Simulate(std::vector<int64_t> context, int n, int64_t vocab = kVocab) {
   std::vector<int64_t> out;
   for (int i = 0; i < n; ++i) {
-    out.push_back(FakeNextToken(context, kVocab));
+    out.push_back(FakeNextToken(context, vocab));
     context.push_back(out.back());
   }
   return out;
@@ -180,6 +180,31 @@ TEST_F(LlmToolsTest, GenerateErrors) {
   ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt a --temperature -1")), tool, "temperature");
   ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt a --max-tokens -3")), tool, "--max-tokens must be >= 0");
   ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt \"$(printf '\\377')\"")), tool, "not valid UTF-8");
+}
+
+TEST_F(LlmToolsTest, SentencePieceArtifactAndAForeignProtobuf) {
+  if (!HaveFixtures()) GTEST_SKIP() << "no fixtures at " << FixturesDir();
+  const std::string dir = FixturesDir() + "/llama-s";
+  const std::string model = ReadText(dir + "/tokenizer.model");
+  FakeLlmOptions o{.vocab = 2048,
+                   .metadata = {{"llm.config", ReadText(dir + "/config.json")},
+                                {"llm.tokenizer.kind", "sentencepiece"},
+                                {"llm.tokenizer", model}}};
+  ASSERT_TRUE(WriteArtifact(dir_ + "/sp.kiln", FakeLlmModel(o)).ok());
+  auto sp = llm::CreateSentencePieceTokenizer(model);
+  ASSERT_TRUE(sp.ok()) << sp.status().message();
+  const std::vector<int64_t> prompt = {1, 1343, 304};  // llama-s reference: BOS + "Linux is"
+  const std::vector<int64_t> want = Simulate(prompt, 8, 2048);
+  Result r = Generate(StrCat(dir_, "/sp.kiln --prompt 'Linux is' --max-tokens 8 --ignore-eos --json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["prompt_ids"].get<std::vector<int64_t>>(), prompt);
+  EXPECT_EQ(j["ids"].get<std::vector<int64_t>>(), want);
+  EXPECT_EQ(j["text"].get<std::string>(), (*sp)->Decode(want).value());
+  // Debian's libsentencepiece bundles its own protobuf: with the system
+  // libprotobuf loaded first it would abort; the tool must say why instead.
+  Result c = Run(StrCat("LD_PRELOAD=", KILN_PROTOBUF_SO, " ", KILN_GENERATE_PATH), StrCat(dir_, "/sp.kiln --prompt x"));
+  ExpectError(c, "kiln-generate", "conflicts with the one inside libsentencepiece");
 }
 
 TEST_F(LlmToolsTest, PerplexityOverWindows) {
