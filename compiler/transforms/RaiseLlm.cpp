@@ -583,7 +583,10 @@ private:
   // --- attention layout ----------------------------------------------------
   /// Transpose(Reshape(x [B,S,H*hd] -> [B,S,H,hd]), perm [0,2,1,3]).
   Operation *raiseSplitHeads(Operation *op) {
-    if (intList(op, "perm") != SmallVector<int64_t>{0, 2, 1, 3})
+    // [0,2,3,1] is the head split fused with the keys' transpose for q @ k^T.
+    auto perm = intList(op, "perm");
+    bool keysT = perm == SmallVector<int64_t>{0, 2, 3, 1};
+    if (perm != SmallVector<int64_t>{0, 2, 1, 3} && !keysT)
       return nullptr;
     Operation *r = def(op->getOperand(0), "Reshape");
     if (!r)
@@ -608,7 +611,17 @@ private:
                                       xt.getElementType());
     auto s = llm::SplitHeadsOp::create(rewriter, op->getLoc(), type, x,
                                        rewriter.getI64IntegerAttr(*h));
-    return replace(op, s, "split_heads");
+    if (!keysT)
+      return replace(op, s, "split_heads");
+    OperationState st(op->getLoc(), "onnx.Transpose");
+    st.addOperands(s.getResult());
+    st.addAttribute("perm", rewriter.getI64ArrayAttr({0, 1, 3, 2}));
+    st.addTypes(RankedTensorType::get({type.getDimSize(0), *h, *hd, type.getDimSize(2)},
+                                      type.getElementType()));
+    Operation *t = rewriter.create(st);
+    op->getResult(0).replaceAllUsesWith(t->getResult(0));
+    tally.note("split_heads");
+    return t;
   }
 
   /// Element `i` of a reshape target keeps dim i of `x`: 0 (ONNX's "copy"),
