@@ -147,9 +147,10 @@ def log(msg):
 # ---------------------------------------------------------------- steps
 def ensure_model(name, spec, args):
     path = spec["path"]()
-    if os.path.isfile(path) or not spec["preset"]:
-        return path
     folder = os.path.dirname(path)
+    # reference.json is the builder's last file: without it a build was cut short.
+    if not spec["preset"] or os.path.isfile(os.path.join(folder, "reference.json")):
+        return path
     log(f"building {name} into {folder} (python/build_llm.py --preset {spec['preset']})")
     subprocess.run([sys.executable, os.path.join(REPO, "python", "build_llm.py"), folder,
                     "--preset", spec["preset"]], check=True, stdout=sys.stderr)
@@ -176,9 +177,9 @@ def kiln_generate(art, ids, args):
     if not os.access(exe, os.X_OK):
         return {"error": "kiln-generate not built yet"}
     cmd = [exe, art, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens", str(args.decode),
-           "--ignore-eos", "--stats", "--threads", str(args.threads)] + shlex.split(args.generate_args)
+           "--ignore-eos", "--stats", "--json", "--threads", str(args.threads)] + shlex.split(args.generate_args)
     log("kiln: " + " ".join(shlex.quote(c) if len(c) < 80 else "<ids>" for c in cmd))
-    runs = []
+    runs, generated = [], None
     for r in range(args.reps + 1):
         rc, wall, rss, so, se = run_measured(cmd, args.run_timeout)
         if rc != 0:
@@ -188,9 +189,14 @@ def kiln_generate(art, ids, args):
         if stats is None:
             return {"error": "kiln-generate printed no --stats JSON line"}
         stats.setdefault("peak_rss_mib", rss)
+        out = last_json(so, "ids")
+        if generated is None and out is not None:
+            generated = out["ids"]
         if r > 0:  # the first run warms the page cache
             runs.append(stats)
-    return summarize(runs)
+    res = summarize(runs)
+    res["generated_ids"] = generated
+    return res
 
 
 def summarize(runs):
@@ -346,6 +352,15 @@ def report(results, bw, args, meta):
         tgt = f"<= {r['compile_target_s']} s" if r.get("compile_target_s") else "-"
         L.append(f"| {r['name']} | {r['weights'] / 1e6:,.0f} MB | {t} | {tgt} | {rss} | {rel} |")
     L.append("")
+    for r in results:
+        a, b = r["kiln"].get("generated_ids"), r["ort"].get("generated_ids")
+        if a is None or b is None:
+            continue
+        same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        L.append(f"{r['name']}: kiln's and ONNX Runtime's greedy ids agree for the first {same} of {len(b)} "
+                 f"tokens" + ("." if same == len(b) else " (where the top two logits nearly tie, rounding "
+                              "alone can flip a choice)."))
+        L.append("")
     L.append("Peak RSS is the process's maxrss (kiln-generate's --stats, ORT's process.resourceUsage()), "
              "including the runtime or Node.js itself. ORT's decode copies the KV cache between JS and native "
              "memory every step (onnxruntime-node has no CPU I/O binding); for these sizes that is small next "
@@ -422,7 +437,7 @@ def main():
             r["kiln"] = ({"error": r["compile"]["error"]} if "error" in r["compile"]
                          else kiln_generate(art, ids, args))
         r["ort"] = ort_bench(model, ids, args)
-        log(f"{name}: kiln {json.dumps(r['kiln'])}")
+        log(f"{name}: kiln {json.dumps({k: v for k, v in r['kiln'].items() if k != 'generated_ids'})}")
         log(f"{name}: ort  {json.dumps({k: v for k, v in r['ort'].items() if k != 'generated_ids'})}")
         results.append(r)
     bw = membw(args)
