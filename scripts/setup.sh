@@ -18,6 +18,8 @@ PKGS=(
   libsentencepiece-dev libpcre2-dev
   # tests
   libgtest-dev libgmock-dev googletest
+  # microbenchmarks (bench/ukernels_bench.cc)
+  libbenchmark-dev
   # python: test-model generators and the conformance runner
   python3 python3-onnx python3-numpy
   # LLM model builders (python/build_llm.py); without OpenBLAS torch uses the reference BLAS

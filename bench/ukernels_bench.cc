@@ -1,0 +1,204 @@
+//===- ukernels_bench.cc - Throughput of the CPU microkernels -------------===//
+//
+// Google Benchmark: GFLOP/s of matmul (M = 1, 16, 128, 512 on the LLaMA-ish
+// shapes (K, N) = (256, 768), (1024, 2816), (2816, 1024)), GB/s of the M = 1
+// GEMV (in cache, and streaming weights several times larger than L3),
+// attention for decode (S = 1, T = 512) and prefill (S = T = 256), and the
+// machine's read bandwidth measured with a plain vector sum as the yardstick.
+// Every case runs on 1 and 2 threads: workgroups on a small spinning pool,
+// so thread start-up is not timed. Correctness is ukernels_test.cc's job.
+//
+//   build/targets/cpu/ukernels/kiln-ukernels-bench [--benchmark_filter=...]
+//
+//===----------------------------------------------------------------------===//
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "ukernels.h"
+
+namespace {
+
+using std::int64_t;
+
+// Runs fn(wg) for wg = 0..n-1, wg 0 on the caller and the others on n-1
+// workers that spin between calls (the bench owns the cores while it runs).
+class SpinPool {
+ public:
+  explicit SpinPool(int n) : n_(n) {
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { Work(t); });
+  }
+  ~SpinPool() {
+    stop_.store(true);
+    generation_.fetch_add(1);
+    for (auto &w : workers_) w.join();
+  }
+  void Run(const std::function<void(int64_t)> &fn) {
+    fn_ = &fn;
+    pending_.store(n_ - 1);
+    generation_.fetch_add(1, std::memory_order_release);
+    fn(0);
+    while (pending_.load(std::memory_order_acquire) != 0) {
+    }
+  }
+  int size() const { return n_; }
+
+ private:
+  void Work(int t) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t g;
+      int spins = 0;
+      while ((g = generation_.load(std::memory_order_acquire)) == seen)
+        if (++spins > 4096) std::this_thread::yield(), spins = 0;
+      seen = g;
+      if (stop_.load()) return;
+      (*fn_)(t);
+      pending_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+  const int n_;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int64_t)> *fn_ = nullptr;
+};
+
+SpinPool &Pool(int threads) {
+  static std::unique_ptr<SpinPool> pool;
+  if (!pool || pool->size() != threads) {
+    pool.reset();
+    pool = std::make_unique<SpinPool>(threads);
+  }
+  return *pool;
+}
+
+// 64-byte aligned floats (packed weights must be).
+struct Buffer {
+  explicit Buffer(size_t n, float fill = 0.0f)
+      : p(static_cast<float *>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))), n(n) {
+    for (size_t i = 0; i < n; ++i) p[i] = fill;
+  }
+  ~Buffer() { std::free(p); }
+  Buffer(const Buffer &) = delete;
+  Buffer(Buffer &&o) noexcept : p(o.p), n(o.n) { o.p = nullptr; }
+  float *p;
+  size_t n;
+};
+
+Buffer RandomBuffer(size_t n, uint32_t seed) {
+  Buffer b(n);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (size_t i = 0; i < n; ++i) b.p[i] = d(rng);
+  return b;
+}
+
+// args: M, K, N, threads, copies of the weights cycled through (1 = in cache).
+void BM_Matmul(benchmark::State &state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const int threads = static_cast<int>(state.range(3)), copies = static_cast<int>(state.range(4));
+  Buffer A = RandomBuffer(M * K, 1), C(M * N);
+  std::vector<Buffer> packed;
+  {
+    Buffer B = RandomBuffer(K * N, 2);
+    for (int c = 0; c < copies; ++c) {
+      packed.emplace_back(kiln_uk_packed_b_size(K, N));
+      kiln_uk_pack_b_f32(B.p, K, N, packed.back().p);
+    }
+  }
+  SpinPool &pool = Pool(threads);
+  int which = 0;
+  for (auto _ : state) {
+    const float *w = packed[which].p;
+    which = (which + 1) % copies;
+    pool.Run([&](int64_t wg) {
+      kiln_uk_matmul_f32(A.p, M, K, w, N, nullptr, nullptr, KILN_UK_ACT_NONE, C.p, wg, threads);
+    });
+    benchmark::ClobberMemory();
+  }
+  const double weight_bytes = 4.0 * kiln_uk_packed_b_size(K, N);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(weight_bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_MiB"] = weight_bytes * copies / (1 << 20);
+}
+
+void MatmulArgs(benchmark::internal::Benchmark *b) {
+  b->ArgNames({"M", "K", "N", "threads", "copies"});
+  for (int threads : {1, 2})
+    for (int64_t M : {1, 16, 128, 512})
+      for (auto [K, N] : {std::pair<int64_t, int64_t>{256, 768}, {1024, 2816}, {2816, 1024}})
+        b->Args({M, K, N, threads, 1});
+  // M = 1 with weights far larger than L3 (8 x 11 MiB cycled): memory bound.
+  for (int threads : {1, 2}) b->Args({1, 1024, 2816, threads, 8});
+}
+BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime();
+
+// args: S, T, threads. LLaMA-200M-like heads: H 16, KVH 4, hd 64, causal.
+void BM_Attention(benchmark::State &state) {
+  const int64_t S = state.range(0), T = state.range(1), B = 1, H = 16, KVH = 4, hd = 64;
+  const int threads = static_cast<int>(state.range(2));
+  Buffer q = RandomBuffer(B * H * S * hd, 3), k = RandomBuffer(B * KVH * T * hd, 4),
+         v = RandomBuffer(B * KVH * T * hd, 5), out(B * H * S * hd);
+  SpinPool &pool = Pool(threads);
+  for (auto _ : state) {
+    pool.Run([&](int64_t wg) {
+      kiln_uk_attention_f32(q.p, k.p, v.p, nullptr, B, H, KVH, S, T, hd, 0.125f, 1, out.p, wg,
+                            threads);
+    });
+    benchmark::ClobberMemory();
+  }
+  double pairs = 0;  // (query, visible key) pairs under the causal mask
+  for (int64_t s = 0; s < S; ++s) pairs += static_cast<double>(T - S + s + 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * B * H * hd * pairs * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Attention)
+    ->ArgNames({"S", "T", "threads"})
+    ->Args({1, 512, 1})
+    ->Args({1, 512, 2})
+    ->Args({256, 256, 1})
+    ->Args({256, 256, 2})
+    ->UseRealTime();
+
+// The yardstick: a 16-lane sum over 512 MiB, split across the threads.
+void BM_ReadBandwidth(benchmark::State &state) {
+  const int threads = static_cast<int>(state.range(0));
+  const size_t n = size_t{128} << 20;
+  Buffer buf(n, 1.0f);
+  std::vector<float> sums(threads * 16);
+  SpinPool &pool = Pool(threads);
+  for (auto _ : state) {
+    pool.Run([&](int64_t wg) {
+      typedef float v16 __attribute__((ext_vector_type(16)));
+      const size_t chunk = n / threads, begin = wg * chunk;
+      v16 a = 0, b = 0, c = 0, d = 0;
+      for (size_t i = begin; i < begin + chunk; i += 64) {
+        a += *reinterpret_cast<const v16 *>(buf.p + i);
+        b += *reinterpret_cast<const v16 *>(buf.p + i + 16);
+        c += *reinterpret_cast<const v16 *>(buf.p + i + 32);
+        d += *reinterpret_cast<const v16 *>(buf.p + i + 48);
+      }
+      v16 s = a + b + c + d;
+      for (int j = 0; j < 16; ++j) sums[wg * 16 + j] = s[j];
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.counters["GB/s"] =
+      benchmark::Counter(n * 4.0 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_ReadBandwidth)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

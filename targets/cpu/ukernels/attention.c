@@ -1,0 +1,246 @@
+/*===- attention.c - Causal / masked GQA attention with an online softmax --===*
+ *
+ * Work item = (batch b, kv head c, block of up to 16 query rows), where the
+ * rows of a kv head are those of all the query heads that share it
+ * (head-major, then s). Decode with GQA thus reads K/V once for the whole
+ * group. Items are dealt round-robin to workgroups, which balances causal
+ * prefill (late rows see more keys) better than contiguous ranges.
+ *
+ * Per item, keys stream in blocks of 64 (flash-attention style):
+ * 1. scores: 16 keys at a time, one 16-lane accumulator per key over hd, and
+ *    a butterfly of shuffles that reduces the 16 accumulators to one vector
+ *    of 16 scores (vectorized over hd and over keys, no transposition);
+ * 2. online softmax per row: running max m and sum l; the out row, owned by
+ *    this workgroup, is the accumulator (so any hd works without a stack
+ *    buffer of hd floats) and is rescaled by exp(m_old - m_new);
+ * 3. P @ V: up to 4 rows x one 16-wide column chunk of hd in registers.
+ * A row without any visible key keeps m = -inf, l = 0 and ends as zeros.
+ *
+ *===----------------------------------------------------------------------===*/
+#include "ukernels.h"
+#include "uk_math.h"
+
+#define UK_ATT_TB 64 /* keys per block: scores of a block stay on the stack */
+#define UK_ATT_QB 16 /* query rows per work item */
+#define UK_ATT_RB 4  /* rows per register block in P @ V */
+
+/*===-- Scores ------------------------------------------------------------===*/
+
+/* [a 8 partials | b 8 partials] */
+UK_INLINE kiln_v16f uk_fold2(kiln_v16f a, kiln_v16f b) {
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+         __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+
+/* [a0 4 | a1 4 | a2 4 | a3 4] partial sums. */
+UK_INLINE kiln_v16f uk_fold4(kiln_v16f a0, kiln_v16f a1, kiln_v16f a2, kiln_v16f a3) {
+  kiln_v16f x0 = uk_fold2(a0, a1), x1 = uk_fold2(a2, a3);
+  return __builtin_shufflevector(x0, x1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+         __builtin_shufflevector(x0, x1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+}
+
+/* Four fold4 results (keys 0-3, 4-7, 8-11, 12-15) -> lane j = sum of key j. */
+UK_INLINE kiln_v16f uk_fold16(kiln_v16f y0, kiln_v16f y1, kiln_v16f y2, kiln_v16f y3) {
+  kiln_v16f z0 =
+      __builtin_shufflevector(y0, y1, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+      __builtin_shufflevector(y0, y1, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  kiln_v16f z1 =
+      __builtin_shufflevector(y2, y3, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+      __builtin_shufflevector(y2, y3, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  return __builtin_shufflevector(z0, z1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+         __builtin_shufflevector(z0, z1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+/* q . key for 4 keys, as fold4 partials. */
+UK_INLINE kiln_v16f uk_dot4(const float *qr, const float *k0, const float *k1, const float *k2,
+                            const float *k3, int64_t hd) {
+  kiln_v16f a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t d = 0;
+  for (; d + UK_W <= hd; d += UK_W) {
+    kiln_v16f qv = uk_load(qr + d);
+    a0 += qv * uk_load(k0 + d);
+    a1 += qv * uk_load(k1 + d);
+    a2 += qv * uk_load(k2 + d);
+    a3 += qv * uk_load(k3 + d);
+  }
+  if (d < hd) {
+    int64_t n = hd - d;
+    kiln_v16f qv = uk_load_partial(qr + d, n);
+    a0 += qv * uk_load_partial(k0 + d, n);
+    a1 += qv * uk_load_partial(k1 + d, n);
+    a2 += qv * uk_load_partial(k2 + d, n);
+    a3 += qv * uk_load_partial(k3 + d, n);
+  }
+  return uk_fold4(a0, a1, a2, a3);
+}
+
+/* q . k_j for the 16 keys starting at kj (rows of hd floats); only the first
+ * nv (1..16) are read, the other lanes repeat the last valid key. */
+UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t nv, int64_t hd) {
+  const float *kp[UK_W];
+  for (int j = 0; j < UK_W; ++j) kp[j] = kj + (j < nv ? j : nv - 1) * hd;
+  kiln_v16f y0 = uk_dot4(qr, kp[0], kp[1], kp[2], kp[3], hd);
+  kiln_v16f y1 = uk_dot4(qr, kp[4], kp[5], kp[6], kp[7], hd);
+  kiln_v16f y2 = uk_dot4(qr, kp[8], kp[9], kp[10], kp[11], hd);
+  kiln_v16f y3 = uk_dot4(qr, kp[12], kp[13], kp[14], kp[15], hd);
+  return uk_fold16(y0, y1, y2, y3);
+}
+
+/*===-- P @ V -------------------------------------------------------------===*/
+
+/* o_i = o_i * alpha_i + sum_{j < nk} p_i[j] * v_j for R (1..4, a constant
+ * after inlining) rows; p rows have stride UK_ATT_TB. */
+UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, int R,
+                          const float *vb, int64_t nk, int64_t hd) {
+  int64_t d = 0;
+  for (; d + UK_W <= hd; d += UK_W) {
+    kiln_v16f acc[UK_ATT_RB], acc2[UK_ATT_RB];
+    for (int i = 0; i < R; ++i) {
+      acc[i] = uk_load(o[i] + d) * alpha[i];
+      acc2[i] = 0;
+    }
+    int64_t j = 0;
+    if (R <= 2) { /* two chains per row so that FMA latency does not limit */
+      for (; j + 2 <= nk; j += 2) {
+        kiln_v16f v0 = uk_load(vb + j * hd + d), v1 = uk_load(vb + (j + 1) * hd + d);
+        for (int i = 0; i < R; ++i) {
+          acc[i] += p[i * UK_ATT_TB + j] * v0;
+          acc2[i] += p[i * UK_ATT_TB + j + 1] * v1;
+        }
+      }
+    }
+    for (; j < nk; ++j) {
+      kiln_v16f v0 = uk_load(vb + j * hd + d);
+      for (int i = 0; i < R; ++i) acc[i] += p[i * UK_ATT_TB + j] * v0;
+    }
+    for (int i = 0; i < R; ++i) uk_store(o[i] + d, acc[i] + acc2[i]);
+  }
+  for (; d < hd; ++d) {
+    for (int i = 0; i < R; ++i) {
+      float acc = o[i][d] * alpha[i];
+      for (int64_t j = 0; j < nk; ++j) acc += p[i * UK_ATT_TB + j] * vb[j * hd + d];
+      o[i][d] = acc;
+    }
+  }
+}
+
+UK_INLINE void uk_pv_any(float *const *o, const float *p, const float *alpha, int R,
+                         const float *vb, int64_t nk, int64_t hd) {
+  switch (R) {
+    case 1: uk_pv_rows(o, p, alpha, 1, vb, nk, hd); break;
+    case 2: uk_pv_rows(o, p, alpha, 2, vb, nk, hd); break;
+    case 3: uk_pv_rows(o, p, alpha, 3, vb, nk, hd); break;
+    default: uk_pv_rows(o, p, alpha, 4, vb, nk, hd); break;
+  }
+}
+
+/*===-- One work item -----------------------------------------------------===*/
+
+static void uk_att_item(const float *q, const float *kb, const float *vb, const int64_t *mrow,
+                        int64_t H, int64_t S, int64_t T, int64_t hd, float scale, int32_t causal,
+                        float *out, int64_t b, int64_t hb, int64_t rr0, int64_t nr) {
+  const float NEG_INF = -__builtin_inff();
+  const float *qp[UK_ATT_QB];
+  float *op[UK_ATT_QB];
+  int64_t lim[UK_ATT_QB]; /* last visible key of the row */
+  float m[UK_ATT_QB], l[UK_ATT_QB], alpha[UK_ATT_QB];
+  float sc[UK_ATT_QB * UK_ATT_TB] UK_ALIGN64; /* scores, then probabilities */
+  float mb[UK_ATT_TB] UK_ALIGN64;             /* 0 or -inf from the padding mask */
+  int64_t maxlim = -1;
+  for (int64_t i = 0; i < nr; ++i) {
+    int64_t h = hb + (rr0 + i) / S, s = (rr0 + i) % S;
+    int64_t off = ((b * H + h) * S + s) * hd;
+    qp[i] = q + off;
+    op[i] = out + off;
+    lim[i] = causal ? uk_min64(T - S + s, T - 1) : T - 1;
+    maxlim = uk_max64(maxlim, lim[i]);
+    m[i] = NEG_INF;
+    l[i] = 0.0f;
+    for (int64_t d = 0; d < hd; ++d) op[i][d] = 0.0f;
+  }
+  const int64_t kend = uk_min64(T, maxlim + 1);
+  const kiln_v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  for (int64_t j0 = 0; j0 < kend; j0 += UK_ATT_TB) {
+    const int64_t tb = uk_min64(UK_ATT_TB, kend - j0);
+    int any = 0;
+    for (int64_t j = 0; j < UK_ATT_TB; ++j) {
+      int ok = j < tb && (!mrow || mrow[j0 + j] != 0);
+      mb[j] = ok ? 0.0f : NEG_INF;
+      any |= ok;
+    }
+    if (!any) continue;
+    int64_t nk_max = 0; /* keys of this block that some row may see */
+    for (int64_t i = 0; i < nr; ++i) {
+      float *si = sc + i * UK_ATT_TB;
+      int64_t vis = uk_clamp64(lim[i] - j0 + 1, 0, tb);
+      float bmax = NEG_INF;
+      for (int64_t c = 0; c < UK_ATT_TB; c += UK_W) {
+        kiln_v16f s16 = uk_splat(NEG_INF);
+        if (c < vis) {
+          int64_t nv = uk_min64(UK_W, vis - c);
+          s16 = uk_dot16(qp[i], kb + (j0 + c) * hd, nv, hd) * scale + uk_load(mb + c);
+          s16 = iota < (int32_t)nv ? s16 : NEG_INF;
+        }
+        uk_store(si + c, s16);
+        bmax = __builtin_elementwise_max(bmax, uk_reduce_max(s16));
+      }
+      if (bmax == NEG_INF) { /* nothing visible for this row in this block */
+        alpha[i] = 1.0f;
+        for (int64_t c = 0; c < UK_ATT_TB; c += UK_W) uk_store(si + c, uk_splat(0.0f));
+        continue;
+      }
+      float mnew = m[i] > bmax ? m[i] : bmax;
+      alpha[i] = m[i] == NEG_INF ? 0.0f : uk_expf(m[i] - mnew);
+      kiln_v16f sum = 0;
+      for (int64_t c = 0; c < UK_ATT_TB; c += UK_W) {
+        kiln_v16f p = uk_exp_v(uk_load(si + c) - mnew);
+        uk_store(si + c, p);
+        sum += p;
+      }
+      l[i] = l[i] * alpha[i] + uk_reduce_add(sum);
+      m[i] = mnew;
+      nk_max = uk_max64(nk_max, vis);
+    }
+    if (nk_max == 0) continue;
+    for (int64_t i = 0; i < nr; i += UK_ATT_RB) {
+      int R = (int)uk_min64(UK_ATT_RB, nr - i);
+      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vb + j0 * hd, nk_max, hd);
+    }
+  }
+  for (int64_t i = 0; i < nr; ++i) {
+    float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+    int64_t d = 0;
+    for (; d + UK_W <= hd; d += UK_W) uk_store(op[i] + d, uk_load(op[i] + d) * inv);
+    for (; d < hd; ++d) op[i][d] *= inv;
+  }
+}
+
+void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const int64_t *mask,
+                           int64_t B, int64_t H, int64_t KVH, int64_t S, int64_t T, int64_t hd,
+                           float scale, int32_t causal, float *out, int64_t wg, int64_t count) {
+  if (B <= 0 || H <= 0 || S <= 0 || hd <= 0) return;
+  if (count < 1) count = 1;
+  if (wg < 0 || wg >= count) return;
+  if (T <= 0 || KVH <= 0) { /* no keys at all: every row is zeros */
+    int64_t r0, r1;
+    uk_split(B * H * S, wg, count, &r0, &r1);
+    for (int64_t i = r0 * hd; i < r1 * hd; ++i) out[i] = 0.0f;
+    return;
+  }
+  /* kv head c serves query heads [c*g, (c+1)*g), the last one also any
+   * remainder when KVH does not divide H; heads past H do not exist. */
+  const int64_t g = H / KVH > 0 ? H / KVH : 1;
+  const int64_t max_rows = (H - (KVH - 1) * g > g ? H - (KVH - 1) * g : g) * S;
+  const int64_t blocks = uk_ceil_div(max_rows, UK_ATT_QB);
+  const int64_t items = B * KVH * blocks;
+  for (int64_t it = wg; it < items; it += count) {
+    int64_t b = it / (KVH * blocks), c = (it / blocks) % KVH, blk = it % blocks;
+    int64_t hb = uk_min64(c * g, H);
+    int64_t he = c == KVH - 1 ? H : uk_min64((c + 1) * g, H);
+    int64_t rows = (he - hb) * S, rr0 = blk * UK_ATT_QB;
+    if (rr0 >= rows) continue;
+    const float *kb = k + (b * KVH + c) * T * hd, *vb = v + (b * KVH + c) * T * hd;
+    uk_att_item(q, kb, vb, mask ? mask + b * T : (const int64_t *)0, H, S, T, hd, scale, causal,
+                out, b, hb, rr0, uk_min64(UK_ATT_QB, rows - rr0));
+  }
+}

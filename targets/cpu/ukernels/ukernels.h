@@ -1,0 +1,129 @@
+/*===- ukernels.h - kiln CPU microkernels: the compiler <-> C contract -----===*
+ *
+ * Freestanding C11 microkernels that kiln-compile links, as LLVM bitcode, into
+ * every generated CPU kernel .so and optimizes for the target's features
+ * (see README.md in this folder). These signatures are the contract with the
+ * compiler side: keep them exactly.
+ *
+ * Conventions shared by every function:
+ * - Tensors are dense row-major f32 unless stated; sizes are int64_t; index
+ *   tensors are int64_t and out-of-range ids/positions are clamped into range.
+ * - Activations may be unaligned; packed weights are 64-byte aligned.
+ * - Threading: a ukernel is called `count` times concurrently with
+ *   wg = 0..count-1. Each call writes a disjoint part of the result, the union
+ *   is the full result, and no call reads what another writes. Any count >= 1
+ *   is correct (count may exceed the work items; a wg outside [0, count)
+ *   does nothing).
+ * - Sizes <= 0 mean an empty tensor (nothing is read or written beyond what
+ *   the remaining sizes imply).
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef KILN_TARGETS_CPU_UKERNELS_UKERNELS_H_
+#define KILN_TARGETS_CPU_UKERNELS_UKERNELS_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Activation codes of kiln_uk_matmul_f32 / kiln_uk_matmul_glu_f32. */
+enum {
+  KILN_UK_ACT_NONE = 0,
+  KILN_UK_ACT_GELU_TANH = 1,
+  KILN_UK_ACT_SILU = 2,
+  KILN_UK_ACT_GELU_ERF = 3,
+};
+
+/** Packed weight layout for B [K, N] (row-major, y = x @ B): panels of 16
+ *  columns; panel p holds, for k = 0..K-1, the 16 floats B[k, 16p .. 16p+15]
+ *  (zero padded past N). Returns the size in floats: K * ceil(N/16) * 16
+ *  (0 when K or N <= 0). */
+int64_t kiln_uk_packed_b_size(int64_t K, int64_t N);
+
+/** Packs B [K, N] row-major into `packed` (kiln_uk_packed_b_size(K, N)
+ *  floats, padding included). Single-threaded; used at compile time. */
+void kiln_uk_pack_b_f32(const float *B, int64_t K, int64_t N, float *packed);
+
+/** Same layout from B^T given as [N, K] row-major (tied embeddings:
+ *  logits = x @ E^T, pack with BT = E). */
+void kiln_uk_pack_bt_f32(const float *BT, int64_t K, int64_t N, float *packed);
+
+/** C[M,N] = act(A[M,K] @ B + bias) + residual. Bpacked is B in the panel
+ *  layout above; bias [N] or NULL; residual [M,N] or NULL and may alias C
+ *  (C == residual works). act: KILN_UK_ACT_*; an unknown code means none.
+ *  Small M (decode) streams the packed weights, panels split across
+ *  workgroups; large M runs a cache-blocked GEMM on (row block, panel group)
+ *  tiles. */
+void kiln_uk_matmul_f32(const float *A, int64_t M, int64_t K, const float *Bpacked, int64_t N,
+                        const float *bias, const float *residual, int32_t act, float *C,
+                        int64_t wg, int64_t count);
+
+/** SwiGLU / GeGLU: C[M,N] = act(A @ Bg) * (A @ Bu), both weights packed like
+ *  above; act as above (KILN_UK_ACT_SILU for LLaMA). */
+void kiln_uk_matmul_glu_f32(const float *A, int64_t M, int64_t K, const float *Bg_packed,
+                            const float *Bu_packed, int64_t N, int32_t act, float *C,
+                            int64_t wg, int64_t count);
+
+/** out[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w, rows = product of the
+ *  leading dims, w [D]. Rows are split across workgroups. out may alias x. */
+void kiln_uk_rms_norm_f32(const float *x, int64_t rows, int64_t D, const float *w, float eps,
+                          float *out, int64_t wg, int64_t count);
+
+/** out[r,:] = (x - mean) / sqrt(var + eps) * w + b (biased variance; b may be
+ *  NULL). Rows are split across workgroups. out may alias x. */
+void kiln_uk_layer_norm_f32(const float *x, int64_t rows, int64_t D, const float *w, const float *b,
+                            float eps, float *out, int64_t wg, int64_t count);
+
+/** Rotary embedding ("rotate_half", LLaMA/NeoX style) on x [B, H, S, hd]:
+ *  out = x * cos[pos] + rotate_half(x) * sin[pos] with
+ *  rotate_half(x) = concat(-x[hd/2:], x[:hd/2]); cos/sin tables [max_pos, hd];
+ *  positions int64 [B, S] (NULL: position s), clamped to [0, max_pos-1].
+ *  hd should be even; with an odd hd the last element is only scaled by
+ *  cos. max_pos <= 0 copies x.
+ *  Rows (b, h, s) are split across workgroups. out may alias x. */
+void kiln_uk_rotary_f32(const float *x, int64_t B, int64_t H, int64_t S, int64_t hd,
+                        const float *cos_table, const float *sin_table, int64_t max_pos,
+                        const int64_t *positions, float *out, int64_t wg, int64_t count);
+
+/** Attention: q [B, H, S, hd], k and v [B, KVH, T, hd], out [B, H, S, hd].
+ *  GQA: head h uses kv head h / (H/KVH) (clamped to KVH-1).
+ *  score = scale * q.k; causal != 0: query s sits at absolute position
+ *  T - S + s and sees keys j <= T - S + s; mask int64 [B, T] or NULL: keys
+ *  with mask == 0 are excluded. Softmax over the visible keys; a row with no
+ *  visible key yields zeros. Streams over blocks of 64 keys with an online
+ *  softmax (never an [S, T] score matrix); the query heads that share a kv
+ *  head are processed together so K/V are read once per group. Work items
+ *  (b, kv head, block of query rows) are dealt round-robin to workgroups.
+ *  hd <= 256 is the fast path; larger hd works, more slowly. */
+void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const int64_t *mask,
+                           int64_t B, int64_t H, int64_t KVH, int64_t S, int64_t T, int64_t hd,
+                           float scale, int32_t causal, float *out, int64_t wg, int64_t count);
+
+/** out [B, KVH, P + S, hd] = concat(past [B, KVH, P, hd], cur [B, KVH, S, hd])
+ *  along axis 2 (P may be 0, then past may be NULL). Rows are split across
+ *  workgroups. */
+void kiln_uk_kv_append_f32(const float *past, const float *cur, int64_t B, int64_t KVH, int64_t P,
+                           int64_t S, int64_t hd, float *out, int64_t wg, int64_t count);
+
+/** x [B, S, H*hd] -> out [B, H, S, hd]. Output rows are split across
+ *  workgroups. */
+void kiln_uk_split_heads_f32(const float *x, int64_t B, int64_t S, int64_t H, int64_t hd, float *out,
+                             int64_t wg, int64_t count);
+
+/** x [B, H, S, hd] -> out [B, S, H*hd] (the inverse of split_heads). */
+void kiln_uk_merge_heads_f32(const float *x, int64_t B, int64_t H, int64_t S, int64_t hd, float *out,
+                             int64_t wg, int64_t count);
+
+/** out [N, D] = table[ids[i]] (+ pos_table[pos[i]] when pos_table != NULL);
+ *  table [V, D], pos_table [max_pos, D], ids/pos int64 [N], both clamped into
+ *  range. With pos_table != NULL and pos == NULL the position is i. */
+void kiln_uk_embedding_f32(const float *table, int64_t V, int64_t D, const int64_t *ids, int64_t N,
+                           const float *pos_table, int64_t max_pos, const int64_t *pos, float *out,
+                           int64_t wg, int64_t count);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif  /* KILN_TARGETS_CPU_UKERNELS_UKERNELS_H_ */

@@ -1,0 +1,620 @@
+//===- ukernels_test.cc - CPU microkernels against double references ------===//
+//
+// Every ukernel runs on random data over awkward sizes and is compared with a
+// naive double-precision reference (normalized error: max |got - ref| over
+// max |ref|). Each case runs under several schedules: count = 1, 2, 3, 7
+// workgroups called one after the other, and the same counts on concurrent
+// std::threads. Outputs start as NaN, so an element that no workgroup writes
+// fails the comparison.
+//
+//===----------------------------------------------------------------------===//
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "test/unit/ukernels_math_probe.h"
+#include "ukernels.h"
+
+namespace {
+
+using std::int64_t;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr double kTol = 1e-4;
+
+struct Schedule {
+  int64_t count;
+  bool threads;
+};
+
+constexpr Schedule kSchedules[] = {{1, false}, {2, false}, {3, false}, {7, false},
+                                   {1, true},  {2, true},  {3, true},  {7, true}};
+
+std::string Describe(const Schedule &s) {
+  return std::to_string(s.count) + (s.threads ? " workgroups on threads" : " workgroups in a loop");
+}
+
+// Calls fn(wg, count) for every wg of the schedule.
+template <class F>
+void RunWorkgroups(const Schedule &s, F &&fn) {
+  if (!s.threads) {
+    for (int64_t wg = 0; wg < s.count; ++wg) fn(wg, s.count);
+    return;
+  }
+  std::vector<std::thread> threads;
+  for (int64_t wg = 0; wg < s.count; ++wg) threads.emplace_back([&fn, wg, &s] { fn(wg, s.count); });
+  for (auto &t : threads) t.join();
+}
+
+std::vector<float> Random(size_t n, std::mt19937 &rng, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto &x : v) x = dist(rng);
+  return v;
+}
+
+// max |got - ref| / max |ref| <= tol, and every element finite.
+void ExpectClose(const std::vector<float> &got, const std::vector<double> &ref, double tol,
+                 const std::string &what) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  double max_ref = 0, max_err = 0;
+  size_t worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) {
+      ADD_FAILURE() << what << ": element " << i << " is " << got[i] << " (reference " << ref[i]
+                    << ")";
+      return;
+    }
+    max_ref = std::max(max_ref, std::fabs(ref[i]));
+    double err = std::fabs(got[i] - ref[i]);
+    if (err > max_err) max_err = err, worst = i;
+  }
+  double normalized = max_ref > 0 ? max_err / max_ref : max_err;
+  EXPECT_LE(normalized, tol) << what << ": worst element " << worst << " got " << got[worst]
+                             << " reference " << ref[worst];
+}
+
+double ActRef(double x, int act) {
+  switch (act) {
+    // 0.5 x (1 + tanh(y)) and 0.5 x (1 + erf(x / sqrt 2)), written without the
+    // cancellation of 1 + tanh and 1 + erf for negative x.
+    case KILN_UK_ACT_GELU_TANH: {
+      double y = std::sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x);
+      return x / (1.0 + std::exp(-2.0 * y));
+    }
+    case KILN_UK_ACT_SILU: return x / (1.0 + std::exp(-x));
+    case KILN_UK_ACT_GELU_ERF: return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+    default: return x;
+  }
+}
+
+std::vector<float> Pack(const std::vector<float> &B, int64_t K, int64_t N) {
+  std::vector<float> packed(kiln_uk_packed_b_size(K, N), kNaN);
+  kiln_uk_pack_b_f32(B.data(), K, N, packed.data());
+  return packed;
+}
+
+//===-- Math ---------------------------------------------------------------===//
+
+struct MathResult {
+  std::vector<float> x, scalar, vector;
+};
+
+MathResult Probe(int32_t fn, std::vector<float> x) {
+  MathResult r{std::move(x), {}, {}};
+  r.scalar.assign(r.x.size(), kNaN);
+  r.vector.assign(r.x.size(), kNaN);
+  kiln_uk_probe_math(fn, r.x.data(), static_cast<int64_t>(r.x.size()), r.scalar.data(),
+                     r.vector.data());
+  return r;
+}
+
+std::vector<float> Linspace(float lo, float hi, int n) {
+  std::vector<float> v(n);
+  for (int i = 0; i < n; ++i) v[i] = lo + (hi - lo) * static_cast<float>(i) / (n - 1);
+  return v;
+}
+
+// |got - ref| <= tol(x, ref) for every element, scalar and vector forms.
+void ExpectPointwise(const MathResult &r, double (*ref)(double), double (*tol)(double, double),
+                     const char *what) {
+  int failures = 0;
+  for (size_t i = 0; i < r.x.size() && failures < 5; ++i) {
+    double want = ref(r.x[i]);
+    for (float got : {r.scalar[i], r.vector[i]}) {
+      double err = std::fabs(static_cast<double>(got) - want);
+      if (!(err <= tol(r.x[i], want))) {
+        ++failures;
+        ADD_FAILURE() << what << "(" << r.x[i] << ") = " << got << ", want " << want
+                      << " (relative error " << err / std::fabs(want) << ")";
+      }
+    }
+  }
+}
+
+// Where a result is e^(-a) for a large a computed in f32, rounding a costs
+// |a| * 6e-8 relative: the tolerances below grow with that argument.
+double GeluTanhArg(double x) {
+  return 2.0 * std::sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x);
+}
+
+TEST(UkMath, ExpIsWithinTwoUlpOverTheWholeRange) {
+  MathResult r = Probe(KILN_UK_PROBE_EXP, Linspace(-87.3f, 88.7f, 200001));
+  ExpectPointwise(
+      r, [](double x) { return std::exp(x); }, [](double, double y) { return 2.4e-7 * y; }, "exp");
+}
+
+TEST(UkMath, ExpHandlesDenormalsInfinitiesAndNaN) {
+  const float inf = std::numeric_limits<float>::infinity();
+  MathResult r = Probe(KILN_UK_PROBE_EXP, {-inf, -1000.0f, -104.5f, -100.0f, -90.0f, 0.0f, 88.8f,
+                                           100.0f, inf, kNaN});
+  for (const auto *out : {&r.scalar, &r.vector}) {
+    const auto &y = *out;
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_EQ(y[1], 0.0f);
+    EXPECT_EQ(y[2], 0.0f);
+    EXPECT_NEAR(y[3], std::exp(-100.0), 3e-45);  // denormal: absolute error of a few ulp
+    EXPECT_NEAR(y[4], std::exp(-90.0), 3e-45);
+    EXPECT_EQ(y[5], 1.0f);
+    EXPECT_EQ(y[6], inf);
+    EXPECT_EQ(y[7], inf);
+    EXPECT_EQ(y[8], inf);
+    EXPECT_TRUE(std::isnan(y[9]));
+  }
+}
+
+TEST(UkMath, ScalarAndVectorFormsAgree) {
+  std::mt19937 rng(7);
+  for (int32_t fn = KILN_UK_PROBE_EXP; fn <= KILN_UK_PROBE_GELU_ERF; ++fn) {
+    MathResult r = Probe(fn, Random(1000, rng, -30.0f, 30.0f));
+    for (size_t i = 0; i < r.x.size(); ++i) {
+      ASSERT_NEAR(r.scalar[i], r.vector[i], 2e-7 * std::fabs(r.scalar[i]) + 1e-30)
+          << "function " << fn << " at " << r.x[i];
+    }
+  }
+}
+
+TEST(UkMath, TanhSigmoidErfc) {
+  ExpectPointwise(
+      Probe(KILN_UK_PROBE_TANH, Linspace(-12.0f, 12.0f, 100001)),
+      [](double x) { return std::tanh(x); },
+      [](double, double y) { return 4e-7 * std::fabs(y) + 1e-37; }, "tanh");
+  ExpectPointwise(
+      Probe(KILN_UK_PROBE_SIGMOID, Linspace(-80.0f, 40.0f, 100001)),
+      [](double x) { return 1.0 / (1.0 + std::exp(-x)); },
+      [](double, double y) { return 5e-7 * y + 1e-37; }, "sigmoid");
+  ExpectPointwise(
+      Probe(KILN_UK_PROBE_ERFC, Linspace(-6.0f, 9.0f, 100001)),
+      [](double x) { return std::erfc(x); },
+      [](double z, double y) { return (3e-7 + 1.5e-7 * z * z) * y + 1e-37; }, "erfc");
+}
+
+TEST(UkMath, Activations) {
+  ExpectPointwise(
+      Probe(KILN_UK_PROBE_SILU, Linspace(-60.0f, 60.0f, 100001)),
+      [](double x) { return ActRef(x, KILN_UK_ACT_SILU); },
+      [](double, double y) { return 5e-7 * std::fabs(y) + 1e-37; }, "silu");
+  ExpectPointwise(
+      Probe(KILN_UK_PROBE_GELU_TANH, Linspace(-12.0f, 12.0f, 100001)),
+      [](double x) { return ActRef(x, KILN_UK_ACT_GELU_TANH); },
+      [](double x, double y) {
+        return (4e-7 + 2e-7 * std::fabs(GeluTanhArg(x))) * std::fabs(y) + 1e-37;
+      },
+      "gelu_tanh");
+  ExpectPointwise(
+      Probe(KILN_UK_PROBE_GELU_ERF, Linspace(-9.0f, 12.0f, 100001)),
+      [](double x) { return ActRef(x, KILN_UK_ACT_GELU_ERF); },
+      [](double x, double y) { return (5e-7 + 1.5e-7 * x * x) * std::fabs(y) + 1e-37; },
+      "gelu_erf");
+}
+
+//===-- Packing ------------------------------------------------------------===//
+
+TEST(UkPack, SizeIsPanelsOfSixteen) {
+  EXPECT_EQ(kiln_uk_packed_b_size(3, 1), 48);
+  EXPECT_EQ(kiln_uk_packed_b_size(3, 16), 48);
+  EXPECT_EQ(kiln_uk_packed_b_size(3, 17), 96);
+  EXPECT_EQ(kiln_uk_packed_b_size(0, 17), 0);
+  EXPECT_EQ(kiln_uk_packed_b_size(5, 0), 0);
+}
+
+TEST(UkPack, BAndBTransposedGiveTheDocumentedLayout) {
+  std::mt19937 rng(1);
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {7, 16}, {33, 17}, {20, 50}}) {
+    std::vector<float> B = Random(K * N, rng), BT(N * K);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) BT[n * K + k] = B[k * N + n];
+    std::vector<float> p1 = Pack(B, K, N), p2(p1.size(), kNaN);
+    kiln_uk_pack_bt_f32(BT.data(), K, N, p2.data());
+    for (int64_t p = 0; p * 16 < N; ++p)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < 16; ++j) {
+          int64_t n = 16 * p + j;
+          float want = n < N ? B[k * N + n] : 0.0f;
+          ASSERT_EQ(p1[(p * K + k) * 16 + j], want) << "pack_b K=" << K << " N=" << N;
+          ASSERT_EQ(p2[(p * K + k) * 16 + j], want) << "pack_bt K=" << K << " N=" << N;
+        }
+  }
+}
+
+//===-- Matmul -------------------------------------------------------------===//
+
+struct MatmulCase {
+  int64_t M, K, N;
+  int act;
+  bool bias, residual, alias;
+};
+
+std::string Describe(const MatmulCase &c) {
+  return "M=" + std::to_string(c.M) + " K=" + std::to_string(c.K) + " N=" + std::to_string(c.N) +
+         " act=" + std::to_string(c.act) + (c.bias ? " bias" : "") +
+         (c.residual ? (c.alias ? " residual aliasing C" : " residual") : "");
+}
+
+std::vector<double> MatmulRef(const std::vector<float> &A, const std::vector<float> &B,
+                              int64_t M, int64_t K, int64_t N) {
+  std::vector<double> y(M * N, 0.0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      double a = A[m * K + k];
+      for (int64_t n = 0; n < N; ++n) y[m * N + n] += a * B[k * N + n];
+    }
+  return y;
+}
+
+void CheckMatmul(const MatmulCase &c, std::mt19937 &rng) {
+  SCOPED_TRACE(Describe(c));
+  std::vector<float> A = Random(c.M * c.K, rng), B = Random(c.K * c.N, rng);
+  std::vector<float> bias = Random(c.N, rng), res = Random(c.M * c.N, rng);
+  std::vector<float> packed = Pack(B, c.K, c.N);
+  std::vector<double> ref = MatmulRef(A, B, c.M, c.K, c.N);
+  for (int64_t m = 0; m < c.M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) {
+      double &y = ref[m * c.N + n];
+      y = ActRef(y + (c.bias ? bias[n] : 0.0), c.act) + (c.residual ? res[m * c.N + n] : 0.0);
+    }
+  for (const Schedule &s : kSchedules) {
+    std::vector<float> C(c.M * c.N, kNaN);
+    if (c.alias) C = res;
+    const float *r = c.residual ? (c.alias ? C.data() : res.data()) : nullptr;
+    RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+      kiln_uk_matmul_f32(A.data(), c.M, c.K, packed.data(), c.N, c.bias ? bias.data() : nullptr, r,
+                         c.act, C.data(), wg, count);
+    });
+    ExpectClose(C, ref, kTol, Describe(s));
+  }
+}
+
+TEST(UkMatmul, AwkwardSizesActivationsBiasResidual) {
+  std::mt19937 rng(2);
+  const std::pair<int64_t, int64_t> kn[] = {{1, 1}, {17, 33}, {64, 100}, {300, 47}, {513, 20}};
+  int i = 0;
+  for (int64_t M : {1, 2, 5, 7, 64, 100})
+    for (auto [K, N] : kn) {
+      ++i;
+      bool residual = i % 3 != 0;
+      CheckMatmul({M, K, N, i % 4, i % 2 == 0, residual, residual && i % 2 == 1}, rng);
+    }
+}
+
+TEST(UkMatmul, ResidualMayAliasC) {
+  std::mt19937 rng(3);
+  for (int64_t M : {1, 5, 9, 130})
+    CheckMatmul({M, 300, 40, KILN_UK_ACT_SILU, true, true, true}, rng);
+}
+
+TEST(UkMatmul, ManyTilesAndKBlocks) {
+  std::mt19937 rng(4);
+  CheckMatmul({200, 600, 300, KILN_UK_ACT_GELU_TANH, true, true, false}, rng);
+}
+
+TEST(UkMatmul, EmptyKGivesActOfBiasPlusResidual) {
+  std::mt19937 rng(5);
+  CheckMatmul({3, 0, 20, KILN_UK_ACT_GELU_ERF, true, true, false}, rng);
+  CheckMatmul({30, 0, 20, KILN_UK_ACT_NONE, true, false, false}, rng);
+}
+
+TEST(UkMatmul, WorkgroupOutsideTheCountWritesNothing) {
+  std::mt19937 rng(6);
+  std::vector<float> A = Random(20 * 30, rng), packed = Pack(Random(30 * 40, rng), 30, 40);
+  std::vector<float> C(20 * 40, kNaN);
+  kiln_uk_matmul_f32(A.data(), 20, 30, packed.data(), 40, nullptr, nullptr, 0, C.data(), 3, 3);
+  kiln_uk_matmul_f32(A.data(), 20, 30, packed.data(), 40, nullptr, nullptr, 0, C.data(), -1, 3);
+  kiln_uk_matmul_f32(A.data(), 1, 30, packed.data(), 40, nullptr, nullptr, 0, C.data(), 5, 2);
+  for (float x : C) ASSERT_TRUE(std::isnan(x));
+}
+
+TEST(UkMatmul, GluMatchesActOfGateTimesUp) {
+  std::mt19937 rng(8);
+  const std::pair<int64_t, int64_t> kn[] = {{17, 33}, {300, 47}, {64, 16}};
+  int i = 0;
+  for (int64_t M : {1, 2, 5, 7, 64, 100})
+    for (auto [K, N] : kn) {
+      int act = (i++) % 4;
+      SCOPED_TRACE("M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" +
+                   std::to_string(N) + " act=" + std::to_string(act));
+      std::vector<float> A = Random(M * K, rng), G = Random(K * N, rng), U = Random(K * N, rng);
+      std::vector<float> pg = Pack(G, K, N), pu = Pack(U, K, N);
+      std::vector<double> g = MatmulRef(A, G, M, K, N), u = MatmulRef(A, U, M, K, N);
+      for (size_t j = 0; j < g.size(); ++j) g[j] = ActRef(g[j], act) * u[j];
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> C(M * N, kNaN);
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          kiln_uk_matmul_glu_f32(A.data(), M, K, pg.data(), pu.data(), N, act, C.data(), wg, count);
+        });
+        ExpectClose(C, g, kTol, Describe(s));
+      }
+    }
+}
+
+//===-- Norms --------------------------------------------------------------===//
+
+TEST(UkNorm, RmsNormAndLayerNorm) {
+  std::mt19937 rng(9);
+  for (int64_t rows : {1, 3, 8})
+    for (int64_t D : {1, 15, 16, 17, 100, 1000})
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool layer = variant & 1, with_b = variant & 2, alias = (rows + D) % 2 == 0;
+        SCOPED_TRACE(std::string(layer ? "layer_norm" : "rms_norm") + " rows=" +
+                     std::to_string(rows) + " D=" + std::to_string(D) + (with_b ? " bias" : "") +
+                     (alias ? " in place" : ""));
+        std::vector<float> x = Random(rows * D, rng, -3.0f, 5.0f), w = Random(D, rng),
+                           b = Random(D, rng);
+        const float eps = 1e-5f;
+        std::vector<double> ref(rows * D);
+        for (int64_t r = 0; r < rows; ++r) {
+          double mean = 0, var = 0;
+          for (int64_t i = 0; i < D; ++i) mean += x[r * D + i];
+          mean = layer ? mean / D : 0.0;
+          for (int64_t i = 0; i < D; ++i) var += (x[r * D + i] - mean) * (x[r * D + i] - mean);
+          double inv = 1.0 / std::sqrt(var / D + eps);
+          for (int64_t i = 0; i < D; ++i)
+            ref[r * D + i] = (x[r * D + i] - mean) * inv * w[i] + (layer && with_b ? b[i] : 0.0);
+        }
+        for (const Schedule &s : kSchedules) {
+          std::vector<float> out(rows * D, kNaN);
+          if (alias) out = x;
+          const float *in = alias ? out.data() : x.data();
+          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+            if (layer)
+              kiln_uk_layer_norm_f32(in, rows, D, w.data(), with_b ? b.data() : nullptr, eps,
+                                     out.data(), wg, count);
+            else
+              kiln_uk_rms_norm_f32(in, rows, D, w.data(), eps, out.data(), wg, count);
+          });
+          ExpectClose(out, ref, kTol, Describe(s));
+        }
+      }
+}
+
+//===-- Rotary -------------------------------------------------------------===//
+
+TEST(UkRotary, RotateHalfWithClampedPositions) {
+  std::mt19937 rng(10);
+  const int64_t B = 2, H = 3, max_pos = 16;
+  for (int64_t S : {1, 5})
+    for (int64_t hd : {32, 64, 80, 6, 7}) {
+      const bool alias = S == 5;
+      SCOPED_TRACE("S=" + std::to_string(S) + " hd=" + std::to_string(hd) +
+                   (alias ? " in place" : ""));
+      std::vector<float> x = Random(B * H * S * hd, rng), cs = Random(max_pos * hd, rng),
+                         sn = Random(max_pos * hd, rng);
+      std::vector<int64_t> pos(B * S);
+      for (int64_t i = 0; i < B * S; ++i) pos[i] = (i * 7) % 20 - 2;  // -2 .. 17: some clamp
+      std::vector<double> ref(x.size());
+      const int64_t half = hd / 2;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t s = 0; s < S; ++s) {
+            int64_t p = std::clamp<int64_t>(pos[b * S + s], 0, max_pos - 1);
+            const float *xr = &x[((b * H + h) * S + s) * hd];
+            double *o = &ref[((b * H + h) * S + s) * hd];
+            for (int64_t i = 0; i < hd; ++i) {
+              double rot = i < half ? -xr[i + half] : (i < 2 * half ? xr[i - half] : 0.0);
+              o[i] = xr[i] * cs[p * hd + i] + rot * sn[p * hd + i];
+            }
+          }
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> out(x.size(), kNaN);
+        if (alias) out = x;
+        const float *in = alias ? out.data() : x.data();
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          kiln_uk_rotary_f32(in, B, H, S, hd, cs.data(), sn.data(), max_pos, pos.data(),
+                             out.data(), wg, count);
+        });
+        ExpectClose(out, ref, kTol, Describe(s));
+      }
+    }
+}
+
+//===-- Attention ----------------------------------------------------------===//
+
+struct AttentionCase {
+  int64_t B, H, KVH, S, T, hd;
+  bool causal;
+  int mask;  // 0 none, 1 random zeros, 2 batch 0 fully masked
+};
+
+std::string Describe(const AttentionCase &c) {
+  return "B=" + std::to_string(c.B) + " H=" + std::to_string(c.H) + " KVH=" +
+         std::to_string(c.KVH) + " S=" + std::to_string(c.S) + " T=" + std::to_string(c.T) +
+         " hd=" + std::to_string(c.hd) + (c.causal ? " causal" : "") +
+         (c.mask == 1 ? " mask" : c.mask == 2 ? " batch 0 masked" : "");
+}
+
+std::vector<double> AttentionRef(const AttentionCase &c, const std::vector<float> &q,
+                                 const std::vector<float> &k, const std::vector<float> &v,
+                                 const int64_t *mask, float scale) {
+  std::vector<double> out(c.B * c.H * c.S * c.hd, 0.0);
+  const int64_t g = std::max<int64_t>(c.H / c.KVH, 1);
+  for (int64_t b = 0; b < c.B; ++b)
+    for (int64_t h = 0; h < c.H; ++h) {
+      const int64_t kvh = std::min(h / g, c.KVH - 1);
+      for (int64_t s = 0; s < c.S; ++s) {
+        const float *qr = &q[((b * c.H + h) * c.S + s) * c.hd];
+        std::vector<double> sc(c.T, -INFINITY);
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < c.T; ++j) {
+          if (c.causal && j > c.T - c.S + s) continue;
+          if (mask && mask[b * c.T + j] == 0) continue;
+          const float *kr = &k[((b * c.KVH + kvh) * c.T + j) * c.hd];
+          double d = 0;
+          for (int64_t i = 0; i < c.hd; ++i) d += static_cast<double>(qr[i]) * kr[i];
+          sc[j] = scale * d;
+          mx = std::max(mx, sc[j]);
+        }
+        if (mx == -INFINITY) continue;  // no visible key: zeros
+        double sum = 0;
+        for (double &x : sc) sum += (x = std::exp(x - mx));
+        double *o = &out[((b * c.H + h) * c.S + s) * c.hd];
+        for (int64_t j = 0; j < c.T; ++j)
+          for (int64_t i = 0; i < c.hd; ++i)
+            o[i] += sc[j] / sum * v[((b * c.KVH + kvh) * c.T + j) * c.hd + i];
+      }
+    }
+  return out;
+}
+
+TEST(UkAttention, CausalMaskedGqaAgainstReference) {
+  const AttentionCase cases[] = {
+      {1, 4, 4, 1, 1, 32, true, 0},     // first decode step
+      {2, 4, 2, 1, 64, 64, true, 1},    // decode with past, GQA 2, mask
+      {1, 8, 2, 1, 300, 64, true, 0},   // decode, GQA 4, several key blocks
+      {2, 4, 1, 7, 7, 80, true, 0},     // prefill, GQA 4, hd 80
+      {1, 4, 4, 70, 103, 32, true, 1},  // several query blocks and key blocks, past 33
+      {1, 2, 2, 5, 135, 64, false, 1},  // not causal, mask
+      {2, 4, 2, 9, 9, 20, false, 2},    // hd tail, a fully masked batch
+      {1, 3, 3, 20, 20, 300, true, 0},  // hd > 256
+      {1, 6, 4, 3, 8, 16, true, 0},     // KVH does not divide H
+      {1, 2, 4, 2, 5, 16, true, 0},     // more kv heads than heads
+      {1, 2, 2, 6, 3, 16, true, 0},     // S > T: the first rows see nothing
+      {1, 2, 1, 3, 0, 16, true, 0},     // no keys at all
+  };
+  std::mt19937 rng(11);
+  for (const AttentionCase &c : cases) {
+    SCOPED_TRACE(Describe(c));
+    std::vector<float> q = Random(c.B * c.H * c.S * c.hd, rng, -2.0f, 2.0f);
+    std::vector<float> k = Random(c.B * c.KVH * c.T * c.hd, rng, -2.0f, 2.0f);
+    std::vector<float> v = Random(c.B * c.KVH * c.T * c.hd, rng);
+    std::vector<int64_t> mask(c.B * c.T, 1);
+    for (int64_t i = 0; i < c.B * c.T; ++i) {
+      if (c.mask == 1 && rng() % 4 == 0) mask[i] = 0;
+      if (c.mask == 2 && i < c.T) mask[i] = 0;
+    }
+    const int64_t *mp = c.mask ? mask.data() : nullptr;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    std::vector<double> ref = AttentionRef(c, q, k, v, mp, scale);
+    for (const Schedule &s : kSchedules) {
+      std::vector<float> out(ref.size(), kNaN);
+      RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+        kiln_uk_attention_f32(q.data(), k.data(), v.data(), mp, c.B, c.H, c.KVH, c.S, c.T, c.hd,
+                              scale, c.causal, out.data(), wg, count);
+      });
+      ExpectClose(out, ref, kTol, Describe(s));
+    }
+  }
+}
+
+TEST(UkAttention, LargeScoresDoNotOverflow) {
+  // Scores of several hundred: a softmax without the running max would give inf / inf.
+  const AttentionCase c{1, 2, 1, 4, 130, 16, true, 0};
+  std::mt19937 rng(12);
+  std::vector<float> q = Random(c.H * c.S * c.hd, rng, 4.0f, 6.0f);
+  std::vector<float> k = Random(c.KVH * c.T * c.hd, rng, 4.0f, 6.0f);
+  std::vector<float> v = Random(c.KVH * c.T * c.hd, rng);
+  std::vector<double> ref = AttentionRef(c, q, k, v, nullptr, 1.0f);
+  std::vector<float> out(ref.size(), kNaN);
+  kiln_uk_attention_f32(q.data(), k.data(), v.data(), nullptr, c.B, c.H, c.KVH, c.S, c.T, c.hd,
+                        1.0f, 1, out.data(), 0, 1);
+  ExpectClose(out, ref, kTol, "scale 1");
+}
+
+//===-- Layout: KV append, heads, embedding --------------------------------===//
+
+TEST(UkLayout, KvAppendConcatenatesAlongTime) {
+  std::mt19937 rng(13);
+  const int64_t B = 2, KVH = 3;
+  for (int64_t P : {0, 5})
+    for (int64_t S : {1, 4})
+      for (int64_t hd : {32, 7}) {
+        SCOPED_TRACE("P=" + std::to_string(P) + " S=" + std::to_string(S) + " hd=" +
+                     std::to_string(hd));
+        std::vector<float> past = Random(B * KVH * P * hd, rng), cur = Random(B * KVH * S * hd, rng);
+        for (const Schedule &s : kSchedules) {
+          std::vector<float> out(B * KVH * (P + S) * hd, kNaN);
+          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+            kiln_uk_kv_append_f32(P ? past.data() : nullptr, cur.data(), B, KVH, P, S, hd,
+                                  out.data(), wg, count);
+          });
+          for (int64_t bk = 0; bk < B * KVH; ++bk)
+            for (int64_t t = 0; t < P + S; ++t)
+              for (int64_t i = 0; i < hd; ++i) {
+                float want = t < P ? past[(bk * P + t) * hd + i] : cur[(bk * S + t - P) * hd + i];
+                ASSERT_EQ(out[(bk * (P + S) + t) * hd + i], want) << Describe(s);
+              }
+        }
+      }
+}
+
+TEST(UkLayout, SplitAndMergeHeadsAreInverse) {
+  std::mt19937 rng(14);
+  const int64_t B = 2, S = 5, H = 3;
+  for (int64_t hd : {16, 7}) {
+    std::vector<float> x = Random(B * S * H * hd, rng);
+    for (const Schedule &s : kSchedules) {
+      std::vector<float> split(x.size(), kNaN), merged(x.size(), kNaN);
+      RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+        kiln_uk_split_heads_f32(x.data(), B, S, H, hd, split.data(), wg, count);
+      });
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t t = 0; t < S; ++t)
+            for (int64_t i = 0; i < hd; ++i)
+              ASSERT_EQ(split[((b * H + h) * S + t) * hd + i], x[((b * S + t) * H + h) * hd + i])
+                  << Describe(s) << " hd=" << hd;
+      RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+        kiln_uk_merge_heads_f32(split.data(), B, H, S, hd, merged.data(), wg, count);
+      });
+      ASSERT_EQ(merged, x) << Describe(s) << " hd=" << hd;
+    }
+  }
+}
+
+TEST(UkLayout, EmbeddingClampsIdsAndPositions) {
+  std::mt19937 rng(15);
+  const int64_t V = 10, max_pos = 6, N = 7;
+  const std::vector<int64_t> ids = {0, 9, -1, 10, 1000, 3, 4};
+  const std::vector<int64_t> pos = {0, 5, -7, 6, 2, 100, 1};
+  for (int64_t D : {16, 37})
+    for (int variant = 0; variant < 3; ++variant) {  // no positions, positions, implicit i
+      SCOPED_TRACE("D=" + std::to_string(D) + " variant " + std::to_string(variant));
+      std::vector<float> table = Random(V * D, rng), pt = Random(max_pos * D, rng);
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> out(N * D, kNaN);
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          kiln_uk_embedding_f32(table.data(), V, D, ids.data(), N, variant ? pt.data() : nullptr,
+                                max_pos, variant == 1 ? pos.data() : nullptr, out.data(), wg,
+                                count);
+        });
+        for (int64_t i = 0; i < N; ++i) {
+          int64_t id = std::clamp<int64_t>(ids[i], 0, V - 1);
+          int64_t p = std::clamp<int64_t>(variant == 1 ? pos[i] : i, 0, max_pos - 1);
+          for (int64_t d = 0; d < D; ++d) {
+            float want = table[id * D + d];
+            if (variant) want += pt[p * D + d];
+            ASSERT_EQ(out[i * D + d], want) << Describe(s) << " row " << i;
+          }
+        }
+      }
+    }
+}
+
+}  // namespace
