@@ -91,6 +91,7 @@ TEST_F(LlmToolsTest, GenerateJsonAndStreamedTextAgree) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_EQ(r.out.rfind(R"({"prompt_ids":)", 0), 0u) << r.out;  // keys in the documented order
   json j = json::parse(r.out);
   EXPECT_EQ(j.size(), 3u);
   EXPECT_EQ(j["prompt_ids"].get<std::vector<int64_t>>(), prompt);

@@ -80,9 +80,9 @@ double PeakRssMib() {
   return usage.ru_maxrss / 1024.0;  // KiB on Linux
 }
 
-std::string Dump(const nlohmann::json& j) {
+std::string Dump(const nlohmann::ordered_json& j) {
   // Decoded text is valid UTF-8 already; replace rather than throw regardless.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 kiln::Status RunTool(const Flags& flags) {
@@ -135,7 +135,7 @@ kiln::Status RunTool(const Flags& flags) {
   std::vector<int64_t> text_ids = result.ids;
   if (result.stopped_at_eos) text_ids.pop_back();
   if (flags.json) {
-    nlohmann::json out = {{"prompt_ids", prompt}, {"ids", result.ids}};
+    nlohmann::ordered_json out = {{"prompt_ids", prompt}, {"ids", result.ids}};
     if (tokenizer) {
       KILN_ASSIGN_OR_RETURN(std::string text, tokenizer->Decode(text_ids));
       out["text"] = text;
@@ -153,7 +153,7 @@ kiln::Status RunTool(const Flags& flags) {
   if (flags.stats) {
     const int64_t n = static_cast<int64_t>(result.ids.size());
     const double prompt_tokens = static_cast<double>(prompt.size());
-    nlohmann::json stats = {
+    nlohmann::ordered_json stats = {
         {"prompt_tokens", prompt.size()},
         {"generated_tokens", n},
         {"prefill_s", result.prefill_seconds},

@@ -73,7 +73,7 @@ kiln::Status RunTool(const Flags& flags) {
     return kiln::InvalidArgumentError(StrCat("'", flags.text, "' encodes to ", ids.size(), " ids: nothing to score"));
   const double perplexity = std::exp(nll / count);
   if (flags.json) {
-    nlohmann::json out = {{"perplexity", perplexity}, {"tokens", count}};
+    nlohmann::ordered_json out = {{"perplexity", perplexity}, {"tokens", count}};
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("perplexity %.4f over %lld tokens\n", perplexity, static_cast<long long>(count));
