@@ -11,7 +11,8 @@ python/build_llm.py into the cache dir on first use, ~40 s; or a path to any
      (targets: <= 20 s for llama-s, <= 90 s for llama-200m; peak <= 3x weights);
   2. run kiln-generate --prompt-ids ... --max-tokens M --ignore-eos --stats --threads T
      (one warm-up run, then --reps runs; medians of its stats line);
-  3. run bench/ort_llm_bench.mjs (onnxruntime-node, CPU EP, same threads, same ids);
+  3. run bench/ort_llm_bench.mjs (onnxruntime-node, CPU EP, same threads, same ids), one
+     process warmed up once, its --reps timed runs interleaved with kiln's;
   4. measure the memory read bandwidth with bench/membw.c at the same thread count;
 and prints a markdown report: tok/s of both and their ratio, peak RSS of both,
 decode GB/s (= weight bytes x decode tok/s) against the measured bandwidth, and
@@ -172,37 +173,50 @@ def kiln_compile(model, art, weights, args):
     return res
 
 
-def kiln_generate(art, ids, args):
-    exe = os.path.join(args.bin_dir, "kiln-generate")
-    if not os.access(exe, os.X_OK):
-        return {"error": "kiln-generate not built yet"}
-    cmd = [exe, art, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens", str(args.decode),
-           "--ignore-eos", "--stats", "--json", "--threads", str(args.threads)] + shlex.split(args.generate_args)
-    log("kiln: " + " ".join(shlex.quote(c) if len(c) < 80 else "<ids>" for c in cmd))
-    runs, generated = [], None
-    for r in range(args.reps + 1):
-        rc, wall, rss, so, se = run_measured(cmd, args.run_timeout)
+class KilnGenerate:
+    """kiln-generate, one process per run (the artifact is mmap-ed; a warm-up run fills the page cache)."""
+
+    def __init__(self, art, ids, args):
+        exe = os.path.join(args.bin_dir, "kiln-generate")
+        self.error = None if os.access(exe, os.X_OK) else "kiln-generate not built yet"
+        self.cmd = [exe, art, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens", str(args.decode),
+                    "--ignore-eos", "--stats", "--json", "--threads", str(args.threads)]
+        self.cmd += shlex.split(args.generate_args)
+        self.timeout = args.run_timeout
+        self.runs, self.generated = [], None
+        if not self.error:
+            log("kiln: " + " ".join(shlex.quote(c) if len(c) < 80 else "<ids>" for c in self.cmd))
+
+    def run(self, timed=True):
+        if self.error:
+            return
+        rc, wall, rss, so, se = run_measured(self.cmd, self.timeout)
         if rc != 0:
             why = "timed out" if rc is None else f"exit {rc}"
-            return {"error": f"kiln-generate {why}: {first_line(se).removeprefix('kiln-generate: ')}"}
+            self.error = f"kiln-generate {why}: {first_line(se).removeprefix('kiln-generate: ')}"
+            return
         stats = last_json(se, "decode_tok_s")
         if stats is None:
-            return {"error": "kiln-generate printed no --stats JSON line"}
+            self.error = "kiln-generate printed no --stats JSON line"
+            return
         stats.setdefault("peak_rss_mib", rss)
         out = last_json(so, "ids")
-        if generated is None and out is not None:
-            generated = out["ids"]
-        if r > 0:  # the first run warms the page cache
-            runs.append(stats)
-    res = summarize(runs)
-    res["generated_ids"] = generated
-    return res
+        if self.generated is None and out is not None:
+            self.generated = out["ids"]
+        if timed:
+            self.runs.append(stats)
+
+    def result(self):
+        if self.error:
+            return {"error": self.error}
+        res = summarize(self.runs)
+        res["generated_ids"] = self.generated
+        return res
 
 
 def summarize(runs):
     def col(k):
-        vals = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
-        return vals
+        return [r[k] for r in runs if isinstance(r.get(k), (int, float))]
     res = {}
     for k in ("prefill_tok_s", "decode_tok_s"):
         v = col(k)
@@ -210,22 +224,61 @@ def summarize(runs):
         res[k + "_best"] = max(v) if v else None
     rss = col("peak_rss_mib")
     res["peak_rss_mib"] = max(rss) if rss else None
+    res["runs"] = len(runs)
     return res
 
 
-def ort_bench(model, ids, args):
-    script = os.path.join(BENCH, "ort_llm_bench.mjs")
-    if not os.path.isdir(os.path.join(BENCH, "node_modules", "onnxruntime-node")):
-        return {"error": "bench/node_modules missing (run scripts/setup.sh or npm ci in bench/)"}
-    cmd = ["node", script, "--model", model, "--threads", str(args.threads), "--prompt-ids",
-           ",".join(map(str, ids)), "--decode", str(args.decode), "--reps", str(args.reps)]
-    log(f"ort: node bench/ort_llm_bench.mjs --model {model} --threads {args.threads} "
-        f"--prompt-ids <{len(ids)} ids> --decode {args.decode} --reps {args.reps}")
-    rc, wall, rss, so, se = run_measured(cmd, args.run_timeout)
-    res = last_json(so, "decode_tok_s") if rc == 0 else None
-    if res is None:
-        return {"error": f"ort_llm_bench failed: {first_line(se or so)}"}
-    return res
+class OrtBench:
+    """bench/ort_llm_bench.mjs --interactive: one process, warmed up once, one timed run per run()."""
+
+    def __init__(self, model, ids, args):
+        self.proc, self.error = None, None
+        if not os.path.isdir(os.path.join(BENCH, "node_modules", "onnxruntime-node")):
+            self.error = "bench/node_modules missing (run scripts/setup.sh or npm ci in bench/)"
+            return
+        cmd = ["node", os.path.join(BENCH, "ort_llm_bench.mjs"), "--model", model, "--threads", str(args.threads),
+               "--prompt-ids", ",".join(map(str, ids)), "--decode", str(args.decode), "--interactive"]
+        log(f"ort: node bench/ort_llm_bench.mjs --model {model} --threads {args.threads} "
+            f"--prompt-ids <{len(ids)} ids> --decode {args.decode} --interactive")
+        self.err = open(f"/tmp/llm_bench.{os.getpid()}.ort.err", "w+")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+                                     bufsize=1)
+        self._expect("ready")  # loading and the warm-up run
+
+    def _fail(self, why):
+        self.err.seek(0)
+        self.error = f"ort_llm_bench {why}: {first_line(self.err.read())}"
+        self.proc.kill()
+        self.proc.wait()
+
+    def _expect(self, key):
+        line = self.proc.stdout.readline()
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = None
+        if not obj or key not in obj:
+            self._fail("failed")
+            return None
+        return obj
+
+    def run(self):
+        if self.error:
+            return
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        self._expect("decode_tok_s")
+
+    def result(self):
+        if self.error:
+            return {"error": self.error}
+        self.proc.stdin.close()
+        res = self._expect("peak_rss_mib")
+        if self.proc.poll() is None:
+            self.proc.wait()
+        self.err.close()
+        os.remove(self.err.name)
+        return res if res else {"error": self.error}
 
 
 def membw(args):
@@ -294,7 +347,8 @@ def report(results, bw, args, meta):
     L.append(f"Measured {meta['date']} on {meta['cpu']} ({os.cpu_count()} cores), kiln `{meta['rev']}`, "
              f"onnxruntime-node {meta['ort']} (CPU EP, graph optimizations all, sequential), "
              f"{args.threads} threads for both, prompt {args.prompt_len} token ids (deterministic, the same for "
-             f"both), {args.decode} greedy decode steps, median of {args.reps} runs after a warm-up. "
+             f"both), {args.decode} greedy decode steps, median of {args.reps} runs after a warm-up, kiln's and "
+             f"ORT's runs interleaved. "
              f"Load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after: other work on this "
              f"2-core machine (builds) makes these figures noisy.")
     L.append("")
@@ -346,10 +400,16 @@ def report(results, bw, args, meta):
         c = r["compile"]
         err = note(c["error"]) if "error" in c else ""
         ok = "error" not in c
+        tgt_s = r.get("compile_target_s")
         t = f"{c['wall_s']:.1f} s{err}" if ok else f"n/a{err}"
+        if ok and tgt_s:
+            t += " (met)" if c["wall_s"] <= tgt_s else " (missed)"
         rss = f"{c['peak_rss_mib']:,.0f} MiB" if ok else "n/a"
-        rel = f"{c['peak_rss_mib'] * 2**20 / r['weights']:.2f}x" if ok else "n/a"
-        tgt = f"<= {r['compile_target_s']} s" if r.get("compile_target_s") else "-"
+        rel = "n/a"
+        if ok:
+            x = c["peak_rss_mib"] * 2**20 / r["weights"]
+            rel = f"{x:.2f}x" + (" (met)" if x <= COMPILE_MEM_TARGET else " (missed)")
+        tgt = f"<= {tgt_s} s" if tgt_s else "-"
         L.append(f"| {r['name']} | {r['weights'] / 1e6:,.0f} MB | {t} | {tgt} | {rss} | {rel} |")
     L.append("")
     for r in results:
@@ -427,16 +487,25 @@ def main():
         ids = prompt_ids(args.prompt_len, vocab, args.seed)
         weights = weight_bytes(model)
         r = {"name": name, "model": model, "weights": weights, "compile_target_s": spec["compile_target_s"]}
+        kiln = None
         if args.no_kiln:
-            r["compile"] = r["kiln"] = {"error": "kiln not run (--no-kiln)"}
+            r["compile"] = {"error": "kiln not run (--no-kiln)"}
         else:
             art = os.path.join(work, f"{name}.kiln")
             if os.path.exists(art):
                 os.remove(art)
             r["compile"] = kiln_compile(model, art, weights, args)
-            r["kiln"] = ({"error": r["compile"]["error"]} if "error" in r["compile"]
-                         else kiln_generate(art, ids, args))
-        r["ort"] = ort_bench(model, ids, args)
+            if "error" not in r["compile"]:
+                kiln = KilnGenerate(art, ids, args)
+                kiln.run(timed=False)  # warm-up: page cache
+        # Interleave the engines' timed runs so that both see the same background load.
+        ort = OrtBench(model, ids, args)
+        for _ in range(args.reps):
+            if kiln:
+                kiln.run()
+            ort.run()
+        r["kiln"] = kiln.result() if kiln else {"error": r["compile"]["error"]}
+        r["ort"] = ort.result()
         log(f"{name}: kiln {json.dumps({k: v for k, v in r['kiln'].items() if k != 'generated_ids'})}")
         log(f"{name}: ort  {json.dumps({k: v for k, v in r['ort'].items() if k != 'generated_ids'})}")
         results.append(r)

@@ -3,7 +3,7 @@
 //
 //   node bench/ort_llm_bench.mjs --model DIR/model_with_past.onnx [--threads 2]
 //        [--prompt-len 128 | --prompt-ids 1,2,3] [--decode 64] [--reps 3] [--seed 0]
-//        [--logits-out FILE.npy]
+//        [--logits-out FILE.npy] [--interactive]
 //
 // Loads a `model_with_past.onnx` (inputs input_ids / attention_mask /
 // position_ids / past_key_values.N.key|value, outputs logits / present.N.key|value),
@@ -15,6 +15,11 @@
 // as *_best) and peak_rss_mib is process.resourceUsage().maxRSS.
 // --logits-out writes the prefill logits [1, N, vocab] as a .npy file (tests use
 // it to check an export against PyTorch's reference).
+// --interactive (for llm_bench.py, which interleaves ORT's runs with kiln's so
+// that both see the same background load): after the warm-up it prints
+// {"ready": true}, then runs one timed repetition per "run" line on stdin and
+// answers each with {"prefill_tok_s", "decode_tok_s"}; at end of input it prints
+// the summary line over those runs and exits (--reps is ignored).
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -32,11 +37,12 @@ function usage(msg) {
 
 function parseArgs(argv) {
   const a = { threads: 2, promptLen: 128, decode: 64, reps: 3, seed: 0, promptIds: null, logitsOut: null,
-              model: null };
+              model: null, interactive: false };
   const keys = { '--model': 'model', '--threads': 'threads', '--prompt-len': 'promptLen', '--decode': 'decode',
                  '--reps': 'reps', '--seed': 'seed', '--prompt-ids': 'promptIds', '--logits-out': 'logitsOut' };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '-h' || argv[i] === '--help') usage();
+    if (argv[i] === '--interactive') { a.interactive = true; continue; }
     const k = keys[argv[i]];
     if (!k || i + 1 >= argv.length) usage(`bad argument ${argv[i]}`);
     a[k] = argv[++i];
@@ -166,10 +172,22 @@ async function main() {
   if (a.logitsOut) writeNpyF32(a.logitsOut, warm.prefillLogits);
   const prefill = [];
   const decode = [];
-  for (let r = 0; r < a.reps; r++) {
+  const once = async () => {
     const g = await generate(session, ids, a.decode, kv, false);
     prefill.push(ids.length / g.prefillS);
     if (a.decode) decode.push(a.decode / g.decodeS);
+  };
+  if (a.interactive) {
+    process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+    const readline = await import('node:readline');
+    for await (const line of readline.createInterface({ input: process.stdin })) {
+      if (line.trim() !== 'run') continue;
+      await once();
+      process.stdout.write(JSON.stringify({ prefill_tok_s: prefill.at(-1), decode_tok_s: decode.at(-1) ?? null }) +
+                           '\n');
+    }
+  } else {
+    for (let r = 0; r < a.reps; r++) await once();
   }
   const round = (x) => (x === null ? null : Math.round(x * 100) / 100);
   const result = {
@@ -181,7 +199,7 @@ async function main() {
     prompt_tokens: ids.length,
     generated_tokens: a.decode,
     threads: a.threads,
-    reps: a.reps,
+    reps: prefill.length,
     load_s: round(loadS),
     generated_ids: warm.generated,
   };
