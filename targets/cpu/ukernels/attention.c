@@ -6,6 +6,11 @@
  * group. Items are dealt round-robin to workgroups, which balances causal
  * prefill (late rows see more keys) better than contiguous ranges.
  *
+ * Items of 8..16 rows (prefill, speculative verification, wide GQA groups)
+ * take the "rows as lanes" path (uk_att_item_t below): Q^T is built once per
+ * item, scores are a small GEMM into S^T [keys][16 rows], and the online
+ * softmax is lane-wise. Items of fewer rows (decode) take the path below.
+ *
  * Per item, keys stream in blocks of 64 (flash-attention style):
  * 1. scores: 16 keys at a time, one 16-lane accumulator per key over hd, and
  *    a butterfly of shuffles that reduces the 16 accumulators to one vector
@@ -215,6 +220,150 @@ static void uk_att_item(const float *q, const float *kb, const float *vb, const 
   }
 }
 
+/*===-- Many rows: query rows as lanes -----------------------------------===*/
+
+/* Work items with at least UK_ATT_LANES_MIN rows put the item's (<= 16)
+ * query rows in the 16 lanes: Q^T [hd][16] is built once per item (scaled),
+ * and a score tile S^T [keys][16] = K Q^T is a small GEMM (broadcast K[j][d]
+ * times the Q^T row d), so the online softmax needs no horizontal reduction:
+ * max and sum over keys are lane-wise, and m, l, alpha are vectors. P @ V
+ * reads P^T [key][16] and accumulates into an O [16][hd] tile on the stack. */
+#define UK_ATT_LANES_MIN 8
+#define UK_ATT_KR 6 /* keys per register block of the score GEMM */
+
+/* st[j] (16 lanes) = sum_d kp[j][d] * qt[d] for KR keys (a constant after
+ * inlining) whose rows start at kr[0..KR-1]. */
+UK_INLINE void uk_att_scores_t(const float *const *kr, int KR, const float *qt, int64_t hd,
+                               kiln_v16f *st) {
+  kiln_v16f acc[UK_ATT_KR];
+  for (int j = 0; j < KR; ++j) acc[j] = 0;
+  for (int64_t d = 0; d < hd; ++d) {
+    kiln_v16f qv = uk_load(qt + d * UK_W);
+    for (int j = 0; j < KR; ++j) acc[j] += kr[j][d] * qv;
+  }
+  for (int j = 0; j < KR; ++j) st[j] = acc[j];
+}
+
+/* o[i][d] = o[i][d] * alpha[i] + sum_j pt[j][i] * v[j][d] for the R rows
+ * i0..i0+R-1 of the O tile (row stride ldo; R = 1..6, a constant after
+ * inlining: 12 ymm accumulators on AVX2 at R = 6), nk keys. */
+UK_INLINE void uk_att_pv_t(float *o, int64_t ldo, const float *pt, const float *alpha, int i0,
+                           int R, const float *vb, int64_t nk, int64_t hd) {
+  int64_t d = 0;
+  for (; d + UK_W <= hd; d += UK_W) {
+    kiln_v16f acc[6];
+    for (int i = 0; i < R; ++i) acc[i] = uk_load(o + (i0 + i) * ldo + d) * alpha[i0 + i];
+    for (int64_t j = 0; j < nk; ++j) {
+      kiln_v16f vv = uk_load(vb + j * hd + d);
+      const float *p = pt + j * UK_W + i0;
+      for (int i = 0; i < R; ++i) acc[i] += p[i] * vv;
+    }
+    for (int i = 0; i < R; ++i) uk_store(o + (i0 + i) * ldo + d, acc[i]);
+  }
+  for (; d < hd; ++d) {
+    for (int i = i0; i < i0 + R; ++i) {
+      float acc = o[i * ldo + d] * alpha[i];
+      for (int64_t j = 0; j < nk; ++j) acc += pt[j * UK_W + i] * vb[j * hd + d];
+      o[i * ldo + d] = acc;
+    }
+  }
+}
+
+UK_INLINE void uk_att_pv_t_any(float *o, int64_t ldo, const float *pt, const float *alpha, int i0,
+                               int R, const float *vb, int64_t nk, int64_t hd) {
+  switch (R) {
+    case 1: uk_att_pv_t(o, ldo, pt, alpha, i0, 1, vb, nk, hd); break;
+    case 2: uk_att_pv_t(o, ldo, pt, alpha, i0, 2, vb, nk, hd); break;
+    case 3: uk_att_pv_t(o, ldo, pt, alpha, i0, 3, vb, nk, hd); break;
+    case 4: uk_att_pv_t(o, ldo, pt, alpha, i0, 4, vb, nk, hd); break;
+    case 5: uk_att_pv_t(o, ldo, pt, alpha, i0, 5, vb, nk, hd); break;
+    default: uk_att_pv_t(o, ldo, pt, alpha, i0, 6, vb, nk, hd); break;
+  }
+}
+
+/* One work item of nr (UK_ATT_LANES_MIN..16) rows, hd <= UK_ATT_HD_MAX. */
+#define UK_ATT_HD_MAX 256
+static void uk_att_item_t(const float *q, const float *kb, const float *vb, const int64_t *mrow,
+                          int64_t H, int64_t S, int64_t T, int64_t hd, float scale,
+                          int32_t causal, float *out, int64_t b, int64_t hb, int64_t rr0,
+                          int64_t nr) {
+  const float NEG_INF = -__builtin_inff();
+  float qt[UK_ATT_HD_MAX * UK_W] UK_ALIGN64;     /* Q^T, scaled */
+  float ot[UK_W * UK_ATT_HD_MAX] UK_ALIGN64;     /* O, row stride hd */
+  float pt[UK_ATT_TB * UK_W] UK_ALIGN64;         /* P^T of one key block */
+  float alpha[UK_W] UK_ALIGN64;
+  int32_t lim_i[UK_W] UK_ALIGN64;
+  float *op[UK_W];
+  int64_t maxlim = -1;
+  for (int64_t i = 0; i < UK_W; ++i) {
+    if (i < nr) {
+      int64_t h = hb + (rr0 + i) / S, s = (rr0 + i) % S;
+      int64_t off = ((b * H + h) * S + s) * hd;
+      const float *qr = q + off;
+      op[i] = out + off;
+      for (int64_t d = 0; d < hd; ++d) qt[d * UK_W + i] = qr[d] * scale;
+      int64_t lim = causal ? uk_min64(T - S + s, T - 1) : T - 1;
+      maxlim = uk_max64(maxlim, lim);
+      lim_i[i] = (int32_t)lim; /* T < 2^31 */
+    } else {
+      for (int64_t d = 0; d < hd; ++d) qt[d * UK_W + i] = 0.0f;
+      lim_i[i] = -1;
+    }
+  }
+  for (int64_t i = 0; i < UK_W * hd; ++i) ot[i] = 0.0f;
+  kiln_v16i limv;
+  __builtin_memcpy(&limv, lim_i, sizeof limv);
+  kiln_v16f m = uk_splat(NEG_INF), l = 0;
+  const int64_t kend = uk_min64(T, maxlim + 1);
+  for (int64_t j0 = 0; j0 < kend; j0 += UK_ATT_TB) {
+    const int64_t tb = uk_min64(UK_ATT_TB, kend - j0);
+    /* scores, masked, into pt; block max */
+    kiln_v16f bmax = uk_splat(NEG_INF);
+    int64_t nk = 0; /* keys up to the last one that some lane sees */
+    for (int64_t j = 0; j < tb; j += UK_ATT_KR) {
+      const float *kr[UK_ATT_KR];
+      int64_t nv = uk_min64(UK_ATT_KR, tb - j);
+      for (int c = 0; c < UK_ATT_KR; ++c) kr[c] = kb + (j0 + j + (c < nv ? c : nv - 1)) * hd;
+      kiln_v16f st[UK_ATT_KR];
+      uk_att_scores_t(kr, UK_ATT_KR, qt, hd, st);
+      for (int c = 0; c < nv; ++c) {
+        int64_t jj = j0 + j + c;
+        kiln_v16f s = st[c];
+        if (mrow && mrow[jj] == 0) s = uk_splat(NEG_INF);
+        s = (kiln_v16i)(int32_t)jj <= limv ? s : NEG_INF;
+        uk_store(pt + (j + c) * UK_W, s);
+        bmax = __builtin_elementwise_max(bmax, s);
+      }
+    }
+    nk = tb;
+    const kiln_v16f mnew = __builtin_elementwise_max(m, bmax);
+    const kiln_v16f msafe = mnew == NEG_INF ? 0.0f : mnew;
+    const kiln_v16f al = uk_exp_v(m - msafe); /* m = -inf: 0 */
+    kiln_v16f sum = 0;
+    for (int64_t j = 0; j < nk; ++j) {
+      kiln_v16f p = uk_exp_v(uk_load(pt + j * UK_W) - msafe);
+      uk_store(pt + j * UK_W, p);
+      sum += p;
+    }
+    l = l * al + sum;
+    m = mnew;
+    uk_store(alpha, al);
+    int i0 = 0;
+    for (; i0 + 6 <= nr; i0 += 6) uk_att_pv_t(ot, hd, pt, alpha, i0, 6, vb + j0 * hd, nk, hd);
+    if (i0 < nr)
+      uk_att_pv_t_any(ot, hd, pt, alpha, i0, (int)nr - i0, vb + j0 * hd, nk, hd);
+  }
+  float lv[UK_W] UK_ALIGN64;
+  uk_store(lv, l);
+  for (int64_t i = 0; i < nr; ++i) {
+    float inv = lv[i] > 0.0f ? 1.0f / lv[i] : 0.0f;
+    const float *orow = ot + i * hd;
+    int64_t d = 0;
+    for (; d + UK_W <= hd; d += UK_W) uk_store(op[i] + d, uk_load(orow + d) * inv);
+    for (; d < hd; ++d) op[i][d] = orow[d] * inv;
+  }
+}
+
 void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const int64_t *mask,
                            int64_t B, int64_t H, int64_t KVH, int64_t S, int64_t T, int64_t hd,
                            float scale, int32_t causal, float *out, int64_t wg, int64_t count) {
@@ -240,7 +389,11 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
     int64_t rows = (he - hb) * S, rr0 = blk * UK_ATT_QB;
     if (rr0 >= rows) continue;
     const float *kb = k + (b * KVH + c) * T * hd, *vb = v + (b * KVH + c) * T * hd;
-    uk_att_item(q, kb, vb, mask ? mask + b * T : (const int64_t *)0, H, S, T, hd, scale, causal,
-                out, b, hb, rr0, uk_min64(UK_ATT_QB, rows - rr0));
+    const int64_t nr = uk_min64(UK_ATT_QB, rows - rr0);
+    const int64_t *mrow = mask ? mask + b * T : (const int64_t *)0;
+    if (nr >= UK_ATT_LANES_MIN && hd <= UK_ATT_HD_MAX)
+      uk_att_item_t(q, kb, vb, mrow, H, S, T, hd, scale, causal, out, b, hb, rr0, nr);
+    else
+      uk_att_item(q, kb, vb, mrow, H, S, T, hd, scale, causal, out, b, hb, rr0, nr);
   }
 }

@@ -5,22 +5,34 @@
  *   once over the whole K with all rows' accumulators in registers. This is
  *   a GEMV at memory bandwidth for M == 1.
  * - large M (prefill): a cache-blocked GEMM. Workgroups split (row block,
- *   panel group) tiles. Per tile, K is cut in blocks of KC: A's rows are
- *   packed on the stack into 6-row micro panels, and a 6x16 register-blocked
- *   microkernel runs over every (micro panel, weight panel) pair, the 16 KiB
- *   weight micro panel staying in L1 while A's block (<= 96 KiB) stays in
- *   L2. Partial sums live in a stack tile, not in C: C may alias the
- *   residual, which must be read intact in the epilogue.
+ *   panel group) tiles. Per tile, K is cut in blocks of KC: A's block is
+ *   copied row by row (vector copies, no transposition) into a contiguous
+ *   stack buffer, and a 6x16 register-blocked microkernel (R x 16 for the
+ *   last 1..5 rows, so no padded rows are computed) runs over every (6 rows,
+ *   weight panel) pair, the 16 KiB weight micro panel staying in L1 while
+ *   A's block (<= 96 KiB) stays in L2. The contiguous copy keeps the six
+ *   row streams out of each other's cache sets when K is a power of two.
+ *   Partial sums live in a stack tile, not in C: C may alias the residual,
+ *   which must be read intact in the epilogue.
  *
  *===----------------------------------------------------------------------===*/
 #include "ukernels.h"
 #include "uk_math.h"
 
-#define UK_MR 6         /* rows of the register block */
-#define UK_KC 256       /* K block: 16 KiB of one weight panel, sized for L1 */
-#define UK_MC_MAX 96    /* rows of a tile (multiple of UK_MR): 96 KiB packed A */
-#define UK_NCP_MAX 8    /* panels of a tile: 128 columns */
-#define UK_SMALL_M 8    /* M up to this uses the streaming schedule */
+/* Blocking parameters (overridable with -D for tuning experiments). */
+#define UK_MR 6 /* rows of the register block */
+#ifndef UK_KC
+#define UK_KC 256 /* K block: 16 KiB of one weight panel, sized for L1 */
+#endif
+#ifndef UK_MC_MAX
+#define UK_MC_MAX 96 /* rows of a tile (multiple of UK_MR): 96 KiB packed A */
+#endif
+#ifndef UK_NCP_MAX
+#define UK_NCP_MAX 8 /* panels of a tile: 128 columns */
+#endif
+#ifndef UK_SMALL_M
+#define UK_SMALL_M 8 /* M up to this uses the streaming schedule */
+#endif
 
 /*===-- Epilogue ----------------------------------------------------------===*/
 
@@ -95,8 +107,11 @@ static void uk_matmul_small(const float *A, int64_t M, int64_t K, const float *B
   for (int64_t p = p_begin; p < p_end; ++p) {
     int64_t n0 = p * UK_W, nv = uk_min64(UK_W, N - n0);
     const float *bp = Bp + p * K * UK_W;
-    for (int64_t r0 = 0; r0 < M; r0 += UK_MR) {
-      int R = (int)uk_min64(UK_MR, M - r0);
+    /* Rows in blocks of about equal height (8 = 4 + 4, not 6 + 2): a block
+     * of few rows does little work per weight load. */
+    const int64_t rb = uk_ceil_div(M, uk_ceil_div(M, UK_MR));
+    for (int64_t r0 = 0; r0 < M; r0 += rb) {
+      int R = (int)uk_min64(rb, M - r0);
       const float *a = A + r0 * K;
       kiln_v16f acc[UK_MR];
       uk_rows_panel_any(a, K, R, bp, K, acc);
@@ -114,53 +129,40 @@ static void uk_matmul_small(const float *A, int64_t M, int64_t K, const float *B
 
 /*===-- Large M: cache-blocked GEMM ---------------------------------------===*/
 
-/* c[6 x 16] (row stride ldc) += ap (packed [kc][6]) @ bp ([kc][16]); with
- * `first` the old c is not read. 12 ymm accumulators on AVX2, 6 zmm on
- * AVX-512, 24 q registers on NEON. */
-UK_INLINE void uk_micro_6x16(const float *ap, const float *bp, int64_t kc, float *c, int64_t ldc,
-                             int first) {
-  kiln_v16f c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0;
-  if (!first) {
-    c0 = uk_load(c + 0 * ldc);
-    c1 = uk_load(c + 1 * ldc);
-    c2 = uk_load(c + 2 * ldc);
-    c3 = uk_load(c + 3 * ldc);
-    c4 = uk_load(c + 4 * ldc);
-    c5 = uk_load(c + 5 * ldc);
-  }
+/* c[R x 16] (row stride ldc) += ap (packed [kc][6]) @ bp ([kc][16]) for
+ * R (1..6, a constant after inlining) rows; with `first` the old c is not
+ * read. R = 6 keeps 12 ymm accumulators on AVX2, 6 zmm on AVX-512, 24 q
+ * registers on NEON. */
+UK_INLINE void uk_micro_rx16(const float *ap, const float *bp, int64_t kc, float *c, int64_t ldc,
+                             int first, int R) {
+  kiln_v16f acc[UK_MR];
+  for (int i = 0; i < R; ++i) acc[i] = first ? uk_splat(0.0f) : uk_load(c + i * ldc);
   for (int64_t k = 0; k < kc; ++k) {
     kiln_v16f b = uk_load(bp + k * UK_W);
-    const float *a = ap + k * UK_MR;
-    c0 += a[0] * b;
-    c1 += a[1] * b;
-    c2 += a[2] * b;
-    c3 += a[3] * b;
-    c4 += a[4] * b;
-    c5 += a[5] * b;
+    for (int i = 0; i < R; ++i) acc[i] += ap[i * kc + k] * b;
   }
-  uk_store(c + 0 * ldc, c0);
-  uk_store(c + 1 * ldc, c1);
-  uk_store(c + 2 * ldc, c2);
-  uk_store(c + 3 * ldc, c3);
-  uk_store(c + 4 * ldc, c4);
-  uk_store(c + 5 * ldc, c5);
+  for (int i = 0; i < R; ++i) uk_store(c + i * ldc, acc[i]);
 }
 
-/* Packs rows [m0, m0+mrows) x columns [k0, k0+kc) of A into 6-row micro
- * panels ([kc][6] each), zero rows past mrows. */
+UK_INLINE void uk_micro_any(const float *ap, const float *bp, int64_t kc, float *c, int64_t ldc,
+                            int first, int R) {
+  switch (R) {
+    case 1: uk_micro_rx16(ap, bp, kc, c, ldc, first, 1); break;
+    case 2: uk_micro_rx16(ap, bp, kc, c, ldc, first, 2); break;
+    case 3: uk_micro_rx16(ap, bp, kc, c, ldc, first, 3); break;
+    case 4: uk_micro_rx16(ap, bp, kc, c, ldc, first, 4); break;
+    case 5: uk_micro_rx16(ap, bp, kc, c, ldc, first, 5); break;
+    default: uk_micro_rx16(ap, bp, kc, c, ldc, first, 6); break;
+  }
+}
+
+/* Copies rows [m0, m0+mrows) x columns [k0, k0+kc) of A into ap ([mrows][kc],
+ * contiguous): vector copies, no transposition, and the microkernel's six
+ * row streams no longer collide in the same cache sets when K is a power of
+ * two. */
 UK_INLINE void uk_pack_a(const float *A, int64_t K, int64_t m0, int64_t mrows, int64_t k0,
                          int64_t kc, float *ap) {
-  for (int64_t mb = 0; mb < mrows; mb += UK_MR) {
-    float *dst = ap + mb * kc;
-    for (int i = 0; i < UK_MR; ++i) {
-      if (mb + i < mrows) {
-        const float *src = A + (m0 + mb + i) * K + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * UK_MR + i] = src[k];
-      } else {
-        for (int64_t k = 0; k < kc; ++k) dst[k * UK_MR + i] = 0.0f;
-      }
-    }
-  }
+  for (int64_t i = 0; i < mrows; ++i) uk_copy(ap + i * kc, A + (m0 + i) * K + k0, kc);
 }
 
 /* One tile: rows [m0, m0+mrows), panels [p0, p0+np). */
@@ -182,8 +184,12 @@ static void uk_gemm_tile(const float *A, int64_t K, const float *Bp, const float
     for (int64_t p = 0; p < np; ++p) {
       for (int m = 0; m < nb; ++m) {
         const float *bp = (m ? Bu : Bp) + (p0 + p) * K * UK_W + k0 * UK_W;
-        for (int64_t mb = 0; mb < mpad; mb += UK_MR)
-          uk_micro_6x16(ap + mb * kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0);
+        int64_t mb = 0;
+        for (; mb + UK_MR <= mrows; mb += UK_MR)
+          uk_micro_rx16(ap + mb * kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0, UK_MR);
+        if (mb < mrows)
+          uk_micro_any(ap + mb * kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0,
+                       (int)(mrows - mb));
       }
     }
   }
