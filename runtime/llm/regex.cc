@@ -19,13 +19,6 @@ pcre2_code* Code(void* code) { return static_cast<pcre2_code*>(code); }
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view text) {
-  size_t pos = 0;
-  while (pos < text.size())
-    if (NextCodePoint(text, pos) < 0) return false;
-  return true;
-}
-
 StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern, bool literal) {
   int error = 0;
   PCRE2_SIZE offset = 0;

@@ -20,9 +20,6 @@ namespace kiln::llm {
 inline constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-/// True when `text` is well-formed UTF-8.
-bool IsValidUtf8(std::string_view text);
-
 class Regex {
  public:
   /// Compiles `pattern` (JIT where PCRE2 has it); `literal` matches the

@@ -18,6 +18,7 @@
 #include <limits>
 
 #include "runtime/llm/tokenizer.h"
+#include "runtime/llm/utf8.h"
 
 namespace kiln::llm {
 namespace {
@@ -27,6 +28,9 @@ class SentencePieceTokenizer final : public Tokenizer {
   explicit SentencePieceTokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> sp) : sp_(std::move(sp)) {}
 
   StatusOr<std::vector<int64_t>> Encode(std::string_view text) const override {
+    // libsentencepiece would quietly read bad bytes as U+FFFD; refuse them
+    // as the byte-level tokenizer does.
+    if (!IsValidUtf8(text)) return InvalidArgumentError("text to encode is not valid UTF-8");
     std::vector<int> ids;
     sentencepiece::util::Status s = sp_->Encode(text, &ids);
     if (!s.ok()) return InvalidArgumentError(StrCat("sentencepiece: cannot encode: ", s.message()));

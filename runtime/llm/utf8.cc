@@ -57,6 +57,13 @@ std::string Utf8Lossy(std::string_view bytes) {
   return out;
 }
 
+bool IsValidUtf8(std::string_view text) {
+  size_t pos = 0;
+  while (pos < text.size())
+    if (NextCodePoint(text, pos) < 0) return false;
+  return true;
+}
+
 void AppendUtf8(char32_t cp, std::string& out) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));

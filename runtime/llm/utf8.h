@@ -16,6 +16,9 @@ inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 /// from_utf8_lossy both follow, so decoded text matches Hugging Face's).
 std::string Utf8Lossy(std::string_view bytes);
 
+/// True when `text` is well-formed UTF-8.
+bool IsValidUtf8(std::string_view text);
+
 /// Appends the UTF-8 encoding of `code_point` (< 0x110000) to `out`.
 void AppendUtf8(char32_t code_point, std::string& out);
 

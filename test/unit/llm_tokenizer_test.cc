@@ -124,6 +124,7 @@ TEST_P(FixtureTokenizerTest, RoundTripsAnyUtf8AndStreamsSplitCharacters) {
     if (part->find(kReplacementChar) != std::string::npos) saw_partial = true;
   }
   EXPECT_TRUE(saw_partial);
+  EXPECT_EQ(tok->Encode("bad \xFF utf-8").status().message(), "text to encode is not valid UTF-8");
   EXPECT_FALSE(tok->Decode(std::vector<int64_t>{-1}).ok());
   EXPECT_FALSE(tok->Decode(std::vector<int64_t>{tok->vocab_size()}).ok());
 }
