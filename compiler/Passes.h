@@ -3,6 +3,7 @@
 #define KILN_COMPILER_PASSES_H
 
 #include "dialects/exec/IR/ExecDialect.h"
+#include "dialects/llm/IR/LlmDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"

@@ -34,4 +34,27 @@ def FormDispatchesPass : Pass<"kiln-form-dispatches", "mlir::ModuleOp"> {
   ];
 }
 
+def RaiseLlmPass : Pass<"kiln-raise-llm", "mlir::ModuleOp"> {
+  let summary = "Raise transformer blocks of onnx graphs to llm ops, by structure";
+  let description = [{
+    Embeddings, RMSNorm/LayerNorm, linear layers with bias, GELU and residual
+    epilogues, gated and GELU MLPs, head split/merge, rotary embeddings, KV
+    concat and scaled-dot-product attention (GQA, causal and padding masks)
+    become llm ops; the shape and mask arithmetic around them dies. See
+    compiler/transforms/RaiseLlm.cpp.
+  }];
+  let dependentDialects = ["kiln::llm::LlmDialect"];
+}
+
+def AddKvCachePass : Pass<"kiln-add-kv-cache", "mlir::ModuleOp"> {
+  let summary = "Give attention without a KV cache past/present arguments";
+  let dependentDialects = ["kiln::llm::LlmDialect"];
+}
+
+def LowerLlmPass : Pass<"kiln-lower-llm", "mlir::ModuleOp"> {
+  let summary = "Lower llm ops to CPU microkernel calls, packing weights";
+  let dependentDialects = ["kiln::llm::LlmDialect", "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif // KILN_COMPILER_PASSES

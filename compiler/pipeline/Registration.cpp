@@ -1,5 +1,6 @@
 //===- Registration.cpp - Dialects and passes of kiln ---------------------===//
 #include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
+#include "compiler/Passes.h"
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/pipeline/Pipeline.h"
 #include "dialects/exec/IR/ExecDialect.h"
@@ -26,6 +27,9 @@ void registerKilnPasses() {
     mlir::registerAllPasses();
     mlir::registerPass(createConvertOnnxToLinalgPass);
     mlir::registerPass(createFormDispatchesPass);
+    mlir::registerPass(createRaiseLlmPass);
+    mlir::registerPass(createAddKvCachePass);
+    mlir::registerPass(createLowerLlmPass);
     if (onnx::createRefineShapesPass())
       mlir::registerPass(onnx::createRefineShapesPass);
     return true;

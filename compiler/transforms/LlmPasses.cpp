@@ -1,0 +1,50 @@
+//===- LlmPasses.cpp - kiln-opt entry points of the llm transforms ---------===//
+#include "compiler/Passes.h"
+#include "compiler/transforms/LowerLlm.h"
+#include "compiler/transforms/RaiseLlm.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+using namespace mlir;
+
+namespace kiln {
+#define GEN_PASS_DEF_RAISELLMPASS
+#define GEN_PASS_DEF_ADDKVCACHEPASS
+#define GEN_PASS_DEF_LOWERLLMPASS
+#include "compiler/Passes.h.inc"
+
+namespace {
+SmallVector<func::FuncOp> entries(ModuleOp m) {
+  SmallVector<func::FuncOp> fns;
+  for (auto fn : m.getOps<func::FuncOp>())
+    if (!fn.isExternal())
+      fns.push_back(fn);
+  return fns;
+}
+
+struct RaiseLlmPass : impl::RaiseLlmPassBase<RaiseLlmPass> {
+  void runOnOperation() override {
+    for (auto fn : entries(getOperation())) {
+      RaiseReport report;
+      if (failed(raiseLlm(fn, report)))
+        return signalPassFailure();
+    }
+  }
+};
+
+struct AddKvCachePass : impl::AddKvCachePassBase<AddKvCachePass> {
+  void runOnOperation() override {
+    for (auto fn : entries(getOperation()))
+      addKvCache(fn);
+  }
+};
+
+struct LowerLlmPass : impl::LowerLlmPassBase<LowerLlmPass> {
+  void runOnOperation() override {
+    for (auto fn : entries(getOperation()))
+      if (failed(lowerLlmToUkernels(fn)))
+        return signalPassFailure();
+  }
+};
+} // namespace
+} // namespace kiln
