@@ -160,6 +160,21 @@ TEST(EngineTest, RejectsBadIdsAndLongContexts) {
   EXPECT_EQ(callback.message(), "stop here");
 }
 
+TEST(EngineTest, ChecksWhatTheModelReturns) {
+  // A model whose present.0.key holds only the new rows ([1, KVH, S, hd])
+  // instead of past + new: right after a prefill (P = 0) nobody can tell,
+  // but feeding it back would silently lose the cache.
+  testing::ModelSpec spec = FakeLlmModel();
+  ASSERT_EQ(spec.functions[0].instrs[7].opcode, fb::OpCode::Alloc);
+  spec.functions[0].instrs[7] = testing::Alloc(7, DType::kF32, {0, 4, 1, 5});
+  StatusOr<std::unique_ptr<Engine>> e = MakeEngine(spec);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  ASSERT_TRUE((*e)->Prefill(std::vector<int64_t>{1, 2}).ok());
+  Status s = (*e)->Step(3).status();
+  EXPECT_EQ(s.message(), "output 'present.0.key' is f32[1,2,1,3], expected f32[1,2,3,3]");
+  EXPECT_EQ((*e)->cached_tokens(), 0);  // the cache is dropped, not half updated
+}
+
 TEST(EngineTest, RefusesFunctionsThatAreNotLlms) {
   auto error = [](testing::ModelSpec spec) {
     StatusOr<std::unique_ptr<Engine>> e = MakeEngine(spec);
