@@ -24,6 +24,8 @@ PKGS=(
   python3 python3-onnx python3-numpy
   # LLM model builders (python/build_llm.py); without OpenBLAS torch uses the reference BLAS
   python3-torch libopenblas0-pthread
+  # the fixtures' widen.py (llama-wide, the bandwidth-bound LLM) encodes with SentencePiece
+  python3-sentencepiece
 )
 
 SUDO=""
