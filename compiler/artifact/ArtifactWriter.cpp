@@ -111,7 +111,19 @@ private:
   const CompiledExecutable &exe;
   const TargetDescription &target;
   flatbuffers::FlatBufferBuilder fbb{1 << 16};
-  std::vector<char> constants;
+public:
+  /// A constant's bytes at `offset` in the constants section: a view of the
+  /// weights' own storage where possible, never a second copy of them.
+  struct Piece {
+    uint64_t offset;
+    ArrayRef<char> bytes;
+    std::vector<char> owned;
+    ArrayRef<char> data() const { return owned.empty() ? bytes : ArrayRef<char>(owned); }
+  };
+  std::vector<Piece> pieces;
+  uint64_t constantsSize = 0;
+
+private:
   std::vector<flatbuffers::Offset<fb::Constant>> constantTables;
   llvm::DenseMap<Attribute, int> constantIds;
 };
@@ -122,19 +134,26 @@ int Writer::constantIndex(exec::ConstantOp op) {
   if (it != constantIds.end())
     return it->second;
   auto type = cast<RankedTensorType>(op.getType());
-  std::vector<char> bytes = constantBytes(op.getValue());
-  uint64_t offset = (constants.size() + artifact::kConstantsAlignment - 1) /
+  Piece piece;
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(op.getValue());
+      res && res.getRawHandle().getBlob())
+    piece.bytes = res.getRawHandle().getBlob()->getData();
+  else
+    piece.owned = constantBytes(op.getValue());
+  uint64_t size = piece.data().size();
+  uint64_t offset = (constantsSize + artifact::kConstantsAlignment - 1) /
                     artifact::kConstantsAlignment *
                     artifact::kConstantsAlignment;
-  constants.resize(offset, 0);
-  constants.insert(constants.end(), bytes.begin(), bytes.end());
+  piece.offset = offset;
+  constantsSize = offset + size;
+  pieces.push_back(std::move(piece));
   auto dtype = dtypeOf(type.getElementType(), false).value_or(fb::DType::F32);
   auto shape = fbb.CreateVector(type.getShape().vec());
   std::string name = "c" + std::to_string(constantTables.size());
   if (auto res = dyn_cast<DenseResourceElementsAttr>(op.getValue()))
     name = res.getRawHandle().getKey().str();
   constantTables.push_back(fb::CreateConstant(
-      fbb, fbb.CreateString(name), dtype, shape, offset, bytes.size()));
+      fbb, fbb.CreateString(name), dtype, shape, offset, size));
   int id = constantTables.size() - 1;
   constantIds[key] = id;
   return id;
@@ -342,7 +361,22 @@ LogicalResult Writer::build(const std::map<std::string, std::string> &metadata,
                   artifact::kConstantsSectionAlignment;
   };
   uint64_t exeSum = XXH64(exe.binary.data(), exe.binary.size(), 0);
-  uint64_t constSum = XXH64(constants.data(), constants.size(), 0);
+  uint64_t constSum;
+  {
+    // Streamed over the pieces and the zero padding between them.
+    XXH64_state_t *st = XXH64_createState();
+    XXH64_reset(st, 0);
+    static const char zeros[artifact::kConstantsAlignment] = {};
+    uint64_t at = 0;
+    for (const Piece &p : pieces) {
+      XXH64_update(st, zeros, p.offset - at);
+      ArrayRef<char> d = p.data();
+      XXH64_update(st, d.data(), d.size());
+      at = p.offset + d.size();
+    }
+    constSum = XXH64_digest(st);
+    XXH64_freeState(st);
+  }
 
   std::vector<flatbuffers::Offset<fb::Kernel>> kernels;
   for (const auto &k : exe.kernels)
@@ -394,7 +428,7 @@ LogicalResult Writer::build(const std::map<std::string, std::string> &metadata,
   s0->mutate_checksum(exeSum);
   auto *s1 = sections->GetMutableObject(1)->mutable_range();
   s1->mutate_offset(constOffset);
-  s1->mutate_size(constants.size());
+  s1->mutate_size(constantsSize);
   s1->mutate_checksum(constSum);
 
   artifact::FileHeader header{};
@@ -404,12 +438,12 @@ LogicalResult Writer::build(const std::map<std::string, std::string> &metadata,
   header.metadata_size = metaSize;
   header.metadata_checksum = XXH64(meta.data(), meta.size(), 0);
 
-  file.assign(constOffset + constants.size(), 0);
+  // `file` is everything before the constants section; the writer streams
+  // the pieces after it.
+  file.assign(constOffset, 0);
   std::memcpy(file.data(), &header, sizeof(header));
   std::memcpy(file.data() + artifact::kHeaderSize, meta.data(), meta.size());
   std::memcpy(file.data() + exeOffset, exe.binary.data(), exe.binary.size());
-  if (!constants.empty())
-    std::memcpy(file.data() + constOffset, constants.data(), constants.size());
   return success();
 }
 
@@ -433,6 +467,13 @@ LogicalResult writeArtifact(ModuleOp module, const CompiledExecutable &exe,
       return failure();
     }
     os.write(file.data(), file.size());
+    uint64_t at = 0;
+    for (const Writer::Piece &p : writer.pieces) {
+      os.write_zeros(p.offset - at);
+      ArrayRef<char> d = p.data();
+      os.write(d.data(), d.size());
+      at = p.offset + d.size();
+    }
     if (os.has_error()) {
       error = "cannot write '" + path.str() + "'";
       return failure();

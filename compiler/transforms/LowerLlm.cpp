@@ -72,8 +72,10 @@ public:
         return failure();
       op->getResult(0).replaceAllUsesWith(*r);
       op->erase();
+      // Free each unpacked weight as soon as its last reader is lowered,
+      // so that at most one weight exists twice at any time.
+      releaseUnpacked();
     }
-    releaseUnpacked();
     return success();
   }
 
@@ -188,10 +190,14 @@ private:
 
   /// Frees the unpacked weights nobody reads any more.
   void releaseUnpacked() {
+    SmallVector<Value> keep;
     for (Value w : originals) {
       Operation *op = w.getDefiningOp();
-      if (!op || !w.use_empty())
+      if (!op || !w.use_empty()) {
+        keep.push_back(w);
         continue;
+      }
+      packedOf.erase(w);
       ElementsAttr attr;
       if (auto c = dyn_cast<arith::ConstantOp>(op))
         attr = dyn_cast<ElementsAttr>(c.getValue());
@@ -203,6 +209,7 @@ private:
         res.getRawHandle().getResource()->setBlob(
             HeapAsmResourceBlob::allocate(0, alignof(float)));
     }
+    originals = std::move(keep);
   }
 
   /// act(x @ w + bias) + residual on a destination shaped like x but N wide.
