@@ -396,7 +396,7 @@ private:
     Value x = m.getResult();
     // Find the outermost Mul whose value is gelu(x): walk users of x.
     for (Operation *u : x.getUsers()) {
-      if (!def(u->getResult(0), "Mul"))
+      if (u->getNumResults() != 1 || !def(u->getResult(0), "Mul"))
         continue;
       // u = x * (1 + tanh(...)) ; root = 0.5 * u (either order)
       Value inner;
