@@ -3,10 +3,11 @@
 // Google Benchmark: GFLOP/s of matmul (M = 1, 16, 128, 512 on the LLaMA-ish
 // shapes (K, N) = (256, 768), (1024, 2816), (2816, 1024)), GB/s of the M = 1
 // GEMV (in cache, and streaming weights several times larger than L3),
-// attention for decode (S = 1, T = 512) and prefill (S = T = 256), and the
-// machine's read bandwidth measured with a plain vector sum as the yardstick.
-// Every case runs on 1 and 2 threads: workgroups on a small spinning pool,
-// so thread start-up is not timed. Correctness is ukernels_test.cc's job.
+// attention for decode (S = 1, T = 512) and prefill (S = T = 256), and two
+// yardsticks: the machine's read bandwidth (a plain vector sum) and its FMA
+// peak (independent FMA chains in registers). Every case runs on 1 and 2
+// threads: workgroups on a small pool of persistent threads, so thread
+// start-up is not timed. Correctness is ukernels_test.cc's job.
 //
 //   build/targets/cpu/ukernels/kiln-ukernels-bench [--benchmark_filter=...]
 //
@@ -29,7 +30,9 @@ namespace {
 using std::int64_t;
 
 // Runs fn(wg) for wg = 0..n-1, wg 0 on the caller and the others on n-1
-// workers that spin between calls (the bench owns the cores while it runs).
+// workers. Workers spin briefly between calls, then sleep on the atomic
+// (futex): spinning alone collapses when the machine is shared and a
+// spinning worker loses its core for a whole time slice.
 class SpinPool {
  public:
   explicit SpinPool(int n) : n_(n) {
@@ -38,30 +41,35 @@ class SpinPool {
   ~SpinPool() {
     stop_.store(true);
     generation_.fetch_add(1);
+    generation_.notify_all();
     for (auto &w : workers_) w.join();
   }
   void Run(const std::function<void(int64_t)> &fn) {
     fn_ = &fn;
     pending_.store(n_ - 1);
     generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
     fn(0);
-    while (pending_.load(std::memory_order_acquire) != 0) {
+    for (int spins = 0;; ++spins) {
+      int left = pending_.load(std::memory_order_acquire);
+      if (left == 0) break;
+      if (spins > kSpins) pending_.wait(left, std::memory_order_acquire);
     }
   }
   int size() const { return n_; }
 
  private:
+  static constexpr int kSpins = 20000;
   void Work(int t) {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g;
-      int spins = 0;
-      while ((g = generation_.load(std::memory_order_acquire)) == seen)
-        if (++spins > 4096) std::this_thread::yield(), spins = 0;
+      for (int spins = 0; (g = generation_.load(std::memory_order_acquire)) == seen; ++spins)
+        if (spins > kSpins) generation_.wait(seen, std::memory_order_acquire);
       seen = g;
       if (stop_.load()) return;
       (*fn_)(t);
-      pending_.fetch_sub(1, std::memory_order_release);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
     }
   }
   const int n_;
@@ -198,6 +206,36 @@ void BM_ReadBandwidth(benchmark::State &state) {
       benchmark::Counter(n * 4.0 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_ReadBandwidth)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+// The other yardstick: 6 independent 16-lane FMA chains per thread (12 ymm on
+// AVX2, enough to cover FMA latency x 2 pipes), no memory traffic.
+void BM_FmaPeak(benchmark::State &state) {
+  const int threads = static_cast<int>(state.range(0));
+  const int64_t iters = 1 << 20;
+  std::vector<float> sums(threads);
+  SpinPool &pool = Pool(threads);
+  for (auto _ : state) {
+    pool.Run([&](int64_t wg) {
+      typedef float v16 __attribute__((ext_vector_type(16)));
+      v16 a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+      v16 b = 0.999f, c = 1e-3f;
+      for (int64_t i = 0; i < iters; ++i) {
+        a0 = a0 * b + c;
+        a1 = a1 * b + c;
+        a2 = a2 * b + c;
+        a3 = a3 * b + c;
+        a4 = a4 * b + c;
+        a5 = a5 * b + c;
+      }
+      v16 s = a0 + a1 + a2 + a3 + a4 + a5;
+      sums[wg] = s[0];
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      threads * iters * 6.0 * 16 * 2 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_FmaPeak)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
 }  // namespace
 
