@@ -4,7 +4,9 @@
  * rows of a kv head are those of all the query heads that share it
  * (head-major, then s). Decode with GQA thus reads K/V once for the whole
  * group. Items are dealt round-robin to workgroups, which balances causal
- * prefill (late rows see more keys) better than contiguous ranges.
+ * prefill (late rows see more keys) better than contiguous ranges. When
+ * there are fewer (b, kv head) pairs than workgroups (MQA decode on several
+ * threads), items get fewer rows so that every workgroup has one.
  *
  * Items of 8..16 rows (prefill, speculative verification, wide GQA groups)
  * take the "rows as lanes" path (uk_att_item_t below): Q^T is built once per
@@ -380,16 +382,24 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
    * remainder when KVH does not divide H; heads past H do not exist. */
   const int64_t g = H / KVH > 0 ? H / KVH : 1;
   const int64_t max_rows = (H - (KVH - 1) * g > g ? H - (KVH - 1) * g : g) * S;
-  const int64_t blocks = uk_ceil_div(max_rows, UK_ATT_QB);
+  /* Rows per item: 16, or fewer when there are fewer (b, kv head) pairs
+   * than workgroups (decode of an MQA model on several threads): each item
+   * then reads the whole K/V of its head, but every workgroup has work. */
+  int64_t qb = UK_ATT_QB;
+  if (B * KVH < count) {
+    int64_t per_head = uk_ceil_div(count, B * KVH);
+    qb = uk_max64(1, uk_min64(UK_ATT_QB, uk_ceil_div(max_rows, per_head)));
+  }
+  const int64_t blocks = uk_ceil_div(max_rows, qb);
   const int64_t items = B * KVH * blocks;
   for (int64_t it = wg; it < items; it += count) {
     int64_t b = it / (KVH * blocks), c = (it / blocks) % KVH, blk = it % blocks;
     int64_t hb = uk_min64(c * g, H);
     int64_t he = c == KVH - 1 ? H : uk_min64((c + 1) * g, H);
-    int64_t rows = (he - hb) * S, rr0 = blk * UK_ATT_QB;
+    int64_t rows = (he - hb) * S, rr0 = blk * qb;
     if (rr0 >= rows) continue;
     const float *kb = k + (b * KVH + c) * T * hd, *vb = v + (b * KVH + c) * T * hd;
-    const int64_t nr = uk_min64(UK_ATT_QB, rows - rr0);
+    const int64_t nr = uk_min64(qb, rows - rr0);
     const int64_t *mrow = mask ? mask + b * T : (const int64_t *)0;
     if (nr >= UK_ATT_LANES_MIN && hd <= UK_ATT_HD_MAX)
       uk_att_item_t(q, kb, vb, mrow, H, S, T, hd, scale, causal, out, b, hb, rr0, nr);
