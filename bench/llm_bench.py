@@ -372,8 +372,8 @@ def report(results, bw, args, meta):
                  f"{mib(o.get('peak_rss_mib'))} |")
     L.append("")
     bw_best = bw.get("best_gb_s")
-    bw_txt = (f"{bw_best:.1f} GB/s (best of 10 passes summing 1 GiB with {args.threads} threads, bench/membw.c; "
-              f"median {bw['median_gb_s']:.1f})") if bw_best else f"n/a ({bw.get('error')})"
+    bw_txt = (f"{bw_best:.1f} GB/s (bench/membw.c summing 1 GiB with {args.threads} threads: best of 10 passes, "
+              f"measured before and after the models, the better run; its median {bw['median_gb_s']:.1f})") if bw_best else f"n/a ({bw.get('error')})"
     L.append(f"Decode is bound by memory bandwidth once the weights outgrow the caches: each token reads every "
              f"weight once. Decode GB/s = weight bytes x decode tok/s; measured read bandwidth: {bw_txt}.")
     L.append("")
@@ -478,6 +478,7 @@ def main():
     work = os.path.join(cache_dir(), "bench")
     os.makedirs(work, exist_ok=True)
     results = []
+    bw_runs = [membw(args)]  # before and after the models; the better one is the machine's bandwidth
     for name in [m for m in args.models.split(",") if m]:
         spec = MODELS.get(name) or dict(path=lambda n=name: os.path.abspath(n), compile_target_s=None, preset=None)
         if name not in MODELS:
@@ -513,8 +514,9 @@ def main():
         log(f"{name}: kiln {json.dumps({k: v for k, v in r['kiln'].items() if k != 'generated_ids'})}")
         log(f"{name}: ort  {json.dumps({k: v for k, v in r['ort'].items() if k != 'generated_ids'})}")
         results.append(r)
-    bw = membw(args)
-    log(f"membw: {json.dumps(bw)}")
+    bw_runs.append(membw(args))
+    log(f"membw: {json.dumps(bw_runs)}")
+    bw = max(bw_runs, key=lambda b: b.get("best_gb_s", 0))
     meta["load_after"] = os.getloadavg()[0]
     body = report(results, bw, args, meta)
     print(body)
