@@ -10,9 +10,10 @@ Checks, each within --tol (max absolute difference):
   model_with_past.onnx  the prompt's logits from an empty past ([1, KVH, 0, hd]), then one
                         decode step fed the prompt's present.N.* as past (decode_logits)
 
-Exit status: 0 all agree; 1 a mismatch or a tool failure; 77 (ctest's skip code,
-see SKIP_RETURN_CODE) when kiln-compile reports an op or form it does not support
-yet. KILN_E2E_STRICT=1 turns that skip into a failure.
+Exit status: 0 all agree; 1 a mismatch or a tool failure, an unsupported op
+included. With KILN_E2E_ALLOW_UNSUPPORTED=1 in the environment (for a branch
+that adds a family the compiler does not cover yet), an op or form kiln-compile
+reports as unsupported exits 77 instead, ctest's skip (SKIP_RETURN_CODE).
 """
 import argparse
 import json
@@ -37,7 +38,7 @@ def run(cmd, what):
     if r.returncode:
         msg = (r.stderr.strip() or r.stdout.strip() or f"exit {r.returncode}").splitlines()[-1]
         unsupported = "unsupported" in msg or "not supported" in msg
-        if what == "kiln-compile" and unsupported and os.environ.get("KILN_E2E_STRICT") != "1":
+        if what == "kiln-compile" and unsupported and os.environ.get("KILN_E2E_ALLOW_UNSUPPORTED") == "1":
             raise Skip(msg)
         raise RuntimeError(f"{what} failed: {msg}")
     return r
