@@ -468,10 +468,18 @@ def main():
     p.add_argument("--no-kiln", action="store_true", help="ONNX Runtime and bandwidth only")
     p.add_argument("--cache-resident-mb", type=float, default=64,
                    help="models with fewer weight bytes are left out of the bandwidth table")
+    p.add_argument("--quiet-load", type=float, default=None, metavar="L",
+                   help="first wait (up to --quiet-wait seconds) until the 1-minute load average is below L")
+    p.add_argument("--quiet-wait", type=int, default=1800)
     p.add_argument("--write", metavar="FILE", help="replace the LLM section of FILE (docs/performance.md)")
     p.add_argument("--json-out", metavar="FILE", help="also write the raw results as JSON")
     args = p.parse_args()
 
+    if args.quiet_load is not None:
+        t0 = time.monotonic()
+        while os.getloadavg()[0] >= args.quiet_load and time.monotonic() - t0 < args.quiet_wait:
+            time.sleep(10)
+        log(f"load average {os.getloadavg()[0]:.2f} after waiting {time.monotonic() - t0:.0f} s")
     meta = {"date": datetime.date.today().isoformat(), "cpu": cpu_name(), "rev": git_rev(), "ort": ort_version(),
             "load_before": os.getloadavg()[0],
             "command": "/usr/bin/python3 bench/llm_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
