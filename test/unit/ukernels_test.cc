@@ -297,7 +297,7 @@ TEST(UkMatmul, AwkwardSizesActivationsBiasResidual) {
   std::mt19937 rng(2);
   const std::pair<int64_t, int64_t> kn[] = {{1, 1}, {17, 33}, {64, 100}, {300, 47}, {513, 20}};
   int i = 0;
-  for (int64_t M : {1, 2, 5, 7, 64, 100})
+  for (int64_t M : {1, 2, 5, 7, 12, 31, 64, 100})
     for (auto [K, N] : kn) {
       ++i;
       bool residual = i % 3 != 0;
@@ -336,7 +336,7 @@ TEST(UkMatmul, GluMatchesActOfGateTimesUp) {
   std::mt19937 rng(8);
   const std::pair<int64_t, int64_t> kn[] = {{17, 33}, {300, 47}, {64, 16}};
   int i = 0;
-  for (int64_t M : {1, 2, 5, 7, 64, 100})
+  for (int64_t M : {1, 2, 5, 7, 12, 31, 64, 100})
     for (auto [K, N] : kn) {
       int act = (i++) % 4;
       SCOPED_TRACE("M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" +

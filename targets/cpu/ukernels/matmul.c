@@ -1,9 +1,17 @@
 /*===- matmul.c - C = act(A @ B + bias) + residual, and the GLU form -------===*
  *
- * Two schedules over the packed weights (16-column panels, README.md):
- * - small M (decode): workgroups split the panels; each panel is streamed
- *   once over the whole K with all rows' accumulators in registers. This is
- *   a GEMV at memory bandwidth for M == 1.
+ * Three schedules over the packed weights (16-column panels, README.md);
+ * in all of them workgroups split the weight panels (and, for large M, the
+ * rows), and the weight streams of M >= 2 prefetch ahead
+ * (__builtin_prefetch: a hint on every target, never a call), which keeps
+ * them near memory bandwidth when the weights come from DRAM while the FMAs
+ * run (the M == 1 GEMV gets there with the hardware prefetcher alone):
+ * - M <= 8 (decode): each panel is streamed once over the whole K with all
+ *   rows' accumulators in registers. M == 1 is a GEMV at memory bandwidth.
+ * - 8 < M <= 32 (speculative verification, batched decode, short prompts):
+ *   each panel is streamed once, K in blocks of KC; per block, every row
+ *   block (balanced heights <= 6) runs the 6x16 microkernel on it while it
+ *   sits in L1, accumulators in a [M][16] stack tile.
  * - large M (prefill): a cache-blocked GEMM. Workgroups split (row block,
  *   panel group) tiles. Per tile, K is cut in blocks of KC: A's block is
  *   copied row by row (vector copies, no transposition) into a contiguous
@@ -12,6 +20,7 @@
  *   weight panel) pair, the 16 KiB weight micro panel staying in L1 while
  *   A's block (<= 96 KiB) stays in L2. The contiguous copy keeps the six
  *   row streams out of each other's cache sets when K is a power of two.
+ *   The first row block prefetches the next weight block of the loop nest.
  *   Partial sums live in a stack tile, not in C: C may alias the residual,
  *   which must be read intact in the epilogue.
  *
@@ -31,7 +40,13 @@
 #define UK_NCP_MAX 8 /* panels of a tile: 128 columns */
 #endif
 #ifndef UK_SMALL_M
-#define UK_SMALL_M 8 /* M up to this uses the streaming schedule */
+#define UK_SMALL_M 8 /* M up to this: whole-K streaming, accumulators in registers */
+#endif
+#ifndef UK_STREAM_PF
+#define UK_STREAM_PF 1024 /* floats (4 KiB) that the weight streams prefetch ahead */
+#endif
+#ifndef UK_STREAM_M_MAX
+#define UK_STREAM_M_MAX 32 /* M up to this: K-blocked panel streaming */
 #endif
 
 /*===-- Epilogue ----------------------------------------------------------===*/
@@ -84,6 +99,7 @@ UK_INLINE void uk_rows_panel(const float *A, int64_t lda, int R, const float *bp
                              kiln_v16f *acc) {
   for (int i = 0; i < R; ++i) acc[i] = 0;
   for (int64_t k = 0; k < K; ++k) {
+    __builtin_prefetch(bp + k * UK_W + UK_STREAM_PF, 0, 3);
     kiln_v16f b = uk_load(bp + k * UK_W);
     for (int i = 0; i < R; ++i) acc[i] += A[i * lda + k] * b;
   }
@@ -133,27 +149,38 @@ static void uk_matmul_small(const float *A, int64_t M, int64_t K, const float *B
  * R (1..6, a constant after inlining) rows; with `first` the old c is not
  * read. R = 6 keeps 12 ymm accumulators on AVX2, 6 zmm on AVX-512, 24 q
  * registers on NEON. */
-UK_INLINE void uk_micro_rx16(const float *ap, const float *bp, int64_t kc, float *c, int64_t ldc,
-                             int first, int R) {
+UK_INLINE void uk_micro_rx16(const float *ap, int64_t lda, const float *bp, int64_t kc, float *c,
+                             int64_t ldc, int first, int R, const float *pf) {
   kiln_v16f acc[UK_MR];
   for (int i = 0; i < R; ++i) acc[i] = first ? uk_splat(0.0f) : uk_load(c + i * ldc);
   for (int64_t k = 0; k < kc; ++k) {
+    if (pf) __builtin_prefetch(pf + k * UK_W, 0, 3);
     kiln_v16f b = uk_load(bp + k * UK_W);
-    for (int i = 0; i < R; ++i) acc[i] += ap[i * kc + k] * b;
+    for (int i = 0; i < R; ++i) acc[i] += ap[i * lda + k] * b;
   }
   for (int i = 0; i < R; ++i) uk_store(c + i * ldc, acc[i]);
 }
 
-UK_INLINE void uk_micro_any(const float *ap, const float *bp, int64_t kc, float *c, int64_t ldc,
-                            int first, int R) {
+/* The microkernel for any R (1..6); pf (NULL: none) is prefetched one line
+ * per k. */
+UK_INLINE void uk_micro_any(const float *ap, int64_t lda, const float *bp, int64_t kc, float *c,
+                            int64_t ldc, int first, int R, const float *pf) {
+  const float *none = (const float *)0;
+#define UK_MICRO_CASE(r)                                                   \
+  if (pf)                                                                  \
+    uk_micro_rx16(ap, lda, bp, kc, c, ldc, first, r, pf);                  \
+  else                                                                     \
+    uk_micro_rx16(ap, lda, bp, kc, c, ldc, first, r, none);                \
+  break;
   switch (R) {
-    case 1: uk_micro_rx16(ap, bp, kc, c, ldc, first, 1); break;
-    case 2: uk_micro_rx16(ap, bp, kc, c, ldc, first, 2); break;
-    case 3: uk_micro_rx16(ap, bp, kc, c, ldc, first, 3); break;
-    case 4: uk_micro_rx16(ap, bp, kc, c, ldc, first, 4); break;
-    case 5: uk_micro_rx16(ap, bp, kc, c, ldc, first, 5); break;
-    default: uk_micro_rx16(ap, bp, kc, c, ldc, first, 6); break;
+    case 1: UK_MICRO_CASE(1)
+    case 2: UK_MICRO_CASE(2)
+    case 3: UK_MICRO_CASE(3)
+    case 4: UK_MICRO_CASE(4)
+    case 5: UK_MICRO_CASE(5)
+    default: UK_MICRO_CASE(6)
   }
+#undef UK_MICRO_CASE
 }
 
 /* Copies rows [m0, m0+mrows) x columns [k0, k0+kc) of A into ap ([mrows][kc],
@@ -163,6 +190,43 @@ UK_INLINE void uk_micro_any(const float *ap, const float *bp, int64_t kc, float 
 UK_INLINE void uk_pack_a(const float *A, int64_t K, int64_t m0, int64_t mrows, int64_t k0,
                          int64_t kc, float *ap) {
   for (int64_t i = 0; i < mrows; ++i) uk_copy(ap + i * kc, A + (m0 + i) * K + k0, kc);
+}
+
+/*===-- Small M: stream the panels, K blocked ---------------------------===*/
+
+static void uk_matmul_stream(const float *A, int64_t M, int64_t K, const float *Bp, const float *Bu,
+                             int64_t N, const float *bias, const float *residual, int32_t act,
+                             float *C, int64_t p_begin, int64_t p_end) {
+  float ct[2][UK_STREAM_M_MAX * UK_W] UK_ALIGN64;
+  const int nb = Bu ? 2 : 1;
+  const int64_t nrb = uk_ceil_div(M, UK_MR);
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    const int64_t n0 = p * UK_W, nv = uk_min64(UK_W, N - n0);
+    for (int m = 0; m < nb; ++m) {
+      if (K <= 0)
+        for (int64_t i = 0; i < M * UK_W; ++i) ct[m][i] = 0.0f;
+      const float *panel = (m ? Bu : Bp) + p * K * UK_W;
+      for (int64_t k0 = 0; k0 < K; k0 += UK_KC) {
+        const int64_t kc = uk_min64(UK_KC, K - k0);
+        const float *bp = panel + k0 * UK_W;
+        /* row blocks of balanced height (M = 7: 4 + 3, not 6 + 1): a
+         * block of 1 or 2 rows would be bound by FMA latency */
+        for (int64_t r0 = 0, rb = 0; r0 < M; ++rb) {
+          int64_t R = (M - r0) / (nrb - rb) + ((M - r0) % (nrb - rb) != 0);
+          uk_micro_any(A + r0 * K + k0, K, bp, kc, ct[m] + r0 * UK_W, UK_W, k0 == 0, (int)R,
+                       (UK_STREAM_PF > 0 && r0 == 0) ? bp + UK_STREAM_PF : (const float *)0);
+          r0 += R;
+        }
+      }
+    }
+    for (int64_t i = 0; i < M; ++i) {
+      kiln_v16f acc = uk_load(ct[0] + i * UK_W);
+      if (Bu)
+        uk_store_glu(acc, uk_load(ct[1] + i * UK_W), i, n0, nv, N, act, C);
+      else
+        uk_store_out(acc, i, n0, nv, N, bias, residual, act, C);
+    }
+  }
 }
 
 /* One tile: rows [m0, m0+mrows), panels [p0, p0+np). */
@@ -184,12 +248,27 @@ static void uk_gemm_tile(const float *A, int64_t K, const float *Bp, const float
     for (int64_t p = 0; p < np; ++p) {
       for (int m = 0; m < nb; ++m) {
         const float *bp = (m ? Bu : Bp) + (p0 + p) * K * UK_W + k0 * UK_W;
+        /* The weight block that this loop nest reads next: the first row
+         * block prefetches it, one line per k (a block is kc lines), so
+         * that weights beyond the caches stream in while this one computes. */
+        const float *next = (const float *)0;
+        if (m + 1 < nb)
+          next = Bu + (p0 + p) * K * UK_W + k0 * UK_W;
+        else if (p + 1 < np)
+          next = Bp + (p0 + p + 1) * K * UK_W + k0 * UK_W;
+        else if (k0 + UK_KC < K)
+          next = Bp + p0 * K * UK_W + (k0 + UK_KC) * UK_W;
         int64_t mb = 0;
+        if (next && mb + UK_MR <= mrows) {
+          uk_micro_rx16(ap, kc, bp, kc, ct[m] + p * UK_W, ldc, k0 == 0, UK_MR, next);
+          mb += UK_MR;
+        }
         for (; mb + UK_MR <= mrows; mb += UK_MR)
-          uk_micro_rx16(ap + mb * kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0, UK_MR);
+          uk_micro_rx16(ap + mb * kc, kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0, UK_MR,
+                        (const float *)0);
         if (mb < mrows)
-          uk_micro_any(ap + mb * kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0,
-                       (int)(mrows - mb));
+          uk_micro_any(ap + mb * kc, kc, bp, kc, ct[m] + mb * ldc + p * UK_W, ldc, k0 == 0,
+                       (int)(mrows - mb), mb == 0 ? next : (const float *)0);
       }
     }
   }
@@ -216,6 +295,11 @@ static void uk_matmul_any(const float *A, int64_t M, int64_t K, const float *Bp,
   if (M <= UK_SMALL_M) {
     if (uk_split(panels, wg, count, &b, &e))
       uk_matmul_small(A, M, K, Bp, Bu, N, bias, residual, act, C, b, e);
+    return;
+  }
+  if (M <= UK_STREAM_M_MAX) {
+    if (uk_split(panels, wg, count, &b, &e))
+      uk_matmul_stream(A, M, K, Bp, Bu, N, bias, residual, act, C, b, e);
     return;
   }
   /* Tiles: mt row blocks of about equal height (a multiple of 6 except the
