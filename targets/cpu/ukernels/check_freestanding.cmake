@@ -1,11 +1,9 @@
 # ctest kiln-ukernels-freestanding: the ukernels must not need any symbol
 # from outside (no libc, no libm, no __stack_chk_guard) once optimized the way
-# kiln-compile optimizes them, for every target feature set, nor on aarch64.
-#   cmake -DBITCODE=kiln_ukernels.bc -DTOOLS_DIR=/usr/lib/llvm-22/bin
-#         -DCLANG=clang -DSOURCES=a.c|b.c -DFLAGS=-ffreestanding|...
-#         -DINCLUDE=dir -DWORK_DIR=dir -P check_freestanding.cmake
-string(REPLACE "|" ";" SOURCES "${SOURCES}")
-string(REPLACE "|" ";" FLAGS "${FLAGS}")
+# kiln-compile optimizes them, for every target feature set, on x86_64 and
+# aarch64.
+#   cmake -DBITCODE=kiln_ukernels.bc -DBITCODE_AARCH64=kiln_ukernels_aarch64.bc
+#         -DTOOLS_DIR=/usr/lib/llvm-22/bin -DWORK_DIR=dir -P check_freestanding.cmake
 file(MAKE_DIRECTORY ${WORK_DIR})
 
 function(run)
@@ -25,27 +23,21 @@ function(expect_no_undefined obj what)
   message(STATUS "${what}: no undefined symbols")
 endfunction()
 
-# x86_64: what kiln-compile does, in tools: set the CPU and features on every
+# What kiln-compile does, in tools: set the CPU and features on every
 # function, O3, PIC object.
-run(${TOOLS_DIR}/llvm-dis ${BITCODE} -o ${WORK_DIR}/ukernels.ll)
-file(READ ${WORK_DIR}/ukernels.ll ir)
-set(cpus x86-64 haswell skylake-avx512)
-set(features_x86-64 "+cmov,+cx8,+fxsr,+mmx,+sse,+sse2,+x87")
-set(features_haswell "+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+popcnt,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+cx16,+cmov,+cx8,+fxsr,+mmx,+x87")
-set(features_skylake-avx512 "+avx512f,+avx512bw,+avx512dq,+avx512vl,+avx512cd,${features_haswell}")
-foreach(cpu ${cpus})
+function(check_cpu bitcode arch cpu features)
+  run(${TOOLS_DIR}/llvm-dis ${bitcode} -o ${WORK_DIR}/${arch}.ll)
+  file(READ ${WORK_DIR}/${arch}.ll ir)
   string(REGEX REPLACE "\"target-cpu\"=\"[^\"]*\"" "\"target-cpu\"=\"${cpu}\"" tuned "${ir}")
-  string(REGEX REPLACE "\"target-features\"=\"[^\"]*\"" "\"target-features\"=\"${features_${cpu}}\"" tuned "${tuned}")
+  string(REGEX REPLACE "\"target-features\"=\"[^\"]*\"" "\"target-features\"=\"${features}\"" tuned "${tuned}")
   file(WRITE ${WORK_DIR}/${cpu}.ll "${tuned}")
   run(${TOOLS_DIR}/opt -O3 ${WORK_DIR}/${cpu}.ll -o ${WORK_DIR}/${cpu}.bc)
   run(${TOOLS_DIR}/llc -O3 -relocation-model=pic -filetype=obj ${WORK_DIR}/${cpu}.bc -o ${WORK_DIR}/${cpu}.o)
-  expect_no_undefined(${WORK_DIR}/${cpu}.o "x86_64 ${cpu}")
-endforeach()
+  expect_no_undefined(${WORK_DIR}/${cpu}.o "${arch} ${cpu}")
+endfunction()
 
-# aarch64 (NEON is part of the base ISA): compile the sources directly.
-foreach(src ${SOURCES})
-  get_filename_component(name ${src} NAME_WE)
-  run(${CLANG} --target=aarch64-linux-gnu -std=c11 -O3 -fPIC ${FLAGS} -I${INCLUDE} -c ${src}
-      -o ${WORK_DIR}/aarch64_${name}.o)
-  expect_no_undefined(${WORK_DIR}/aarch64_${name}.o "aarch64 ${name}.c")
-endforeach()
+set(haswell "+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+popcnt,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+cx16,+cmov,+cx8,+fxsr,+mmx,+x87")
+check_cpu(${BITCODE} x86_64 x86-64 "+cmov,+cx8,+fxsr,+mmx,+sse,+sse2,+x87")
+check_cpu(${BITCODE} x86_64 haswell "${haswell}")
+check_cpu(${BITCODE} x86_64 skylake-avx512 "+avx512f,+avx512bw,+avx512dq,+avx512vl,+avx512cd,${haswell}")
+check_cpu(${BITCODE_AARCH64} aarch64 neoverse-n1 "+neon,+fp-armv8,+v8.2a,+dotprod,+fullfp16")
