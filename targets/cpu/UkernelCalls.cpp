@@ -83,7 +83,10 @@ LogicalResult lowerUkernelCalls(ModuleOp module, std::string &error) {
     }
     func::CallOp::create(b, loc, decl, args);
     uk.erase();
-    fn->setAttr(kUkernelKernelAttr, UnitAttr::get(ctx));
+    // Only the heavy microkernels are worth waking other threads for; norms,
+    // rotary and layout copies of a decode step are a few microseconds.
+    if (callee.contains("matmul") || callee.contains("attention"))
+      fn->setAttr(kUkernelKernelAttr, UnitAttr::get(ctx));
   }
   return success();
 }
@@ -94,14 +97,22 @@ LogicalResult linkUkernels(llvm::Module &m, std::string &error) {
   });
   if (!needed)
     return success();
-  if (!m.getTargetTriple().isX86() || !m.getTargetTriple().isArch64Bit()) {
-    error = "the LLM microkernels are only built for x86_64 targets so far";
+  // One bitcode per architecture (clang's IR carries the ABI of its triple).
+  const llvm::Triple &triple = m.getTargetTriple();
+  llvm::StringRef bitcode;
+  if (triple.getArch() == llvm::Triple::x86_64)
+    bitcode = llvm::StringRef(reinterpret_cast<const char *>(kKilnUkernelsBitcode),
+                              kKilnUkernelsBitcodeSize);
+  else if (triple.getArch() == llvm::Triple::aarch64)
+    bitcode = llvm::StringRef(
+        reinterpret_cast<const char *>(kKilnUkernelsBitcodeAarch64),
+        kKilnUkernelsBitcodeAarch64Size);
+  if (bitcode.empty()) {
+    error = "the LLM microkernels are not built for " + triple.str();
     return failure();
   }
   auto buffer = llvm::MemoryBuffer::getMemBuffer(
-      llvm::StringRef(reinterpret_cast<const char *>(kKilnUkernelsBitcode),
-                      kKilnUkernelsBitcodeSize),
-      "kiln_ukernels.bc", /*RequiresNullTerminator=*/false);
+      bitcode, "kiln_ukernels.bc", /*RequiresNullTerminator=*/false);
   auto parsed = llvm::parseBitcodeFile(*buffer, m.getContext());
   if (!parsed) {
     error = "internal: cannot read the microkernels' bitcode: " +

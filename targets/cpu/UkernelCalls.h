@@ -11,7 +11,8 @@ class Module;
 }
 
 namespace kiln {
-/// Marks a kernel whose work is split over workgroups by a microkernel.
+/// Marks a kernel whose work a microkernel splits over workgroups (the
+/// others run as one workgroup).
 inline constexpr llvm::StringLiteral kUkernelKernelAttr = "kiln.ukernel";
 
 /// Replaces buffer-level llm.ukernel ops by func.call of their microkernel.
