@@ -4,6 +4,19 @@
 #include <system_error>
 
 namespace kiln::hal::cpu {
+namespace {
+/// Spins this many rounds (about 0.2 ms) for the next dispatch or for the
+/// workers to finish before blocking on a condition variable.
+constexpr int kSpinRounds = 4000;
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+}  // namespace
 
 StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::thread::hardware_concurrency());
@@ -41,13 +54,15 @@ void ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>& 
     fn_ = &fn;
     count_ = count;
     next_.store(0, std::memory_order_relaxed);
-    pending_workers_ = static_cast<int>(workers_.size());
-    ++generation_;
+    pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   work_cv_.notify_all();
   RunItems();
+  for (int i = 0; i < kSpinRounds && pending_workers_.load(std::memory_order_acquire) != 0; ++i)
+    CpuRelax();
   std::unique_lock<std::mutex> lock(mutex_);
-  done_cv_.wait(lock, [this] { return pending_workers_ == 0; });
+  done_cv_.wait(lock, [this] { return pending_workers_.load(std::memory_order_acquire) == 0; });
   fn_ = nullptr;
 }
 
@@ -58,15 +73,19 @@ void ThreadPool::RunItems() {
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
+    for (int i = 0; i < kSpinRounds && generation_.load(std::memory_order_acquire) == seen; ++i)
+      CpuRelax();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      work_cv_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_acquire);
     }
     RunItems();
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--pending_workers_ == 0) done_cv_.notify_one();
+    if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_cv_.notify_one();
+    }
   }
 }
 

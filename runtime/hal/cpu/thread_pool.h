@@ -43,9 +43,13 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  uint64_t generation_ = 0;  // bumped per ParallelFor; workers wake on change
+  // Bumped per ParallelFor; workers wake on change. Atomic so that a worker
+  // (and the caller waiting for it) can spin briefly before sleeping: a
+  // decode step is many short dispatches, and a futex wake-up per dispatch
+  // costs more than the work on a busy machine.
+  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
-  int pending_workers_ = 0;  // workers still inside the current generation
+  std::atomic<int> pending_workers_{0};  // workers still inside the current generation
 
   // The current job; stable while pending_workers_ > 0.
   const std::function<void(int64_t)>* fn_ = nullptr;
