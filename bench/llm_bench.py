@@ -371,6 +371,13 @@ def report(results, bw, args, meta):
                  f"{ratio(k.get('decode_tok_s'), o.get('decode_tok_s'))} | {mib(k.get('peak_rss_mib'))} | "
                  f"{mib(o.get('peak_rss_mib'))} |")
     L.append("")
+    best = []
+    for r in results:
+        k, o = r["kiln"], r["ort"]
+        best.append(f"{r['name']}: kiln {fmt(k.get('prefill_tok_s_best'))} / {fmt(k.get('decode_tok_s_best'))}, "
+                    f"ORT {fmt(o.get('prefill_tok_s_best'))} / {fmt(o.get('decode_tok_s_best'))}")
+    L.append("Best single runs (prefill / decode tok/s), for a sense of the noise: " + "; ".join(best) + ".")
+    L.append("")
     bw_best = bw.get("best_gb_s")
     bw_txt = (f"{bw_best:.1f} GB/s (bench/membw.c summing 1 GiB with {args.threads} threads: best of 10 passes, "
               f"measured before and after the models, the better run; its median {bw['median_gb_s']:.1f})") if bw_best else f"n/a ({bw.get('error')})"
@@ -529,7 +536,7 @@ def main():
     body = report(results, bw, args, meta)
     print(body)
     if args.json_out:
-        json.dump({"meta": meta, "args": vars(args), "results": results, "membw": bw}, open(args.json_out, "w"),
+        json.dump({"meta": meta, "args": vars(args), "results": results, "membw": bw, "membw_runs": bw_runs}, open(args.json_out, "w"),
                   indent=2)
     if args.write:
         write_section(args.write, body)
