@@ -536,8 +536,9 @@ def main():
     body = report(results, bw, args, meta)
     print(body)
     if args.json_out:
-        json.dump({"meta": meta, "args": vars(args), "results": results, "membw": bw, "membw_runs": bw_runs}, open(args.json_out, "w"),
-                  indent=2)
+        with open(args.json_out, "w") as f:
+            json.dump({"meta": meta, "args": vars(args), "results": results, "membw": bw, "membw_runs": bw_runs},
+                      f, indent=2)
     if args.write:
         write_section(args.write, body)
         log(f"wrote the LLM section of {args.write}")
