@@ -379,8 +379,10 @@ def report(results, bw, args, meta):
     L.append("Best single runs (prefill / decode tok/s), for a sense of the noise: " + "; ".join(best) + ".")
     L.append("")
     bw_best = bw.get("best_gb_s")
-    bw_txt = (f"{bw_best:.1f} GB/s (bench/membw.c summing 1 GiB with {args.threads} threads: best of 10 passes, "
-              f"measured before and after the models, the better run; its median {bw['median_gb_s']:.1f})") if bw_best else f"n/a ({bw.get('error')})"
+    bw_txt = f"n/a ({bw.get('error')})"
+    if bw_best:
+        bw_txt = (f"{bw_best:.1f} GB/s (bench/membw.c summing 1 GiB with {args.threads} threads: best of 10 passes, "
+                  f"measured before and after the models, the better run; its median {bw['median_gb_s']:.1f})")
     L.append(f"Decode is bound by memory bandwidth once the weights outgrow the caches: each token reads every "
              f"weight once. Decode GB/s = weight bytes x decode tok/s; measured read bandwidth: {bw_txt}.")
     L.append("")
