@@ -2,6 +2,7 @@
 #include "compiler/transforms/GraphMatch.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 
 using namespace mlir;
 
@@ -54,6 +55,27 @@ ElementsAttr weight(Value v, int64_t rank) {
   return a;
 }
 
+std::optional<ArrayRef<float>> floatData(ElementsAttr attr,
+                                         SmallVectorImpl<float> &storage) {
+  if (!attr || !cast<ShapedType>(attr.getType()).getElementType().isF32())
+    return std::nullopt;
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    AsmResourceBlob *blob = res.getRawHandle().getBlob();
+    if (!blob)
+      return std::nullopt;
+    ArrayRef<char> bytes = blob->getData();
+    return ArrayRef<float>(reinterpret_cast<const float *>(bytes.data()),
+                           bytes.size() / sizeof(float));
+  }
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
+    storage.clear();
+    for (const APFloat &f : dense.getValues<APFloat>())
+      storage.push_back(f.convertToFloat());
+    return ArrayRef<float>(storage);
+  }
+  return std::nullopt;
+}
+
 std::optional<double> scalarFloat(Value v) {
   auto dense = dyn_cast_or_null<DenseElementsAttr>(constant(skipNoops(v)));
   if (!dense || !isa<FloatType>(dense.getElementType()))
@@ -76,6 +98,16 @@ SmallVector<int64_t> intList(Operation *op, StringRef name) {
   if (auto arr = op->getAttrOfType<DenseI64ArrayAttr>(name))
     out.append(arr.asArrayRef().begin(), arr.asArrayRef().end());
   return out;
+}
+
+SmallVector<int64_t> axesOf(Operation *op) {
+  SmallVector<int64_t> axes = intList(op, "axes");
+  if (axes.empty() && op->getNumOperands() > 1)
+    if (auto v = evalInts(op->getOperand(1)))
+      for (auto a : *v)
+        if (a)
+          axes.push_back(*a);
+  return axes;
 }
 
 int64_t intAttr(Operation *op, StringRef name, int64_t dflt) {

@@ -27,6 +27,10 @@ mlir::Value skipNoops(mlir::Value v);
 mlir::ElementsAttr constant(mlir::Value v);
 /// A constant weight of the given rank (any element type).
 mlir::ElementsAttr weight(mlir::Value v, int64_t rank);
+/// A float32 view of a constant's data: the resource blob itself, or the
+/// dense values copied into `storage`. None for other element types.
+std::optional<llvm::ArrayRef<float>> floatData(mlir::ElementsAttr attr,
+                                               llvm::SmallVectorImpl<float> &storage);
 /// A constant holding one float (a scalar or any splat).
 std::optional<double> scalarFloat(mlir::Value v);
 
@@ -39,6 +43,9 @@ std::optional<int64_t> evalInt(mlir::Value v);
 
 /// An integer attribute list (perm, axes).
 llvm::SmallVector<int64_t> intList(mlir::Operation *op, llvm::StringRef name);
+/// The `axes` of a reduction or (un)squeeze: the attribute (older opsets,
+/// ReduceMean) or the known values of the axes operand (opset 13+).
+llvm::SmallVector<int64_t> axesOf(mlir::Operation *op);
 int64_t intAttr(mlir::Operation *op, llvm::StringRef name, int64_t dflt);
 double floatAttr(mlir::Operation *op, llvm::StringRef name, double dflt);
 

@@ -3,13 +3,16 @@
 // Each llm op becomes one or two `llm.ukernel` calls on fresh destination
 // tensors (dynamic dims read off the operands), so that dispatch formation
 // outlines each as its own kernel. Weights of linear layers are packed at
-// compile time into the microkernels' panel layout (targets/cpu/ukernels/
-// README.md: panels of 16 output columns, k-major inside a panel), and the
+// compile time by the microkernels' own packer (targets/cpu/ukernels/
+// pack.c: panels of 16 output columns, k-major inside a panel), and the
 // unpacked original is released as soon as nothing else uses it, so the
 // compiler never holds two full copies of the weights.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/transforms/LowerLlm.h"
+
+#include "compiler/transforms/GraphMatch.h"
+#include "ukernels.h"
 
 #include "dialects/llm/IR/LlmDialect.h"
 
@@ -23,8 +26,6 @@ using namespace mlir;
 
 namespace kiln {
 namespace {
-
-constexpr int64_t kPanel = 16;
 
 /// The argument-list builder of one ukernel call (see llm.ukernel).
 struct Args {
@@ -139,42 +140,22 @@ private:
   FailureOr<Value> packed(Value w, Operation *user) {
     if (Value p = packedOf.lookup(w))
       return p;
-    auto c = w.getDefiningOp<arith::ConstantOp>();
-    ElementsAttr attr;
-    if (c)
-      attr = dyn_cast<ElementsAttr>(c.getValue());
-    else if (Operation *op = w.getDefiningOp();
-             op && op->getName().getStringRef() == "onnx.Constant")
-      attr = op->getAttrOfType<ElementsAttr>("value");
+    ElementsAttr attr = match::constant(w);
     auto type = cast<RankedTensorType>(w.getType());
     if (!attr || type.getRank() != 2 || !type.getElementType().isF32())
       return user->emitOpError("weights must be a constant f32 [K, N] tensor");
     int64_t K = type.getDimSize(0), N = type.getDimSize(1);
-    int64_t panels = (N + kPanel - 1) / kPanel;
-    std::vector<float> dense;
-    const float *src = nullptr;
-    if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
-      AsmResourceBlob *blob = res.getRawHandle().getBlob();
-      if (!blob || blob->getData().size() != size_t(K * N) * sizeof(float))
-        return user->emitOpError("weight data is missing");
-      src = reinterpret_cast<const float *>(blob->getData().data());
-    } else if (auto d = dyn_cast<DenseElementsAttr>(attr)) {
-      for (const APFloat &f : d.getValues<APFloat>())
-        dense.push_back(f.convertToFloat());
-      src = dense.data();
-    } else {
-      return user->emitOpError("unsupported weight storage");
-    }
-    auto blob = HeapAsmResourceBlob::allocate(
-        size_t(panels * K * kPanel) * sizeof(float), alignof(float) * 16);
-    auto *dst = reinterpret_cast<float *>(blob.getMutableData().data());
-    for (int64_t p = 0; p < panels; ++p)
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < kPanel; ++j) {
-          int64_t n = p * kPanel + j;
-          dst[(p * K + k) * kPanel + j] = n < N ? src[k * N + n] : 0.0f;
-        }
-    auto ptype = RankedTensorType::get({panels * K * kPanel}, b.getF32Type());
+    SmallVector<float> storage;
+    std::optional<ArrayRef<float>> src = match::floatData(attr, storage);
+    if (!src || (int64_t)src->size() != K * N)
+      return user->emitOpError("weight data is missing");
+    // The microkernels' own packer: one definition of the panel layout.
+    int64_t size = kiln_uk_packed_b_size(K, N);
+    auto blob = HeapAsmResourceBlob::allocate(size_t(size) * sizeof(float),
+                                              alignof(float) * 16);
+    kiln_uk_pack_b_f32(src->data(), K, N,
+                       reinterpret_cast<float *>(blob.getMutableData().data()));
+    auto ptype = RankedTensorType::get({size}, b.getF32Type());
     std::string name = "packed" + std::to_string(packedOf.size());
     if (auto res = dyn_cast<DenseResourceElementsAttr>(attr))
       name = (res.getRawHandle().getKey() + ".packed").str();
@@ -198,12 +179,7 @@ private:
         continue;
       }
       packedOf.erase(w);
-      ElementsAttr attr;
-      if (auto c = dyn_cast<arith::ConstantOp>(op))
-        attr = dyn_cast<ElementsAttr>(c.getValue());
-      else
-        attr = op->getAttrOfType<ElementsAttr>("value");
-      auto res = dyn_cast_or_null<DenseResourceElementsAttr>(attr);
+      auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(w));
       op->erase();
       if (res && res.getRawHandle().getResource())
         res.getRawHandle().getResource()->setBlob(

@@ -49,28 +49,6 @@ bool isF32(Value v) {
   return t && t.getElementType().isF32();
 }
 
-/// A float32 view of a constant's data (dense or resource blob).
-std::optional<ArrayRef<float>> floatData(ElementsAttr attr,
-                                         SmallVectorImpl<float> &storage) {
-  if (!attr || !cast<ShapedType>(attr.getType()).getElementType().isF32())
-    return std::nullopt;
-  if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
-    AsmResourceBlob *blob = res.getRawHandle().getBlob();
-    if (!blob)
-      return std::nullopt;
-    ArrayRef<char> bytes = blob->getData();
-    return ArrayRef<float>(reinterpret_cast<const float *>(bytes.data()),
-                           bytes.size() / sizeof(float));
-  }
-  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
-    storage.clear();
-    for (const APFloat &f : dense.getValues<APFloat>())
-      storage.push_back(f.convertToFloat());
-    return ArrayRef<float>(storage);
-  }
-  return std::nullopt;
-}
-
 /// A new constant op holding `data` (as a resource blob when large).
 Value makeConstant(OpBuilder &b, Location loc, RankedTensorType type,
                    ArrayRef<float> data, StringRef name) {
@@ -257,12 +235,7 @@ private:
       if (!ev || !rm || intAttr(rm, "keepdims", 1) != 1)
         return false;
       auto xt = ranked(x);
-      auto axes = intList(rm, "axes");
-      if (axes.empty() && rm->getNumOperands() > 1)
-        if (auto v = evalInts(rm->getOperand(1)))
-          for (auto a : *v)
-            if (a)
-              axes.push_back(*a);
+      auto axes = axesOf(rm);
       if (!xt || axes.size() != 1 ||
           (axes[0] != -1 && axes[0] != xt.getRank() - 1))
         return false;
@@ -712,12 +685,7 @@ private:
     Operation *u = def(v, "Unsqueeze");
     if (!u)
       return false;
-    auto axes = intList(u, "axes");
-    if (axes.empty() && u->getNumOperands() > 1)
-      if (auto vals = evalInts(u->getOperand(1)))
-        for (auto a : *vals)
-          if (a)
-            axes.push_back(*a);
+    auto axes = axesOf(u);
     if (axes != SmallVector<int64_t>{1})
       return false;
     // The row lookup may already be raised to an embedding.
