@@ -20,8 +20,10 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "runtime/base/tool_error.h"
 #include "runtime/llm/engine.h"
 #include "runtime/llm/text_stream.h"
 #include "runtime/llm/tokenizer.h"
@@ -167,12 +169,7 @@ kiln::Status RunTool(const Flags& flags) {
   return kiln::OkStatus();
 }
 
-int Fail(std::string message) {
-  for (char& c : message)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  std::fprintf(stderr, "kiln-generate: error: %s\n", message.c_str());
-  return 1;
-}
+int Fail(std::string message) { return kiln::ToolError("kiln-generate", std::move(message)); }
 
 }  // namespace
 

@@ -17,8 +17,10 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "runtime/base/tool_error.h"
 #include "runtime/io/file.h"
 #include "runtime/llm/engine.h"
 #include "runtime/llm/tokenizer.h"
@@ -81,12 +83,7 @@ kiln::Status RunTool(const Flags& flags) {
   return kiln::OkStatus();
 }
 
-int Fail(std::string message) {
-  for (char& c : message)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  std::fprintf(stderr, "kiln-perplexity: error: %s\n", message.c_str());
-  return 1;
-}
+int Fail(std::string message) { return kiln::ToolError("kiln-perplexity", std::move(message)); }
 
 }  // namespace
 

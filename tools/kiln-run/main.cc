@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "runtime/base/tool_error.h"
 #include "runtime/artifact/artifact.h"
 #include "runtime/exec/executor.h"
 #include "runtime/hal/registry.h"
@@ -78,13 +80,7 @@ kiln::Status RunTool(const Flags& flags) {
   return kiln::OkStatus();
 }
 
-int Fail(std::string message) {
-  // One line, whatever the artifact's names contain.
-  for (char& c : message)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  std::fprintf(stderr, "kiln-run: error: %s\n", message.c_str());
-  return 1;
-}
+int Fail(std::string message) { return kiln::ToolError("kiln-run", std::move(message)); }
 
 }  // namespace
 
