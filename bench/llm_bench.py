@@ -9,8 +9,9 @@ python/build_llm.py into the cache dir on first use, ~40 s; or a path to any
 `model_with_past.onnx`):
   1. kiln-compile it, timing the wall clock and the compiler's peak RSS
      (targets: <= 20 s for llama-s, <= 90 s for llama-200m; peak <= 3x weights);
-  2. run kiln-generate --prompt-ids ... --max-tokens M --ignore-eos --stats --threads T
-     (one warm-up run, then --reps runs; medians of its stats line);
+  2. run kiln-generate --prompt-ids ... --max-tokens M --ignore-eos --stats --threads T --warmup 1
+     (one untimed warm-up generation in the process, as the ONNX Runtime side does, so
+     both are measured warm; one warm-up process, then --reps runs; medians of its stats line);
   3. run bench/ort_llm_bench.mjs (onnxruntime-node, CPU EP, same threads, same ids), one
      process warmed up once, its --reps timed runs interleaved with kiln's;
   4. measure the memory read bandwidth with bench/membw.c at the same thread count;
@@ -174,13 +175,14 @@ def kiln_compile(model, art, weights, args):
 
 
 class KilnGenerate:
-    """kiln-generate, one process per run (the artifact is mmap-ed; a warm-up run fills the page cache)."""
+    """kiln-generate, one process per run (the artifact is mmap-ed; a warm-up run fills the page cache),
+    each generating once untimed before the timed generation (--warmup 1), as ort_llm_bench.mjs does."""
 
     def __init__(self, art, ids, args):
         exe = os.path.join(args.bin_dir, "kiln-generate")
         self.error = None if os.access(exe, os.X_OK) else "kiln-generate not built yet"
         self.cmd = [exe, art, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens", str(args.decode),
-                    "--ignore-eos", "--stats", "--json", "--threads", str(args.threads)]
+                    "--ignore-eos", "--stats", "--json", "--threads", str(args.threads), "--warmup", "1"]
         self.cmd += shlex.split(args.generate_args)
         self.timeout = args.run_timeout
         self.runs, self.generated = [], None

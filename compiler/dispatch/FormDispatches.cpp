@@ -263,7 +263,16 @@ LogicalResult DispatchFormer::outline(ArrayRef<Operation *> groupOps) {
   }
 
   // Kernel function.
+  // A microkernel call names its kernel (kernel_7_matmul_glu_f32) so that
+  // profiles and symbol tables say what a dispatch does.
   std::string name = "kernel_" + std::to_string(kernelCounter++);
+  for (Operation *op : groupOps)
+    if (auto uk = dyn_cast<llm::UkernelOp>(op)) {
+      StringRef callee = uk.getCallee();
+      callee.consume_front("kiln_uk_");
+      name += "_" + callee.str();
+      break;
+    }
   SmallVector<Type> argTypes{IndexType::get(ctx), IndexType::get(ctx)};
   for (Value v : inputs)
     argTypes.push_back(v.getType());

@@ -56,20 +56,44 @@ class Interpreter {
         constants_(constants), fn_(fn), slots_(fn.num_slots()), regs_(fn.num_regs()) {}
 
   StatusOr<std::vector<io::NamedTensor>> Run(std::span<const io::Tensor* const> inputs) {
-    KILN_RETURN_IF_ERROR(BindInputs(inputs));
+    {
+      ProfileScope scope(options_.profile, "host: bind inputs");
+      KILN_RETURN_IF_ERROR(BindInputs(inputs));
+    }
     const auto* instrs = fn_.instrs();
     for (uint32_t i = 0; instrs && i < instrs->size(); ++i) {
       const fb::Instr& instr = *instrs->Get(i);
+      ProfileScope scope(options_.profile, ProfileName(instr));
       Status status = Execute(instr);
+      if (options_.profile && status.ok() && instr.opcode() == fb::OpCode::Dispatch) status = device_.Wait();
       if (!status.ok())
         return status.Annotate(StrCat("function '", fn_.name()->str(), "' instr ", i, " (",
                                       fb::EnumNameOpCode(instr.opcode()), ")"));
     }
     KILN_RETURN_IF_ERROR(device_.Wait());
+    ProfileScope scope(options_.profile, "host: read outputs");
     return ReadOutputs();
   }
 
  private:
+  /// What the profile calls an instruction: the kernel for a dispatch, the
+  /// kind of host work otherwise (index arithmetic and views are lumped).
+  std::string_view ProfileName(const fb::Instr& instr) const {
+    if (!options_.profile) return {};
+    switch (instr.opcode()) {
+      case fb::OpCode::Dispatch: {
+        const auto* ops = instr.operands();
+        return executables_[ops->Get(0)]->kernels()[ops->Get(1)].name;
+      }
+      case fb::OpCode::Alloc:
+        return "host: alloc";
+      case fb::OpCode::Copy:
+        return "host: copy";
+      default:
+        return "host: index/views";
+    }
+  }
+
   Status BindInputs(std::span<const io::Tensor* const> inputs) {
     const uint32_t count = fn_.inputs() ? fn_.inputs()->size() : 0;
     if (inputs.size() != count)

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/artifact/artifact.h"
+#include "runtime/exec/profile.h"
 #include "runtime/hal/device.h"
 #include "runtime/io/tensor.h"
 
@@ -18,6 +19,11 @@ struct ExecutorOptions {
   /// Largest single buffer an Alloc/Copy/input may need; beyond it the run
   /// fails instead of asking the device for absurd amounts of memory.
   uint64_t max_buffer_bytes = uint64_t{1} << 40;
+  /// When set, every run adds the wall time of each dispatch (by kernel
+  /// name) and of the host work around it; borrowed, must outlive the runs.
+  /// Dispatches are timed to completion, so it costs a wait per dispatch on
+  /// asynchronous devices.
+  Profile* profile = nullptr;
 };
 
 /// Interprets a Function's host schedule (index arithmetic, allocations,

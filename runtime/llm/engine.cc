@@ -47,7 +47,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artif
   hal::DeviceOptions device_options;
   device_options.threads = options.threads;
   KILN_ASSIGN_OR_RETURN(engine->device_, hal::CreateDevice(options.device, device_options));
-  KILN_ASSIGN_OR_RETURN(engine->executor_, exec::Executor::Create(*engine->artifact_, *engine->device_));
+  exec::ExecutorOptions executor_options;
+  executor_options.profile = options.profile;
+  KILN_ASSIGN_OR_RETURN(engine->executor_,
+                        exec::Executor::Create(*engine->artifact_, *engine->device_, executor_options));
   engine->Reset();
   return engine;
 }

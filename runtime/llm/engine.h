@@ -30,6 +30,8 @@ struct EngineOptions {
   std::string device = "cpu";
   /// cpu worker threads; 0 = all cores.
   int threads = 0;
+  /// Optional: the executor adds per-kernel and host times here (borrowed).
+  exec::Profile* profile = nullptr;
 };
 
 struct GenerateParams {

@@ -2,14 +2,16 @@
 //
 //   kiln-generate OUT.kiln (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens 64]
 //                 [--temperature 0] [--top-k K] [--top-p P] [--seed S]
-//                 [--ignore-eos] [--threads N] [--json] [--stats]
+//                 [--ignore-eos] [--threads N] [--json] [--stats] [--profile]
+//                 [--warmup N]
 //
 // Streams the generated text to stdout (ids, when the artifact has no
 // tokenizer), or with --json prints one line
 //   {"prompt_ids": [...], "ids": [...], "text": "..."}
 // where ids are the generated ids (ending with the EOS id when generation
 // stopped at one) and text is their decoding without that EOS. --stats adds
-// one JSON line of timings on stderr. Errors: one line
+// one JSON line of timings on stderr, --profile a table of time per kernel;
+// --warmup N generates N times first (untimed), as benchmarks do. Errors: one line
 // "kiln-generate: error: ..." on stderr, exit 1.
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
@@ -44,6 +46,8 @@ struct Flags {
   bool ignore_eos = false;
   std::string device = "cpu";
   int threads = 0;
+  bool profile = false;
+  int warmup = 0;
   bool json = false;
   bool stats = false;
 };
@@ -91,6 +95,8 @@ kiln::Status RunTool(const Flags& flags) {
   kiln::llm::EngineOptions options;
   options.device = flags.device;
   options.threads = flags.threads;
+  kiln::exec::Profile profile;
+  if (flags.profile) options.profile = &profile;
   KILN_ASSIGN_OR_RETURN(auto engine, kiln::llm::Engine::Open(flags.artifact, options));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::Tokenizer> tokenizer,
                         kiln::llm::LoadTokenizer(engine->artifact(), engine->config()));
@@ -132,6 +138,10 @@ kiln::Status RunTool(const Flags& flags) {
     std::fflush(stdout);
     return kiln::OkStatus();
   };
+  // Warm-up generations (as benchmarks run them: caches, page tables and the
+  // allocator warm) are neither printed, timed nor profiled.
+  for (int i = 0; i < flags.warmup; ++i) KILN_RETURN_IF_ERROR(engine->Generate(prompt, params).status());
+  profile.Clear();
   KILN_ASSIGN_OR_RETURN(kiln::llm::GenerateResult result, engine->Generate(prompt, params, on_token));
 
   std::vector<int64_t> text_ids = result.ids;
@@ -166,6 +176,7 @@ kiln::Status RunTool(const Flags& flags) {
         {"peak_rss_mib", PeakRssMib()}};
     std::fprintf(stderr, "%s\n", Dump(stats).c_str());
   }
+  if (flags.profile) std::fprintf(stderr, "%s", profile.Report().c_str());
   return kiln::OkStatus();
 }
 
@@ -189,6 +200,9 @@ int main(int argc, char** argv) {
     app.add_flag("--ignore-eos", flags.ignore_eos, "do not stop at an end-of-sequence id");
     app.add_option("--device", flags.device, "HAL driver")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
+    app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
+    app.add_option("--warmup", flags.warmup, "generate this many times first, unprinted and untimed (benchmarks)")
+        ->capture_default_str();
     app.add_flag("--json", flags.json, "print one JSON line instead of streaming text");
     app.add_flag("--stats", flags.stats, "print timings as one JSON line on stderr");
     try {
@@ -200,6 +214,7 @@ int main(int argc, char** argv) {
     if (!flags.prompt && !flags.prompt_ids) return Fail("give --prompt TEXT or --prompt-ids LIST");
     if (flags.max_tokens < 0) return Fail(StrCat("--max-tokens must be >= 0, got ", flags.max_tokens));
     if (flags.threads < 0) return Fail(StrCat("--threads must be >= 0, got ", flags.threads));
+    if (flags.warmup < 0) return Fail(StrCat("--warmup must be >= 0, got ", flags.warmup));
     kiln::Status status = RunTool(flags);
     if (!status.ok()) return Fail(status.message());
     return 0;

@@ -35,6 +35,7 @@ struct Flags {
   int64_t window = 256;
   std::string device = "cpu";
   int threads = 0;
+  bool profile = false;
   bool json = false;
   bool verbose = false;
 };
@@ -43,6 +44,8 @@ kiln::Status RunTool(const Flags& flags) {
   kiln::llm::EngineOptions options;
   options.device = flags.device;
   options.threads = flags.threads;
+  kiln::exec::Profile profile;
+  if (flags.profile) options.profile = &profile;
   KILN_ASSIGN_OR_RETURN(auto engine, kiln::llm::Engine::Open(flags.artifact, options));
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::Tokenizer> tokenizer,
                         kiln::llm::LoadTokenizer(engine->artifact(), engine->config()));
@@ -80,6 +83,7 @@ kiln::Status RunTool(const Flags& flags) {
   } else {
     std::printf("perplexity %.4f over %lld tokens\n", perplexity, static_cast<long long>(count));
   }
+  if (flags.profile) std::fprintf(stderr, "%s", profile.Report().c_str());
   return kiln::OkStatus();
 }
 
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
     app.add_option("--window", flags.window, "ids per window, each scored from an empty cache")->capture_default_str();
     app.add_option("--device", flags.device, "HAL driver")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
+    app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
     app.add_flag("--json", flags.json, "print one JSON line");
     app.add_flag("-v,--verbose", flags.verbose, "progress per window on stderr");
     try {

@@ -29,6 +29,7 @@ struct Flags {
   std::string artifact;
   std::string device = "cpu";
   int threads = 0;
+  bool profile = false;
   std::vector<std::string> inputs;
   std::string output_dir = ".";
   std::string function = "main";
@@ -51,7 +52,10 @@ kiln::Status RunTool(const Flags& flags) {
     inputs.push_back({std::move(name), std::move(tensor).value()});
   }
 
-  KILN_ASSIGN_OR_RETURN(auto executor, kiln::exec::Executor::Create(*artifact, *device));
+  kiln::exec::Profile profile;
+  kiln::exec::ExecutorOptions executor_options;
+  if (flags.profile) executor_options.profile = &profile;
+  KILN_ASSIGN_OR_RETURN(auto executor, kiln::exec::Executor::Create(*artifact, *device, executor_options));
   // ONNX's own test data stores bfloat16 tensors as uint16 bit patterns;
   // take a u16 file for a bf16 input as those bits.
   if (const auto* fn = executor->FindFunction(flags.function); fn && fn->inputs()) {
@@ -63,6 +67,7 @@ kiln::Status RunTool(const Flags& flags) {
           in.tensor.dtype = kiln::DType::kBF16;
   }
   KILN_ASSIGN_OR_RETURN(auto outputs, executor->Run(flags.function, inputs));
+  if (flags.profile) std::fprintf(stderr, "%s", profile.Report().c_str());
 
   std::error_code ec;
   std::filesystem::create_directories(flags.output_dir, ec);
@@ -92,6 +97,7 @@ int main(int argc, char** argv) {
     app.add_option("artifact", flags.artifact, "the .kiln file")->required();
     app.add_option("--device", flags.device, "HAL driver (cpu, null)")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
+    app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
     app.add_option("-i,--input", flags.inputs, "NAME=FILE (.npy or ONNX TensorProto .pb), repeatable")
         ->allow_extra_args(false);
     app.add_option("-o,--output-dir", flags.output_dir, "where <output>.npy files go")->capture_default_str();
