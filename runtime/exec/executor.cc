@@ -15,13 +15,8 @@
 namespace kiln::exec {
 namespace {
 
-/// A tensor living in a device buffer at `offset` bytes, row-major.
-struct Slot {
-  std::shared_ptr<hal::Buffer> buffer;
-  uint64_t offset = 0;
-  DType dtype = DType::kF32;
-  std::vector<int64_t> shape;
-};
+/// A register of tensors: a view into a device buffer.
+using Slot = DeviceTensor;
 
 template <typename T>
 std::vector<T> ToVector(const flatbuffers::Vector<T>* v) {
@@ -60,6 +55,22 @@ class Interpreter {
       ProfileScope scope(options_.profile, "host: bind inputs");
       KILN_RETURN_IF_ERROR(BindInputs(inputs));
     }
+    KILN_RETURN_IF_ERROR(ExecuteAll());
+    ProfileScope scope(options_.profile, "host: read outputs");
+    return ReadOutputs();
+  }
+
+  StatusOr<std::vector<DeviceTensor>> RunOnDevice(std::span<const DeviceTensor> inputs) {
+    {
+      ProfileScope scope(options_.profile, "host: bind inputs");
+      KILN_RETURN_IF_ERROR(BindDeviceInputs(inputs));
+    }
+    KILN_RETURN_IF_ERROR(ExecuteAll());
+    return TakeOutputs();
+  }
+
+ private:
+  Status ExecuteAll() {
     const auto* instrs = fn_.instrs();
     for (uint32_t i = 0; instrs && i < instrs->size(); ++i) {
       const fb::Instr& instr = *instrs->Get(i);
@@ -70,12 +81,9 @@ class Interpreter {
         return status.Annotate(StrCat("function '", fn_.name()->str(), "' instr ", i, " (",
                                       fb::EnumNameOpCode(instr.opcode()), ")"));
     }
-    KILN_RETURN_IF_ERROR(device_.Wait());
-    ProfileScope scope(options_.profile, "host: read outputs");
-    return ReadOutputs();
+    return device_.Wait();
   }
 
- private:
   /// What the profile calls an instruction: the kernel for a dispatch, the
   /// kind of host work otherwise (index arithmetic and views are lumped).
   std::string_view ProfileName(const fb::Instr& instr) const {
@@ -94,43 +102,72 @@ class Interpreter {
     }
   }
 
-  Status BindInputs(std::span<const io::Tensor* const> inputs) {
+  Status CheckInputCount(size_t given) const {
     const uint32_t count = fn_.inputs() ? fn_.inputs()->size() : 0;
-    if (inputs.size() != count)
+    if (given != count)
       return InvalidArgumentError(StrCat("function '", fn_.name()->str(), "' takes ", count,
-                                         " inputs but ", inputs.size(), " were given"));
-    // Named dynamic dims must agree across inputs: name -> (value, input).
+                                         " inputs but ", given, " were given"));
+    return OkStatus();
+  }
+
+  /// Checks input `i` against the signature: dtype, static dims, named
+  /// dynamic dims agreeing across inputs (name -> (value, input)), and that
+  /// `bytes` is what the shape needs.
+  Status CheckInput(uint32_t i, DType dtype, const std::vector<int64_t>& given, uint64_t bytes,
+                    std::map<std::string, std::pair<int64_t, std::string>>& named_dims) const {
+    const fb::TensorSig& sig = *fn_.inputs()->Get(i);
+    const std::string name = sig.name()->str();
+    const std::string where = StrCat("input '", name, "'");
+    const DType want = static_cast<DType>(sig.dtype());
+    if (dtype != want)
+      return InvalidArgumentError(StrCat(where, ": expected dtype ", DTypeName(want), " but got ", DTypeName(dtype)));
+    std::vector<int64_t> shape = ToVector(sig.shape());
+    bool match = shape.size() == given.size();
+    for (size_t d = 0; match && d < shape.size(); ++d) match = shape[d] < 0 || shape[d] == given[d];
+    if (!match)
+      return InvalidArgumentError(StrCat(where, ": expected shape ", SigShapeToString(sig), " but got ",
+                                         ShapeToString(given)));
+    for (size_t d = 0; d < shape.size(); ++d) {
+      std::string dim_name = DimName(sig, static_cast<uint32_t>(d));
+      if (shape[d] >= 0 || dim_name.empty()) continue;
+      auto [it, inserted] = named_dims.try_emplace(dim_name, given[d], name);
+      if (!inserted && it->second.first != given[d])
+        return InvalidArgumentError(StrCat(where, ": dim ", d, " ('", dim_name, "') is ", given[d],
+                                           " but input '", it->second.second, "' has ", it->second.first));
+    }
+    KILN_ASSIGN_OR_RETURN(int64_t need, CheckedByteSize(dtype, given));
+    if (static_cast<uint64_t>(need) != bytes)
+      return InvalidArgumentError(StrCat(where, ": tensor holds ", bytes, " bytes but ", DTypeName(dtype),
+                                         ShapeToString(given), " needs ", need));
+    return OkStatus();
+  }
+
+  Status BindInputs(std::span<const io::Tensor* const> inputs) {
+    KILN_RETURN_IF_ERROR(CheckInputCount(inputs.size()));
     std::map<std::string, std::pair<int64_t, std::string>> named_dims;
-    for (uint32_t i = 0; i < count; ++i) {
-      const fb::TensorSig& sig = *fn_.inputs()->Get(i);
+    for (uint32_t i = 0; i < inputs.size(); ++i) {
       const io::Tensor& t = *inputs[i];
-      const std::string name = sig.name()->str();
-      const std::string where = StrCat("input '", name, "'");
-      const DType want = static_cast<DType>(sig.dtype());
-      if (t.dtype != want)
-        return InvalidArgumentError(StrCat(where, ": expected dtype ", DTypeName(want), " but got ",
-                                           DTypeName(t.dtype)));
-      std::vector<int64_t> shape = ToVector(sig.shape());
-      bool match = shape.size() == t.shape.size();
-      for (size_t d = 0; match && d < shape.size(); ++d) match = shape[d] < 0 || shape[d] == t.shape[d];
-      if (!match)
-        return InvalidArgumentError(StrCat(where, ": expected shape ", SigShapeToString(sig), " but got ",
-                                           ShapeToString(t.shape)));
-      for (size_t d = 0; d < shape.size(); ++d) {
-        std::string dim_name = DimName(sig, static_cast<uint32_t>(d));
-        if (shape[d] >= 0 || dim_name.empty()) continue;
-        auto [it, inserted] = named_dims.try_emplace(dim_name, t.shape[d], name);
-        if (!inserted && it->second.first != t.shape[d])
-          return InvalidArgumentError(StrCat(where, ": dim ", d, " ('", dim_name, "') is ", t.shape[d],
-                                             " but input '", it->second.second, "' has ", it->second.first));
-      }
-      KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(t.dtype, t.shape));
-      if (static_cast<uint64_t>(bytes) != t.data.size())
-        return InvalidArgumentError(StrCat(where, ": tensor holds ", t.data.size(), " bytes but ",
-                                           t.Describe(), " needs ", bytes));
+      KILN_RETURN_IF_ERROR(CheckInput(i, t.dtype, t.shape, t.data.size(), named_dims));
       KILN_ASSIGN_OR_RETURN(Slot slot, NewSlot(t.dtype, t.shape));
-      KILN_RETURN_IF_ERROR(device_.Upload(*slot.buffer, 0, t.data).Annotate(where));
+      KILN_RETURN_IF_ERROR(device_.Upload(*slot.buffer, 0, t.data)
+                               .Annotate(StrCat("input '", fn_.inputs()->Get(i)->name()->str(), "'")));
       slots_[fn_.input_slots()->Get(i)] = std::move(slot);
+    }
+    return OkStatus();
+  }
+
+  Status BindDeviceInputs(std::span<const DeviceTensor> inputs) {
+    KILN_RETURN_IF_ERROR(CheckInputCount(inputs.size()));
+    std::map<std::string, std::pair<int64_t, std::string>> named_dims;
+    for (uint32_t i = 0; i < inputs.size(); ++i) {
+      const DeviceTensor& t = inputs[i];
+      const std::string where = StrCat("input '", fn_.inputs()->Get(i)->name()->str(), "'");
+      KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(t.dtype, t.shape));
+      if (!t.buffer || t.offset > t.buffer->size() || static_cast<uint64_t>(bytes) > t.buffer->size() - t.offset)
+        return InvalidArgumentError(StrCat(where, ": ", DTypeName(t.dtype), ShapeToString(t.shape),
+                                           " does not fit its device buffer"));
+      KILN_RETURN_IF_ERROR(CheckInput(i, t.dtype, t.shape, static_cast<uint64_t>(bytes), named_dims));
+      slots_[fn_.input_slots()->Get(i)] = t;
     }
     return OkStatus();
   }
@@ -236,23 +273,39 @@ class Interpreter {
     return InternalError("unknown opcode");
   }
 
+  /// Output `i`'s slot, checked against the signature.
+  StatusOr<const Slot*> OutputSlot(uint32_t i) const {
+    const fb::TensorSig& sig = *fn_.outputs()->Get(i);
+    KILN_ASSIGN_OR_RETURN(const Slot* s, GetSlot(fn_.output_slots()->Get(i)));
+    std::vector<int64_t> shape = ToVector(sig.shape());
+    bool match = s->dtype == static_cast<DType>(sig.dtype()) && shape.size() == s->shape.size();
+    for (size_t d = 0; match && d < shape.size(); ++d) match = shape[d] < 0 || shape[d] == s->shape[d];
+    if (!match)
+      return InternalError(StrCat("output '", sig.name()->str(), "': the schedule produced ", DTypeName(s->dtype),
+                                  ShapeToString(s->shape), " but the signature says ",
+                                  DTypeName(static_cast<DType>(sig.dtype())), SigShapeToString(sig)));
+    return s;
+  }
+
   StatusOr<std::vector<io::NamedTensor>> ReadOutputs() {
     std::vector<io::NamedTensor> outputs;
     const uint32_t count = fn_.outputs() ? fn_.outputs()->size() : 0;
     for (uint32_t i = 0; i < count; ++i) {
-      const fb::TensorSig& sig = *fn_.outputs()->Get(i);
-      const std::string where = StrCat("output '", sig.name()->str(), "'");
-      KILN_ASSIGN_OR_RETURN(const Slot* s, GetSlot(fn_.output_slots()->Get(i)));
-      std::vector<int64_t> shape = ToVector(sig.shape());
-      bool match = s->dtype == static_cast<DType>(sig.dtype()) && shape.size() == s->shape.size();
-      for (size_t d = 0; match && d < shape.size(); ++d) match = shape[d] < 0 || shape[d] == s->shape[d];
-      if (!match)
-        return InternalError(StrCat(where, ": the schedule produced ", DTypeName(s->dtype),
-                                    ShapeToString(s->shape), " but the signature says ",
-                                    DTypeName(static_cast<DType>(sig.dtype())), SigShapeToString(sig)));
+      const std::string name = fn_.outputs()->Get(i)->name()->str();
+      KILN_ASSIGN_OR_RETURN(const Slot* s, OutputSlot(i));
       KILN_ASSIGN_OR_RETURN(io::Tensor t, io::Tensor::Create(s->dtype, s->shape));
-      KILN_RETURN_IF_ERROR(device_.Download(*s->buffer, s->offset, t.data).Annotate(where));
-      outputs.push_back({sig.name()->str(), std::move(t)});
+      KILN_RETURN_IF_ERROR(device_.Download(*s->buffer, s->offset, t.data).Annotate(StrCat("output '", name, "'")));
+      outputs.push_back({name, std::move(t)});
+    }
+    return outputs;
+  }
+
+  StatusOr<std::vector<DeviceTensor>> TakeOutputs() {
+    std::vector<DeviceTensor> outputs;
+    const uint32_t count = fn_.outputs() ? fn_.outputs()->size() : 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      KILN_ASSIGN_OR_RETURN(const Slot* s, OutputSlot(i));
+      outputs.push_back(*s);
     }
     return outputs;
   }
@@ -306,6 +359,41 @@ StatusOr<std::vector<io::NamedTensor>> Executor::RunPositional(std::string_view 
   std::vector<const io::Tensor*> ptrs;
   for (const io::Tensor& t : inputs) ptrs.push_back(&t);
   return Interpreter(artifact_, device_, options_, executables_, constants_, *fn).Run(ptrs);
+}
+
+StatusOr<std::vector<DeviceTensor>> Executor::RunOnDevice(std::string_view function,
+                                                         std::span<const DeviceTensor> inputs) {
+  const fb::Function* fn = artifact_.FindFunction(function);
+  if (!fn) return NotFoundError(StrCat("artifact has no function '", function, "'"));
+  return Interpreter(artifact_, device_, options_, executables_, constants_, *fn).RunOnDevice(inputs);
+}
+
+StatusOr<DeviceTensor> Executor::Upload(const io::Tensor& tensor) {
+  KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(tensor.dtype, tensor.shape));
+  if (static_cast<uint64_t>(bytes) != tensor.data.size())
+    return InvalidArgumentError(StrCat("tensor holds ", tensor.data.size(), " bytes but ", tensor.Describe(),
+                                       " needs ", bytes));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, device_.Allocate(static_cast<uint64_t>(bytes)));
+  KILN_RETURN_IF_ERROR(device_.Upload(*buffer, 0, tensor.data));
+  return DeviceTensor{std::move(buffer), 0, tensor.dtype, tensor.shape};
+}
+
+StatusOr<io::Tensor> Executor::Download(const DeviceTensor& tensor) {
+  KILN_ASSIGN_OR_RETURN(io::Tensor out, io::Tensor::Create(tensor.dtype, tensor.shape));
+  if (!tensor.buffer) return InvalidArgumentError("downloading a tensor without a buffer");
+  KILN_RETURN_IF_ERROR(device_.Download(*tensor.buffer, tensor.offset, out.data));
+  return out;
+}
+
+StatusOr<io::Tensor> Executor::Download(const DeviceTensor& tensor, int64_t first, int64_t count) {
+  KILN_ASSIGN_OR_RETURN(int64_t total, CheckedElementCount(tensor.shape));
+  if (first < 0 || count < 0 || first > total || count > total - first)
+    return OutOfRangeError(StrCat("elements [", first, ", ", first + count, ") of a tensor of ", total));
+  KILN_ASSIGN_OR_RETURN(io::Tensor out, io::Tensor::Create(tensor.dtype, {count}));
+  if (!tensor.buffer) return InvalidArgumentError("downloading a tensor without a buffer");
+  const uint64_t elem = static_cast<uint64_t>(DTypeSize(tensor.dtype));
+  KILN_RETURN_IF_ERROR(device_.Download(*tensor.buffer, tensor.offset + static_cast<uint64_t>(first) * elem, out.data));
+  return out;
 }
 
 StatusOr<std::vector<io::NamedTensor>> Executor::Run(std::string_view function,

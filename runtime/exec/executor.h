@@ -32,6 +32,16 @@ struct ExecutorOptions {
 ///
 /// The artifact and the device are borrowed and must outlive the Executor.
 /// Run is not reentrant: call it from one thread at a time.
+/// A tensor living in a device buffer at `offset` bytes, dense row-major.
+/// Runs can take their inputs and give their outputs in this form, so that
+/// a result (a KV cache, say) feeds the next run without leaving the device.
+struct DeviceTensor {
+  std::shared_ptr<hal::Buffer> buffer;
+  uint64_t offset = 0;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+
 class Executor {
  public:
   /// Loads every executable of `artifact` on `device` (resolving every
@@ -50,6 +60,22 @@ class Executor {
   /// Same, with inputs in signature order.
   StatusOr<std::vector<io::NamedTensor>> RunPositional(std::string_view function,
                                                        std::span<const io::Tensor> inputs);
+
+  /// Same, with inputs in signature order already on the device and the
+  /// outputs left there (no upload, no download). Inputs are only read; an
+  /// output may share a buffer with an input or a constant (a pass-through),
+  /// so treat outputs as read-only views. Buffers must come from this
+  /// executor's device.
+  StatusOr<std::vector<DeviceTensor>> RunOnDevice(std::string_view function,
+                                                  std::span<const DeviceTensor> inputs);
+
+  /// Copies a host tensor into a new device buffer.
+  StatusOr<DeviceTensor> Upload(const io::Tensor& tensor);
+  /// Copies a device tensor, or `count` elements of it from element `first`
+  /// on, back to the host. Download(t) is the whole tensor with its shape;
+  /// a range comes back flat ([count]).
+  StatusOr<io::Tensor> Download(const DeviceTensor& tensor);
+  StatusOr<io::Tensor> Download(const DeviceTensor& tensor, int64_t first, int64_t count);
 
   /// Signature of a function, or nullptr (for callers that bind inputs).
   const fb::Function* FindFunction(std::string_view name) const;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "runtime/hal/registry.h"
 
@@ -60,23 +61,15 @@ Engine::~Engine() = default;
 void Engine::Reset() {
   cached_ = 0;
   past_.clear();
-  for (int layer = 0; layer < signature_.num_layers; ++layer)
-    for (int kv = 0; kv < 2; ++kv)
-      // [1, KVH, 0, hd]: no bytes, but the shape the signature wants.
-      past_.push_back(io::Tensor{signature_.kv_dtype, {1, signature_.kv_heads, 0, signature_.head_dim}, {}});
 }
 
-StatusOr<io::Tensor> Engine::Forward(std::span<const int64_t> ids) {
-  io::Tensor logits;
-  Status status = RunForward(ids, logits);
-  if (!status.ok()) {
-    Reset();  // the past was handed to the executor: the cache is gone
-    return status;
-  }
+StatusOr<exec::DeviceTensor> Engine::Forward(std::span<const int64_t> ids) {
+  StatusOr<exec::DeviceTensor> logits = RunForward(ids);
+  if (!logits.ok()) Reset();  // the cache may be half replaced: drop it
   return logits;
 }
 
-Status Engine::RunForward(std::span<const int64_t> ids, io::Tensor& logits) {
+StatusOr<exec::DeviceTensor> Engine::RunForward(std::span<const int64_t> ids) {
   const int64_t n = static_cast<int64_t>(ids.size());
   if (n == 0) return InvalidArgumentError("no token ids to run");
   for (int64_t id : ids)
@@ -86,70 +79,99 @@ Status Engine::RunForward(std::span<const int64_t> ids, io::Tensor& logits) {
     return OutOfRangeError(StrCat("context of ", cached_ + n, " tokens exceeds the model's ",
                                   *config_.max_positions, " positions"));
 
-  std::vector<io::NamedTensor> inputs;
-  inputs.push_back({"input_ids", I64({1, n}, std::vector<int64_t>(ids.begin(), ids.end()))});
-  if (signature_.has_attention_mask)
-    inputs.push_back({"attention_mask", I64({1, cached_ + n}, std::vector<int64_t>(cached_ + n, 1))});
-  if (signature_.has_position_ids) {
-    std::vector<int64_t> positions(n);
-    for (int64_t i = 0; i < n; ++i) positions[i] = cached_ + i;
-    inputs.push_back({"position_ids", I64({1, n}, positions)});
+  // The KV cache stays on the device: the presents of one forward are bound
+  // as the pasts of the next without a copy. Only ids, mask and positions
+  // are uploaded, and only the logits rows the caller wants come back.
+  if (past_.empty()) {
+    // [1, KVH, 0, hd]: no bytes, but the shape the signature wants.
+    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor empty,
+                          executor_->Upload(io::Tensor{signature_.kv_dtype,
+                                                       {1, signature_.kv_heads, 0, signature_.head_dim}, {}}));
+    past_.assign(2 * signature_.num_layers, empty);
   }
-  for (int layer = 0; layer < signature_.num_layers; ++layer)
-    for (int kv = 0; kv < 2; ++kv)
-      inputs.push_back({LlmSignature::PastName(layer, kv == 1), std::move(past_[2 * layer + kv])});
-  past_.clear();
+  const fb::Function* fn = executor_->FindFunction(kMain);
+  if (!fn || !fn->inputs()) return InternalError("the artifact has no 'main' with inputs");
+  std::vector<exec::DeviceTensor> inputs;
+  for (const auto* sig : *fn->inputs()) {
+    const std::string_view name = sig->name()->string_view();
+    io::Tensor host;
+    if (name == "input_ids") {
+      host = I64({1, n}, std::vector<int64_t>(ids.begin(), ids.end()));
+    } else if (name == "attention_mask") {
+      host = I64({1, cached_ + n}, std::vector<int64_t>(cached_ + n, 1));
+    } else if (name == "position_ids") {
+      std::vector<int64_t> positions(n);
+      for (int64_t i = 0; i < n; ++i) positions[i] = cached_ + i;
+      host = I64({1, n}, positions);
+    } else {
+      int index = -1;
+      for (int layer = 0; layer < signature_.num_layers && index < 0; ++layer)
+        for (int kv = 0; kv < 2; ++kv)
+          if (name == LlmSignature::PastName(layer, kv == 1)) index = 2 * layer + kv;
+      if (index < 0) return InternalError(StrCat("'main' has an input '", name, "' the engine does not know"));
+      inputs.push_back(past_[index]);
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor uploaded, executor_->Upload(host));
+    inputs.push_back(std::move(uploaded));
+  }
 
-  KILN_ASSIGN_OR_RETURN(std::vector<io::NamedTensor> outputs, executor_->Run(kMain, inputs));
+  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor_->RunOnDevice(kMain, inputs));
   inputs.clear();  // frees the old cache before the new one is kept
 
   // Outputs are checked against what the next step will feed back: a wrong
   // shape here would otherwise surface as a confusing input error later.
   const int64_t total = cached_ + n;
-  std::vector<io::Tensor> present(2 * signature_.num_layers);
+  std::vector<exec::DeviceTensor> present(2 * signature_.num_layers);
   std::vector<bool> seen(present.size(), false);
-  bool have_logits = false;
-  for (io::NamedTensor& out : outputs) {
-    if (out.name == "logits") {
+  std::optional<exec::DeviceTensor> logits;
+  for (uint32_t o = 0; o < outputs.size(); ++o) {
+    const std::string_view name = fn->outputs()->Get(o)->name()->string_view();
+    exec::DeviceTensor& out = outputs[o];
+    auto describe = [&] { return StrCat(DTypeName(out.dtype), ShapeToString(out.shape)); };
+    if (name == "logits") {
       const std::vector<int64_t> want = {1, n, vocab_};
-      if (out.tensor.shape != want)
-        return InternalError(StrCat("output 'logits' is ", out.tensor.Describe(), ", expected ", ShapeToString(want)));
-      logits = std::move(out.tensor);
-      have_logits = true;
+      if (out.shape != want || out.dtype != DType::kF32)
+        return InternalError(StrCat("output 'logits' is ", describe(), ", expected f32", ShapeToString(want)));
+      logits = std::move(out);
       continue;
     }
     for (int layer = 0; layer < signature_.num_layers; ++layer)
       for (int kv = 0; kv < 2; ++kv) {
-        if (out.name != LlmSignature::PresentName(layer, kv == 1)) continue;
+        if (name != LlmSignature::PresentName(layer, kv == 1)) continue;
         const std::vector<int64_t> want = {1, signature_.kv_heads, total, signature_.head_dim};
-        if (out.tensor.shape != want || out.tensor.dtype != signature_.kv_dtype)
-          return InternalError(StrCat("output '", out.name, "' is ", out.tensor.Describe(), ", expected ",
+        if (out.shape != want || out.dtype != signature_.kv_dtype)
+          return InternalError(StrCat("output '", name, "' is ", describe(), ", expected ",
                                       DTypeName(signature_.kv_dtype), ShapeToString(want)));
-        present[2 * layer + kv] = std::move(out.tensor);
+        present[2 * layer + kv] = std::move(out);
         seen[2 * layer + kv] = true;
       }
   }
-  if (!have_logits) return InternalError("the model returned no 'logits'");
+  if (!logits) return InternalError("the model returned no 'logits'");
   for (size_t i = 0; i < seen.size(); ++i)
     if (!seen[i]) return InternalError(StrCat("the model returned no '", LlmSignature::PresentName(i / 2, i % 2), "'"));
   past_ = std::move(present);
   cached_ = total;
-  return OkStatus();
+  return std::move(*logits);
+}
+
+StatusOr<std::vector<float>> Engine::LogitsRow(const exec::DeviceTensor& logits, int64_t row) {
+  KILN_ASSIGN_OR_RETURN(io::Tensor t, executor_->Download(logits, row * vocab_, vocab_));
+  auto values = t.values<float>();
+  return std::vector<float>(values.begin(), values.end());
 }
 
 StatusOr<std::vector<float>> Engine::Prefill(std::span<const int64_t> ids) {
   Reset();
-  KILN_ASSIGN_OR_RETURN(io::Tensor logits, Forward(ids));
-  auto all = logits.values<float>();
-  return std::vector<float>(all.end() - vocab_, all.end());
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits, Forward(ids));
+  return LogitsRow(logits, static_cast<int64_t>(ids.size()) - 1);
 }
 
 StatusOr<std::vector<float>> Engine::Step(int64_t id) {
   if (cached_ == 0) return FailedPreconditionError("Step before Prefill: the KV cache is empty");
   const int64_t ids[1] = {id};
-  KILN_ASSIGN_OR_RETURN(io::Tensor logits, Forward(ids));
-  auto all = logits.values<float>();
-  return std::vector<float>(all.begin(), all.end());
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits, Forward(ids));
+  return LogitsRow(logits, 0);
 }
 
 StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const GenerateParams& params,
@@ -189,8 +211,9 @@ StatusOr<ScoreResult> Engine::Score(std::span<const int64_t> window) {
   Reset();
   ScoreResult result;
   if (window.size() < 2) return result;  // nothing after the first id
-  KILN_ASSIGN_OR_RETURN(io::Tensor logits, Forward(window));
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor device_logits, Forward(window));
   Reset();  // scoring keeps no cache; free it now
+  KILN_ASSIGN_OR_RETURN(io::Tensor logits, executor_->Download(device_logits));
   auto all = logits.values<float>();
   for (size_t i = 0; i + 1 < window.size(); ++i) {
     std::span<const float> row = all.subspan(i * vocab_, vocab_);

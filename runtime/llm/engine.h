@@ -99,10 +99,13 @@ class Engine {
 
  private:
   Engine() = default;
-  /// Runs `ids` after the cached tokens; returns logits [1, S, vocab] and
-  /// keeps the presents as the new cache. On error the cache is dropped.
-  StatusOr<io::Tensor> Forward(std::span<const int64_t> ids);
-  Status RunForward(std::span<const int64_t> ids, io::Tensor& logits);
+  /// Runs `ids` after the cached tokens; returns logits [1, S, vocab], left
+  /// on the device, and keeps the presents as the new cache. On error the
+  /// cache is dropped.
+  StatusOr<exec::DeviceTensor> Forward(std::span<const int64_t> ids);
+  StatusOr<exec::DeviceTensor> RunForward(std::span<const int64_t> ids);
+  /// Row `row` of logits [1, S, vocab], downloaded.
+  StatusOr<std::vector<float>> LogitsRow(const exec::DeviceTensor& logits, int64_t row);
 
   std::unique_ptr<artifact::Artifact> artifact_;
   std::unique_ptr<hal::Device> device_;
@@ -111,8 +114,9 @@ class Engine {
   LlmSignature signature_;
   int64_t vocab_ = 0;
   int64_t cached_ = 0;
-  /// past_key_values inputs for the next forward: [2 * layer + (value ? 1 : 0)].
-  std::vector<io::Tensor> past_;
+  /// past_key_values inputs for the next forward, on the device:
+  /// [2 * layer + (value ? 1 : 0)]; empty after Reset.
+  std::vector<exec::DeviceTensor> past_;
 };
 
 }  // namespace kiln::llm

@@ -61,6 +61,49 @@ TEST(ExecutorTest, AddsVectorsOfAnyLength) {
   EXPECT_EQ(Values((*out)[0].tensor), (std::vector<float>{11, 22}));
 }
 
+TEST(ExecutorTest, RunOnDeviceChainsWithoutCopies) {
+  StatusOr<Harness> h = Make(AddModel());
+  ASSERT_TRUE(h.ok()) << h.status().message();
+  StatusOr<DeviceTensor> x = h->executor->Upload(F32({3}, {1, 2, 3}));
+  StatusOr<DeviceTensor> y = h->executor->Upload(F32({3}, {10, 20, 30}));
+  ASSERT_TRUE(x.ok() && y.ok());
+  // z = x + y, then z + y: the first run's output is the second's input as is.
+  std::vector<DeviceTensor> first = {*x, *y};
+  StatusOr<std::vector<DeviceTensor>> z = h->executor->RunOnDevice("main", first);
+  ASSERT_TRUE(z.ok()) << z.status().message();
+  ASSERT_EQ(z->size(), 1u);
+  std::vector<DeviceTensor> second = {(*z)[0], *y};
+  StatusOr<std::vector<DeviceTensor>> w = h->executor->RunOnDevice("main", second);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  StatusOr<Tensor> all = h->executor->Download((*w)[0]);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->shape, (std::vector<int64_t>{3}));
+  EXPECT_EQ(Values(*all), (std::vector<float>{21, 42, 63}));
+  // The inputs were only read.
+  EXPECT_EQ(Values(*h->executor->Download(*x)), (std::vector<float>{1, 2, 3}));
+  // A range comes back flat; out-of-range ranges are errors.
+  StatusOr<Tensor> tail = h->executor->Download((*w)[0], 1, 2);
+  ASSERT_TRUE(tail.ok()) << tail.status().message();
+  EXPECT_EQ(Values(*tail), (std::vector<float>{42, 63}));
+  EXPECT_FALSE(h->executor->Download((*w)[0], 2, 2).ok());
+  EXPECT_FALSE(h->executor->Download((*w)[0], -1, 1).ok());
+
+  // Shapes are checked as for host inputs, and a tensor must fit its buffer.
+  DeviceTensor too_big = *x;
+  too_big.shape = {4};
+  std::vector<DeviceTensor> bad = {too_big, too_big};
+  EXPECT_EQ(h->executor->RunOnDevice("main", bad).status().message(),
+            "input 'x': f32[4] does not fit its device buffer");
+  DeviceTensor shifted = *x;
+  shifted.offset = 8;  // 12-byte buffer: 4 bytes left, 12 needed
+  bad = {shifted, *y};
+  EXPECT_FALSE(h->executor->RunOnDevice("main", bad).ok());
+  bad = {*x};
+  EXPECT_EQ(h->executor->RunOnDevice("main", bad).status().message(), "function 'main' takes 2 inputs but 1 were given");
+  bad = {*x, DeviceTensor{}};
+  EXPECT_FALSE(h->executor->RunOnDevice("main", bad).ok());
+}
+
 TEST(ExecutorTest, ReportsBadInputs) {
   ModelSpec spec = AddModel();
   spec.functions[0].inputs[1] = {"y", DType::kF32, {3}};  // y static [3], x dynamic [n]
