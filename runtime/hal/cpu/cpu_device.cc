@@ -5,28 +5,45 @@
 #include <cstring>
 #include <vector>
 
+#include "runtime/hal/cpu/buffer_pool.h"
 #include "runtime/hal/cpu/elf_module.h"
 #include "runtime/hal/cpu/thread_pool.h"
 
 namespace kiln::hal::cpu {
 namespace {
 
-constexpr uint64_t kAlignment = 64;
 /// Refuse single allocations beyond this (a corrupt dim, not a real model).
 constexpr uint64_t kMaxAllocation = uint64_t{1} << 46;
+/// Most bytes the device keeps in its pool of freed buffers.
+constexpr uint64_t kMaxPooledBytes = uint64_t{256} << 20;
 
-class HostBuffer final : public Buffer {
+/// Host memory the device does not own (the artifact's constants).
+class WrappedBuffer final : public Buffer {
  public:
-  HostBuffer(void* data, uint64_t size, bool owned, bool read_only)
-      : Buffer(size, read_only), data_(data), owned_(owned) {}
-  ~HostBuffer() override {
-    if (owned_) std::free(data_);
-  }
+  WrappedBuffer(void* data, uint64_t size) : Buffer(size, /*read_only=*/true), data_(data) {}
   void* host_ptr() const override { return data_; }
 
  private:
   void* data_;
-  bool owned_;
+};
+
+/// Memory from the device's pool; goes back to it when the last reference
+/// drops (or to libc when the device is gone first).
+class PooledBuffer final : public Buffer {
+ public:
+  PooledBuffer(std::weak_ptr<BufferPool> pool, void* data, uint64_t size)
+      : Buffer(size, /*read_only=*/false), pool_(std::move(pool)), data_(data) {}
+  ~PooledBuffer() override {
+    if (std::shared_ptr<BufferPool> pool = pool_.lock())
+      pool->Give(data_, size());
+    else
+      std::free(data_);
+  }
+  void* host_ptr() const override { return data_; }
+
+ private:
+  std::weak_ptr<BufferPool> pool_;
+  void* data_;
 };
 
 class CpuExecutable final : public Executable {
@@ -49,24 +66,23 @@ bool InRange(uint64_t offset, uint64_t size, uint64_t limit) {
 
 class CpuDevice final : public Device {
  public:
-  explicit CpuDevice(std::unique_ptr<ThreadPool> pool) : pool_(std::move(pool)) {}
+  explicit CpuDevice(std::unique_ptr<ThreadPool> pool)
+      : pool_(std::move(pool)), buffers_(BufferPool::Create(kMaxPooledBytes)) {}
 
   std::string_view name() const override { return "cpu"; }
 
   StatusOr<std::shared_ptr<Buffer>> Allocate(uint64_t size) override {
     if (size > kMaxAllocation)
       return ResourceExhaustedError(StrCat("cpu driver: refusing to allocate ", size, " bytes"));
-    // Round up (aligned_alloc wants a multiple) and never hand out null.
-    uint64_t rounded = size == 0 ? kAlignment : (size + kAlignment - 1) / kAlignment * kAlignment;
-    void* data = std::aligned_alloc(kAlignment, rounded);
+    // Never null, even for 0 bytes; 64-byte aligned.
+    void* data = buffers_->Take(size);
     if (!data) return ResourceExhaustedError(StrCat("cpu driver: out of memory allocating ", size, " bytes"));
-    return std::shared_ptr<Buffer>(std::make_shared<HostBuffer>(data, size, /*owned=*/true, /*read_only=*/false));
+    return std::shared_ptr<Buffer>(std::make_shared<PooledBuffer>(buffers_, data, size));
   }
 
   StatusOr<std::shared_ptr<Buffer>> WrapHostMemory(const void* data, uint64_t size) override {
     if (!data && size) return InvalidArgumentError("cpu driver: wrapping null memory");
-    return std::shared_ptr<Buffer>(std::make_shared<HostBuffer>(
-        const_cast<void*>(data), size, /*owned=*/false, /*read_only=*/true));
+    return std::shared_ptr<Buffer>(std::make_shared<WrappedBuffer>(const_cast<void*>(data), size));
   }
 
   Status Upload(Buffer& buffer, uint64_t offset, std::span<const uint8_t> data) override {
@@ -165,6 +181,7 @@ class CpuDevice final : public Device {
   }
 
   std::unique_ptr<ThreadPool> pool_;
+  std::shared_ptr<BufferPool> buffers_;
 };
 
 }  // namespace
