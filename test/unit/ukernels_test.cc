@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -535,6 +536,126 @@ TEST(UkAttention, LargeScoresDoNotOverflow) {
   kiln_uk_attention_f32(q.data(), k.data(), v.data(), nullptr, c.B, c.H, c.KVH, c.S, c.T, c.hd,
                         1.0f, 1, out.data(), 0, 1);
   ExpectClose(out, ref, kTol, "scale 1");
+}
+
+// Paged: a flattened batch of sequences whose K/V sit in shuffled pool
+// blocks must give, row for row, what the contiguous reference gives each
+// sequence alone.
+TEST(UkAttention, PagedMatchesContiguousPerSequence) {
+  struct Seq {
+    int64_t S, T;  // new rows, context (cached + new)
+  };
+  struct PagedCase {
+    int64_t H, KVH, hd, block_size;
+    bool causal;
+    std::vector<Seq> seqs;
+  };
+  const PagedCase cases[] = {
+      {4, 2, 32, 16, true, {{1, 1}}},                            // first decode step
+      {8, 2, 32, 16, true, {{1, 40}, {1, 17}, {1, 16}}},         // decodes across block edges
+      {4, 4, 64, 16, true, {{37, 37}, {1, 90}, {5, 21}}},        // prefill + decode + chunked prefill
+      {8, 2, 16, 4, true, {{20, 70}}},                           // tiny blocks, many chunks
+      {2, 1, 80, 32, true, {{9, 9}, {3, 200}}},                  // hd 80, MQA
+      {3, 3, 300, 8, true, {{2, 11}}},                           // hd > 256 (general path)
+      {4, 2, 32, 16, false, {{6, 30}}},                          // not causal
+  };
+  std::mt19937 rng(21);
+  for (const PagedCase &c : cases) {
+    int64_t N = 0, blocks_needed = 0, M = 0;
+    for (const Seq &q : c.seqs) {
+      N += q.S;
+      int64_t nb = (q.T + c.block_size - 1) / c.block_size;
+      blocks_needed += nb;
+      M = std::max(M, nb);
+    }
+    const int64_t num_blocks = blocks_needed + 3;  // a few spare blocks
+    std::vector<int32_t> physical(num_blocks);
+    std::iota(physical.begin(), physical.end(), 0);
+    std::shuffle(physical.begin(), physical.end(), rng);
+    const int64_t row = c.KVH * c.hd;
+    std::vector<float> kpool = Random(num_blocks * c.block_size * row, rng, -2.0f, 2.0f);
+    std::vector<float> vpool = Random(num_blocks * c.block_size * row, rng);
+    std::vector<float> q = Random(c.H * N * c.hd, rng, -2.0f, 2.0f);
+    const int64_t B = static_cast<int64_t>(c.seqs.size());
+    std::vector<int32_t> tables(B * M, -1), seq_lens(B), query_start(B + 1, 0);
+    std::vector<double> want(c.H * N * c.hd);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    int64_t next = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const Seq &sq = c.seqs[b];
+      seq_lens[b] = static_cast<int32_t>(sq.T);
+      query_start[b + 1] = static_cast<int32_t>(query_start[b] + sq.S);
+      for (int64_t j = 0; j * c.block_size < sq.T; ++j) tables[b * M + j] = physical[next++];
+      // The sequence alone, contiguous: gather its K/V out of the pools.
+      AttentionCase one{1, c.H, c.KVH, sq.S, sq.T, c.hd, c.causal, 0};
+      std::vector<float> k1(c.KVH * sq.T * c.hd), v1(k1.size()), q1(c.H * sq.S * c.hd);
+      for (int64_t kvh = 0; kvh < c.KVH; ++kvh)
+        for (int64_t j = 0; j < sq.T; ++j) {
+          int64_t slot = int64_t{tables[b * M + j / c.block_size]} * c.block_size + j % c.block_size;
+          for (int64_t i = 0; i < c.hd; ++i) {
+            k1[(kvh * sq.T + j) * c.hd + i] = kpool[slot * row + kvh * c.hd + i];
+            v1[(kvh * sq.T + j) * c.hd + i] = vpool[slot * row + kvh * c.hd + i];
+          }
+        }
+      for (int64_t h = 0; h < c.H; ++h)
+        for (int64_t s = 0; s < sq.S; ++s)
+          for (int64_t i = 0; i < c.hd; ++i)
+            q1[(h * sq.S + s) * c.hd + i] = q[(h * N + query_start[b] + s) * c.hd + i];
+      std::vector<double> ref = AttentionRef(one, q1, k1, v1, nullptr, scale);
+      for (int64_t h = 0; h < c.H; ++h)
+        for (int64_t s = 0; s < sq.S; ++s)
+          for (int64_t i = 0; i < c.hd; ++i)
+            want[(h * N + query_start[b] + s) * c.hd + i] = ref[(h * sq.S + s) * c.hd + i];
+    }
+    SCOPED_TRACE("H=" + std::to_string(c.H) + " KVH=" + std::to_string(c.KVH) + " hd=" +
+                 std::to_string(c.hd) + " bs=" + std::to_string(c.block_size) + " B=" + std::to_string(B));
+    for (const Schedule &s : kSchedules) {
+      std::vector<float> out(want.size(), kNaN);
+      RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+        kiln_uk_paged_attention_f32(q.data(), kpool.data(), vpool.data(), tables.data(), seq_lens.data(),
+                                    query_start.data(), B, M, c.H, c.KVH, N, c.hd, num_blocks,
+                                    c.block_size, scale, c.causal, out.data(), wg, count);
+      });
+      ExpectClose(out, want, kTol, Describe(s));
+    }
+  }
+}
+
+TEST(UkAttention, PagedSkipsBadBlocksAndUncoveredRows) {
+  // One sequence owning rows 0..1 of 3; its second block id is out of the
+  // pool. Row 2 belongs to no sequence: zeros, never garbage.
+  const int64_t H = 2, KVH = 1, hd = 16, bs = 4, num_blocks = 2, N = 3;
+  std::mt19937 rng(22);
+  std::vector<float> kpool = Random(num_blocks * bs * KVH * hd, rng), vpool = Random(kpool.size(), rng);
+  std::vector<float> q = Random(H * N * hd, rng);
+  std::vector<int32_t> tables = {1, 7}, seq_lens = {6}, query_start = {0, 2};
+  std::vector<float> out(H * N * hd, kNaN);
+  kiln_uk_paged_attention_f32(q.data(), kpool.data(), vpool.data(), tables.data(), seq_lens.data(),
+                              query_start.data(), 1, 2, H, KVH, N, hd, num_blocks, bs, 0.25f, 1,
+                              out.data(), 0, 1);
+  for (float x : out) EXPECT_TRUE(std::isfinite(x));
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < hd; ++i) EXPECT_EQ(out[(h * N + 2) * hd + i], 0.0f);
+}
+
+TEST(UkLayout, KvCacheWriteFillsOnlyItsSlots) {
+  std::mt19937 rng(23);
+  const int64_t KVH = 2, N = 5, hd = 24, num_slots = 12;
+  std::vector<float> cur = Random(KVH * N * hd, rng);
+  std::vector<int32_t> slots = {3, 11, -1, 0, 12};  // -1 and 12 (out of range) are skipped
+  for (const Schedule &s : kSchedules) {
+    std::vector<float> pool(num_slots * KVH * hd, -7.0f);
+    RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+      kiln_uk_kv_cache_write_f32(cur.data(), slots.data(), KVH, N, hd, num_slots, pool.data(), wg, count);
+    });
+    for (int64_t slot = 0; slot < num_slots; ++slot)
+      for (int64_t c = 0; c < KVH; ++c)
+        for (int64_t i = 0; i < hd; ++i) {
+          int64_t t = slot == 3 ? 0 : slot == 11 ? 1 : slot == 0 ? 3 : -1;
+          float want = t < 0 ? -7.0f : cur[(c * N + t) * hd + i];
+          ASSERT_EQ(pool[(slot * KVH + c) * hd + i], want) << "slot " << slot << " head " << c;
+        }
+  }
 }
 
 //===-- Layout: KV append, heads, embedding --------------------------------===//

@@ -81,11 +81,11 @@ UK_INLINE kiln_v16f uk_dot4(const float *qr, const float *k0, const float *k1, c
   return uk_fold4(a0, a1, a2, a3);
 }
 
-/* q . k_j for the 16 keys starting at kj (rows of hd floats); only the first
- * nv (1..16) are read, the other lanes repeat the last valid key. */
-UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t nv, int64_t hd) {
+/* q . k_j for the 16 keys starting at kj (rows of hd floats, ks apart); only
+ * the first nv (1..16) are read, the other lanes repeat the last valid key. */
+UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t ks, int64_t nv, int64_t hd) {
   const float *kp[UK_W];
-  for (int j = 0; j < UK_W; ++j) kp[j] = kj + (j < nv ? j : nv - 1) * hd;
+  for (int j = 0; j < UK_W; ++j) kp[j] = kj + (j < nv ? j : nv - 1) * ks;
   kiln_v16f y0 = uk_dot4(qr, kp[0], kp[1], kp[2], kp[3], hd);
   kiln_v16f y1 = uk_dot4(qr, kp[4], kp[5], kp[6], kp[7], hd);
   kiln_v16f y2 = uk_dot4(qr, kp[8], kp[9], kp[10], kp[11], hd);
@@ -96,9 +96,9 @@ UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t nv, int64
 /*===-- P @ V -------------------------------------------------------------===*/
 
 /* o_i = o_i * alpha_i + sum_{j < nk} p_i[j] * v_j for R (1..4, a constant
- * after inlining) rows; p rows have stride UK_ATT_TB. */
+ * after inlining) rows; p rows have stride UK_ATT_TB, v rows stride ks. */
 UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, int R,
-                          const float *vb, int64_t nk, int64_t hd) {
+                          const float *vb, int64_t ks, int64_t nk, int64_t hd) {
   int64_t d = 0;
   for (; d + UK_W <= hd; d += UK_W) {
     kiln_v16f acc[UK_ATT_RB], acc2[UK_ATT_RB];
@@ -109,7 +109,7 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
     int64_t j = 0;
     if (R <= 2) { /* two chains per row so that FMA latency does not limit */
       for (; j + 2 <= nk; j += 2) {
-        kiln_v16f v0 = uk_load(vb + j * hd + d), v1 = uk_load(vb + (j + 1) * hd + d);
+        kiln_v16f v0 = uk_load(vb + j * ks + d), v1 = uk_load(vb + (j + 1) * ks + d);
         for (int i = 0; i < R; ++i) {
           acc[i] += p[i * UK_ATT_TB + j] * v0;
           acc2[i] += p[i * UK_ATT_TB + j + 1] * v1;
@@ -117,7 +117,7 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
       }
     }
     for (; j < nk; ++j) {
-      kiln_v16f v0 = uk_load(vb + j * hd + d);
+      kiln_v16f v0 = uk_load(vb + j * ks + d);
       for (int i = 0; i < R; ++i) acc[i] += p[i * UK_ATT_TB + j] * v0;
     }
     for (int i = 0; i < R; ++i) uk_store(o[i] + d, acc[i] + acc2[i]);
@@ -125,28 +125,68 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
   for (; d < hd; ++d) {
     for (int i = 0; i < R; ++i) {
       float acc = o[i][d] * alpha[i];
-      for (int64_t j = 0; j < nk; ++j) acc += p[i * UK_ATT_TB + j] * vb[j * hd + d];
+      for (int64_t j = 0; j < nk; ++j) acc += p[i * UK_ATT_TB + j] * vb[j * ks + d];
       o[i][d] = acc;
     }
   }
 }
 
 UK_INLINE void uk_pv_any(float *const *o, const float *p, const float *alpha, int R,
-                         const float *vb, int64_t nk, int64_t hd) {
+                         const float *vb, int64_t ks, int64_t nk, int64_t hd) {
   switch (R) {
-    case 1: uk_pv_rows(o, p, alpha, 1, vb, nk, hd); break;
-    case 2: uk_pv_rows(o, p, alpha, 2, vb, nk, hd); break;
-    case 3: uk_pv_rows(o, p, alpha, 3, vb, nk, hd); break;
-    default: uk_pv_rows(o, p, alpha, 4, vb, nk, hd); break;
+    case 1: uk_pv_rows(o, p, alpha, 1, vb, ks, nk, hd); break;
+    case 2: uk_pv_rows(o, p, alpha, 2, vb, ks, nk, hd); break;
+    case 3: uk_pv_rows(o, p, alpha, 3, vb, ks, nk, hd); break;
+    default: uk_pv_rows(o, p, alpha, 4, vb, ks, nk, hd); break;
   }
+}
+
+/*===-- Where a work item's rows and keys live ----------------------------===*/
+
+/* Query/out row (h, s) of the item's sequence is at q/out + h * hs + s * hd.
+ * Keys: contiguous (blocks == NULL): key j's row at k/v + j * hd; paged:
+ * logical key j lives in physical block blocks[j / bs] at offset j % bs,
+ * its row at k/v + (block * bs + offset) * ks (k/v already point at the kv
+ * head within a pool row of ks = KVH * hd floats). */
+typedef struct {
+  const float *q;
+  float *out;
+  int64_t hs;
+  int64_t S, T, hd;
+  const float *k, *v;
+  const int32_t *blocks;
+  int64_t bs, ks, num_blocks;
+  const int64_t *mrow; /* contiguous only: padding mask row [T] or NULL */
+  float scale;
+  int32_t causal;
+} uk_att_src_t;
+
+/* The run of keys j0.. (at most `want`) that sits contiguously in memory:
+ * sets their K and V row pointers and row stride; returns how many, or 0
+ * for a paged block id outside the pool (those keys are skipped). */
+UK_INLINE int64_t uk_att_chunk(const uk_att_src_t *a, int64_t j0, int64_t want, const float **kc,
+                               const float **vc, int64_t *ks) {
+  if (!a->blocks) {
+    *kc = a->k + j0 * a->hd;
+    *vc = a->v + j0 * a->hd;
+    *ks = a->hd;
+    return want;
+  }
+  const int64_t blk = a->blocks[j0 / a->bs], off = j0 % a->bs;
+  const int64_t n = uk_min64(want, a->bs - off);
+  if (blk < 0 || blk >= a->num_blocks) return -n;
+  const int64_t row = blk * a->bs + off;
+  *kc = a->k + row * a->ks;
+  *vc = a->v + row * a->ks;
+  *ks = a->ks;
+  return n;
 }
 
 /*===-- One work item -----------------------------------------------------===*/
 
-static void uk_att_item(const float *q, const float *kb, const float *vb, const int64_t *mrow,
-                        int64_t H, int64_t S, int64_t T, int64_t hd, float scale, int32_t causal,
-                        float *out, int64_t b, int64_t hb, int64_t rr0, int64_t nr) {
+static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t nr) {
   const float NEG_INF = -__builtin_inff();
+  const int64_t S = a->S, T = a->T, hd = a->hd;
   const float *qp[UK_ATT_QB];
   float *op[UK_ATT_QB];
   int64_t lim[UK_ATT_QB]; /* last visible key of the row */
@@ -156,10 +196,10 @@ static void uk_att_item(const float *q, const float *kb, const float *vb, const 
   int64_t maxlim = -1;
   for (int64_t i = 0; i < nr; ++i) {
     int64_t h = hb + (rr0 + i) / S, s = (rr0 + i) % S;
-    int64_t off = ((b * H + h) * S + s) * hd;
-    qp[i] = q + off;
-    op[i] = out + off;
-    lim[i] = causal ? uk_min64(T - S + s, T - 1) : T - 1;
+    int64_t off = h * a->hs + s * hd;
+    qp[i] = a->q + off;
+    op[i] = a->out + off;
+    lim[i] = a->causal ? uk_min64(T - S + s, T - 1) : T - 1;
     maxlim = uk_max64(maxlim, lim[i]);
     m[i] = NEG_INF;
     l[i] = 0.0f;
@@ -167,8 +207,16 @@ static void uk_att_item(const float *q, const float *kb, const float *vb, const 
   }
   const int64_t kend = uk_min64(T, maxlim + 1);
   const kiln_v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  for (int64_t j0 = 0; j0 < kend; j0 += UK_ATT_TB) {
-    const int64_t tb = uk_min64(UK_ATT_TB, kend - j0);
+  const int64_t *mrow = a->mrow;
+  int64_t tb;
+  for (int64_t j0 = 0; j0 < kend; j0 += tb) {
+    const float *kc, *vc;
+    int64_t ks;
+    tb = uk_att_chunk(a, j0, uk_min64(UK_ATT_TB, kend - j0), &kc, &vc, &ks);
+    if (tb < 0) { /* keys in no valid block: not seen */
+      tb = -tb;
+      continue;
+    }
     int any = 0;
     for (int64_t j = 0; j < UK_ATT_TB; ++j) {
       int ok = j < tb && (!mrow || mrow[j0 + j] != 0);
@@ -185,7 +233,7 @@ static void uk_att_item(const float *q, const float *kb, const float *vb, const 
         kiln_v16f s16 = uk_splat(NEG_INF);
         if (c < vis) {
           int64_t nv = uk_min64(UK_W, vis - c);
-          s16 = uk_dot16(qp[i], kb + (j0 + c) * hd, nv, hd) * scale + uk_load(mb + c);
+          s16 = uk_dot16(qp[i], kc + c * ks, ks, nv, hd) * a->scale + uk_load(mb + c);
           s16 = iota < (int32_t)nv ? s16 : NEG_INF;
         }
         uk_store(si + c, s16);
@@ -211,7 +259,7 @@ static void uk_att_item(const float *q, const float *kb, const float *vb, const 
     if (nk_max == 0) continue;
     for (int64_t i = 0; i < nr; i += UK_ATT_RB) {
       int R = (int)uk_min64(UK_ATT_RB, nr - i);
-      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vb + j0 * hd, nk_max, hd);
+      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vc, ks, nk_max, hd);
     }
   }
   for (int64_t i = 0; i < nr; ++i) {
@@ -248,15 +296,15 @@ UK_INLINE void uk_att_scores_t(const float *const *kr, int KR, const float *qt, 
 
 /* o[i][d] = o[i][d] * alpha[i] + sum_j pt[j][i] * v[j][d] for the R rows
  * i0..i0+R-1 of the O tile (row stride ldo; R = 1..6, a constant after
- * inlining: 12 ymm accumulators on AVX2 at R = 6), nk keys. */
+ * inlining: 12 ymm accumulators on AVX2 at R = 6), nk keys, v rows ks apart. */
 UK_INLINE void uk_att_pv_t(float *o, int64_t ldo, const float *pt, const float *alpha, int i0,
-                           int R, const float *vb, int64_t nk, int64_t hd) {
+                           int R, const float *vb, int64_t ks, int64_t nk, int64_t hd) {
   int64_t d = 0;
   for (; d + UK_W <= hd; d += UK_W) {
     kiln_v16f acc[6];
     for (int i = 0; i < R; ++i) acc[i] = uk_load(o + (i0 + i) * ldo + d) * alpha[i0 + i];
     for (int64_t j = 0; j < nk; ++j) {
-      kiln_v16f vv = uk_load(vb + j * hd + d);
+      kiln_v16f vv = uk_load(vb + j * ks + d);
       const float *p = pt + j * UK_W + i0;
       for (int i = 0; i < R; ++i) acc[i] += p[i] * vv;
     }
@@ -265,31 +313,29 @@ UK_INLINE void uk_att_pv_t(float *o, int64_t ldo, const float *pt, const float *
   for (; d < hd; ++d) {
     for (int i = i0; i < i0 + R; ++i) {
       float acc = o[i * ldo + d] * alpha[i];
-      for (int64_t j = 0; j < nk; ++j) acc += pt[j * UK_W + i] * vb[j * hd + d];
+      for (int64_t j = 0; j < nk; ++j) acc += pt[j * UK_W + i] * vb[j * ks + d];
       o[i * ldo + d] = acc;
     }
   }
 }
 
 UK_INLINE void uk_att_pv_t_any(float *o, int64_t ldo, const float *pt, const float *alpha, int i0,
-                               int R, const float *vb, int64_t nk, int64_t hd) {
+                               int R, const float *vb, int64_t ks, int64_t nk, int64_t hd) {
   switch (R) {
-    case 1: uk_att_pv_t(o, ldo, pt, alpha, i0, 1, vb, nk, hd); break;
-    case 2: uk_att_pv_t(o, ldo, pt, alpha, i0, 2, vb, nk, hd); break;
-    case 3: uk_att_pv_t(o, ldo, pt, alpha, i0, 3, vb, nk, hd); break;
-    case 4: uk_att_pv_t(o, ldo, pt, alpha, i0, 4, vb, nk, hd); break;
-    case 5: uk_att_pv_t(o, ldo, pt, alpha, i0, 5, vb, nk, hd); break;
-    default: uk_att_pv_t(o, ldo, pt, alpha, i0, 6, vb, nk, hd); break;
+    case 1: uk_att_pv_t(o, ldo, pt, alpha, i0, 1, vb, ks, nk, hd); break;
+    case 2: uk_att_pv_t(o, ldo, pt, alpha, i0, 2, vb, ks, nk, hd); break;
+    case 3: uk_att_pv_t(o, ldo, pt, alpha, i0, 3, vb, ks, nk, hd); break;
+    case 4: uk_att_pv_t(o, ldo, pt, alpha, i0, 4, vb, ks, nk, hd); break;
+    case 5: uk_att_pv_t(o, ldo, pt, alpha, i0, 5, vb, ks, nk, hd); break;
+    default: uk_att_pv_t(o, ldo, pt, alpha, i0, 6, vb, ks, nk, hd); break;
   }
 }
 
 /* One work item of nr (UK_ATT_LANES_MIN..16) rows, hd <= UK_ATT_HD_MAX. */
 #define UK_ATT_HD_MAX 256
-static void uk_att_item_t(const float *q, const float *kb, const float *vb, const int64_t *mrow,
-                          int64_t H, int64_t S, int64_t T, int64_t hd, float scale,
-                          int32_t causal, float *out, int64_t b, int64_t hb, int64_t rr0,
-                          int64_t nr) {
+static void uk_att_item_t(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t nr) {
   const float NEG_INF = -__builtin_inff();
+  const int64_t S = a->S, T = a->T, hd = a->hd;
   float qt[UK_ATT_HD_MAX * UK_W] UK_ALIGN64;     /* Q^T, scaled */
   float ot[UK_W * UK_ATT_HD_MAX] UK_ALIGN64;     /* O, row stride hd */
   float pt[UK_ATT_TB * UK_W] UK_ALIGN64;         /* P^T of one key block */
@@ -300,11 +346,11 @@ static void uk_att_item_t(const float *q, const float *kb, const float *vb, cons
   for (int64_t i = 0; i < UK_W; ++i) {
     if (i < nr) {
       int64_t h = hb + (rr0 + i) / S, s = (rr0 + i) % S;
-      int64_t off = ((b * H + h) * S + s) * hd;
-      const float *qr = q + off;
-      op[i] = out + off;
-      for (int64_t d = 0; d < hd; ++d) qt[d * UK_W + i] = qr[d] * scale;
-      int64_t lim = causal ? uk_min64(T - S + s, T - 1) : T - 1;
+      int64_t off = h * a->hs + s * hd;
+      const float *qr = a->q + off;
+      op[i] = a->out + off;
+      for (int64_t d = 0; d < hd; ++d) qt[d * UK_W + i] = qr[d] * a->scale;
+      int64_t lim = a->causal ? uk_min64(T - S + s, T - 1) : T - 1;
       maxlim = uk_max64(maxlim, lim);
       lim_i[i] = (int32_t)lim; /* T < 2^31 */
     } else {
@@ -317,15 +363,22 @@ static void uk_att_item_t(const float *q, const float *kb, const float *vb, cons
   __builtin_memcpy(&limv, lim_i, sizeof limv);
   kiln_v16f m = uk_splat(NEG_INF), l = 0;
   const int64_t kend = uk_min64(T, maxlim + 1);
-  for (int64_t j0 = 0; j0 < kend; j0 += UK_ATT_TB) {
-    const int64_t tb = uk_min64(UK_ATT_TB, kend - j0);
+  const int64_t *mrow = a->mrow;
+  int64_t tb;
+  for (int64_t j0 = 0; j0 < kend; j0 += tb) {
+    const float *kc, *vc;
+    int64_t ks;
+    tb = uk_att_chunk(a, j0, uk_min64(UK_ATT_TB, kend - j0), &kc, &vc, &ks);
+    if (tb < 0) { /* keys in no valid block: not seen */
+      tb = -tb;
+      continue;
+    }
     /* scores, masked, into pt; block max */
     kiln_v16f bmax = uk_splat(NEG_INF);
-    int64_t nk = 0; /* keys up to the last one that some lane sees */
     for (int64_t j = 0; j < tb; j += UK_ATT_KR) {
       const float *kr[UK_ATT_KR];
       int64_t nv = uk_min64(UK_ATT_KR, tb - j);
-      for (int c = 0; c < UK_ATT_KR; ++c) kr[c] = kb + (j0 + j + (c < nv ? c : nv - 1)) * hd;
+      for (int c = 0; c < UK_ATT_KR; ++c) kr[c] = kc + (j + (c < nv ? c : nv - 1)) * ks;
       kiln_v16f st[UK_ATT_KR];
       uk_att_scores_t(kr, UK_ATT_KR, qt, hd, st);
       for (int c = 0; c < nv; ++c) {
@@ -337,7 +390,7 @@ static void uk_att_item_t(const float *q, const float *kb, const float *vb, cons
         bmax = __builtin_elementwise_max(bmax, s);
       }
     }
-    nk = tb;
+    const int64_t nk = tb;
     const kiln_v16f mnew = __builtin_elementwise_max(m, bmax);
     const kiln_v16f msafe = mnew == NEG_INF ? 0.0f : mnew;
     const kiln_v16f al = uk_exp_v(m - msafe); /* m = -inf: 0 */
@@ -351,9 +404,8 @@ static void uk_att_item_t(const float *q, const float *kb, const float *vb, cons
     m = mnew;
     uk_store(alpha, al);
     int i0 = 0;
-    for (; i0 + 6 <= nr; i0 += 6) uk_att_pv_t(ot, hd, pt, alpha, i0, 6, vb + j0 * hd, nk, hd);
-    if (i0 < nr)
-      uk_att_pv_t_any(ot, hd, pt, alpha, i0, (int)nr - i0, vb + j0 * hd, nk, hd);
+    for (; i0 + 6 <= nr; i0 += 6) uk_att_pv_t(ot, hd, pt, alpha, i0, 6, vc, ks, nk, hd);
+    if (i0 < nr) uk_att_pv_t_any(ot, hd, pt, alpha, i0, (int)nr - i0, vc, ks, nk, hd);
   }
   float lv[UK_W] UK_ALIGN64;
   uk_store(lv, l);
@@ -364,6 +416,15 @@ static void uk_att_item_t(const float *q, const float *kb, const float *vb, cons
     for (; d + UK_W <= hd; d += UK_W) uk_store(op[i] + d, uk_load(orow + d) * inv);
     for (; d < hd; ++d) op[i][d] = orow[d] * inv;
   }
+}
+
+/* The item's rows hb.. of the kv head's query heads through the fast or the
+ * general path. */
+UK_INLINE void uk_att_run_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t nr) {
+  if (nr >= UK_ATT_LANES_MIN && a->hd <= UK_ATT_HD_MAX)
+    uk_att_item_t(a, hb, rr0, nr);
+  else
+    uk_att_item(a, hb, rr0, nr);
 }
 
 void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const int64_t *mask,
@@ -398,12 +459,75 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
     int64_t he = c == KVH - 1 ? H : uk_min64((c + 1) * g, H);
     int64_t rows = (he - hb) * S, rr0 = blk * qb;
     if (rr0 >= rows) continue;
-    const float *kb = k + (b * KVH + c) * T * hd, *vb = v + (b * KVH + c) * T * hd;
-    const int64_t nr = uk_min64(qb, rows - rr0);
-    const int64_t *mrow = mask ? mask + b * T : (const int64_t *)0;
-    if (nr >= UK_ATT_LANES_MIN && hd <= UK_ATT_HD_MAX)
-      uk_att_item_t(q, kb, vb, mrow, H, S, T, hd, scale, causal, out, b, hb, rr0, nr);
-    else
-      uk_att_item(q, kb, vb, mrow, H, S, T, hd, scale, causal, out, b, hb, rr0, nr);
+    uk_att_src_t a = {q + b * H * S * hd, out + b * H * S * hd, S * hd, S, T, hd,
+                      k + (b * KVH + c) * T * hd, v + (b * KVH + c) * T * hd,
+                      (const int32_t *)0, 0, 0, 0,
+                      mask ? mask + b * T : (const int64_t *)0, scale, causal};
+    uk_att_run_item(&a, hb, rr0, uk_min64(qb, rows - rr0));
+  }
+}
+
+void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const float *v_pool,
+                                 const int32_t *block_tables, const int32_t *seq_lens,
+                                 const int32_t *query_start, int64_t B, int64_t M, int64_t H,
+                                 int64_t KVH, int64_t N, int64_t hd, int64_t num_blocks,
+                                 int64_t block_size, float scale, int32_t causal, float *out,
+                                 int64_t wg, int64_t count) {
+  if (B <= 0 || H <= 0 || N <= 0 || hd <= 0 || KVH <= 0 || block_size <= 0) return;
+  if (count < 1) count = 1;
+  if (wg < 0 || wg >= count) return;
+  const int64_t g = H / KVH > 0 ? H / KVH : 1;
+  /* Token rows that no sequence's query_start range covers (not produced
+   * by a well-formed batch) are zeros, not garbage; each workgroup zeroes
+   * those of its share of token rows. Covered rows belong to items. */
+  {
+    int64_t t0, t1;
+    uk_split(N, wg, count, &t0, &t1);
+    for (int64_t t = t0; t < t1; ++t) {
+      int covered = 0;
+      for (int64_t b = 0; b < B && !covered; ++b)
+        covered = query_start[b] <= t && t < query_start[b + 1] && query_start[b + 1] <= N;
+      if (covered) continue;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t d = 0; d < hd; ++d) out[(h * N + t) * hd + d] = 0.0f;
+    }
+  }
+  /* Items (sequence, kv head, block of up to 16 rows), numbered across all
+   * sequences and dealt round-robin. */
+  int64_t it = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t q0 = query_start[b], q1 = query_start[b + 1];
+    if (q0 < 0 || q1 > N || q1 <= q0) continue;
+    const int64_t S = q1 - q0;
+    const int64_t T = uk_min64(seq_lens[b], M * block_size);
+    for (int64_t c = 0; c < KVH; ++c) {
+      int64_t hb = uk_min64(c * g, H);
+      int64_t he = c == KVH - 1 ? H : uk_min64((c + 1) * g, H);
+      int64_t rows = (he - hb) * S;
+      for (int64_t rr0 = 0; rr0 < rows; rr0 += UK_ATT_QB, ++it) {
+        if (it % count != wg) continue;
+        uk_att_src_t a = {q + q0 * hd, out + q0 * hd, N * hd, S, T < 0 ? 0 : T, hd,
+                          k_pool + c * hd, v_pool + c * hd, block_tables + b * M, block_size,
+                          KVH * hd, num_blocks, (const int64_t *)0, scale, causal};
+        uk_att_run_item(&a, hb, rr0, uk_min64(UK_ATT_QB, rows - rr0));
+      }
+    }
+  }
+}
+
+void kiln_uk_kv_cache_write_f32(const float *cur, const int32_t *slots, int64_t KVH, int64_t N,
+                                int64_t hd, int64_t num_slots, float *pool, int64_t wg,
+                                int64_t count) {
+  if (count < 1) count = 1;
+  int64_t t0, t1;
+  uk_split(N, wg, count, &t0, &t1);
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t slot = slots[t];
+    if (slot < 0 || slot >= num_slots) continue; /* -1: no cache write (padding) */
+    for (int64_t c = 0; c < KVH; ++c) {
+      const float *src = cur + (c * N + t) * hd;
+      float *dst = pool + (slot * KVH + c) * hd;
+      for (int64_t d = 0; d < hd; ++d) dst[d] = src[d];
+    }
   }
 }

@@ -100,6 +100,32 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
                            int64_t B, int64_t H, int64_t KVH, int64_t S, int64_t T, int64_t hd,
                            float scale, int32_t causal, float *out, int64_t wg, int64_t count);
 
+/** Attention over a paged KV cache for a flattened batch (the runtime's
+ *  `forward` ABI). q and out [1, H, N, hd]: sequence b owns token rows
+ *  query_start[b] .. query_start[b+1] (S_b rows), its context holds
+ *  T_b = seq_lens[b] tokens (cached + these), and its key j lives in pool
+ *  block block_tables[b * M + j / block_size] at offset j % block_size;
+ *  pools [num_blocks, block_size, KVH, hd]. causal: row s of the sequence
+ *  sits at position T_b - S_b + s. Same online softmax, GQA grouping and
+ *  fast paths as kiln_uk_attention_f32; keys are read a block at a time.
+ *  Block ids outside [0, num_blocks) are skipped, token rows no sequence
+ *  covers are zeros. Items (sequence, kv head, 16 rows) go round-robin to
+ *  workgroups. */
+void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const float *v_pool,
+                                 const int32_t *block_tables, const int32_t *seq_lens,
+                                 const int32_t *query_start, int64_t B, int64_t M, int64_t H,
+                                 int64_t KVH, int64_t N, int64_t hd, int64_t num_blocks,
+                                 int64_t block_size, float scale, int32_t causal, float *out,
+                                 int64_t wg, int64_t count);
+
+/** pool [num_slots, KVH, hd] (a [num_blocks, block_size, KVH, hd] pool):
+ *  row slots[t] receives cur [1, KVH, N, hd] token t, for every kv head;
+ *  slots outside [0, num_slots) (-1 = none) are skipped. In place: only
+ *  those rows change. Tokens are split across workgroups. */
+void kiln_uk_kv_cache_write_f32(const float *cur, const int32_t *slots, int64_t KVH, int64_t N,
+                                int64_t hd, int64_t num_slots, float *pool, int64_t wg,
+                                int64_t count);
+
 /** out [B, KVH, P + S, hd] = concat(past [B, KVH, P, hd], cur [B, KVH, S, hd])
  *  along axis 2 (P may be 0, then past may be NULL). Rows are split across
  *  workgroups. */
