@@ -14,10 +14,14 @@ PKGS=(
   libflatbuffers-dev flatbuffers-compiler libxxhash-dev
   # tools
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  # kiln-serve: Boost.Beast/Asio (header-only) for HTTP
+  libboost1.81-dev
   # LLM tokenizers: SentencePiece, and PCRE2 for byte-level BPE pre-tokenizer regexes
   libsentencepiece-dev libpcre2-dev
   # tests
   libgtest-dev libgmock-dev googletest
+  # kiln-serve tests: promtool checks the /metrics exposition
+  prometheus
   # microbenchmarks (bench/ukernels_bench.cc)
   libbenchmark-dev
   # python: test-model generators and the conformance runner
@@ -63,4 +67,11 @@ if [[ -f "$BENCH_DIR/package-lock.json" && ! -d "$BENCH_DIR/node_modules/onnxrun
   # Not fatal: only the benchmark (and one optional cross-check) needs it.
   (cd "$BENCH_DIR" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error) ||
     echo "setup: warning: npm ci failed in bench/; the ONNX Runtime baseline is unavailable" >&2
+fi
+SERVE_TEST_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/test/serve"
+if [[ -f "$SERVE_TEST_DIR/package-lock.json" && ! -d "$SERVE_TEST_DIR/node_modules/openai" ]]; then
+  echo "setup: npm ci in test/serve/ (openai)"
+  # Not fatal here: only the kiln-serve end-to-end tests need it (they fail, naming this step).
+  (cd "$SERVE_TEST_DIR" && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "setup: warning: npm ci failed in test/serve/; the e2e-serve-openai test will fail" >&2
 fi

@@ -1,0 +1,234 @@
+//===- main.cc - kiln-serve: an OpenAI-compatible HTTP server --------------===//
+//
+//   kiln-serve OUT.kiln [--host 127.0.0.1] [--port 8000] [--api-key KEY]
+//              [--model-name NAME] [--max-num-seqs N] [--kv-cache-memory MB]
+//              [--max-queue N] [--max-body-bytes N] [--device cpu] [--threads N]
+//
+// Verifies the artifact, listens, and prints one JSON line on stdout:
+//   {"event":"listening","host":"127.0.0.1","port":8000,"model":"NAME"}
+// (with --port 0 the port is the one the system picked). The model is then
+// loaded in the background (/health answers 503 until it is ready), which
+// prints {"event":"ready",...}. SIGINT/SIGTERM stop accepting, cancel what
+// runs (its clients get an error) and exit 0. Bad flags, a bad artifact or a
+// port in use: one line "kiln-serve: error: ..." on stderr, exit 1.
+// Routes and behaviour: docs/serving.md.
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "runtime/artifact/artifact.h"
+#include "runtime/base/tool_error.h"
+#include "runtime/llm/engine.h"
+#include "runtime/llm/tokenizer.h"
+#include "runtime/serve/http_server.h"
+#include "runtime/serve/openai_service.h"
+#include "runtime/serve/serial_backend.h"
+
+namespace {
+
+using kiln::StrCat;
+namespace net = boost::asio;
+
+struct Flags {
+  std::string artifact;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string api_key;
+  std::string model_name;
+  int max_num_seqs = 256;
+  int64_t kv_cache_memory_mb = 0;
+  int64_t max_queue = 1024;
+  int64_t max_body_bytes = 8ll << 20;
+  std::string device = "cpu";
+  int threads = 0;
+};
+
+/// Seconds the server waits for its connections to close after a signal.
+constexpr std::chrono::seconds kShutdownGrace{10};
+
+void PrintEvent(const nlohmann::ordered_json& event) {
+  std::printf("%s\n", event.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  std::fflush(stdout);
+}
+
+/// Lifts the soft limit on open files to the hard one: every connection is a
+/// descriptor.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+/// Builds the engine, tokenizer and backend (the slow part, off the io thread).
+kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifact::Artifact> artifact,
+                                                   const Flags& flags) {
+  kiln::llm::EngineOptions options;
+  options.device = flags.device;
+  options.threads = flags.threads;
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::Engine> engine,
+                        kiln::llm::Engine::Create(std::move(artifact), options));
+  kiln::serve::ServedModel model;
+  KILN_ASSIGN_OR_RETURN(model.tokenizer, kiln::llm::LoadTokenizer(engine->artifact(), engine->config()));
+  model.vocab_size = engine->vocab_size();
+  kiln::serve::SerialBackendOptions backend_options;
+  backend_options.max_queue = flags.max_queue;
+  KILN_ASSIGN_OR_RETURN(model.backend, kiln::serve::SerialBackend::Create(std::move(engine), backend_options));
+  return model;
+}
+
+kiln::Status Serve(const Flags& flags) {
+  // Verify the artifact before listening: a bad file is an error at once.
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::artifact::Artifact> artifact,
+                        kiln::artifact::Artifact::Open(flags.artifact));
+  RaiseFileLimit();
+
+  net::io_context io;
+  kiln::serve::ServiceOptions service_options;
+  service_options.model_name = flags.model_name;
+  service_options.api_key = flags.api_key;
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::serve::OpenAiService> service,
+                        kiln::serve::OpenAiService::Create(io, service_options));
+  kiln::serve::HttpServerOptions server_options;
+  server_options.host = flags.host;
+  server_options.port = static_cast<uint16_t>(flags.port);
+  server_options.max_body_bytes = static_cast<uint64_t>(flags.max_body_bytes);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::serve::HttpServer> server,
+                        kiln::serve::HttpServer::Create(io, server_options, service.get()));
+
+  // Signals: stop accepting, cancel the work, let the answers go out, then
+  // leave io.run() once every connection is closed (or after the grace time).
+  // Caught from before the listening line, so a client that reacts to it
+  // can already stop the server cleanly.
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  net::steady_timer poll(io), deadline(io);
+  bool stopping = false;
+  std::optional<std::string> load_error;
+  std::function<void()> check_closed = [&] {
+    if (server->connections() == 0) {
+      signals.cancel();
+      deadline.cancel();
+      return;
+    }
+    poll.expires_after(std::chrono::milliseconds(20));
+    poll.async_wait([&](boost::system::error_code ec) {
+      if (!ec) check_closed();
+    });
+  };
+  auto stop = [&] {
+    if (stopping) return;
+    stopping = true;
+    server->Stop();
+    service->Shutdown();
+    deadline.expires_after(kShutdownGrace);
+    deadline.async_wait([&](boost::system::error_code ec) {
+      if (!ec) io.stop();
+    });
+    check_closed();
+  };
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    std::fprintf(stderr, "kiln-serve: %s: shutting down\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    stop();
+  });
+
+  server->Start();
+  PrintEvent({{"event", "listening"}, {"host", flags.host}, {"port", server->port()}, {"model", flags.model_name}});
+
+  std::thread loader([&, artifact = std::move(artifact)]() mutable {
+    auto model = std::make_shared<kiln::StatusOr<kiln::serve::ServedModel>>(LoadModel(std::move(artifact), flags));
+    net::post(io, [&, model] {
+      if (!model->ok()) {
+        load_error = model->status().message();
+        stop();
+        io.stop();
+        return;
+      }
+      const int64_t context = (*model)->backend->max_context();
+      service->SetModel(std::move(**model));
+      if (!stopping)
+        PrintEvent({{"event", "ready"}, {"model", flags.model_name}, {"max_model_len", context}, {"backend", "serial"}});
+    });
+  });
+
+  io.run();
+  loader.join();
+  // Work posted after run() ended (the loader's result, backend callbacks):
+  // run it now, before the service and the io_context go away.
+  service->Shutdown();
+  io.restart();
+  io.poll();
+  server.reset();
+  service.reset();
+  io.restart();
+  io.poll();
+  if (load_error) return kiln::InvalidArgumentError(*load_error);
+  return kiln::OkStatus();
+}
+
+int Fail(std::string message) { return kiln::ToolError("kiln-serve", std::move(message)); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Flags flags;
+    CLI::App app{"Serve a compiled LLM (.kiln) over an OpenAI-compatible HTTP API.", "kiln-serve"};
+    app.add_option("artifact", flags.artifact, "the .kiln file")->required();
+    app.add_option("--host", flags.host, "address or host name to listen on")->capture_default_str();
+    app.add_option("--port", flags.port, "TCP port (0 = any free port; the chosen one is printed)")
+        ->capture_default_str();
+    app.add_option("--api-key", flags.api_key, "require 'Authorization: Bearer KEY' (also $KILN_API_KEY)")
+        ->envname("KILN_API_KEY");
+    app.add_option("--model-name", flags.model_name, "model name clients use (default: the artifact's file stem)");
+    app.add_option("--max-num-seqs", flags.max_num_seqs, "most sequences decoded together (batching backend)")
+        ->capture_default_str();
+    app.add_option("--kv-cache-memory", flags.kv_cache_memory_mb, "KV cache size in MiB (batching backend; 0 = auto)")
+        ->capture_default_str();
+    app.add_option("--max-queue", flags.max_queue, "most requests waiting; more are answered 429")
+        ->capture_default_str();
+    app.add_option("--max-body-bytes", flags.max_body_bytes, "largest request body; more is answered 413")
+        ->capture_default_str();
+    app.add_option("--device", flags.device, "HAL driver")->capture_default_str();
+    app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help
+      return Fail(e.what());
+    }
+    if (flags.port < 0 || flags.port > 65535) return Fail(StrCat("--port must be in [0, 65535], got ", flags.port));
+    if (flags.max_num_seqs < 1) return Fail(StrCat("--max-num-seqs must be >= 1, got ", flags.max_num_seqs));
+    if (flags.kv_cache_memory_mb < 0)
+      return Fail(StrCat("--kv-cache-memory must be >= 0, got ", flags.kv_cache_memory_mb));
+    if (flags.max_queue < 0) return Fail(StrCat("--max-queue must be >= 0, got ", flags.max_queue));
+    if (flags.max_body_bytes < 1) return Fail(StrCat("--max-body-bytes must be >= 1, got ", flags.max_body_bytes));
+    if (flags.threads < 0) return Fail(StrCat("--threads must be >= 0, got ", flags.threads));
+    if (flags.model_name.empty()) flags.model_name = std::filesystem::path(flags.artifact).stem().string();
+    if (flags.model_name.empty()) return Fail("--model-name is empty");
+    kiln::Status status = Serve(flags);
+    if (!status.ok()) return Fail(status.message());
+    return 0;
+  } catch (const std::exception& e) {
+    return Fail(e.what());
+  } catch (...) {
+    return Fail("unknown internal error");
+  }
+}
