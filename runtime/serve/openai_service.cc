@@ -65,11 +65,12 @@ struct OpenAiService::Job {
   Clock::time_point start;
 
   void OnToken(int index, int64_t id) {
+    // Counted even when nobody reads it any more: it is work done.
+    service->generation_tokens_->Increment();
     if (done) return;
     Choice& c = choices[index];
     if (c.finished) return;  // a stop string ended it; the rest is dropped
     const Clock::time_point now = Clock::now();
-    service->generation_tokens_->Increment();
     if (!any_token) service->time_to_first_token_->Observe(SecondsBetween(start, now));
     if (c.any_token) service->inter_token_latency_->Observe(SecondsBetween(c.last_token, now));
     any_token = c.any_token = true;
@@ -231,7 +232,7 @@ Status OpenAiService::RegisterMetrics() {
       [this] { return static_cast<double>(stats_.prefix_cache_hits_total); }));
   KILN_ASSIGN_OR_RETURN(prompt_tokens_, m.AddCounter("kiln_prompt_tokens_total", "Prompt tokens of accepted requests."));
   KILN_ASSIGN_OR_RETURN(generation_tokens_,
-                        m.AddCounter("kiln_generation_tokens_total", "Tokens generated (every choice)."));
+                        m.AddCounter("kiln_generation_tokens_total", "Tokens generated (every choice, read or not)."));
   KILN_ASSIGN_OR_RETURN(request_success_,
                         m.AddCounter("kiln_request_success_total",
                                      "Requests answered in full (every choice ended by a stop or the length limit)."));
