@@ -258,7 +258,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.reset();
     phase_ = Phase::kHandling;
     ++seq_;
-    keep_alive_ = request_.keep_alive() && !server_->stopped;
+    // Answers carry a body even to HEAD (no route takes HEAD: they are 405s);
+    // closing afterwards keeps the client from misreading the connection.
+    keep_alive_ = request_.keep_alive() && !server_->stopped && request_.method() != http::verb::head;
     version_ = request_.version();
     started_ = streaming_ = ended_ = false;
     pending_bytes_ = 0;
