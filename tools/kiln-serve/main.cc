@@ -170,15 +170,16 @@ kiln::Status Serve(const Flags& flags) {
 
   io.run();
   loader.join();
-  // Work posted after run() ended (the loader's result, backend callbacks):
-  // run it now, before the service and the io_context go away.
+  // Work posted after run() ended (the loader's result, the backend's last
+  // callbacks): run it while the service is alive. Shutdown joins the
+  // backend's thread, so nothing is posted after it.
   service->Shutdown();
   io.restart();
   io.poll();
-  server.reset();
-  service.reset();
+  server.reset();  // closes what is left; its handlers may still reach the service
   io.restart();
   io.poll();
+  service.reset();
   if (load_error) return kiln::InvalidArgumentError(*load_error);
   return kiln::OkStatus();
 }
