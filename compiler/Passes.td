@@ -51,6 +51,21 @@ def AddKvCachePass : Pass<"kiln-add-kv-cache", "mlir::ModuleOp"> {
   let dependentDialects = ["kiln::llm::LlmDialect"];
 }
 
+def PagedKvPass : Pass<"kiln-llm-paged-kv", "mlir::ModuleOp"> {
+  let summary = "Turn a concat-style KV cache into the paged `forward` entry of the runtime ABI";
+  let description = [{
+    The raised `main` (input_ids, attention_mask, position_ids,
+    past_key_values.N.* -> logits, present.N.*) becomes `forward` over a
+    flattened batch (tokens, positions, query_start, seq_lens, block_tables,
+    slot_mapping, logits_indices, k_cache.N / v_cache.N pools updated in
+    place -> logits [L, vocab]): kv_append + attention become
+    kv_cache_write + paged_attention and the LM head runs on the
+    logits_indices rows only. Functions without a KV cache are left alone.
+  }];
+  let dependentDialects = ["kiln::llm::LlmDialect", "mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect", "mlir::arith::ArithDialect"];
+}
+
 def LowerLlmPass : Pass<"kiln-lower-llm", "mlir::ModuleOp"> {
   let summary = "Lower llm ops to CPU microkernel calls, packing weights";
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::tensor::TensorDialect",

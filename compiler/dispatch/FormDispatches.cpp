@@ -185,10 +185,28 @@ LogicalResult DispatchFormer::outline(ArrayRef<Operation *> groupOps) {
   MLIRContext *ctx = module.getContext();
   Location loc = groupOps.front()->getLoc();
 
+  // A microkernel whose destination is an entry argument marked
+  // `exec.inplace` (a paged KV pool) updates that argument's buffer: the
+  // argument is the dispatch's out operand, not an input plus a fresh copy.
+  llvm::DenseMap<Value, BlockArgument> inplaceOf; // group result -> argument
+  llvm::DenseSet<Value> inplaceArgs;
+  if (groupOps.size() == 1)
+    if (auto uk = dyn_cast<llm::UkernelOp>(groupOps.front()))
+      for (auto [init, r] : llvm::zip(uk.getOutputs(), uk.getResults()))
+        if (auto arg = dyn_cast<BlockArgument>(init))
+          if (arg.getOwner() == &entry.getBody().front() &&
+              entry.getArgAttr(arg.getArgNumber(), exec::kInplaceAttr) &&
+              !inplaceArgs.contains(arg)) {
+            inplaceOf[r] = arg;
+            inplaceArgs.insert(arg);
+          }
+
   // Values the group needs from outside, and cheap producers to clone.
   llvm::SetVector<Value> inputs;
   llvm::SetVector<Operation *> toClone;
   std::function<LogicalResult(Value)> need = [&](Value v) -> LogicalResult {
+    if (inplaceArgs.contains(v))
+      return success(); // bound to the kernel's out argument below
     Operation *def = v.getDefiningOp();
     if (def && group.contains(def))
       return success();
@@ -237,6 +255,10 @@ LogicalResult DispatchFormer::outline(ArrayRef<Operation *> groupOps) {
   hb.setInsertionPointAfter(last);
   SmallVector<Value> outs;
   for (Value r : results) {
+    if (BlockArgument arg = inplaceOf.lookup(r)) {
+      outs.push_back(arg);
+      continue;
+    }
     auto type = dyn_cast<RankedTensorType>(r.getType());
     if (!type)
       return emitError(r.getLoc(), "kernel result is not a ranked tensor");
@@ -292,6 +314,9 @@ LogicalResult DispatchFormer::outline(ArrayRef<Operation *> groupOps) {
   unsigned argIndex = exec::kNumWorkgroupArgs;
   for (Value v : inputs)
     map.map(v, kb->getArgument(argIndex++));
+  for (auto [i, r] : llvm::enumerate(results))
+    if (BlockArgument arg = inplaceOf.lookup(r))
+      map.map(arg, kb->getArgument(argIndex + i));
   // Cheap producers in program order.
   SmallVector<Operation *> clones(toClone.begin(), toClone.end());
   llvm::sort(clones, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });

@@ -6,6 +6,7 @@
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/importer/OnnxImporter.h"
 #include "compiler/transforms/LowerLlm.h"
+#include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/RaiseLlm.h"
 #include "dialects/onnx/Transforms/Passes.h"
 #include "targets/TargetRegistry.h"
@@ -217,6 +218,13 @@ int compile(const CompileOptions &options, std::string &error) {
     }
     if (options.report)
       llvm::outs() << formatRaiseReport(fn, report);
+    if (options.pagedKv && !report.raised.empty()) {
+      int paged = convertToPagedKv(fn, error);
+      if (paged < 0)
+        return 1;
+      if (paged)
+        progress.step("paged KV cache: forward over " + std::to_string(paged) + " layers");
+    }
   }
   if (stopHere(Phase::Llm))
     return failed(emitModule(*module, options.output, error));

@@ -29,6 +29,9 @@ struct CompileOptions {
   /// tokenizer.model / tokenizer.json and config.json.
   std::string tokenizer;
   std::string modelConfig;
+  /// LLMs get the paged `forward` entry (DESIGN.md, LLM runtime ABI);
+  /// false keeps the concat-style `main` with past/present tensors.
+  bool pagedKv = true;
 };
 
 /// Every dialect kiln's compiler uses.

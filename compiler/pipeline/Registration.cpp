@@ -29,6 +29,7 @@ void registerKilnPasses() {
     mlir::registerPass(createFormDispatchesPass);
     mlir::registerPass(createRaiseLlmPass);
     mlir::registerPass(createAddKvCachePass);
+    mlir::registerPass(createPagedKvPass);
     mlir::registerPass(createLowerLlmPass);
     if (onnx::createRefineShapesPass())
       mlir::registerPass(onnx::createRefineShapesPass);

@@ -1,6 +1,7 @@
 //===- LlmPasses.cpp - kiln-opt entry points of the llm transforms ---------===//
 #include "compiler/Passes.h"
 #include "compiler/transforms/LowerLlm.h"
+#include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/RaiseLlm.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -11,6 +12,7 @@ namespace kiln {
 #define GEN_PASS_DEF_RAISELLMPASS
 #define GEN_PASS_DEF_ADDKVCACHEPASS
 #define GEN_PASS_DEF_LOWERLLMPASS
+#define GEN_PASS_DEF_PAGEDKVPASS
 #include "compiler/Passes.h.inc"
 
 namespace {
@@ -36,6 +38,16 @@ struct AddKvCachePass : impl::AddKvCachePassBase<AddKvCachePass> {
   void runOnOperation() override {
     for (auto fn : entries(getOperation()))
       addKvCache(fn);
+  }
+};
+
+struct PagedKvPass : impl::PagedKvPassBase<PagedKvPass> {
+  void runOnOperation() override {
+    for (auto fn : entries(getOperation())) {
+      std::string error;
+      if (convertToPagedKv(fn, error) < 0)
+        return signalPassFailure();
+    }
   }
 };
 

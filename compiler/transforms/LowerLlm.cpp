@@ -339,6 +339,25 @@ private:
           .i32(at.getCausal() ? 1 : 0).ptr(ins.size());
       return call(loc, "kiln_uk_attention_f32", ins, emptyLike(at.getQuery()), a);
     }
+    if (auto w = dyn_cast<llm::KvCacheWriteOp>(op)) {
+      // The pool is the destination itself: the call writes the new rows
+      // into it (in place when the pool is a function argument).
+      Args a{b};
+      a.ptr(0).ptr(1).dims(0, {1}).dims(0, {2}).dims(0, {3}).dims(2, {0, 1}).ptr(2);
+      return call(loc, "kiln_uk_kv_cache_write_f32", {w.getNewValue(), w.getSlots()},
+                  w.getCache(), a);
+    }
+    if (auto at = dyn_cast<llm::PagedAttentionOp>(op)) {
+      Args a{b};
+      a.ptr(0).ptr(1).ptr(2).ptr(3).ptr(4).ptr(5)
+          .dims(4, {0}).dims(3, {1}).dims(0, {1}).dims(1, {2}).dims(0, {2}).dims(0, {3})
+          .dims(1, {0}).dims(1, {1}).f32(at.getScale().convertToFloat())
+          .i32(at.getCausal() ? 1 : 0).ptr(6);
+      return call(loc, "kiln_uk_paged_attention_f32",
+                  {at.getQuery(), at.getKeyCache(), at.getValueCache(), at.getBlockTables(),
+                   at.getSeqLens(), at.getQueryStart()},
+                  emptyLike(at.getQuery()), a);
+    }
     return op->emitOpError("has no CPU lowering");
   }
 

@@ -40,6 +40,13 @@ static cl::opt<std::string> modelConfig(
     cl::desc("Hugging Face config.json to embed (default: the one beside the model)"),
     cl::value_desc("config.json"), cl::cat(category));
 
+static cl::opt<std::string> kvCache(
+    "kv-cache",
+    cl::desc("KV cache of an LLM: 'paged' (the runtime's `forward` over a "
+             "flattened batch with block tables; default) or 'concat' "
+             "(`main` with past_key_values -> present, one sequence)"),
+    cl::init("concat"), cl::cat(category));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
@@ -77,6 +84,9 @@ int main(int argc, char **argv) {
   options.report = report;
   options.tokenizer = tokenizer;
   options.modelConfig = modelConfig;
+  if (kvCache != "paged" && kvCache != "concat")
+    return fail("unknown --kv-cache '" + kvCache + "' (known: paged, concat)");
+  options.pagedKv = kvCache == "paged";
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +

@@ -18,6 +18,9 @@ namespace kiln::exec {
 /// Attribute names on func.func ops.
 inline constexpr llvm::StringLiteral kEntryAttr = "exec.entry";
 inline constexpr llvm::StringLiteral kKernelAttr = "exec.kernel";
+/// On an entry argument: kernels may update its buffer in place (the
+/// runtime hands in a writable buffer it keeps, e.g. a paged KV pool).
+inline constexpr llvm::StringLiteral kInplaceAttr = "exec.inplace";
 /// Number of leading kernel arguments that are workgroup id and count.
 inline constexpr unsigned kNumWorkgroupArgs = 2;
 } // namespace kiln::exec

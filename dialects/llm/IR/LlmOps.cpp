@@ -198,6 +198,57 @@ LogicalResult AttentionOp::verify() {
   return success();
 }
 
+/// An i32 tensor of rank `rank`.
+static LogicalResult expectI32(Operation *op, Value v, int64_t rank, StringRef what) {
+  auto t = rt(v);
+  if (t.getRank() != rank || !t.getElementType().isInteger(32))
+    return op->emitOpError(what) << " must be an i32 tensor of rank " << rank;
+  return success();
+}
+
+LogicalResult KvCacheWriteOp::verify() {
+  for (Value v : {getNewValue(), getCache()})
+    if (failed(expectRank(*this, v, 4, "new values and cache")))
+      return failure();
+  if (failed(expectI32(*this, getSlots(), 1, "slots")))
+    return failure();
+  auto n = rt(getNewValue()), c = rt(getCache());
+  if (!agree(n.getDimSize(0), 1))
+    return emitOpError("new values must be [1, KVH, N, hd]");
+  if (!agree(n.getDimSize(1), c.getDimSize(2)) || !agree(n.getDimSize(3), c.getDimSize(3)))
+    return emitOpError("new values [1, KVH, N, hd] and cache [blocks, block_size, KVH, hd] disagree");
+  if (!agree(n.getDimSize(2), rt(getSlots()).getDimSize(0)))
+    return emitOpError("one slot per new token");
+  if (n.getElementType() != c.getElementType())
+    return emitOpError("new values and cache differ in element type");
+  return success();
+}
+
+LogicalResult PagedAttentionOp::verify() {
+  for (Value v : {getQuery(), getKeyCache(), getValueCache()})
+    if (failed(expectRank(*this, v, 4, "q and the caches")))
+      return failure();
+  if (failed(expectI32(*this, getBlockTables(), 2, "block_tables")) ||
+      failed(expectI32(*this, getSeqLens(), 1, "seq_lens")) ||
+      failed(expectI32(*this, getQueryStart(), 1, "query_start")))
+    return failure();
+  auto q = rt(getQuery()), k = rt(getKeyCache()), v = rt(getValueCache());
+  if (k != v)
+    return emitOpError("key and value caches must have the same type");
+  if (!agree(q.getDimSize(0), 1))
+    return emitOpError("q must be [1, H, N, hd] (a flattened batch)");
+  if (!agree(q.getDimSize(3), k.getDimSize(3)))
+    return emitOpError("q and the caches must share head_dim");
+  int64_t h = q.getDimSize(1), kvh = k.getDimSize(2);
+  if (!ShapedType::isDynamic(h) && !ShapedType::isDynamic(kvh) && (kvh == 0 || h % kvh))
+    return emitOpError("query heads must be a multiple of kv heads");
+  int64_t b = rt(getSeqLens()).getDimSize(0), b1 = rt(getQueryStart()).getDimSize(0);
+  if (!agree(rt(getBlockTables()).getDimSize(0), b) ||
+      (!ShapedType::isDynamic(b) && !ShapedType::isDynamic(b1) && b1 != b + 1))
+    return emitOpError("block_tables [B, M], seq_lens [B] and query_start [B+1] disagree");
+  return success();
+}
+
 LogicalResult UkernelOp::verify() {
   int64_t n = getInputs().size() + getOutputs().size();
   for (Attribute a : getArgs()) {

@@ -90,7 +90,9 @@ def Llm_MatmulOp : Llm_Op<"matmul", [Pure, AttrSizedOperandSegments]> {
 
     ```mlir
     %y = llm.matmul %x, %w : tensor<?x?x256xf32>, tensor<256x768xf32> -> tensor<?x?x768xf32>
-    %z = llm.matmul %x, %w bias %b residual %r {activation = "gelu_tanh"} : ...
+    %z = llm.matmul %x, %w bias %b residual %r {activation = "gelu_tanh"}
+           : tensor<?x?x256xf32>, tensor<256x768xf32> bias tensor<768xf32>
+             residual tensor<?x?x768xf32> -> tensor<?x?x768xf32>
     ```
   }];
   let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$weight,
@@ -100,7 +102,7 @@ def Llm_MatmulOp : Llm_Op<"matmul", [Pure, AttrSizedOperandSegments]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight (`bias` $bias^)? (`residual` $residual^)? attr-dict `:`
-    type($input) `,` type($weight) (`,` type($bias)^)? (`,` type($residual)^)? `->` type($result)
+    type($input) `,` type($weight) (`bias` type($bias)^)? (`residual` type($residual)^)? `->` type($result)
   }];
   let hasVerifier = 1;
 }
@@ -222,6 +224,53 @@ def Llm_AttentionOp : Llm_Op<"attention", [Pure, AllTypesMatch<["query", "result
   let assemblyFormat = [{
     $query `,` $key `,` $value (`mask` $mask^)? attr-dict `:`
     type($query) `,` type($key) `,` type($value) (`,` type($mask)^)?
+  }];
+  let hasVerifier = 1;
+}
+
+def Llm_KvCacheWriteOp : Llm_Op<"kv_cache_write", [AllTypesMatch<["cache", "result"]>]> {
+  let summary = "Writes new K or V rows into a paged pool at slot_mapping";
+  let description = [{
+    `new_value` [1, KVH, N, hd] (the step's new tokens, head-major), `cache`
+    [num_blocks, block_size, KVH, hd], `slots` i32 [N]: token t goes to row
+    `slots[t]` of the pool viewed as [num_blocks * block_size, KVH, hd];
+    -1 skips it. The result is the updated pool. When `cache` is an argument
+    of the entry function the update happens in place (the runtime's pools,
+    see the `forward` ABI): dispatch formation writes into the argument's
+    buffer instead of a copy.
+
+    ```mlir
+    %kc1 = llm.kv_cache_write %k, %kc, %slots : tensor<1x2x?x32xf32>, tensor<?x?x2x32xf32>, tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$new_value, AnyRankedTensor:$cache, AnyRankedTensor:$slots);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$new_value `,` $cache `,` $slots attr-dict `:` type($new_value) `,` type($cache) `,` type($slots)";
+  let hasVerifier = 1;
+}
+
+def Llm_PagedAttentionOp : Llm_Op<"paged_attention", [Pure, AllTypesMatch<["query", "result"]>]> {
+  let summary = "Attention of a flattened batch over paged K/V pools";
+  let description = [{
+    q [1, H, N, hd]: sequence b owns rows `query_start[b] .. query_start[b+1]`
+    and has `seq_lens[b]` tokens of context (cached + new); its key j lives in
+    block `block_tables[b, j / block_size]` at offset `j % block_size` of the
+    pools `key_cache`, `value_cache` [num_blocks, block_size, KVH, hd]. GQA as
+    in `llm.attention`; `causal`: a sequence's row s sits at position
+    seq_len - S_b + s. All index operands are i32.
+
+    ```mlir
+    %o = llm.paged_attention %q, %kc, %vc, %tables, %lens, %starts {scale = 0.17677 : f32, causal} : ...
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$query, AnyRankedTensor:$key_cache,
+                       AnyRankedTensor:$value_cache, AnyRankedTensor:$block_tables,
+                       AnyRankedTensor:$seq_lens, AnyRankedTensor:$query_start,
+                       F32Attr:$scale, UnitAttr:$causal);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key_cache `,` $value_cache `,` $block_tables `,` $seq_lens `,` $query_start attr-dict `:`
+    type($query) `,` type($key_cache) `,` type($value_cache) `,` type($block_tables) `,` type($seq_lens) `,` type($query_start)
   }];
   let hasVerifier = 1;
 }

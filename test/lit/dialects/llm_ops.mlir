@@ -1,6 +1,8 @@
 // RUN: kiln-opt %s --split-input-file --verify-diagnostics | FileCheck %s
 
 // Every llm op round-trips through its assembly format.
+// (A matmul with a residual but no bias used to print a type list that
+// parsed back as a bias: @matmul_residual_only below.)
 // CHECK-LABEL: func @all_ops
 // CHECK: llm.embedding %{{.*}}[%arg0] positions %{{.*}}[%arg1]
 // CHECK: llm.rms_norm
@@ -21,7 +23,7 @@ func.func @all_ops(%ids: tensor<?x?xi64>, %pos: tensor<?x?xi64>, %past: tensor<?
   %x = llm.embedding %table[%ids] positions %ptable[%pos] : tensor<64x32xf32>, tensor<?x?xi64>, tensor<16x32xf32>, tensor<?x?xi64> -> tensor<?x?x32xf32>
   %n = llm.rms_norm %x, %w {epsilon = 1.0e-5 : f32} : tensor<?x?x32xf32>, tensor<32xf32>
   %l = llm.layer_norm %n, %w, %b {epsilon = 1.0e-5 : f32} : tensor<?x?x32xf32>, tensor<32xf32>, tensor<32xf32>
-  %m = llm.matmul %l, %wm bias %b residual %x {activation = "gelu_tanh"} : tensor<?x?x32xf32>, tensor<32x32xf32>, tensor<32xf32>, tensor<?x?x32xf32> -> tensor<?x?x32xf32>
+  %m = llm.matmul %l, %wm bias %b residual %x {activation = "gelu_tanh"} : tensor<?x?x32xf32>, tensor<32x32xf32> bias tensor<32xf32> residual tensor<?x?x32xf32> -> tensor<?x?x32xf32>
   %g = llm.gated_mlp %m, %wg, %wg, %wd residual %m : tensor<?x?x32xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>, tensor<?x?x32xf32>
   %e = llm.gelu_mlp %g, %wg, %wg, %wd, %b : tensor<?x?x32xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>, tensor<32xf32>
   %q = llm.split_heads %e {num_heads = 4 : i64} : tensor<?x?x32xf32> -> tensor<?x4x?x8xf32>
@@ -86,4 +88,61 @@ func.func @ukernel_bad_ref(%x: tensor<4xf32>, %e: tensor<4xf32>) -> tensor<4xf32
   // expected-error @+1 {{argument refers to a missing operand}}
   %u = llm.ukernel "f" ins(%x : tensor<4xf32>) outs(%e : tensor<4xf32>) args [array<i64: 5>] -> tensor<4xf32>
   return %u : tensor<4xf32>
+}
+
+// -----
+
+// Paged KV: the pool write and the paged attention round-trip.
+// CHECK-LABEL: func @paged
+// CHECK: %[[KC:.+]] = llm.kv_cache_write %arg0, %arg1, %arg2 : tensor<1x2x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?xi32>
+// CHECK: llm.paged_attention %arg3, %[[KC]], %arg1, %arg4, %arg5, %arg6 {causal, scale = 5.000000e-01 : f32}
+func.func @paged(%k: tensor<1x2x?x8xf32>, %pool: tensor<?x?x2x8xf32>, %slots: tensor<?xi32>,
+                 %q: tensor<1x4x?x8xf32>, %tables: tensor<?x?xi32>, %lens: tensor<?xi32>,
+                 %starts: tensor<?xi32>) -> tensor<1x4x?x8xf32> {
+  %kc = llm.kv_cache_write %k, %pool, %slots : tensor<1x2x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?xi32>
+  %o = llm.paged_attention %q, %kc, %pool, %tables, %lens, %starts {scale = 0.5 : f32, causal} : tensor<1x4x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?xi32>, tensor<?xi32>, tensor<?xi32>
+  return %o : tensor<1x4x?x8xf32>
+}
+
+// -----
+
+func.func @cache_write_heads(%k: tensor<1x3x?x8xf32>, %pool: tensor<?x?x2x8xf32>, %slots: tensor<?xi32>) -> tensor<?x?x2x8xf32> {
+  // expected-error @+1 {{new values [1, KVH, N, hd] and cache [blocks, block_size, KVH, hd] disagree}}
+  %kc = llm.kv_cache_write %k, %pool, %slots : tensor<1x3x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?xi32>
+  return %kc : tensor<?x?x2x8xf32>
+}
+
+// -----
+
+func.func @cache_write_i64_slots(%k: tensor<1x2x?x8xf32>, %pool: tensor<?x?x2x8xf32>, %slots: tensor<?xi64>) -> tensor<?x?x2x8xf32> {
+  // expected-error @+1 {{slots must be an i32 tensor of rank 1}}
+  %kc = llm.kv_cache_write %k, %pool, %slots : tensor<1x2x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?xi64>
+  return %kc : tensor<?x?x2x8xf32>
+}
+
+// -----
+
+func.func @paged_batch_dims(%q: tensor<1x4x?x8xf32>, %pool: tensor<?x?x2x8xf32>, %tables: tensor<3x?xi32>,
+                            %lens: tensor<3xi32>, %starts: tensor<3xi32>) -> tensor<1x4x?x8xf32> {
+  // expected-error @+1 {{block_tables [B, M], seq_lens [B] and query_start [B+1] disagree}}
+  %o = llm.paged_attention %q, %pool, %pool, %tables, %lens, %starts {scale = 0.5 : f32} : tensor<1x4x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>, tensor<3x?xi32>, tensor<3xi32>, tensor<3xi32>
+  return %o : tensor<1x4x?x8xf32>
+}
+
+// -----
+
+func.func @paged_gqa(%q: tensor<1x3x?x8xf32>, %pool: tensor<?x?x2x8xf32>, %tables: tensor<?x?xi32>,
+                     %lens: tensor<?xi32>, %starts: tensor<?xi32>) -> tensor<1x3x?x8xf32> {
+  // expected-error @+1 {{query heads must be a multiple of kv heads}}
+  %o = llm.paged_attention %q, %pool, %pool, %tables, %lens, %starts {scale = 0.5 : f32} : tensor<1x3x?x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?x2x8xf32>, tensor<?x?xi32>, tensor<?xi32>, tensor<?xi32>
+  return %o : tensor<1x3x?x8xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func @matmul_residual_only
+// CHECK: llm.matmul %arg0, %arg1 residual %arg0 : tensor<?x?x8xf32>, tensor<8x8xf32> residual tensor<?x?x8xf32> -> tensor<?x?x8xf32>
+func.func @matmul_residual_only(%x: tensor<?x?x8xf32>, %w: tensor<8x8xf32>) -> tensor<?x?x8xf32> {
+  %y = llm.matmul %x, %w residual %x : tensor<?x?x8xf32>, tensor<8x8xf32> residual tensor<?x?x8xf32> -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
 }

@@ -87,3 +87,39 @@ func.func @main(%x: tensor<?x4xf32>) -> tensor<?xf32> {
 func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
 }
+
+// -----
+
+// A microkernel whose destination is an `exec.inplace` argument (a paged KV
+// pool) updates the argument's buffer: the argument is the dispatch's out,
+// with no alloc and no copy, and the kernel writes through its out argument.
+// CHECK-LABEL: func.func private @kernel_0_kv_cache_write_f32(
+// CHECK-SAME: %{{.+}}: index, %{{.+}}: index, %[[NEW:.+]]: tensor<1x2x?x8xf32>, %[[SL:.+]]: tensor<?xi32>, %[[OUT:.+]]: tensor<?x?x2x8xf32>)
+// CHECK: llm.ukernel "kiln_uk_kv_cache_write_f32" ins(%[[NEW]], %[[SL]] : {{.*}}) outs(%[[OUT]] :
+// CHECK-LABEL: func.func @inplace
+// CHECK-NOT: exec.alloc
+// CHECK: %[[R:.+]] = exec.dispatch @kernel_0_kv_cache_write_f32(%arg0, %arg2) outs(%arg1 : tensor<?x?x2x8xf32>)
+// CHECK-NOT: exec.copy
+// CHECK: exec.dispatch @kernel_1_{{.*}}(%[[R]])
+func.func @inplace(%new: tensor<1x2x?x8xf32>, %pool: tensor<?x?x2x8xf32> {exec.inplace}, %slots: tensor<?xi32>) -> tensor<?x?x2x8xf32> {
+  %w = llm.ukernel "kiln_uk_kv_cache_write_f32" ins(%new, %slots : tensor<1x2x?x8xf32>, tensor<?xi32>) outs(%pool : tensor<?x?x2x8xf32>) args [array<i64: 0>, array<i64: 1>, array<i64: 0, 1>, array<i64: 0, 2>, array<i64: 0, 3>, array<i64: 2, 0, 1>, array<i64: 2>] -> tensor<?x?x2x8xf32>
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %d0 = tensor.dim %w, %c0 : tensor<?x?x2x8xf32>
+  %d1 = tensor.dim %w, %c1 : tensor<?x?x2x8xf32>
+  %e = tensor.empty(%d0, %d1) : tensor<?x?x2x8xf32>
+  %r = llm.ukernel "kiln_uk_copy_f32" ins(%w : tensor<?x?x2x8xf32>) outs(%e : tensor<?x?x2x8xf32>) args [array<i64: 0>, array<i64: 1>] -> tensor<?x?x2x8xf32>
+  return %r : tensor<?x?x2x8xf32>
+}
+
+// -----
+
+// Near miss: the same call on an argument without `exec.inplace` writes a
+// fresh buffer (the caller's input is never modified).
+// CHECK-LABEL: func.func @not_inplace
+// CHECK: %[[B:.+]] = exec.alloc
+// CHECK: exec.dispatch @kernel_0_kv_cache_write_f32(%arg0, %arg2, %arg1) outs(%[[B]] :
+func.func @not_inplace(%new: tensor<1x2x?x8xf32>, %pool: tensor<?x?x2x8xf32>, %slots: tensor<?xi32>) -> tensor<?x?x2x8xf32> {
+  %w = llm.ukernel "kiln_uk_kv_cache_write_f32" ins(%new, %slots : tensor<1x2x?x8xf32>, tensor<?xi32>) outs(%pool : tensor<?x?x2x8xf32>) args [array<i64: 0>, array<i64: 1>, array<i64: 0, 1>, array<i64: 0, 2>, array<i64: 0, 3>, array<i64: 2, 0, 1>, array<i64: 2>] -> tensor<?x?x2x8xf32>
+  return %w : tensor<?x?x2x8xf32>
+}
