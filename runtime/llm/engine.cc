@@ -11,6 +11,13 @@ namespace kiln::llm {
 namespace {
 
 constexpr std::string_view kMain = "main";
+constexpr std::string_view kForward = "forward";
+/// The one sequence the Engine runs in the paged KV cache.
+constexpr int64_t kSeq = 0;
+
+io::Tensor I32(std::vector<int64_t> shape, const std::vector<int32_t>& values) {
+  return io::Tensor::FromValues<int32_t>(DType::kI32, std::move(shape), values);
+}
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
@@ -31,9 +38,14 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artif
                                                  const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine());
   engine->artifact_ = std::move(artifact);
-  const fb::Function* fn = engine->artifact_->FindFunction(kMain);
-  if (!fn) return InvalidArgumentError("artifact has no function 'main'");
-  KILN_ASSIGN_OR_RETURN(engine->signature_, LlmSignature::FromFunction(*fn));
+  // A paged `forward` (the default compile) or the concat-style `main`.
+  if (const fb::Function* fwd = engine->artifact_->FindFunction(kForward)) {
+    KILN_ASSIGN_OR_RETURN(engine->signature_, LlmSignature::FromForward(*fwd));
+  } else if (const fb::Function* fn = engine->artifact_->FindFunction(kMain)) {
+    KILN_ASSIGN_OR_RETURN(engine->signature_, LlmSignature::FromFunction(*fn));
+  } else {
+    return InvalidArgumentError("artifact has neither 'forward' nor 'main': not a compiled LLM");
+  }
   KILN_ASSIGN_OR_RETURN(engine->config_, ModelConfig::FromArtifact(*engine->artifact_));
   // Ids are checked against the vocabulary before they reach the model: an
   // embedding gather does not check its indices.
@@ -52,24 +64,47 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artif
   executor_options.profile = options.profile;
   KILN_ASSIGN_OR_RETURN(engine->executor_,
                         exec::Executor::Create(*engine->artifact_, *engine->device_, executor_options));
+  if (engine->signature_.paged) KILN_RETURN_IF_ERROR(engine->CreatePools(options));
   engine->Reset();
   return engine;
 }
 
 Engine::~Engine() = default;
 
+Status Engine::CreatePools(const EngineOptions& options) {
+  const int64_t block_size = options.block_size;
+  if (block_size <= 0) return InvalidArgumentError(StrCat("KV block size must be > 0, got ", block_size));
+  // One sequence of the model's whole context (or of kv_cache_tokens).
+  int64_t tokens = options.kv_cache_tokens > 0 ? options.kv_cache_tokens
+                   : config_.max_positions   ? *config_.max_positions
+                                             : 4096;
+  KvBlockManagerOptions block_options;
+  block_options.num_blocks = (tokens + block_size - 1) / block_size + 1;
+  block_options.block_size = block_size;
+  block_options.enable_prefix_caching = false;  // one sequence; scoring needs every row computed
+  KILN_ASSIGN_OR_RETURN(blocks_, KvBlockManager::Create(block_options));
+  const std::vector<int64_t> shape = {block_options.num_blocks, block_size, signature_.kv_heads, signature_.head_dim};
+  KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(signature_.kv_dtype, shape));
+  for (int i = 0; i < 2 * signature_.num_layers; ++i) {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, device_->Allocate(static_cast<uint64_t>(bytes)));
+    pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, signature_.kv_dtype, shape});
+  }
+  return OkStatus();
+}
+
 void Engine::Reset() {
   cached_ = 0;
   past_.clear();
+  if (blocks_ && blocks_->HasSequence(kSeq)) (void)blocks_->Free(kSeq);
 }
 
-StatusOr<exec::DeviceTensor> Engine::Forward(std::span<const int64_t> ids) {
-  StatusOr<exec::DeviceTensor> logits = RunForward(ids);
-  if (!logits.ok()) Reset();  // the cache may be half replaced: drop it
+StatusOr<exec::DeviceTensor> Engine::Forward(std::span<const int64_t> ids, bool all_rows) {
+  StatusOr<exec::DeviceTensor> logits = CheckAndRun(ids, all_rows);
+  if (!logits.ok()) Reset();  // any error drops the cache (it may be half replaced)
   return logits;
 }
 
-StatusOr<exec::DeviceTensor> Engine::RunForward(std::span<const int64_t> ids) {
+StatusOr<exec::DeviceTensor> Engine::CheckAndRun(std::span<const int64_t> ids, bool all_rows) {
   const int64_t n = static_cast<int64_t>(ids.size());
   if (n == 0) return InvalidArgumentError("no token ids to run");
   for (int64_t id : ids)
@@ -78,6 +113,73 @@ StatusOr<exec::DeviceTensor> Engine::RunForward(std::span<const int64_t> ids) {
   if (config_.max_positions && cached_ + n > *config_.max_positions)
     return OutOfRangeError(StrCat("context of ", cached_ + n, " tokens exceeds the model's ",
                                   *config_.max_positions, " positions"));
+  return signature_.paged ? RunPaged(ids, all_rows) : RunConcat(ids);
+}
+
+StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool all_rows) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  std::vector<int64_t> slots;
+  if (cached_ == 0) {
+    if (blocks_->HasSequence(kSeq)) KILN_RETURN_IF_ERROR(blocks_->Free(kSeq));
+    KILN_ASSIGN_OR_RETURN(KvAllocation allocation, blocks_->Allocate(kSeq, ids));
+    slots = std::move(allocation.slots);
+  } else {
+    KILN_ASSIGN_OR_RETURN(KvAppend append, blocks_->AppendSlots(kSeq, ids));
+    if (!append.copies.empty()) return InternalError("copy-on-write in a sequence nobody shares");
+    slots = std::move(append.slots);
+  }
+  if (static_cast<int64_t>(slots.size()) != n)
+    return InternalError(StrCat("the block manager gave ", slots.size(), " slots for ", n, " tokens"));
+  KILN_ASSIGN_OR_RETURN(std::span<const int64_t> table, blocks_->BlockTable(kSeq));
+
+  std::vector<int32_t> tokens(ids.begin(), ids.end()), positions(n), slot_mapping(slots.begin(), slots.end());
+  for (int64_t i = 0; i < n; ++i) positions[i] = static_cast<int32_t>(cached_ + i);
+  std::vector<int32_t> rows;
+  for (int64_t i = all_rows ? 0 : n - 1; i < n; ++i) rows.push_back(static_cast<int32_t>(i));
+  std::vector<int32_t> block_table(table.begin(), table.end());
+  const int64_t total = cached_ + n;
+
+  const fb::Function* fn = executor_->FindFunction(kForward);
+  std::vector<exec::DeviceTensor> inputs;
+  for (const auto* sig : *fn->inputs()) {
+    const std::string_view name = sig->name()->string_view();
+    io::Tensor host;
+    if (name == "tokens") {
+      host = I32({n}, tokens);
+    } else if (name == "positions") {
+      host = I32({n}, positions);
+    } else if (name == "query_start") {
+      host = I32({2}, {0, static_cast<int32_t>(n)});
+    } else if (name == "seq_lens") {
+      host = I32({1}, {static_cast<int32_t>(total)});
+    } else if (name == "block_tables") {
+      host = I32({1, static_cast<int64_t>(block_table.size())}, block_table);
+    } else if (name == "slot_mapping") {
+      host = I32({n}, slot_mapping);
+    } else if (name == "logits_indices") {
+      host = I32({static_cast<int64_t>(rows.size())}, rows);
+    } else {
+      int index = -1;
+      for (int layer = 0; layer < signature_.num_layers && index < 0; ++layer)
+        for (int kv = 0; kv < 2; ++kv)
+          if (name == LlmSignature::PoolName(layer, kv == 1)) index = 2 * layer + kv;
+      if (index < 0) return InternalError(StrCat("'forward' has an input '", name, "' the engine does not know"));
+      inputs.push_back(pools_[index]);
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor uploaded, executor_->Upload(host));
+    inputs.push_back(std::move(uploaded));
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor_->RunOnDevice(kForward, inputs));
+  const std::vector<int64_t> want = {static_cast<int64_t>(rows.size()), vocab_};
+  if (outputs.size() != 1 || outputs[0].shape != want || outputs[0].dtype != DType::kF32)
+    return InternalError(StrCat("'forward' returned no f32", ShapeToString(want), " logits"));
+  cached_ = total;
+  return std::move(outputs[0]);
+}
+
+StatusOr<exec::DeviceTensor> Engine::RunConcat(std::span<const int64_t> ids) {
+  const int64_t n = static_cast<int64_t>(ids.size());
 
   // The KV cache stays on the device: the presents of one forward are bound
   // as the pasts of the next without a copy. Only ids, mask and positions
@@ -155,23 +257,24 @@ StatusOr<exec::DeviceTensor> Engine::RunForward(std::span<const int64_t> ids) {
   return std::move(*logits);
 }
 
-StatusOr<std::vector<float>> Engine::LogitsRow(const exec::DeviceTensor& logits, int64_t row) {
-  KILN_ASSIGN_OR_RETURN(io::Tensor t, executor_->Download(logits, row * vocab_, vocab_));
+StatusOr<std::vector<float>> Engine::LastRow(const exec::DeviceTensor& logits) {
+  KILN_ASSIGN_OR_RETURN(int64_t count, CheckedElementCount(logits.shape));
+  KILN_ASSIGN_OR_RETURN(io::Tensor t, executor_->Download(logits, count - vocab_, vocab_));
   auto values = t.values<float>();
   return std::vector<float>(values.begin(), values.end());
 }
 
 StatusOr<std::vector<float>> Engine::Prefill(std::span<const int64_t> ids) {
   Reset();
-  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits, Forward(ids));
-  return LogitsRow(logits, static_cast<int64_t>(ids.size()) - 1);
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits, Forward(ids, /*all_rows=*/false));
+  return LastRow(logits);
 }
 
 StatusOr<std::vector<float>> Engine::Step(int64_t id) {
   if (cached_ == 0) return FailedPreconditionError("Step before Prefill: the KV cache is empty");
   const int64_t ids[1] = {id};
-  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits, Forward(ids));
-  return LogitsRow(logits, 0);
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits, Forward(ids, /*all_rows=*/false));
+  return LastRow(logits);
 }
 
 StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const GenerateParams& params,
@@ -211,7 +314,7 @@ StatusOr<ScoreResult> Engine::Score(std::span<const int64_t> window) {
   Reset();
   ScoreResult result;
   if (window.size() < 2) return result;  // nothing after the first id
-  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor device_logits, Forward(window));
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor device_logits, Forward(window, /*all_rows=*/true));
   Reset();  // scoring keeps no cache; free it now
   KILN_ASSIGN_OR_RETURN(io::Tensor logits, executor_->Download(device_logits));
   auto all = logits.values<float>();

@@ -1,9 +1,12 @@
 //===- engine.h - Generation and scoring over a compiled LLM ---------------===//
 //
-// The Engine runs an artifact whose `main` has the "with past" signature
-// (signature.h) one sequence at a time. It owns the KV cache: the present.N
-// tensors of one forward become the past_key_values.N inputs of the next, so
-// a prompt is run once and every new token costs one single-token forward.
+// The Engine runs a compiled LLM one sequence at a time and owns its KV
+// cache, so a prompt is run once and every new token costs one single-token
+// forward. Two kinds of artifact (signature.h): the paged `forward` (the
+// default compile: pools on the device, blocks from a KvBlockManager, new
+// K/V written in place) and the concat-style `main` (the present.N tensors
+// of one forward become the past_key_values.N inputs of the next, kept on
+// the device).
 #ifndef KILN_RUNTIME_LLM_ENGINE_H_
 #define KILN_RUNTIME_LLM_ENGINE_H_
 
@@ -21,6 +24,7 @@
 #include "runtime/hal/device.h"
 #include "runtime/io/tensor.h"
 #include "runtime/llm/config.h"
+#include "runtime/llm/kv_block_manager.h"
 #include "runtime/llm/sampler.h"
 #include "runtime/llm/signature.h"
 
@@ -32,6 +36,10 @@ struct EngineOptions {
   int threads = 0;
   /// Optional: the executor adds per-kernel and host times here (borrowed).
   exec::Profile* profile = nullptr;
+  /// Paged artifacts (`forward`): tokens per KV block, and tokens the pools
+  /// hold (0 = the model's max_position_embeddings, else 4096).
+  int64_t block_size = 16;
+  int64_t kv_cache_tokens = 0;
 };
 
 struct GenerateParams {
@@ -99,13 +107,19 @@ class Engine {
 
  private:
   Engine() = default;
-  /// Runs `ids` after the cached tokens; returns logits [1, S, vocab], left
-  /// on the device, and keeps the presents as the new cache. On error the
-  /// cache is dropped.
-  StatusOr<exec::DeviceTensor> Forward(std::span<const int64_t> ids);
-  StatusOr<exec::DeviceTensor> RunForward(std::span<const int64_t> ids);
-  /// Row `row` of logits [1, S, vocab], downloaded.
-  StatusOr<std::vector<float>> LogitsRow(const exec::DeviceTensor& logits, int64_t row);
+  /// Runs `ids` after the cached tokens and returns logits left on the
+  /// device: their last `vocab` floats are the last id's, and with
+  /// `all_rows` the rows of every id in order ([1, S, V] or [S, V]). On
+  /// error the cache is dropped.
+  StatusOr<exec::DeviceTensor> Forward(std::span<const int64_t> ids, bool all_rows);
+  StatusOr<exec::DeviceTensor> CheckAndRun(std::span<const int64_t> ids, bool all_rows);
+  /// `main` with past_key_values -> present (the cache as tensors).
+  StatusOr<exec::DeviceTensor> RunConcat(std::span<const int64_t> ids);
+  /// `forward` over the paged pools (one sequence, blocks from blocks_).
+  StatusOr<exec::DeviceTensor> RunPaged(std::span<const int64_t> ids, bool all_rows);
+  Status CreatePools(const EngineOptions& options);
+  /// The last `vocab` logits, downloaded.
+  StatusOr<std::vector<float>> LastRow(const exec::DeviceTensor& logits);
 
   std::unique_ptr<artifact::Artifact> artifact_;
   std::unique_ptr<hal::Device> device_;
@@ -117,6 +131,9 @@ class Engine {
   /// past_key_values inputs for the next forward, on the device:
   /// [2 * layer + (value ? 1 : 0)]; empty after Reset.
   std::vector<exec::DeviceTensor> past_;
+  /// Paged: the pools [2 * layer + (value ? 1 : 0)] and their blocks.
+  std::vector<exec::DeviceTensor> pools_;
+  std::unique_ptr<KvBlockManager> blocks_;
 };
 
 }  // namespace kiln::llm

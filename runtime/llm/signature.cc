@@ -122,4 +122,61 @@ StatusOr<LlmSignature> LlmSignature::FromFunction(const fb::Function& fn) {
   return sig;
 }
 
+std::string LlmSignature::PoolName(int layer, bool value) {
+  return StrCat(value ? "v_cache." : "k_cache.", layer);
+}
+
+StatusOr<LlmSignature> LlmSignature::FromForward(const fb::Function& fn) {
+  const std::map<std::string, Sig> inputs = ByName(fn.inputs());
+  const std::map<std::string, Sig> outputs = ByName(fn.outputs());
+  auto wrong = [](const std::string& what) {
+    return InvalidArgumentError(StrCat("function 'forward' is not the paged LLM ABI: ", what));
+  };
+  LlmSignature sig;
+  sig.paged = true;
+  for (const char* name : {"tokens", "positions", "query_start", "seq_lens", "slot_mapping", "logits_indices"}) {
+    auto it = inputs.find(name);
+    if (it == inputs.end()) return wrong(StrCat("no input '", name, "'"));
+    if (it->second.dtype != DType::kI32 || it->second.shape.size() != 1)
+      return wrong(StrCat("input '", name, "' must be i32 of rank 1"));
+  }
+  auto tables = inputs.find("block_tables");
+  if (tables == inputs.end() || tables->second.dtype != DType::kI32 || tables->second.shape.size() != 2)
+    return wrong("input 'block_tables' must be i32 of rank 2");
+  int max_layer = -1;
+  for (const auto& [name, s] : inputs) {
+    if (name.rfind("k_cache.", 0) != 0 && name.rfind("v_cache.", 0) != 0) continue;
+    int layer = 0;
+    for (size_t i = 8; i < name.size(); ++i) {
+      if (name[i] < '0' || name[i] > '9' || i > 14) return wrong(StrCat("unexpected input '", name, "'"));
+      layer = layer * 10 + (name[i] - '0');
+    }
+    max_layer = std::max(max_layer, layer);
+  }
+  if (max_layer < 0) return wrong("no k_cache.N / v_cache.N pools");
+  sig.num_layers = max_layer + 1;
+  if (inputs.size() != 7 + 2 * static_cast<size_t>(sig.num_layers))
+    return wrong(StrCat("expected 7 inputs and 2 pools per layer, got ", inputs.size(), " inputs"));
+  for (int layer = 0; layer < sig.num_layers; ++layer)
+    for (bool value : {false, true}) {
+      const std::string name = PoolName(layer, value);
+      auto it = inputs.find(name);
+      if (it == inputs.end()) return wrong(StrCat("no input '", name, "'"));
+      const Sig& p = it->second;
+      if (p.shape.size() != 4 || p.shape[2] < 0 || p.shape[3] < 0)
+        return wrong(StrCat("'", name, "' must be [num_blocks, block_size, kv_heads, head_dim] with static heads"));
+      if (layer == 0 && !value) {
+        sig.kv_heads = p.shape[2], sig.head_dim = p.shape[3], sig.kv_dtype = p.dtype;
+      } else if (p.shape[2] != sig.kv_heads || p.shape[3] != sig.head_dim || p.dtype != sig.kv_dtype) {
+        return wrong(StrCat("'", name, "' differs from k_cache.0"));
+      }
+    }
+  auto logits = outputs.find("logits");
+  if (outputs.size() != 1 || logits == outputs.end()) return wrong("the one output must be 'logits'");
+  if (logits->second.dtype != DType::kF32 || logits->second.shape.size() != 2)
+    return wrong("output 'logits' must be f32 [num_logits, vocab]");
+  sig.vocab = logits->second.shape[1];
+  return sig;
+}
+
 }  // namespace kiln::llm

@@ -27,12 +27,20 @@ struct LlmSignature {
   int64_t vocab = -1;
   bool has_attention_mask = false;
   bool has_position_ids = false;
+  /// The paged `forward` ABI (DESIGN.md) rather than the "with past" main.
+  bool paged = false;
 
   /// Reads `fn`'s signature; anything that is not the LLM signature above
   /// is an error saying what is missing or wrong.
   static StatusOr<LlmSignature> FromFunction(const fb::Function& fn);
 
+  /// The paged ABI of `forward`: tokens, positions, query_start, seq_lens,
+  /// block_tables, slot_mapping, logits_indices (i32), k_cache.N / v_cache.N
+  /// [num_blocks, block_size, kv_heads, head_dim] -> logits f32 [L, V].
+  static StatusOr<LlmSignature> FromForward(const fb::Function& fn);
   static std::string PastName(int layer, bool value);
+  /// "k_cache.N" / "v_cache.N".
+  static std::string PoolName(int layer, bool value);
   static std::string PresentName(int layer, bool value);
 };
 

@@ -44,8 +44,8 @@ def run(cmd, what):
     return r
 
 
-def compile_model(bin_dir, onnx_path, art):
-    run([os.path.join(bin_dir, "kiln-compile"), onnx_path, "-o", art], "kiln-compile")
+def compile_model(bin_dir, onnx_path, art, kv_cache="concat"):
+    run([os.path.join(bin_dir, "kiln-compile"), onnx_path, f"--kv-cache={kv_cache}", "-o", art], "kiln-compile")
 
 
 def kiln_run(bin_dir, art, feeds, work, tag):
@@ -115,6 +115,43 @@ def check(model_dir, bin_dir, tol, work):
         outs = kiln_run(bin_dir, art, feeds, work, "decode")
         errors.append(compare("model_with_past.onnx decode-step logits", outs.get("logits"),
                               ref["decode_logits"], tol))
+
+    # The paged `forward` (the default compile): one flattened batch of two
+    # sequences in 4-token blocks handed out interleaved, the first the
+    # prompt plus the decode token (its last row is the decode step), the
+    # second the prompt alone; logits of every row.
+    if np.all(ref["attention_mask"] == 1) and int(ref["decode_position_ids"].reshape(-1)[0]) == n:
+        art = os.path.join(work, "model_with_past.paged.kiln")
+        compile_model(bin_dir, os.path.join(model_dir, "model_with_past.onnx"), art, kv_cache="paged")
+        bs = 4
+        a = np.concatenate([ref["input_ids"][0], ref["decode_input_ids"].reshape(-1)]).astype(np.int32)
+        b = ref["input_ids"][0].astype(np.int32)
+        na, nb = len(a), len(b)
+        blocks_a, blocks_b = (na + bs - 1) // bs, (nb + bs - 1) // bs
+        table_a = [2 * i for i in range(blocks_a)]
+        table_b = [2 * i + 1 for i in range(blocks_b)]
+        m = max(blocks_a, blocks_b)
+        tables = np.full((2, m), -1, np.int32)
+        tables[0, :blocks_a], tables[1, :blocks_b] = table_a, table_b
+        slots = [table_a[i // bs] * bs + i % bs for i in range(na)] + [table_b[i // bs] * bs + i % bs for i in range(nb)]
+        num_blocks = 2 * m
+        pfeeds = {"tokens": np.concatenate([a, b]), "positions": np.concatenate([np.arange(na), np.arange(nb)]).astype(np.int32),
+                  "query_start": np.array([0, na, na + nb], np.int32), "seq_lens": np.array([na, nb], np.int32),
+                  "block_tables": tables, "slot_mapping": np.array(slots, np.int32),
+                  "logits_indices": np.arange(na + nb, dtype=np.int32)}
+        for i in range(layers):
+            for kind in ("k", "v"):
+                pfeeds[f"{kind}_cache.{i}"] = np.zeros((num_blocks, bs, kvh, hd), np.float32)
+        outs = kiln_run(bin_dir, art, pfeeds, work, "paged")
+        got = outs.get("logits")
+        if got is None or got.shape[0] != na + nb:
+            errors.append(f"paged forward: logits missing or not [{na + nb}, V]")
+        else:
+            errors.append(compare("paged forward, sequence 0 prompt rows", got[None, :n], ref["logits"], tol))
+            errors.append(compare("paged forward, sequence 0 decode row", got[None, n:n + 1], ref["decode_logits"], tol))
+            errors.append(compare("paged forward, sequence 1 (batched) rows", got[None, na:], ref["logits"], tol))
+    else:
+        errors.append("reference has padding or a decode position != prompt length: the paged check needs neither")
     return [e for e in errors if e]
 
 

@@ -7,12 +7,15 @@ kiln-generate, kiln-run and kiln-perplexity to the fixture's PyTorch references.
 
 Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
   compile          kiln-compile FIXTURE/MODEL (tokenizer and config.json are picked up
-                   beside the ONNX file)
+                   beside the ONNX file): the default paged `forward`, and again with
+                   --kv-cache=concat (the `main` with past/present tensors)
   generate k       kiln-generate --json --temperature 0 --max-tokens 48 --ignore-eos
                    --prompt TEXT: prompt_ids == reference prompt_ids, ids == greedy_48
                    exactly, text == greedy_48_text
   logits k         kiln-run on the prompt's ids from an empty cache: logits within
-                   1e-3 max-abs of reference.npz prompt{k}_logits
+                   1e-3 max-abs of reference.npz prompt{k}_logits, through `forward`
+                   (pools of 16-token blocks in reversed order, every row's logits
+                   asked for) and through the concat `main`
   perplexity       kiln-perplexity --json on ../valid.txt: within 0.5% relative of
                    valid_perplexity, over valid_tokens_scored ids
 """
@@ -103,14 +106,31 @@ def check_generate(checks, bin_dir, art, k, prompt, threads):
     checks.report(name, True, "48 ids and text identical")
 
 
-def check_logits(checks, bin_dir, art, k, prompt, want, pasts, work, threads):
-    name = f"logits prompt{k}"
+def check_logits(checks, bin_dir, art, k, prompt, want, pasts, work, threads, paged):
+    name = f"logits prompt{k}" + (" (paged forward)" if paged else " (concat main)")
     ids = np.array([prompt["prompt_ids"]], dtype=np.int64)
     n = ids.shape[1]
-    feeds = {"input_ids": ids, "attention_mask": np.ones((1, n), np.int64),
-             "position_ids": np.arange(n, dtype=np.int64)[None, :]}
-    for past, shape in pasts:
-        feeds[past] = np.zeros(shape, np.float32)
+    if paged:
+        # One sequence from an empty cache, its blocks deliberately out of
+        # order, logits of every row.
+        bs = 16
+        blocks = (n + bs - 1) // bs
+        table = np.arange(blocks, dtype=np.int32)[::-1].copy()
+        slots = np.array([table[i // bs] * bs + i % bs for i in range(n)], dtype=np.int32)
+        feeds = {"tokens": ids[0].astype(np.int32), "positions": np.arange(n, dtype=np.int32),
+                 "query_start": np.array([0, n], np.int32), "seq_lens": np.array([n], np.int32),
+                 "block_tables": table[None, :], "slot_mapping": slots,
+                 "logits_indices": np.arange(n, dtype=np.int32)}
+        for past, shape in pasts:  # past_key_values.N.key -> k_cache.N
+            layer, kind = past.split(".")[1:3]
+            pool = ("k_cache." if kind == "key" else "v_cache.") + layer
+            feeds[pool] = np.zeros((blocks, bs, shape[1], shape[3]), np.float32)
+    else:
+        feeds = {"input_ids": ids, "attention_mask": np.ones((1, n), np.int64),
+                 "position_ids": np.arange(n, dtype=np.int64)[None, :]}
+        for past, shape in pasts:
+            feeds[past] = np.zeros(shape, np.float32)
+    k = f"{k}{'p' if paged else 'c'}"
     in_dir, out_dir = os.path.join(work, f"in{k}"), os.path.join(work, f"out{k}")
     os.makedirs(in_dir, exist_ok=True)
 
@@ -135,6 +155,8 @@ def check_logits(checks, bin_dir, art, k, prompt, want, pasts, work, threads):
     if not os.path.exists(path):
         return checks.report(name, False, "kiln-run wrote no logits.npy")
     got = np.load(path)
+    if paged:
+        got = got[None]  # [n, V] -> [1, n, V]
     if got.shape != (1,) + want.shape:
         return checks.report(name, False, f"logits shape {got.shape}, want {(1,) + want.shape}")
     diff = float(np.max(np.abs(got[0].astype(np.float64) - want.astype(np.float64))))
@@ -180,12 +202,21 @@ def main():
     try:
         rc, out, err = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model), "-o", art])
         checks.report(f"compile {args.model}", rc == 0, "" if rc == 0 else failure(rc, out, err))
+        concat = os.path.join(work, "model-concat.kiln")
+        rc2, out2, err2 = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model),
+                               "--kv-cache=concat", "-o", concat])
+        checks.report(f"compile {args.model} --kv-cache=concat", rc2 == 0, "" if rc2 == 0 else failure(rc2, out2, err2))
+        pasts = past_shapes(fixture)
+        if rc2 == 0:
+            for k, prompt in enumerate(ref["prompts"]):
+                check_logits(checks, args.bin_dir, concat, k, prompt, npz[prompt["logits_key"]], pasts, work,
+                             args.threads, paged=False)
         if rc == 0:
-            pasts = past_shapes(fixture)
             for k, prompt in enumerate(ref["prompts"]):
                 check_generate(checks, args.bin_dir, art, k, prompt, args.threads)
             for k, prompt in enumerate(ref["prompts"]):
-                check_logits(checks, args.bin_dir, art, k, prompt, npz[prompt["logits_key"]], pasts, work, args.threads)
+                check_logits(checks, args.bin_dir, art, k, prompt, npz[prompt["logits_key"]], pasts, work,
+                             args.threads, paged=True)
             check_perplexity(checks, args.bin_dir, art, fixture, ref, args.threads)
         else:
             # Nothing else can run; count them so the summary shows what is missing.

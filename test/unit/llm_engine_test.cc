@@ -202,7 +202,11 @@ TEST(EngineTest, RefusesFunctionsThatAreNotLlms) {
   EXPECT_NE(error(bad_ids).find("input 'input_ids' must be i64 of rank 2"), std::string::npos);
   testing::ModelSpec renamed = FakeLlmModel();
   renamed.functions[0].name = "forward";
-  EXPECT_EQ(error(renamed), "artifact has no function 'main'");
+  // A `forward` is taken for the paged ABI, and this one is not it.
+  EXPECT_EQ(error(renamed), "function 'forward' is not the paged LLM ABI: no input 'tokens'");
+  testing::ModelSpec other = FakeLlmModel();
+  other.functions[0].name = "encode";
+  EXPECT_EQ(error(other), "artifact has neither 'forward' nor 'main': not a compiled LLM");
   testing::ModelSpec bad_config = FakeLlmModel({.metadata = {{"llm.config", "{\"eos_token_id\": \"2\"}"}}});
   EXPECT_EQ(error(bad_config), "llm.config: 'eos_token_id' must be an integer or a list, got string");
 }

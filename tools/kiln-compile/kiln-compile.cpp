@@ -45,7 +45,7 @@ static cl::opt<std::string> kvCache(
     cl::desc("KV cache of an LLM: 'paged' (the runtime's `forward` over a "
              "flattened batch with block tables; default) or 'concat' "
              "(`main` with past_key_values -> present, one sequence)"),
-    cl::init("concat"), cl::cat(category));
+    cl::init("paged"), cl::cat(category));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);

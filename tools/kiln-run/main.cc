@@ -1,7 +1,7 @@
 //===- main.cc - kiln-run: run a compiled .kiln artifact on .npy/.pb inputs ===//
 //
 //   kiln-run OUT.kiln [--device=cpu] [--threads N] --input NAME=FILE ...
-//            [--output-dir DIR] [--function main]
+//            [--output-dir DIR] [--function NAME]
 //
 // Writes each output to DIR/<name>.npy and prints "<name> <dtype> <shape>"
 // per output. Any error is one line "kiln-run: error: ..." on stderr, exit 1.
@@ -32,7 +32,7 @@ struct Flags {
   bool profile = false;
   std::vector<std::string> inputs;
   std::string output_dir = ".";
-  std::string function = "main";
+  std::string function;  // empty: "main", else "forward" (a paged LLM), else the only one
 };
 
 kiln::Status RunTool(const Flags& flags) {
@@ -52,13 +52,20 @@ kiln::Status RunTool(const Flags& flags) {
     inputs.push_back({std::move(name), std::move(tensor).value()});
   }
 
+  std::string function = flags.function;
+  if (function.empty()) {
+    const auto* fns = artifact->model().functions();
+    function = artifact->FindFunction("main") ? "main" : artifact->FindFunction("forward") ? "forward" : "";
+    if (function.empty() && fns && fns->size() == 1) function = fns->Get(0)->name()->str();
+    if (function.empty()) return kiln::InvalidArgumentError("the artifact has no 'main' or 'forward': pick one with --function");
+  }
   kiln::exec::Profile profile;
   kiln::exec::ExecutorOptions executor_options;
   if (flags.profile) executor_options.profile = &profile;
   KILN_ASSIGN_OR_RETURN(auto executor, kiln::exec::Executor::Create(*artifact, *device, executor_options));
   // ONNX's own test data stores bfloat16 tensors as uint16 bit patterns;
   // take a u16 file for a bf16 input as those bits.
-  if (const auto* fn = executor->FindFunction(flags.function); fn && fn->inputs()) {
+  if (const auto* fn = executor->FindFunction(function); fn && fn->inputs()) {
     for (kiln::io::NamedTensor& in : inputs)
       for (const auto* sig : *fn->inputs())
         if (sig->name() && sig->name()->string_view() == in.name &&
@@ -66,7 +73,7 @@ kiln::Status RunTool(const Flags& flags) {
             in.tensor.dtype == kiln::DType::kU16)
           in.tensor.dtype = kiln::DType::kBF16;
   }
-  KILN_ASSIGN_OR_RETURN(auto outputs, executor->Run(flags.function, inputs));
+  KILN_ASSIGN_OR_RETURN(auto outputs, executor->Run(function, inputs));
   if (flags.profile) std::fprintf(stderr, "%s", profile.Report().c_str());
 
   std::error_code ec;
@@ -101,7 +108,7 @@ int main(int argc, char** argv) {
     app.add_option("-i,--input", flags.inputs, "NAME=FILE (.npy or ONNX TensorProto .pb), repeatable")
         ->allow_extra_args(false);
     app.add_option("-o,--output-dir", flags.output_dir, "where <output>.npy files go")->capture_default_str();
-    app.add_option("-f,--function", flags.function, "entry point to run")->capture_default_str();
+    app.add_option("-f,--function", flags.function, "entry point to run (default: main, else forward)");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
