@@ -146,18 +146,25 @@ void SerialBackend::Run() {
       if (stopping_ && waiting_.empty() && cancelled_.empty()) return;
       continue;
     }
-    Generate(*job);
-    std::lock_guard<std::mutex> lock(mu_);
-    running_.reset();
+    Generate(*job);  // clears running_
   }
 }
 
 void SerialBackend::Generate(Job& job) {
   const GenerationRequest& r = job.request;
   const llm::ModelConfig& config = engine_->config();
+  // The request stops counting as running before its last choice is
+  // reported, so a client that has its answer never sees it still running.
+  auto done = [&](int i, FinishReason reason, const Status& status) {
+    if (i == r.n - 1) {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.reset();
+    }
+    job.on_done(i, reason, status);
+  };
   for (int i = 0; i < r.n; ++i) {
     if (job.cancelled) {
-      job.on_done(i, FinishReason::kCancelled, OkStatus());
+      done(i, FinishReason::kCancelled, OkStatus());
       continue;
     }
     llm::GenerateParams params;
@@ -176,11 +183,11 @@ void SerialBackend::Generate(Job& job) {
     };
     StatusOr<llm::GenerateResult> result = engine_->Generate(r.prompt_ids, params, on_token);
     if (job.cancelled) {
-      job.on_done(i, FinishReason::kCancelled, OkStatus());
+      done(i, FinishReason::kCancelled, OkStatus());
     } else if (!result.ok()) {
-      job.on_done(i, FinishReason::kError, result.status());
+      done(i, FinishReason::kError, result.status());
     } else {
-      job.on_done(i, result->stopped_at_eos ? FinishReason::kEos : FinishReason::kLength, OkStatus());
+      done(i, result->stopped_at_eos ? FinishReason::kEos : FinishReason::kLength, OkStatus());
     }
   }
   // Free the KV cache now rather than when the next request starts.
