@@ -258,10 +258,7 @@ StatusOr<std::vector<int64_t>> PromptIds(const CompletionRequest& request, const
                                          const ModelLimits& limits) {
   if (!request.chat) {
     if (const auto* ids = std::get_if<std::vector<int64_t>>(&request.prompt)) {
-      for (int64_t id : *ids)
-        if (id < 0 || id >= limits.vocab_size)
-          return InvalidArgumentError(
-              StrCat("'prompt' holds token id ", id, ", outside the vocabulary [0, ", limits.vocab_size, ")"));
+      KILN_RETURN_IF_ERROR(CheckTokenIds(*ids, limits.vocab_size, "prompt"));
       return *ids;
     }
   }
@@ -273,6 +270,14 @@ StatusOr<std::vector<int64_t>> PromptIds(const CompletionRequest& request, const
   ids = tokenizer->WithBos(std::move(ids));
   if (ids.empty()) return InvalidArgumentError("the prompt is empty");
   return ids;
+}
+
+Status CheckTokenIds(std::span<const int64_t> ids, int64_t vocab_size, std::string_view field) {
+  for (int64_t id : ids)
+    if (id < 0 || id >= vocab_size)
+      return InvalidArgumentError(
+          StrCat("'", field, "' holds token id ", id, ", outside the vocabulary [0, ", vocab_size, ")"));
+  return OkStatus();
 }
 
 StatusOr<GenerationRequest> MakeGenerationRequest(const CompletionRequest& request, std::vector<int64_t> prompt_ids,

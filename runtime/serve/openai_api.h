@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -82,6 +83,9 @@ struct ModelLimits {
 /// (an artifact without one): then only id prompts work.
 StatusOr<std::vector<int64_t>> PromptIds(const CompletionRequest& request, const llm::Tokenizer* tokenizer,
                                          const ModelLimits& limits);
+
+/// InvalidArgument naming `field` unless every id is in [0, vocab_size).
+Status CheckTokenIds(std::span<const int64_t> ids, int64_t vocab_size, std::string_view field);
 
 /// The backend request: checks that the prompt fits the context with room
 /// for max_tokens (OutOfRange otherwise) and fills the defaults.

@@ -45,8 +45,7 @@ struct OpenAiService::Job {
     std::string finish_reason;
     bool finished = false;
     int64_t tokens = 0;
-    bool any_token = false;
-    Clock::time_point last_token;
+    Clock::time_point last_token;  // when tokens > 0
   };
 
   OpenAiService* service = nullptr;
@@ -72,8 +71,8 @@ struct OpenAiService::Job {
     if (c.finished) return;  // a stop string ended it; the rest is dropped
     const Clock::time_point now = Clock::now();
     if (!any_token) service->time_to_first_token_->Observe(SecondsBetween(start, now));
-    if (c.any_token) service->inter_token_latency_->Observe(SecondsBetween(c.last_token, now));
-    any_token = c.any_token = true;
+    if (c.tokens > 0) service->inter_token_latency_->Observe(SecondsBetween(c.last_token, now));
+    any_token = true;
     c.last_token = now;
     ++c.tokens;
     std::string piece;
@@ -270,6 +269,17 @@ void OpenAiService::Shutdown() {
   if (model_.backend) model_.backend->Shutdown(/*drain=*/false);
 }
 
+ApiError OpenAiService::ModelNotFound(std::string_view name) const {
+  return ApiError{404, StrCat("no model '", name, "' (this server has '", options_.model_name, "')"),
+                  "model_not_found"};
+}
+
+std::optional<ApiError> OpenAiService::TokenizerRouteError(const std::optional<std::string>& model) const {
+  if (model && *model != options_.model_name) return ModelNotFound(*model);
+  if (!model_.tokenizer) return MakeApiError(400, "the model has no tokenizer");
+  return std::nullopt;
+}
+
 std::string OpenAiService::NewId(std::string_view prefix) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id(prefix);
@@ -353,7 +363,7 @@ void OpenAiService::Handle(HttpRequest& request, std::shared_ptr<Responder> resp
       return;
     case Route::kModel:
       if (target.substr(11) != options_.model_name) {
-        SendError(responder, ApiError{404, StrCat("no model '", target.substr(11), "'"), "model_not_found"});
+        SendError(responder, ModelNotFound(target.substr(11)));
         return;
       }
       SendJson(responder, 200, ModelObjectJson(options_.model_name, created_, context));
@@ -387,8 +397,7 @@ void OpenAiService::HandleCompletion(const HttpRequest& request, std::shared_ptr
   }
   CompletionRequest& r = *parsed;
   if (r.model != options_.model_name) {
-    SendError(responder, ApiError{404, StrCat("no model '", r.model, "' (this server has '", options_.model_name, "')"),
-                                  "model_not_found"});
+    SendError(responder, ModelNotFound(r.model));
     return;
   }
   const ModelLimits limits{model_.backend->max_context(), model_.vocab_size};
@@ -453,12 +462,8 @@ void OpenAiService::HandleTokenize(const HttpRequest& request, const std::shared
     SendError(responder, ApiErrorOf(r.status()));
     return;
   }
-  if (r->model && *r->model != options_.model_name) {
-    SendError(responder, ApiError{404, StrCat("no model '", *r->model, "'"), "model_not_found"});
-    return;
-  }
-  if (!model_.tokenizer) {
-    SendError(responder, MakeApiError(400, "the model has no tokenizer"));
+  if (std::optional<ApiError> error = TokenizerRouteError(r->model)) {
+    SendError(responder, *error);
     return;
   }
   StatusOr<std::vector<int64_t>> ids = model_.tokenizer->Encode(r->prompt);
@@ -476,20 +481,13 @@ void OpenAiService::HandleDetokenize(const HttpRequest& request, const std::shar
     SendError(responder, ApiErrorOf(r.status()));
     return;
   }
-  if (r->model && *r->model != options_.model_name) {
-    SendError(responder, ApiError{404, StrCat("no model '", *r->model, "'"), "model_not_found"});
+  if (std::optional<ApiError> error = TokenizerRouteError(r->model)) {
+    SendError(responder, *error);
     return;
   }
-  if (!model_.tokenizer) {
-    SendError(responder, MakeApiError(400, "the model has no tokenizer"));
+  if (Status ids = CheckTokenIds(r->tokens, model_.tokenizer->vocab_size(), "tokens"); !ids.ok()) {
+    SendError(responder, ApiErrorOf(ids));
     return;
-  }
-  for (int64_t id : r->tokens) {
-    if (id < 0 || id >= model_.tokenizer->vocab_size()) {
-      SendError(responder, MakeApiError(400, StrCat("token id ", id, " is outside the vocabulary [0, ",
-                                                    model_.tokenizer->vocab_size(), ")")));
-      return;
-    }
   }
   StatusOr<std::string> text = model_.tokenizer->Decode(r->tokens);
   if (!text.ok()) {

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -75,6 +76,10 @@ class OpenAiService final : public HttpHandler {
   void HandleMetrics(const std::shared_ptr<Responder>& responder);
   void SendJson(const std::shared_ptr<Responder>& responder, int status, std::string body);
   void SendError(const std::shared_ptr<Responder>& responder, const ApiError& error, const HttpHeaders& headers = {});
+  /// 404 model_not_found for a name other than the served one.
+  ApiError ModelNotFound(std::string_view name) const;
+  /// /tokenize and /detokenize: the wrong model, or no tokenizer to use.
+  std::optional<ApiError> TokenizerRouteError(const std::optional<std::string>& model) const;
   /// "cmpl-<24 hex>"
   std::string NewId(std::string_view prefix);
 
