@@ -285,11 +285,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!ec) buffer_.commit(n);  // the start of a pipelined request: keep it
     if (phase_ == Phase::kClosed) return;
     if (phase_ == Phase::kAfterResponse) {
-      if (linger_) {
-        if (ec) Close();
-        else DrainSome();
-        return;
-      }
       // The answer is out and the read was cancelled to start the next one.
       if (ec && ec != net::error::operation_aborted) {
         Close();
@@ -385,8 +380,7 @@ class Session : public std::enable_shared_from_this<Session> {
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(kLingerTime);
-    if (watching_) return;  // OnWatch -> ... the watch read drains too
-    DrainSome();
+    DrainSome();  // no watch read is pending: the request was never dispatched
   }
 
   void DrainSome() {
