@@ -1,0 +1,91 @@
+//===- paged_model.h - A compiled LLM's `forward` over a batch of sequences -===//
+//
+// The device side of continuous batching: the artifact's paged `forward`
+// (DESIGN.md, "LLM runtime ABI"), its per-layer K/V pools on the device and
+// the KvBlockManager that hands out their blocks. The scheduler decides
+// which tokens of which sequences run in a step and asks the block manager
+// for their slots; Run turns that into one forward and returns the logits
+// rows it asked for.
+#ifndef KILN_RUNTIME_LLM_PAGED_MODEL_H_
+#define KILN_RUNTIME_LLM_PAGED_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/artifact/artifact.h"
+#include "runtime/base/status.h"
+#include "runtime/exec/executor.h"
+#include "runtime/hal/device.h"
+#include "runtime/llm/config.h"
+#include "runtime/llm/kv_block_manager.h"
+#include "runtime/llm/signature.h"
+
+namespace kiln::llm {
+
+struct PagedModelOptions {
+  std::string device = "cpu";
+  int threads = 0;
+  int64_t block_size = 16;
+  /// Bytes for all K/V pools together; 0 = room for `min_tokens`.
+  int64_t kv_cache_bytes = 0;
+  /// At least this many tokens of cache (default: one full context).
+  int64_t min_tokens = 0;
+  bool enable_prefix_caching = true;
+  exec::Profile* profile = nullptr;
+};
+
+/// One sequence's part of a step: `tokens` are its next ids, at positions
+/// start .. start + size - 1, whose K/V go to `slots`; with `want_logits`
+/// the logits of its last token come back.
+struct BatchEntry {
+  int64_t seq_id = 0;
+  std::span<const int64_t> tokens;
+  int64_t start = 0;
+  std::span<const int64_t> slots;
+  bool want_logits = false;
+};
+
+class PagedModel {
+ public:
+  /// Opens the artifact (which must have the paged `forward`) and sizes the
+  /// pools: a clear error when they cannot hold one full context.
+  static StatusOr<std::unique_ptr<PagedModel>> Open(std::unique_ptr<artifact::Artifact> artifact,
+                                                    const PagedModelOptions& options);
+
+  /// Applies copy-on-write block copies to every pool, then runs one
+  /// forward over `batch` (sequences whose block tables the block manager
+  /// holds). Returns the wanted logits rows, in batch order, as one
+  /// [rows * vocab] vector.
+  StatusOr<std::vector<float>> Run(std::span<const BatchEntry> batch, std::span<const KvBlockCopy> copies);
+
+  KvBlockManager& blocks() { return *blocks_; }
+  const KvBlockManager& blocks() const { return *blocks_; }
+  const ModelConfig& config() const { return config_; }
+  const artifact::Artifact& artifact() const { return *artifact_; }
+  int64_t vocab_size() const { return vocab_; }
+  /// Longest context a sequence may have (the model's positions).
+  int64_t max_context() const { return max_context_; }
+  /// Bytes of one token's K/V over all layers.
+  int64_t bytes_per_token() const { return bytes_per_token_; }
+
+ private:
+  PagedModel() = default;
+
+  std::unique_ptr<artifact::Artifact> artifact_;
+  std::unique_ptr<hal::Device> device_;
+  std::unique_ptr<exec::Executor> executor_;  // borrows artifact_ and device_
+  ModelConfig config_;
+  LlmSignature signature_;
+  int64_t vocab_ = 0;
+  int64_t max_context_ = 0;
+  int64_t bytes_per_token_ = 0;
+  std::vector<exec::DeviceTensor> pools_;  // [2 * layer + (value ? 1 : 0)]
+  std::unique_ptr<KvBlockManager> blocks_;
+};
+
+}  // namespace kiln::llm
+
+#endif  // KILN_RUNTIME_LLM_PAGED_MODEL_H_

@@ -1,0 +1,333 @@
+//===- batching_backend.cc - Continuous batching over the paged forward ----===//
+#include "runtime/serve/batching_backend.h"
+
+#include <algorithm>
+#include <optional>
+#include <span>
+
+namespace kiln::serve {
+
+struct BatchingBackend::Sequence {
+  Request* req = nullptr;
+  int choice = 0;
+  int64_t id = 0;                // in the block manager
+  std::vector<int64_t> tokens;   // prompt + generated ids
+  int64_t computed = 0;          // tokens whose K/V are in the cache
+  int64_t generated = 0;
+  std::optional<llm::Sampler> sampler;
+  bool allocated = false;        // holds blocks
+  bool running = false;
+  bool done = false;
+};
+
+struct BatchingBackend::Request {
+  uint64_t id = 0;
+  GenerationRequest params;
+  TokenCallback on_token;
+  DoneCallback on_done;
+  std::vector<std::unique_ptr<Sequence>> seqs;  // choice 0 first; the rest after the prompt
+  int live = 0;                                  // choices not ended
+  bool forked = false;
+};
+
+StatusOr<std::unique_ptr<BatchingBackend>> BatchingBackend::Create(std::unique_ptr<llm::PagedModel> model,
+                                                                   const BatchingBackendOptions& options) {
+  if (options.max_num_seqs < 1 || options.max_batched_tokens < 1 || options.max_queue < 0)
+    return InvalidArgumentError("max_num_seqs and max_batched_tokens must be >= 1, max_queue >= 0");
+  std::unique_ptr<BatchingBackend> b(new BatchingBackend(std::move(model), options));
+  b->thread_ = std::thread([raw = b.get()] { raw->Loop(); });
+  return b;
+}
+
+BatchingBackend::BatchingBackend(std::unique_ptr<llm::PagedModel> model, const BatchingBackendOptions& options)
+    : model_(std::move(model)), options_(options) {}
+
+BatchingBackend::~BatchingBackend() { Shutdown(/*drain=*/false); }
+
+StatusOr<uint64_t> BatchingBackend::Submit(GenerationRequest request, TokenCallback on_token, DoneCallback on_done) {
+  const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
+  if (prompt == 0) return InvalidArgumentError("the prompt has no tokens");
+  if (request.max_tokens < 1) return InvalidArgumentError(StrCat("max_tokens must be >= 1, got ", request.max_tokens));
+  if (request.n < 1) return InvalidArgumentError(StrCat("n must be >= 1, got ", request.n));
+  // The last id is never run: the context holds prompt + max_tokens - 1.
+  const int64_t needed = prompt + request.max_tokens - 1;
+  if (needed > model_->max_context())
+    return InvalidArgumentError(StrCat("a prompt of ", prompt, " tokens and ", request.max_tokens, " new ones need ",
+                                       needed, " positions but the model has ", model_->max_context()));
+  for (int64_t id : request.prompt_ids)
+    if (id < 0 || id >= model_->vocab_size())
+      return InvalidArgumentError(StrCat("token id ", id, " is outside the model's vocabulary of ", model_->vocab_size()));
+  KILN_RETURN_IF_ERROR(llm::Sampler::Create(request.sampler).status());
+
+  auto req = std::make_unique<Request>();
+  req->params = std::move(request);
+  req->on_token = std::move(on_token);
+  req->on_done = std::move(on_done);
+  req->live = req->params.n;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return UnavailableError("the server is shutting down");
+  if (stats_.num_requests_waiting + static_cast<int64_t>(incoming_.size()) >= options_.max_queue)
+    return ResourceExhaustedError(StrCat("the queue is full (", options_.max_queue, " requests waiting)"));
+  req->id = next_id_++;
+  const uint64_t id = req->id;
+  incoming_.push_back(std::move(req));
+  wake_.notify_one();
+  return id;
+}
+
+void BatchingBackend::Cancel(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancels_.push_back(id);
+  wake_.notify_one();
+}
+
+BackendStats BatchingBackend::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  BackendStats s = stats_;
+  s.num_requests_waiting += static_cast<int64_t>(incoming_.size());
+  return s;
+}
+
+int64_t BatchingBackend::steps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return steps_;
+}
+
+int64_t BatchingBackend::preemptions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return preemptions_;
+}
+
+void BatchingBackend::Shutdown(bool drain) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) drain_ = drain;
+    stopping_ = true;
+    wake_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void BatchingBackend::Loop() {
+  while (true) {
+    const bool busy = !running_.empty() || !waiting_.empty();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return busy || stopping_ || !incoming_.empty() || !cancels_.empty(); });
+      if (stopping_ && !drain_) {
+        // Everything still known ends now (Step takes new requests in
+        // before it applies cancellations).
+        for (auto& req : incoming_) cancels_.push_back(req->id);
+        for (auto& [id, req] : requests_) cancels_.push_back(id);
+      }
+    }
+    Step();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && requests_.empty() && incoming_.empty()) return;
+  }
+}
+
+void BatchingBackend::FinishSequence(Sequence& seq, FinishReason reason, const Status& status) {
+  if (seq.done) return;
+  if (seq.allocated) (void)model_->blocks().Free(seq.id);
+  seq.allocated = false;
+  if (seq.running) running_.remove(&seq);
+  else waiting_.remove(&seq);
+  seq.running = false;
+  seq.done = true;
+  Request& req = *seq.req;
+  --req.live;
+  if (req.on_done) req.on_done(seq.choice, reason, status);
+}
+
+void BatchingBackend::Preempt(Request& req) {
+  for (auto it = req.seqs.rbegin(); it != req.seqs.rend(); ++it) {
+    Sequence& s = **it;
+    if (s.done || !s.running) continue;
+    if (s.allocated) (void)model_->blocks().Free(s.id);
+    s.allocated = false;
+    s.computed = 0;
+    s.running = false;
+    running_.remove(&s);
+    waiting_.push_front(&s);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++preemptions_;
+}
+
+void BatchingBackend::Step() {
+  // Intake: new requests to the back of the queue, then cancellations.
+  std::deque<std::unique_ptr<Request>> fresh;
+  std::vector<uint64_t> cancels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fresh.swap(incoming_);
+    cancels.swap(cancels_);
+  }
+  for (auto& req : fresh) {
+    auto seq = std::make_unique<Sequence>();
+    seq->req = req.get();
+    seq->id = next_seq_id_++;
+    seq->tokens = req->params.prompt_ids;
+    llm::SamplerParams sp = req->params.sampler;
+    seq->sampler = *llm::Sampler::Create(sp);  // checked by Submit
+    waiting_.push_back(seq.get());
+    req->seqs.push_back(std::move(seq));
+    const uint64_t id = req->id;
+    requests_[id] = std::move(req);
+  }
+  for (uint64_t id : cancels) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    Request& req = *it->second;
+    for (auto& s : req.seqs) FinishSequence(*s, FinishReason::kCancelled, OkStatus());
+    // Choices not forked yet never started: they end too.
+    for (int c = static_cast<int>(req.seqs.size()); c < req.params.n; ++c) {
+      --req.live;
+      if (req.on_done) req.on_done(c, FinishReason::kCancelled, OkStatus());
+    }
+  }
+
+  llm::KvBlockManager& blocks = model_->blocks();
+  int64_t budget = options_.max_batched_tokens;
+  std::vector<llm::BatchEntry> batch;
+  std::vector<Sequence*> ran;
+  std::deque<std::vector<int64_t>> slot_store;  // stable storage for the entries' slots
+  std::vector<llm::KvBlockCopy> copies;
+
+  // 1. Running sequences: a decode token, or the next chunk of a prompt.
+  std::vector<Sequence*> snapshot(running_.begin(), running_.end());
+  for (Sequence* s : snapshot) {
+    if (!s->running || budget <= 0) continue;
+    const int64_t remaining = static_cast<int64_t>(s->tokens.size()) - s->computed;
+    const int64_t chunk = std::min(remaining, budget);
+    std::span<const int64_t> next(s->tokens.data() + s->computed, chunk);
+    StatusOr<llm::KvAppend> app = blocks.AppendSlots(s->id, next);
+    while (!app.ok() && app.status().code() == StatusCode::kResourceExhausted && s->running) {
+      // No free block: preempt the most recently admitted request.
+      Preempt(*running_.back()->req);
+      if (s->running) app = blocks.AppendSlots(s->id, next);
+    }
+    if (!s->running) continue;  // preempted itself
+    if (!app.ok()) {
+      FinishSequence(*s, FinishReason::kError, app.status());
+      continue;
+    }
+    copies.insert(copies.end(), app->copies.begin(), app->copies.end());
+    slot_store.push_back(std::move(app->slots));
+    batch.push_back({s->id, next, s->computed, slot_store.back(), s->computed + chunk == (int64_t)s->tokens.size()});
+    ran.push_back(s);
+    budget -= chunk;
+  }
+  // Entries of preempted sequences were never added (each was checked
+  // right after its own preemption chance); drop any whose owner was
+  // preempted by a later sequence's allocation.
+  for (size_t i = 0; i < ran.size();) {
+    if (ran[i]->running) {
+      ++i;
+      continue;
+    }
+    ran.erase(ran.begin() + i);
+    batch.erase(batch.begin() + i);
+  }
+
+  // 2. Waiting sequences, first come first served, while budget and seats last.
+  while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < options_.max_num_seqs) {
+    Sequence* s = waiting_.front();
+    const int64_t chunk = std::min(static_cast<int64_t>(s->tokens.size()), budget);
+    std::span<const int64_t> first(s->tokens.data(), chunk);
+    if (!blocks.CanAllocate(first)) break;  // no overtaking
+    StatusOr<llm::KvAllocation> alloc = blocks.Allocate(s->id, first);
+    if (!alloc.ok()) break;
+    waiting_.pop_front();
+    s->allocated = s->running = true;
+    running_.push_back(s);
+    s->computed = alloc->num_cached_tokens;
+    std::span<const int64_t> todo(s->tokens.data() + s->computed, chunk - s->computed);
+    slot_store.push_back(std::move(alloc->slots));
+    batch.push_back({s->id, todo, s->computed, slot_store.back(), chunk == (int64_t)s->tokens.size()});
+    ran.push_back(s);
+    budget -= static_cast<int64_t>(todo.size());
+  }
+
+  if (!batch.empty()) {
+    StatusOr<std::vector<float>> logits = model_->Run(batch, copies);
+    if (!logits.ok()) {
+      // The pools may be half written: nothing cached can be trusted.
+      for (Sequence* s : ran) FinishSequence(*s, FinishReason::kError, logits.status());
+      blocks.ResetPrefixCache();
+    } else {
+      const int64_t vocab = model_->vocab_size();
+      int64_t row = 0;
+      for (size_t i = 0; i < ran.size(); ++i) {
+        Sequence* s = ran[i];
+        s->computed += static_cast<int64_t>(batch[i].tokens.size());
+        if (!batch[i].want_logits) continue;
+        std::span<const float> r(logits->data() + row * vocab, vocab);
+        ++row;
+        Request& req = *s->req;
+        std::vector<Sequence*> choosers{s};
+        if (!req.forked && req.params.n > 1 && s->choice == 0 && s->generated == 0) {
+          // The prompt is done: the other choices share its blocks.
+          for (int c = 1; c < req.params.n; ++c) {
+            auto child = std::make_unique<Sequence>();
+            child->req = &req;
+            child->choice = c;
+            child->id = next_seq_id_++;
+            child->tokens = s->tokens;
+            child->computed = s->computed;
+            llm::SamplerParams sp = req.params.sampler;
+            sp.seed += static_cast<uint64_t>(c);
+            child->sampler = *llm::Sampler::Create(sp);
+            if (Status fork = blocks.Fork(s->id, child->id); !fork.ok()) {
+              --req.live;
+              if (req.on_done) req.on_done(c, FinishReason::kError, fork);
+              child->done = true;
+            } else {
+              child->allocated = child->running = true;
+              running_.push_back(child.get());
+              choosers.push_back(child.get());
+            }
+            req.seqs.push_back(std::move(child));
+          }
+        }
+        if (!req.forked) req.forked = true;
+        for (Sequence* c : choosers) {
+          StatusOr<int64_t> id = c->sampler->Sample(r);
+          if (!id.ok()) {
+            FinishSequence(*c, FinishReason::kError, id.status());
+            continue;
+          }
+          if (!req.params.ignore_eos && model_->config().IsEos(*id)) {
+            FinishSequence(*c, FinishReason::kEos, OkStatus());
+            continue;
+          }
+          if (req.on_token) req.on_token(c->choice, *id);
+          ++c->generated;
+          c->tokens.push_back(*id);
+          if (c->generated >= req.params.max_tokens || (int64_t)c->tokens.size() > model_->max_context())
+            FinishSequence(*c, FinishReason::kLength, OkStatus());
+        }
+      }
+    }
+  }
+
+  // Requests whose choices all ended are gone; publish the figures.
+  for (auto it = requests_.begin(); it != requests_.end();)
+    it = it->second->live <= 0 ? requests_.erase(it) : std::next(it);
+  int64_t running = 0, waiting = 0;
+  for (auto& [id, req] : requests_) {
+    bool any_running = false;
+    for (auto& s : req->seqs) any_running |= s->running;
+    (any_running ? running : waiting) += 1;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!batch.empty()) ++steps_;
+  stats_.num_requests_running = running;
+  stats_.num_requests_waiting = waiting;
+  stats_.kv_cache_usage_ratio = blocks.UsageRatio();
+  stats_.prefix_cache_queries_total = blocks.prefix_cache_queries();
+  stats_.prefix_cache_hits_total = blocks.prefix_cache_hits();
+}
+
+}  // namespace kiln::serve

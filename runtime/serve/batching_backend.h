@@ -1,0 +1,102 @@
+//===- batching_backend.h - Continuous batching over the paged forward ------===//
+//
+// The serving engine: a scheduler thread that runs one `forward` per step
+// over every running sequence (vLLM-style continuous batching):
+//  - decodes of running sequences first (one token each), then chunks of
+//    prompts, under a token budget per step (chunked prefill mixed with
+//    decodes), at most max_num_seqs sequences;
+//  - waiting requests are admitted first come, first served; a request that
+//    does not fit blocks the ones behind it (no overtaking);
+//  - when a running sequence needs a block and none is free, the most
+//    recently admitted request is preempted: its blocks are freed and it
+//    goes back to the front of the queue, to be recomputed (prompt + what it
+//    generated) when blocks free up;
+//  - n > 1: the prompt is computed once; the choices then fork its blocks
+//    (copy-on-write on their first own token) and sample with seed + i;
+//  - prefix caching: full blocks of earlier prompts are reused;
+//  - Cancel frees the request's blocks at the start of the next step.
+// Each sequence's tokens, positions and sampler are its own, and every
+// kernel computes a row the same way whatever else is in the batch, so a
+// request's greedy output does not depend on what it is batched with.
+#ifndef KILN_RUNTIME_SERVE_BATCHING_BACKEND_H_
+#define KILN_RUNTIME_SERVE_BATCHING_BACKEND_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime/llm/paged_model.h"
+#include "runtime/llm/sampler.h"
+#include "runtime/serve/backend.h"
+
+namespace kiln::serve {
+
+struct BatchingBackendOptions {
+  /// Most sequences in one step.
+  int64_t max_num_seqs = 64;
+  /// Most tokens in one step (decodes count one each).
+  int64_t max_batched_tokens = 512;
+  /// Most requests waiting to start.
+  int64_t max_queue = 1024;
+};
+
+class BatchingBackend final : public Backend {
+ public:
+  static StatusOr<std::unique_ptr<BatchingBackend>> Create(std::unique_ptr<llm::PagedModel> model,
+                                                           const BatchingBackendOptions& options = {});
+  ~BatchingBackend() override;
+
+  StatusOr<uint64_t> Submit(GenerationRequest request, TokenCallback on_token, DoneCallback on_done) override;
+  void Cancel(uint64_t id) override;
+  BackendStats Stats() const override;
+  int64_t max_context() const override { return model_->max_context(); }
+  void Shutdown(bool drain) override;
+
+  const llm::PagedModel& model() const { return *model_; }
+  /// Steps run and preemptions so far (tests, metrics).
+  int64_t steps() const;
+  int64_t preemptions() const;
+
+ private:
+  struct Request;
+  struct Sequence;
+  BatchingBackend(std::unique_ptr<llm::PagedModel> model, const BatchingBackendOptions& options);
+  void Loop();
+  /// One scheduling step (scheduler thread, lock not held).
+  void Step();
+  void FinishSequence(Sequence& seq, FinishReason reason, const Status& status);
+  /// Frees `req`'s blocks and sends it back to the queue front.
+  void Preempt(Request& req);
+  Status Admit(Sequence& seq, int64_t budget, std::vector<llm::BatchEntry>& batch, std::vector<Sequence*>& ran);
+
+  std::unique_ptr<llm::PagedModel> model_;  // scheduler thread only, once running
+  const BatchingBackendOptions options_;
+
+  // Shared with Submit/Cancel/Stats.
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Request>> incoming_;
+  std::vector<uint64_t> cancels_;
+  uint64_t next_id_ = 1;
+  bool stopping_ = false, drain_ = false;
+  BackendStats stats_;
+  int64_t steps_ = 0, preemptions_ = 0;
+
+  // Scheduler thread only.
+  std::map<uint64_t, std::unique_ptr<Request>> requests_;
+  std::list<Sequence*> waiting_;  // FCFS; preempted ones at the front
+  std::list<Sequence*> running_;  // in admission order
+  int64_t next_seq_id_ = 0;
+
+  std::thread thread_;
+};
+
+}  // namespace kiln::serve
+
+#endif  // KILN_RUNTIME_SERVE_BATCHING_BACKEND_H_
