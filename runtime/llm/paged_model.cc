@@ -37,16 +37,22 @@ StatusOr<std::unique_ptr<PagedModel>> PagedModel::Open(std::unique_ptr<artifact:
 
   const int64_t token_bytes = DTypeSize(m->signature_.kv_dtype) * m->signature_.kv_heads * m->signature_.head_dim;
   m->bytes_per_token_ = 2 * m->signature_.num_layers * token_bytes;
-  const int64_t min_tokens = std::max(options.min_tokens, m->max_context_);
-  int64_t num_blocks = (min_tokens + options.block_size - 1) / options.block_size + 1;
+  // One full context (+ a block of slack for the partial last block).
+  const int64_t context_blocks = (m->max_context_ + options.block_size - 1) / options.block_size + 1;
+  const int64_t block_bytes = m->bytes_per_token_ * options.block_size;
+  int64_t num_blocks = context_blocks;
   if (options.kv_cache_bytes > 0) {
-    const int64_t fit = options.kv_cache_bytes / (m->bytes_per_token_ * options.block_size);
-    if (fit < num_blocks)
+    const int64_t fit = options.kv_cache_bytes / block_bytes;
+    if (fit < context_blocks)
       return InvalidArgumentError(StrCat("a KV cache of ", options.kv_cache_bytes >> 20, " MiB holds ",
                                          fit * options.block_size, " tokens, less than one context of ",
-                                         m->max_context_, " (", (num_blocks * options.block_size * m->bytes_per_token_) >> 20,
+                                         m->max_context_, " (", (context_blocks * block_bytes + (1 << 20) - 1) >> 20,
                                          " MiB needed)"));
     num_blocks = fit;
+  } else {
+    const int64_t want = std::min(std::max<int64_t>(options.auto_sequences, 1) * context_blocks,
+                                  std::max<int64_t>(options.auto_max_bytes, 0) / block_bytes);
+    num_blocks = std::max(context_blocks, want);
   }
   KvBlockManagerOptions block_options;
   block_options.num_blocks = num_blocks;

@@ -29,10 +29,12 @@ struct PagedModelOptions {
   std::string device = "cpu";
   int threads = 0;
   int64_t block_size = 16;
-  /// Bytes for all K/V pools together; 0 = room for `min_tokens`.
+  /// Bytes for all K/V pools together (at least one full context); 0 =
+  /// automatic: `auto_sequences` full contexts, at most `auto_max_bytes`,
+  /// and never less than one context.
   int64_t kv_cache_bytes = 0;
-  /// At least this many tokens of cache (default: one full context).
-  int64_t min_tokens = 0;
+  int64_t auto_sequences = 1;
+  int64_t auto_max_bytes = int64_t{256} << 20;
   bool enable_prefix_caching = true;
   exec::Profile* profile = nullptr;
 };

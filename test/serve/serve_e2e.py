@@ -263,7 +263,10 @@ def case_errors(args):
     key = "sk-test-123"
     auth = {"Authorization": f"Bearer {key}"}
     limit = 16384
-    server = Server(args, ["--api-key", key, "--max-body-bytes", str(limit), "--max-queue", "1"])
+    # --max-num-seqs 8: the blocker's 8 choices take every seat, so the next
+    # request waits (continuous batching would otherwise run it at once).
+    server = Server(args, ["--api-key", key, "--max-body-bytes", str(limit), "--max-queue", "1",
+                           "--max-num-seqs", "8"])
     good = {"model": MODEL_NAME, "prompt": "Linux is", "max_tokens": 4, "temperature": 0}
     try:
         # Open routes and authentication.
@@ -397,7 +400,10 @@ def case_errors(args):
 
 
 def case_concurrency(args):
-    server = Server(args)
+    # One seat: the 256 streams provably wait at once behind a long request
+    # (connections, not batching, are under test here; e2e-batching-llama-s
+    # runs 64 requests in one batch).
+    server = Server(args, ["--max-num-seqs", "1"])
     try:
         out = subprocess.run([args.node, os.path.join(os.path.dirname(__file__), "openai_client.mjs"), "concurrency",
                               f"http://127.0.0.1:{server.port}/v1", MODEL_NAME, "256"],

@@ -38,6 +38,7 @@
 #include "runtime/llm/tokenizer.h"
 #include "runtime/serve/http_server.h"
 #include "runtime/serve/openai_service.h"
+#include "runtime/serve/batching_backend.h"
 #include "runtime/serve/serial_backend.h"
 
 namespace {
@@ -77,15 +78,38 @@ void RaiseFileLimit() {
   }
 }
 
-/// Builds the engine, tokenizer and backend (the slow part, off the io thread).
+/// KV cache for --kv-cache-memory 0: room for every sequence's full context
+/// up to 256 MiB, and never less than one context.
+constexpr int64_t kAutoKvCacheBytes = int64_t{256} << 20;
+
+/// Builds the model, tokenizer and backend (the slow part, off the io
+/// thread): continuous batching over a paged `forward`, else (an artifact
+/// compiled with --kv-cache=concat) one request at a time.
 kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifact::Artifact> artifact,
                                                    const Flags& flags) {
+  kiln::serve::ServedModel model;
+  if (artifact->FindFunction("forward")) {
+    kiln::llm::PagedModelOptions options;
+    options.device = flags.device;
+    options.threads = flags.threads;
+    options.kv_cache_bytes = flags.kv_cache_memory_mb << 20;
+    options.auto_sequences = flags.max_num_seqs;
+    options.auto_max_bytes = kAutoKvCacheBytes;
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::PagedModel> paged,
+                          kiln::llm::PagedModel::Open(std::move(artifact), options));
+    KILN_ASSIGN_OR_RETURN(model.tokenizer, kiln::llm::LoadTokenizer(paged->artifact(), paged->config()));
+    model.vocab_size = paged->vocab_size();
+    kiln::serve::BatchingBackendOptions backend_options;
+    backend_options.max_num_seqs = flags.max_num_seqs;
+    backend_options.max_queue = flags.max_queue;
+    KILN_ASSIGN_OR_RETURN(model.backend, kiln::serve::BatchingBackend::Create(std::move(paged), backend_options));
+    return model;
+  }
   kiln::llm::EngineOptions options;
   options.device = flags.device;
   options.threads = flags.threads;
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::Engine> engine,
                         kiln::llm::Engine::Create(std::move(artifact), options));
-  kiln::serve::ServedModel model;
   KILN_ASSIGN_OR_RETURN(model.tokenizer, kiln::llm::LoadTokenizer(engine->artifact(), engine->config()));
   model.vocab_size = engine->vocab_size();
   kiln::serve::SerialBackendOptions backend_options;
@@ -199,9 +223,9 @@ int main(int argc, char** argv) {
     app.add_option("--api-key", flags.api_key, "require 'Authorization: Bearer KEY' (also $KILN_API_KEY)")
         ->envname("KILN_API_KEY");
     app.add_option("--model-name", flags.model_name, "model name clients use (default: the artifact's file stem)");
-    app.add_option("--max-num-seqs", flags.max_num_seqs, "most sequences decoded together (batching backend)")
+    app.add_option("--max-num-seqs", flags.max_num_seqs, "most sequences in one batch")
         ->capture_default_str();
-    app.add_option("--kv-cache-memory", flags.kv_cache_memory_mb, "KV cache size in MiB (batching backend; 0 = auto)")
+    app.add_option("--kv-cache-memory", flags.kv_cache_memory_mb, "KV cache size in MiB (0 = every sequence's full context, at most 256 MiB, at least one context)")
         ->capture_default_str();
     app.add_option("--max-queue", flags.max_queue, "most requests waiting; more are answered 429")
         ->capture_default_str();
