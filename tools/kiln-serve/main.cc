@@ -186,9 +186,11 @@ kiln::Status Serve(const Flags& flags) {
         return;
       }
       const int64_t context = (*model)->backend->max_context();
+      const bool batching = dynamic_cast<kiln::serve::BatchingBackend*>((*model)->backend.get()) != nullptr;
       service->SetModel(std::move(**model));
       if (!stopping)
-        PrintEvent({{"event", "ready"}, {"model", flags.model_name}, {"max_model_len", context}, {"backend", "serial"}});
+        PrintEvent({{"event", "ready"}, {"model", flags.model_name}, {"max_model_len", context},
+                    {"backend", batching ? "batching" : "serial"}});
     });
   });
 
