@@ -420,7 +420,8 @@ def case_concurrency(args):
 
 
 def case_disconnect(args):
-    server = Server(args)
+    # One seat, so that a second request provably waits behind the first.
+    server = Server(args, ["--max-num-seqs", "1"])
     long_body = {"model": MODEL_NAME, "prompt": "Linux is", "max_tokens": 1000, "ignore_eos": True, "temperature": 0}
     try:
         # 1. Streaming: read a few chunks, then vanish.
