@@ -54,8 +54,14 @@ struct BackendStats {
   /// KV blocks held by live requests / all blocks (cached blocks no request
   /// holds count as free). 0 for a backend without a paged cache.
   double kv_cache_usage_ratio = 0;
+  /// Prompt tokens looked up in / found in the prefix cache.
   int64_t prefix_cache_queries_total = 0;
   int64_t prefix_cache_hits_total = 0;
+  /// KV slots of the running sequences' blocks, and how many of them hold a
+  /// token (summed per sequence; a shared block counts for each holder).
+  /// allocated - used is what paging wastes: under one block per sequence.
+  int64_t kv_cache_slots_allocated = 0;
+  int64_t kv_cache_slots_used = 0;
 };
 
 class Backend {

@@ -315,7 +315,12 @@ void BatchingBackend::Step() {
   // Requests whose choices all ended are gone; publish the figures.
   for (auto it = requests_.begin(); it != requests_.end();)
     it = it->second->live <= 0 ? requests_.erase(it) : std::next(it);
-  int64_t running = 0, waiting = 0;
+  int64_t running = 0, waiting = 0, allocated = 0, used = 0;
+  for (Sequence* s : running_) {
+    StatusOr<std::span<const int64_t>> table = blocks.BlockTable(s->id);
+    StatusOr<int64_t> tokens = blocks.NumTokens(s->id);
+    if (table.ok() && tokens.ok()) allocated += static_cast<int64_t>(table->size()) * blocks.block_size(), used += *tokens;
+  }
   for (auto& [id, req] : requests_) {
     bool any_running = false;
     for (auto& s : req->seqs) any_running |= s->running;
@@ -328,6 +333,8 @@ void BatchingBackend::Step() {
   stats_.kv_cache_usage_ratio = blocks.UsageRatio();
   stats_.prefix_cache_queries_total = blocks.prefix_cache_queries();
   stats_.prefix_cache_hits_total = blocks.prefix_cache_hits();
+  stats_.kv_cache_slots_allocated = allocated;
+  stats_.kv_cache_slots_used = used;
 }
 
 }  // namespace kiln::serve

@@ -224,11 +224,17 @@ Status OpenAiService::RegisterMetrics() {
                                      "Share of KV cache blocks held by live requests (0 to 1).",
                                      [this] { return stats_.kv_cache_usage_ratio; }));
   KILN_RETURN_IF_ERROR(m.AddCallback(
-      MetricType::kCounter, "kiln_prefix_cache_queries_total", "Prompt blocks looked up in the prefix cache.",
+      MetricType::kCounter, "kiln_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.",
       [this] { return static_cast<double>(stats_.prefix_cache_queries_total); }));
   KILN_RETURN_IF_ERROR(m.AddCallback(
-      MetricType::kCounter, "kiln_prefix_cache_hits_total", "Prompt blocks found in the prefix cache.",
+      MetricType::kCounter, "kiln_prefix_cache_hits_total", "Prompt tokens found in the prefix cache.",
       [this] { return static_cast<double>(stats_.prefix_cache_hits_total); }));
+  KILN_RETURN_IF_ERROR(m.AddCallback(
+      MetricType::kGauge, "kiln_kv_cache_allocated_slots", "KV slots in the blocks of running sequences.",
+      [this] { return static_cast<double>(stats_.kv_cache_slots_allocated); }));
+  KILN_RETURN_IF_ERROR(m.AddCallback(
+      MetricType::kGauge, "kiln_kv_cache_used_slots", "Of those, slots holding a token (the rest is paging waste).",
+      [this] { return static_cast<double>(stats_.kv_cache_slots_used); }));
   KILN_ASSIGN_OR_RETURN(prompt_tokens_, m.AddCounter("kiln_prompt_tokens_total", "Prompt tokens of accepted requests."));
   KILN_ASSIGN_OR_RETURN(generation_tokens_,
                         m.AddCounter("kiln_generation_tokens_total", "Tokens generated (every choice, read or not)."));
