@@ -356,6 +356,36 @@ TEST(UkMatmul, GluMatchesActOfGateTimesUp) {
     }
 }
 
+// Batch invariance: a row's result is bitwise the same whatever M it is
+// computed with (the GEMV, the panel streams and the GEMM all sum over k in
+// order), on any workgroup count. Continuous batching relies on it.
+TEST(UkMatmul, RowsAreBitwiseTheSameForAnyM) {
+  std::mt19937 rng(9);
+  const int64_t K = 300, N = 200;
+  std::vector<float> W = Random(K * N, rng), U = Random(K * N, rng), bias = Random(N, rng);
+  std::vector<float> pw = Pack(W, K, N), pu = Pack(U, K, N);
+  std::vector<float> A = Random(100 * K, rng);
+  auto rows = [&](int64_t M, bool glu, int64_t count) {
+    std::vector<float> C(M * N, kNaN);
+    for (int64_t wg = 0; wg < count; ++wg) {
+      if (glu)
+        kiln_uk_matmul_glu_f32(A.data(), M, K, pw.data(), pu.data(), N, 3, C.data(), wg, count);
+      else
+        kiln_uk_matmul_f32(A.data(), M, K, pw.data(), N, bias.data(), nullptr, 1, C.data(), wg, count);
+    }
+    return C;
+  };
+  for (bool glu : {false, true}) {
+    std::vector<float> one = rows(1, glu, 1);
+    for (int64_t M : {2, 5, 7, 9, 31, 33, 64, 100})
+      for (int64_t count : {1, 3}) {
+        std::vector<float> many = rows(M, glu, count);
+        EXPECT_EQ(std::memcmp(one.data(), many.data(), N * sizeof(float)), 0)
+            << "row 0 differs at M=" << M << " count=" << count << (glu ? " (glu)" : "");
+      }
+  }
+}
+
 //===-- Norms --------------------------------------------------------------===//
 
 TEST(UkNorm, RmsNormAndLayerNorm) {
@@ -619,6 +649,54 @@ TEST(UkAttention, PagedMatchesContiguousPerSequence) {
       ExpectClose(out, want, kTol, Describe(s));
     }
   }
+}
+
+// A sequence's rows are bitwise the same alone, batched with others, and
+// with its rows computed in other chunks (the prompt in one piece, or the
+// last 5 rows as a later step over the first rows' cached keys).
+TEST(UkAttention, PagedRowsAreBatchInvariant) {
+  const int64_t H = 8, KVH = 2, hd = 32, bs = 16, num_blocks = 16;
+  std::mt19937 rng(24);
+  std::vector<float> kpool = Random(num_blocks * bs * KVH * hd, rng, -2.0f, 2.0f);
+  std::vector<float> vpool = Random(kpool.size(), rng);
+  const int64_t S = 37;  // the sequence: 37 tokens in blocks 3, 9, 5
+  std::vector<float> qseq = Random(H * S * hd, rng, -2.0f, 2.0f);
+  auto run = [&](std::vector<std::pair<int64_t, int64_t>> parts /* (first row, rows) of the sequence */,
+                 int64_t others, int64_t count) {
+    // Batch: `others` decode rows of another sequence (blocks 0, 1) first,
+    // then the chosen parts of ours, each as its own batch entry.
+    std::vector<int32_t> tables, lens, starts{0};
+    std::vector<std::pair<int64_t, int64_t>> where;  // batch row -> (part, row)
+    int64_t n = 0;
+    for (int64_t o = 0; o < others; ++o) {
+      tables.insert(tables.end(), {0, 1, 0}), lens.push_back(20), starts.push_back(static_cast<int32_t>(++n));
+    }
+    for (auto [first, rows] : parts) {
+      tables.insert(tables.end(), {3, 9, 5}), lens.push_back(static_cast<int32_t>(first + rows));
+      n += rows, starts.push_back(static_cast<int32_t>(n));
+    }
+    const int64_t B = static_cast<int64_t>(lens.size());
+    std::vector<float> q = Random(H * n * hd, rng), out(H * n * hd, kNaN);
+    int64_t row = others;
+    for (auto [first, rows] : parts)
+      for (int64_t r = 0; r < rows; ++r, ++row)
+        for (int64_t h = 0; h < H; ++h)
+          std::memcpy(&q[(h * n + row) * hd], &qseq[(h * S + first + r) * hd], hd * sizeof(float));
+    for (int64_t wg = 0; wg < count; ++wg)
+      kiln_uk_paged_attention_f32(q.data(), kpool.data(), vpool.data(), tables.data(), lens.data(), starts.data(),
+                                  B, 3, H, KVH, n, hd, num_blocks, bs, 0.17f, 1, out.data(), wg, count);
+    std::vector<float> mine(H * S * hd, kNaN);
+    row = others;
+    for (auto [first, rows] : parts)
+      for (int64_t r = 0; r < rows; ++r, ++row)
+        for (int64_t h = 0; h < H; ++h)
+          std::memcpy(&mine[(h * S + first + r) * hd], &out[(h * n + row) * hd], hd * sizeof(float));
+    return mine;
+  };
+  std::vector<float> alone = run({{0, S}}, 0, 1);
+  EXPECT_EQ(alone, run({{0, S}}, 5, 3)) << "batched with 5 decodes, 3 workgroups";
+  EXPECT_EQ(alone, run({{0, 32}, {32, 5}}, 2, 2)) << "prompt in two chunks (as two entries)";
+  EXPECT_EQ(alone, run({{0, 36}, {36, 1}}, 0, 1)) << "last row as a decode";
 }
 
 TEST(UkAttention, PagedSkipsBadBlocksAndUncoveredRows) {

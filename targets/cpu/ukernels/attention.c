@@ -509,7 +509,14 @@ void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const floa
         uk_att_src_t a = {q + q0 * hd, out + q0 * hd, N * hd, S, T < 0 ? 0 : T, hd,
                           k_pool + c * hd, v_pool + c * hd, block_tables + b * M, block_size,
                           KVH * hd, num_blocks, (const int64_t *)0, scale, causal};
-        uk_att_run_item(&a, hb, rr0, uk_min64(UK_ATT_QB, rows - rr0));
+        /* Always the lanes path (hd permitting), even for a decode's few
+         * rows: a row's result then does not depend on how many rows share
+         * its item, i.e. on how the scheduler chunked or batched it. */
+        const int64_t nr = uk_min64(UK_ATT_QB, rows - rr0);
+        if (hd <= UK_ATT_HD_MAX)
+          uk_att_item_t(&a, hb, rr0, nr);
+        else
+          uk_att_item(&a, hb, rr0, nr);
       }
     }
   }

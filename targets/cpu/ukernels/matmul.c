@@ -7,7 +7,12 @@
  * them near memory bandwidth when the weights come from DRAM while the FMAs
  * run (the M == 1 GEMV gets there with the hardware prefetcher alone):
  * - M <= 8 (decode): each panel is streamed once over the whole K with all
- *   rows' accumulators in registers. M == 1 is a GEMV at memory bandwidth.
+ *   rows' accumulators in registers. M == 1 is a GEMV at memory bandwidth,
+ *   four panels at a time.
+ * Every path sums each output element over k in order (one FMA chain), so
+ * a row's result is bitwise the same whatever M is: batch invariance, which
+ * continuous batching needs for a request to decode the same alone or with
+ * others.
  * - 8 < M <= 32 (speculative verification, batched decode, short prompts):
  *   each panel is streamed once, K in blocks of KC; per block, every row
  *   block (balanced heights <= 6) runs the 6x16 microkernel on it while it
@@ -78,21 +83,6 @@ UK_INLINE void uk_store_glu(kiln_v16f g, kiln_v16f u, int64_t row, int64_t n0, i
 
 /*===-- Small M: stream each panel over the whole K -----------------------===*/
 
-/* M == 1: four accumulators over k so that FMA latency never limits the
- * stream of weights. */
-UK_INLINE kiln_v16f uk_gemv_panel(const float *a, const float *bp, int64_t K) {
-  kiln_v16f c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-  int64_t k = 0;
-  for (; k + 4 <= K; k += 4) {
-    c0 += a[k] * uk_load(bp + (k + 0) * UK_W);
-    c1 += a[k + 1] * uk_load(bp + (k + 1) * UK_W);
-    c2 += a[k + 2] * uk_load(bp + (k + 2) * UK_W);
-    c3 += a[k + 3] * uk_load(bp + (k + 3) * UK_W);
-  }
-  for (; k < K; ++k) c0 += a[k] * uk_load(bp + k * UK_W);
-  return (c0 + c1) + (c2 + c3);
-}
-
 /* R (1..6, a constant after inlining) rows of A, unpacked, times one panel
  * over the whole K. */
 UK_INLINE void uk_rows_panel(const float *A, int64_t lda, int R, const float *bp, int64_t K,
@@ -108,7 +98,7 @@ UK_INLINE void uk_rows_panel(const float *A, int64_t lda, int R, const float *bp
 UK_INLINE void uk_rows_panel_any(const float *A, int64_t lda, int R, const float *bp, int64_t K,
                                  kiln_v16f *acc) {
   switch (R) {
-    case 1: acc[0] = uk_gemv_panel(A, bp, K); break;
+    case 1: uk_rows_panel(A, lda, 1, bp, K, acc); break;
     case 2: uk_rows_panel(A, lda, 2, bp, K, acc); break;
     case 3: uk_rows_panel(A, lda, 3, bp, K, acc); break;
     case 4: uk_rows_panel(A, lda, 4, bp, K, acc); break;
@@ -117,9 +107,55 @@ UK_INLINE void uk_rows_panel_any(const float *A, int64_t lda, int R, const float
   }
 }
 
+/* M == 1 (decode): a GEMV. Every output element is summed over k in order,
+ * one FMA per k, exactly as the multi-row paths and the GEMM do, so a row's
+ * result does not depend on how many rows it is computed with (a request
+ * decodes the same alone or batched). FMA latency is hidden by running the
+ * chains of several panels at once rather than by splitting k. Returns the
+ * first panel it did not do. */
+static int64_t uk_gemv(const float *a, int64_t K, const float *Bp, const float *Bu, int64_t N,
+                       const float *bias, const float *residual, int32_t act, float *C,
+                       int64_t p_begin, int64_t p_end) {
+  const int64_t ps = K * UK_W; /* floats per packed panel */
+  int64_t p = p_begin;
+  if (!Bu) {
+    for (; p + 4 <= p_end; p += 4) {
+      const float *b0 = Bp + p * ps, *b1 = b0 + ps, *b2 = b1 + ps, *b3 = b2 + ps;
+      kiln_v16f c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        c0 += a[k] * uk_load(b0 + k * UK_W);
+        c1 += a[k] * uk_load(b1 + k * UK_W);
+        c2 += a[k] * uk_load(b2 + k * UK_W);
+        c3 += a[k] * uk_load(b3 + k * UK_W);
+      }
+      kiln_v16f c[4] = {c0, c1, c2, c3};
+      for (int j = 0; j < 4; ++j) {
+        int64_t n0 = (p + j) * UK_W;
+        uk_store_out(c[j], 0, n0, uk_min64(UK_W, N - n0), N, bias, residual, act, C);
+      }
+    }
+  } else {
+    for (; p + 2 <= p_end; p += 2) {
+      const float *g0 = Bp + p * ps, *g1 = g0 + ps, *u0 = Bu + p * ps, *u1 = u0 + ps;
+      kiln_v16f cg0 = 0, cg1 = 0, cu0 = 0, cu1 = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        cg0 += a[k] * uk_load(g0 + k * UK_W);
+        cu0 += a[k] * uk_load(u0 + k * UK_W);
+        cg1 += a[k] * uk_load(g1 + k * UK_W);
+        cu1 += a[k] * uk_load(u1 + k * UK_W);
+      }
+      int64_t n0 = p * UK_W, n1 = n0 + UK_W;
+      uk_store_glu(cg0, cu0, 0, n0, uk_min64(UK_W, N - n0), N, act, C);
+      uk_store_glu(cg1, cu1, 0, n1, uk_min64(UK_W, N - n1), N, act, C);
+    }
+  }
+  return p;
+}
+
 static void uk_matmul_small(const float *A, int64_t M, int64_t K, const float *Bp, const float *Bu,
                             int64_t N, const float *bias, const float *residual, int32_t act,
                             float *C, int64_t p_begin, int64_t p_end) {
+  if (M == 1) p_begin = uk_gemv(A, K, Bp, Bu, N, bias, residual, act, C, p_begin, p_end);
   for (int64_t p = p_begin; p < p_end; ++p) {
     int64_t n0 = p * UK_W, nv = uk_min64(UK_W, N - n0);
     const float *bp = Bp + p * K * UK_W;

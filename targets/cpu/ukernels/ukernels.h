@@ -110,7 +110,9 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
  *  fast paths as kiln_uk_attention_f32; keys are read a block at a time.
  *  Block ids outside [0, num_blocks) are skipped, token rows no sequence
  *  covers are zeros. Items (sequence, kv head, 16 rows) go round-robin to
- *  workgroups. */
+ *  workgroups. Batch invariant: a row's result is bitwise the same whatever
+ *  else is in the batch and however its sequence's rows are chunked (every
+ *  item takes the rows-as-lanes path; keys go a block at a time). */
 void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const float *v_pool,
                                  const int32_t *block_tables, const int32_t *seq_lens,
                                  const int32_t *query_start, int64_t B, int64_t M, int64_t H,
