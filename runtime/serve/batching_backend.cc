@@ -219,9 +219,11 @@ void BatchingBackend::Step() {
     ran.push_back(s);
     budget -= chunk;
   }
-  // Entries of preempted sequences were never added (each was checked
-  // right after its own preemption chance); drop any whose owner was
-  // preempted by a later sequence's allocation.
+  // Drop the entries of sequences that a later allocation preempted (a
+  // sibling choice of the newest request). Their slots were handed out but
+  // will not be written this step, and full blocks among them may already
+  // be in the prefix cache: forget the cache rather than serve them.
+  bool dropped = false;
   for (size_t i = 0; i < ran.size();) {
     if (ran[i]->running) {
       ++i;
@@ -229,7 +231,9 @@ void BatchingBackend::Step() {
     }
     ran.erase(ran.begin() + i);
     batch.erase(batch.begin() + i);
+    dropped = true;
   }
+  if (dropped) blocks.ResetPrefixCache();
 
   // 2. Waiting sequences, first come first served, while budget and seats last.
   while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < options_.max_num_seqs) {
