@@ -227,6 +227,38 @@ Status KvBlockManager::Free(int64_t seq_id) {
   return OkStatus();
 }
 
+Status KvBlockManager::Truncate(int64_t seq_id, int64_t num_tokens) {
+  auto it = sequences_.find(seq_id);
+  if (it == sequences_.end()) return NotFoundError(StrCat("kv cache: no sequence ", seq_id, " to truncate"));
+  Sequence& seq = it->second;
+  const int64_t held = static_cast<int64_t>(seq.tokens.size());
+  if (num_tokens < 1)
+    return InvalidArgumentError(StrCat("kv cache: sequence ", seq_id, " cannot be truncated to ", num_tokens,
+                                       " tokens (free it instead)"));
+  if (num_tokens > held)
+    return OutOfRangeError(StrCat("kv cache: sequence ", seq_id, " holds ", held, " tokens, cannot keep ",
+                                  num_tokens));
+  if (num_tokens == held) return OkStatus();
+
+  // Nothing fails from here on. Blocks past the cut, last first (as Free).
+  const int64_t bs = block_size();
+  const size_t keep_blocks = static_cast<size_t>(CeilDiv(num_tokens, bs));
+  for (size_t i = seq.block_table.size(); i-- > keep_blocks;) {
+    const int64_t id = seq.block_table[i];
+    // Its last holder lets it go: forget the rolled-back content first, so
+    // that Release makes it a plain free block rather than a cached free one.
+    if (blocks_[static_cast<size_t>(id)].ref_count == 1) Unregister(id);
+    Release(id);
+  }
+  seq.block_table.resize(keep_blocks);
+  // The kept partial block was full (and perhaps registered) with tokens
+  // past the cut; its slots from the cut on will be overwritten.
+  if (num_tokens % bs != 0) Unregister(seq.block_table.back());
+  seq.tokens.resize(static_cast<size_t>(num_tokens));
+  seq.block_hashes.resize(std::min(seq.block_hashes.size(), static_cast<size_t>(num_tokens / bs)));
+  return OkStatus();
+}
+
 void KvBlockManager::ResetPrefixCache() {
   for (int64_t id : lru_) {
     Unregister(id);

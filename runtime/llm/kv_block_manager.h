@@ -140,6 +140,22 @@ class KvBlockManager {
   /// (unknown parent), AlreadyExists (child id in use).
   Status Fork(int64_t parent_id, int64_t child_id);
 
+  /// Rolls the sequence back to its first `num_tokens` tokens (speculative
+  /// decoding: the K/V of rejected draft tokens). Blocks that no longer hold
+  /// any of its tokens are released like Free releases them, except that a
+  /// block which becomes free leaves the prefix cache: its registered content
+  /// held rolled-back tokens, which must never be served as a hit. A shared
+  /// block only loses this holder and keeps its registration (its content is
+  /// the other holders' own tokens). The partially kept last block stays in
+  /// the table (its later slots are overwritten by the next AppendSlots, after
+  /// a copy if it is shared) and leaves the prefix cache if it was there,
+  /// whoever else holds it, since a partial block is never cached. Full blocks
+  /// before the cut keep their registration. Keeping every token is a no-op.
+  /// Errors, which change nothing: NotFound (unknown id), InvalidArgument
+  /// (num_tokens < 1: Free the sequence instead), OutOfRange (num_tokens is
+  /// more than the sequence holds).
+  Status Truncate(int64_t seq_id, int64_t num_tokens);
+
   /// Releases the sequence (finished, cancelled or preempted). A block no
   /// longer named by any sequence becomes free; if it is in the prefix cache
   /// it stays there as cached free (its last block is the first to be

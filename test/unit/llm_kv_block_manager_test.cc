@@ -1,8 +1,9 @@
 //===- llm_kv_block_manager_test.cc - Paged KV cache block bookkeeping -----===//
 //
 // Slot numbering, exhaustion, prefix caching (hits, near misses, LRU
-// eviction), fork + copy-on-write, and a randomized run that keeps a shadow
-// K/V pool to check that every sequence reads back its own tokens.
+// eviction), fork + copy-on-write, truncation (speculative rollback), and a
+// randomized run that keeps a shadow K/V pool to check that every sequence
+// reads back its own tokens.
 #include "runtime/llm/kv_block_manager.h"
 
 #include <gtest/gtest.h>
@@ -482,6 +483,198 @@ TEST(KvBlockManager, ResetPrefixCacheForgetsEveryPrefix) {
   EXPECT_EQ(m->NumFreeBlocks(), 8);
 }
 
+// --- Truncate (speculative decoding rollback) --------------------------------
+
+Status TruncateOk(KvBlockManager& m, int64_t seq_id, int64_t num_tokens) {
+  Status s = m.Truncate(seq_id, num_tokens);
+  KV_EXPECT_OK(m.CheckInvariants());
+  return s;
+}
+
+TEST(KvBlockManager, TruncateWithinABlock) {
+  auto m = Make(8, 4);
+  AllocateOk(*m, 1, Iota(100, 6));  // blocks 0 (full, cached) and 1 (2 of 4)
+  KV_EXPECT_OK(TruncateOk(*m, 1, 5));
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1}));
+  EXPECT_EQ(Tokens(*m, 1), 5);
+  EXPECT_EQ(m->NumBlocksInUse(), 2);
+  EXPECT_EQ(m->NumCachedBlocks(), 1);  // block 0 is wholly before the cut
+  // The rolled-back slot is handed out again, in place: the block is not shared.
+  KvAppend a = AppendOk(*m, 1, {205});
+  EXPECT_EQ(a.slots, (Ids{1 * 4 + 1}));
+  EXPECT_TRUE(a.copies.empty());
+  // Keeping every token is a no-op.
+  const Snapshot before = Snap(*m, {1});
+  KV_EXPECT_OK(TruncateOk(*m, 1, 6));
+  EXPECT_EQ(Snap(*m, {1}), before);
+  KV_EXPECT_OK(m->Free(1));
+  EXPECT_EQ(m->NumFreeBlocks(), 8);
+}
+
+TEST(KvBlockManager, TruncateAcrossBlocksFreesTheBlocksPastTheCut) {
+  auto m = Make(8, 4);
+  AllocateOk(*m, 1, {1, 2, 3});
+  // Eight draft tokens for the verify forward: blocks 0 and 1 fill (and are
+  // registered), block 2 holds three.
+  EXPECT_EQ(AppendOk(*m, 1, Iota(10, 8)).slots, (Ids{3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1, 2}));
+  EXPECT_EQ(m->NumCachedBlocks(), 2);
+  // None accepted: back to the prompt and one token.
+  KV_EXPECT_OK(TruncateOk(*m, 1, 2));
+  EXPECT_EQ(Table(*m, 1), (Ids{0}));
+  EXPECT_EQ(Tokens(*m, 1), 2);
+  EXPECT_EQ(m->NumFreeBlocks(), 7);
+  EXPECT_EQ(m->NumCachedBlocks(), 0);  // block 0 is partial again, block 1 free
+  EXPECT_EQ(AppendOk(*m, 1, {3, 40, 41}).slots, (Ids{2, 3, 4}));  // block 1 again, a plain free block
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1}));
+  KV_EXPECT_OK(m->Free(1));
+  KV_EXPECT_OK(m->CheckInvariants());
+  EXPECT_EQ(m->NumFreeBlocks(), 8);
+}
+
+TEST(KvBlockManager, TruncateToABlockBoundary) {
+  auto m = Make(8, 4);
+  const Ids prompt = Iota(1, 10);  // blocks 0, 1 full and cached, 2 holds two
+  AllocateOk(*m, 1, prompt);
+  KV_EXPECT_OK(TruncateOk(*m, 1, 8));
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1}));
+  EXPECT_EQ(m->NumFreeBlocks(), 6);
+  EXPECT_EQ(m->NumCachedBlocks(), 2);  // both full blocks are before the cut
+  EXPECT_EQ(m->NumCachedTokens(Concat(Iota(1, 8), {50})), 8);
+  // The next token opens a new block; nothing is copied.
+  KvAppend a = AppendOk(*m, 1, {60});
+  EXPECT_TRUE(a.copies.empty());
+  EXPECT_EQ(Table(*m, 1).size(), 3u);
+  // To the first boundary: block 1 goes, block 0 keeps its registration.
+  KV_EXPECT_OK(TruncateOk(*m, 1, 4));
+  EXPECT_EQ(Table(*m, 1), (Ids{0}));
+  EXPECT_EQ(m->NumCachedBlocks(), 1);
+  EXPECT_EQ(m->NumCachedTokens(prompt), 4);
+  KV_EXPECT_OK(m->Free(1));
+  EXPECT_EQ(m->NumFreeBlocks(), 8);
+  EXPECT_EQ(m->NumCachedBlocks(), 1);  // cached free
+}
+
+TEST(KvBlockManager, TruncateAForkedSequenceLeavesItsSiblingAlone) {
+  auto m = Make(8, 4);
+  const Ids prompt = Iota(1, 10);  // blocks 0, 1 (cached) and 2 (2 of 4)
+  AllocateOk(*m, 1, prompt);
+  KV_EXPECT_OK(m->Fork(1, 2));
+  KV_EXPECT_OK(TruncateOk(*m, 2, 5));
+  EXPECT_EQ(Table(*m, 2), (Ids{0, 1}));
+  EXPECT_EQ(Tokens(*m, 2), 5);
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1, 2}));  // the sibling keeps every block
+  EXPECT_EQ(Tokens(*m, 1), 10);
+  EXPECT_EQ(m->NumBlocksInUse(), 3);  // shared blocks only lost a holder
+  // Block 1 is partial for sequence 2 now: it leaves the cache, although its
+  // content is intact for sequence 1. Block 0 stays.
+  EXPECT_EQ(m->NumCachedBlocks(), 1);
+  EXPECT_EQ(m->NumCachedTokens(prompt), 4);
+
+  // Writing into the shared partial block still copies it first.
+  EXPECT_TRUE(m->CanAppendSlots(2, 1));
+  KvAppend child = AppendOk(*m, 2, {99});
+  EXPECT_EQ(child.copies, (std::vector<KvBlockCopy>{{.src = 1, .dst = 3}}));
+  EXPECT_EQ(child.slots, (Ids{3 * 4 + 1}));
+  EXPECT_EQ(Table(*m, 2), (Ids{0, 3}));
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1, 2}));
+  // Sequence 1 is now the only holder of block 2: no copy.
+  KvAppend parent = AppendOk(*m, 1, {11});
+  EXPECT_TRUE(parent.copies.empty());
+  EXPECT_EQ(parent.slots, (Ids{2 * 4 + 2}));
+
+  // Rolling back the parent into block 0, which its child still names.
+  KV_EXPECT_OK(TruncateOk(*m, 1, 3));
+  EXPECT_EQ(Table(*m, 1), (Ids{0}));
+  EXPECT_EQ(Table(*m, 2), (Ids{0, 3}));
+  EXPECT_EQ(m->NumBlocksInUse(), 2);
+  EXPECT_EQ(m->NumCachedBlocks(), 0);
+  // Block 0 is shared and partial for sequence 1: copied (into block 1,
+  // freed last by the truncation, so on top of the free stack).
+  EXPECT_EQ(AppendOk(*m, 1, {77}).copies, (std::vector<KvBlockCopy>{{.src = 0, .dst = 1}}));
+  KV_EXPECT_OK(m->Free(1));
+  KV_EXPECT_OK(m->Free(2));
+  KV_EXPECT_OK(m->CheckInvariants());
+  EXPECT_EQ(m->NumFreeBlocks(), 8);
+}
+
+TEST(KvBlockManager, TruncateKeepsTheRegistrationOfABlockOthersHold) {
+  auto m = Make(8, 4);
+  const Ids prompt = Iota(1, 9);  // blocks 0, 1 cached, 2 holds one
+  AllocateOk(*m, 1, prompt);
+  EXPECT_EQ(AllocateOk(*m, 2, prompt).num_cached_tokens, 8);  // names 0 and 1 too
+  KV_EXPECT_OK(TruncateOk(*m, 1, 4));
+  EXPECT_EQ(Table(*m, 1), (Ids{0}));
+  // Block 1 is sequence 2's own content: still a hit.
+  EXPECT_EQ(m->NumCachedBlocks(), 2);
+  EXPECT_EQ(m->NumCachedTokens(prompt), 8);
+  KV_EXPECT_OK(m->Free(2));
+  EXPECT_EQ(m->NumCachedTokens(prompt), 8);  // cached free now
+  KV_EXPECT_OK(m->Free(1));
+  KV_EXPECT_OK(m->CheckInvariants());
+  EXPECT_EQ(m->NumFreeBlocks(), 8);
+}
+
+TEST(KvBlockManager, RolledBackDraftTokensAreNeverPrefixCacheHits) {
+  auto m = Make(8, 4);
+  AllocateOk(*m, 1, {1, 2, 3});
+  AppendOk(*m, 1, {4, 5, 6, 7, 8});  // drafts: blocks 0 and 1 full, registered
+  const Ids drafted = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  EXPECT_EQ(m->NumCachedTokens(drafted), 8);  // before the verify forward's verdict
+
+  // Draft tokens 4 and 5 accepted, 6..8 rejected: the cut is inside block 1.
+  KV_EXPECT_OK(TruncateOk(*m, 1, 5));
+  EXPECT_EQ(m->NumCachedBlocks(), 1);
+  EXPECT_EQ(m->NumCachedTokens(drafted), 4);
+  // A new request with the rejected tokens computes them.
+  EXPECT_EQ(AllocateOk(*m, 2, drafted).num_cached_tokens, 4);
+  EXPECT_NE(Table(*m, 2)[1], Table(*m, 1)[1]);
+  KV_EXPECT_OK(m->Free(2));
+
+  // The accepted continuation fills block 1 again and is registered with it.
+  AppendOk(*m, 1, {50, 51, 52});
+  const Ids accepted = {1, 2, 3, 4, 5, 50, 51, 52, 9};
+  EXPECT_EQ(m->NumCachedTokens(accepted), 8);
+
+  // Rejections across a whole block: its last holder frees it and it leaves
+  // the cache instead of staying there as cached free.
+  AppendOk(*m, 1, {60, 61, 62, 63, 64});  // block 2 full, block 3 holds one
+  const int64_t cached = m->NumCachedBlocks();
+  KV_EXPECT_OK(TruncateOk(*m, 1, 8));
+  EXPECT_EQ(m->NumCachedBlocks(), cached - 1);
+  EXPECT_EQ(m->NumCachedTokens(Concat(Ids(accepted.begin(), accepted.end() - 1), {60, 61, 62, 63, 64})), 8);
+
+  KV_EXPECT_OK(m->Free(1));
+  KV_EXPECT_OK(m->CheckInvariants());
+  EXPECT_EQ(m->NumFreeBlocks(), 8);
+  EXPECT_EQ(m->NumCachedTokens(accepted), 8);  // what was kept stays cached free
+}
+
+TEST(KvBlockManager, TruncateErrorsChangeNothing) {
+  auto m = Make(4, 4);
+  AllocateOk(*m, 1, {1, 2, 3, 4, 5});
+  const Snapshot before = Snap(*m, {1});
+  EXPECT_EQ(m->Truncate(9, 1).code(), StatusCode::kNotFound);
+  EXPECT_EQ(m->Truncate(1, 0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Truncate(1, -2).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(m->Truncate(1, 6).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(Snap(*m, {1}), before);
+  KV_EXPECT_OK(m->CheckInvariants());
+  KV_EXPECT_OK(m->Free(1));
+}
+
+TEST(KvBlockManager, TruncateWithPrefixCachingOff) {
+  auto m = Make(4, 2, /*prefix_caching=*/false);
+  AllocateOk(*m, 1, Iota(1, 7));
+  KV_EXPECT_OK(TruncateOk(*m, 1, 3));
+  EXPECT_EQ(Table(*m, 1), (Ids{0, 1}));
+  EXPECT_EQ(m->NumFreeBlocks(), 2);
+  EXPECT_EQ(AppendOk(*m, 1, {8, 9}).slots, (Ids{3, 4}));
+  EXPECT_EQ(m->NumCachedBlocks(), 0);
+  KV_EXPECT_OK(m->Free(1));
+  EXPECT_EQ(m->NumFreeBlocks(), 4);
+}
+
 // --- Randomized --------------------------------------------------------------
 
 /// Stands for the K/V of the token at position p: it depends on every token
@@ -518,8 +711,10 @@ class StressRun {
       const int64_t roll = Uniform(0, 99);
       if (roll < 30 || live_.empty()) {
         Allocate(next_id_++, RandomPrompt());
-      } else if (roll < 65) {
+      } else if (roll < 55) {
         Append();
+      } else if (roll < 67) {
+        Truncate();
       } else if (roll < 75) {
         ForkOne();
       } else if (roll < 90 || live_.size() > 12) {
@@ -549,6 +744,7 @@ class StressRun {
       EXPECT_GT(copies_, 0);  // size 1 has no partial block to copy
     }
     EXPECT_GT(exhausted_, 0);
+    EXPECT_GT(truncations_, 0);
   }
 
  private:
@@ -637,6 +833,26 @@ class StressRun {
     Write(id, first, a->slots, a->copies);
   }
 
+  /// Speculative decoding's rollback: a sequence drops its last 1..k
+  /// tokens (rejected drafts), k up to two blocks and a bit so that cuts
+  /// cross blocks. Now and then a bad count, which must change nothing.
+  void Truncate() {
+    const int64_t id = RandomLive();
+    const int64_t held = static_cast<int64_t>(live_[id].size());
+    if (Uniform(0, 19) == 0) {
+      const Snapshot before = Snap(*manager_, LiveIds());
+      const int64_t bad = Uniform(0, 1) == 0 ? 0 : held + 1;
+      EXPECT_FALSE(manager_->Truncate(id, bad).ok());
+      EXPECT_EQ(Snap(*manager_, LiveIds()), before);
+      return;
+    }
+    if (held == 1) return;
+    const int64_t keep = held - Uniform(1, std::min(held - 1, 2 * config_.block_size + 2));
+    KV_EXPECT_OK(manager_->Truncate(id, keep));
+    live_[id].resize(static_cast<size_t>(keep));
+    ++truncations_;
+  }
+
   void ForkOne() {
     const int64_t parent = RandomLive();
     const int64_t child = next_id_++;
@@ -693,6 +909,7 @@ class StressRun {
   int64_t next_id_ = 0;
   int64_t copies_ = 0;
   int64_t exhausted_ = 0;
+  int64_t truncations_ = 0;
 };
 
 TEST(KvBlockManager, RandomizedOpsKeepInvariantsAndFreeEverything) {
