@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <vector>
 
 #include "runtime/base/status.h"
 
@@ -22,6 +23,30 @@ struct SamplerParams {
   uint64_t seed = 0;
 };
 
+/// Checks sampling parameters: temperature a finite number >= 0, top_k >= 0,
+/// 0 < top_p <= 1.
+Status CheckSamplerParams(const SamplerParams& params);
+
+/// What Sampler::Sample draws from at temperature > 0: the ids that survive
+/// top-k and top-p, most likely first (lower id first on ties), and their
+/// weights exp((logit - max) / temperature), not normalized. Sample picks
+/// ids[i] with probability weights[i] / sum(weights).
+struct SamplingCandidates {
+  std::vector<int64_t> ids;
+  std::vector<double> weights;
+};
+
+/// The candidates for `logits` under `params` (which CheckSamplerParams
+/// accepts); at temperature 0, the argmax alone with weight 1. Shared by
+/// Sampler::Sample and the speculative decoding rules (speculative.h), so
+/// that both target the same distribution. Fails when no logit is a number
+/// (all NaN or -inf).
+StatusOr<SamplingCandidates> ComputeSamplingCandidates(std::span<const float> logits, const SamplerParams& params);
+
+/// Uniform in [0, 1) from the top 53 bits of one draw: the same on every
+/// standard library, unlike std::uniform_real_distribution.
+double Uniform53(std::mt19937_64& rng);
+
 /// Greedy or temperature / top-k / top-p sampling with a seeded
 /// std::mt19937_64. Not thread-safe: one Sampler per sequence.
 class Sampler {
@@ -36,9 +61,6 @@ class Sampler {
 
  private:
   explicit Sampler(const SamplerParams& params) : params_(params), rng_(params.seed) {}
-  /// Uniform in [0, 1) from 53 random bits: the same on every standard
-  /// library, unlike std::uniform_real_distribution.
-  double Uniform();
 
   SamplerParams params_;
   std::mt19937_64 rng_;
