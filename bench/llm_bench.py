@@ -350,7 +350,11 @@ def report(results, bw, args, meta):
              f"onnxruntime-node {meta['ort']} (CPU EP, graph optimizations all, sequential), "
              f"{args.threads} threads for both, prompt {args.prompt_len} token ids (deterministic, the same for "
              f"both), {args.decode} greedy decode steps, median of {args.reps} runs after a warm-up, kiln's and "
-             f"ORT's runs interleaved. "
+             f"ORT's runs interleaved. Both are measured warm: ORT's process generates once before its timed "
+             f"runs, and each kiln-generate process generates once (--warmup 1) before the timed generation. "
+             f"kiln runs the paged `forward` (kiln-compile's default), whose LM head computes only the rows "
+             f"whose logits are used (the last prompt token), while the ONNX graph ORT runs returns the logits "
+             f"of every prompt position: part of kiln's prefill lead on small models is that skipped work. "
              f"Load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after: other work on this "
              f"2-core machine (builds) makes these figures noisy.")
     L.append("")
