@@ -179,6 +179,38 @@ BENCHMARK(BM_Attention)
     ->Args({256, 256, 2})
     ->UseRealTime();
 
+// Paged attention as continuous batching runs it: B sequences of T tokens
+// of context in shuffled 16-token blocks, S new rows each (S = 1: a decode
+// step of B sequences), llama-s's heads (8 query, 2 kv, hd 32).
+void BM_PagedAttention(benchmark::State &state) {
+  const int64_t B = state.range(0), S = state.range(1), T = state.range(2), H = 8, KVH = 2, hd = 32, bs = 16;
+  const int threads = static_cast<int>(state.range(3));
+  const int64_t M = (T + bs - 1) / bs, num_blocks = B * M, N = B * S;
+  Buffer q = RandomBuffer(H * N * hd, 3), kp = RandomBuffer(num_blocks * bs * KVH * hd, 4),
+         vp = RandomBuffer(num_blocks * bs * KVH * hd, 5), out(H * N * hd);
+  std::vector<int32_t> tables(B * M), lens(B, static_cast<int32_t>(T)), starts(B + 1);
+  for (int64_t i = 0; i < B * M; ++i) tables[i] = static_cast<int32_t>((i * 7919) % num_blocks);
+  for (int64_t b = 0; b <= B; ++b) starts[b] = static_cast<int32_t>(b * S);
+  SpinPool &pool = Pool(threads);
+  for (auto _ : state) {
+    pool.Run([&](int64_t wg) {
+      kiln_uk_paged_attention_f32(q.p, kp.p, vp.p, tables.data(), lens.data(), starts.data(), B, M, H, KVH, N, hd,
+                                  num_blocks, bs, 0.17f, 1, out.p, wg, threads);
+    });
+    benchmark::ClobberMemory();
+  }
+  double pairs = 0;
+  for (int64_t s = 0; s < S; ++s) pairs += static_cast<double>(T - S + s + 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * B * H * hd * pairs * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PagedAttention)
+    ->ArgNames({"B", "S", "T", "threads"})
+    ->Args({32, 1, 256, 2})
+    ->Args({1, 1, 256, 1})
+    ->Args({1, 128, 128, 2})
+    ->UseRealTime();
+
 // The yardstick: a 16-lane sum over 512 MiB, split across the threads.
 void BM_ReadBandwidth(benchmark::State &state) {
   const int threads = static_cast<int>(state.range(0));

@@ -98,7 +98,7 @@ UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t ks, int64
 /* o_i = o_i * alpha_i + sum_{j < nk} p_i[j] * v_j for R (1..4, a constant
  * after inlining) rows; p rows have stride UK_ATT_TB, v rows stride ks. */
 UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, int R,
-                          const float *vb, int64_t ks, int64_t nk, int64_t hd) {
+                          const float *vb, int64_t ks, int64_t nk, int64_t hd, int two_chains) {
   int64_t d = 0;
   for (; d + UK_W <= hd; d += UK_W) {
     kiln_v16f acc[UK_ATT_RB], acc2[UK_ATT_RB];
@@ -107,7 +107,7 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
       acc2[i] = 0;
     }
     int64_t j = 0;
-    if (R <= 2) { /* two chains per row so that FMA latency does not limit */
+    if (two_chains) { /* two chains per row so that FMA latency does not limit */
       for (; j + 2 <= nk; j += 2) {
         kiln_v16f v0 = uk_load(vb + j * ks + d), v1 = uk_load(vb + (j + 1) * ks + d);
         for (int i = 0; i < R; ++i) {
@@ -131,13 +131,21 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
   }
 }
 
+/* invariant: one chain per row whatever R is, so that a row's sum does not
+ * depend on how many rows share its register block (the paged kernel). */
 UK_INLINE void uk_pv_any(float *const *o, const float *p, const float *alpha, int R,
-                         const float *vb, int64_t ks, int64_t nk, int64_t hd) {
+                         const float *vb, int64_t ks, int64_t nk, int64_t hd, int invariant) {
   switch (R) {
-    case 1: uk_pv_rows(o, p, alpha, 1, vb, ks, nk, hd); break;
-    case 2: uk_pv_rows(o, p, alpha, 2, vb, ks, nk, hd); break;
-    case 3: uk_pv_rows(o, p, alpha, 3, vb, ks, nk, hd); break;
-    default: uk_pv_rows(o, p, alpha, 4, vb, ks, nk, hd); break;
+    case 1:
+      if (invariant) uk_pv_rows(o, p, alpha, 1, vb, ks, nk, hd, 0);
+      else uk_pv_rows(o, p, alpha, 1, vb, ks, nk, hd, 1);
+      break;
+    case 2:
+      if (invariant) uk_pv_rows(o, p, alpha, 2, vb, ks, nk, hd, 0);
+      else uk_pv_rows(o, p, alpha, 2, vb, ks, nk, hd, 1);
+      break;
+    case 3: uk_pv_rows(o, p, alpha, 3, vb, ks, nk, hd, 0); break;
+    default: uk_pv_rows(o, p, alpha, 4, vb, ks, nk, hd, 0); break;
   }
 }
 
@@ -217,8 +225,11 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
       tb = -tb;
       continue;
     }
+    /* Only the 16-key groups the chunk covers (a paged chunk is one block,
+     * often 16 keys, not UK_ATT_TB). */
+    const int64_t tbr = uk_ceil_div(tb, UK_W) * UK_W;
     int any = 0;
-    for (int64_t j = 0; j < UK_ATT_TB; ++j) {
+    for (int64_t j = 0; j < tbr; ++j) {
       int ok = j < tb && (!mrow || mrow[j0 + j] != 0);
       mb[j] = ok ? 0.0f : NEG_INF;
       any |= ok;
@@ -229,7 +240,7 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
       float *si = sc + i * UK_ATT_TB;
       int64_t vis = uk_clamp64(lim[i] - j0 + 1, 0, tb);
       float bmax = NEG_INF;
-      for (int64_t c = 0; c < UK_ATT_TB; c += UK_W) {
+      for (int64_t c = 0; c < tbr; c += UK_W) {
         kiln_v16f s16 = uk_splat(NEG_INF);
         if (c < vis) {
           int64_t nv = uk_min64(UK_W, vis - c);
@@ -241,13 +252,13 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
       }
       if (bmax == NEG_INF) { /* nothing visible for this row in this block */
         alpha[i] = 1.0f;
-        for (int64_t c = 0; c < UK_ATT_TB; c += UK_W) uk_store(si + c, uk_splat(0.0f));
+        for (int64_t c = 0; c < tbr; c += UK_W) uk_store(si + c, uk_splat(0.0f));
         continue;
       }
       float mnew = m[i] > bmax ? m[i] : bmax;
       alpha[i] = m[i] == NEG_INF ? 0.0f : uk_expf(m[i] - mnew);
       kiln_v16f sum = 0;
-      for (int64_t c = 0; c < UK_ATT_TB; c += UK_W) {
+      for (int64_t c = 0; c < tbr; c += UK_W) {
         kiln_v16f p = uk_exp_v(uk_load(si + c) - mnew);
         uk_store(si + c, p);
         sum += p;
@@ -259,7 +270,7 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
     if (nk_max == 0) continue;
     for (int64_t i = 0; i < nr; i += UK_ATT_RB) {
       int R = (int)uk_min64(UK_ATT_RB, nr - i);
-      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vc, ks, nk_max, hd);
+      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vc, ks, nk_max, hd, a->blocks != 0);
     }
   }
   for (int64_t i = 0; i < nr; ++i) {
@@ -509,14 +520,12 @@ void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const floa
         uk_att_src_t a = {q + q0 * hd, out + q0 * hd, N * hd, S, T < 0 ? 0 : T, hd,
                           k_pool + c * hd, v_pool + c * hd, block_tables + b * M, block_size,
                           KVH * hd, num_blocks, (const int64_t *)0, scale, causal};
-        /* Always the lanes path (hd permitting), even for a decode's few
-         * rows: a row's result then does not depend on how many rows share
-         * its item, i.e. on how the scheduler chunked or batched it. */
-        const int64_t nr = uk_min64(UK_ATT_QB, rows - rr0);
-        if (hd <= UK_ATT_HD_MAX)
-          uk_att_item_t(&a, hb, rr0, nr);
-        else
-          uk_att_item(&a, hb, rr0, nr);
+        /* Always the per-row path, one FMA chain per row in P @ V: a row's
+         * result then does not depend on how many rows share its item, i.e.
+         * on how the scheduler chunked or batched it (the rows-as-lanes
+         * path would also be invariant, but wastes 3/4 of its lanes on a
+         * decode's few rows, and decode is what batching runs most). */
+        uk_att_item(&a, hb, rr0, uk_min64(UK_ATT_QB, rows - rr0));
       }
     }
   }

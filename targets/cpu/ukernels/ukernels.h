@@ -112,7 +112,8 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
  *  covers are zeros. Items (sequence, kv head, 16 rows) go round-robin to
  *  workgroups. Batch invariant: a row's result is bitwise the same whatever
  *  else is in the batch and however its sequence's rows are chunked (every
- *  item takes the rows-as-lanes path; keys go a block at a time). */
+ *  item takes the per-row path with one accumulation chain per row; keys go
+ *  a block at a time). */
 void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const float *v_pool,
                                  const int32_t *block_tables, const int32_t *seq_lens,
                                  const int32_t *query_start, int64_t B, int64_t M, int64_t H,
