@@ -6,7 +6,7 @@
 
 Compiles the model (default: the shared llama-s fixture; the paged `forward`,
 kiln-compile's default) into the cache dir, starts kiln-serve on a free
-loopback port, and for each concurrency C runs C clients, each sending
+loopback port, and for each concurrency C runs C clients (bench/serve_load.mjs: one Node.js event loop), each sending
 --requests-per-client streaming completions one after another (greedy,
 ignore_eos, --max-tokens tokens, prompts of 64-256 tokens drawn from
 ../shared/fixtures/valid.txt, tokenized by the server's /tokenize). Per request it records the time to the first
@@ -137,9 +137,9 @@ def stream_completion(port, prompt_ids, max_tokens, model):
     return ttft, gaps, tokens
 
 
-def run_level(server, model_name, prompts, concurrency, per_client, max_tokens):
-    results, errors = [], []
-    lock = threading.Lock()
+def run_level(server, model_name, prompts_file, concurrency, per_client, max_tokens):
+    """One concurrency level: bench/serve_load.mjs drives the load (one Node.js event loop, lighter than a
+    thread per client on a 2-core machine) while this process samples /metrics."""
     stop_sampling = threading.Event()
     samples = []
 
@@ -153,31 +153,21 @@ def run_level(server, model_name, prompts, concurrency, per_client, max_tokens):
                 pass
             stop_sampling.wait(0.02)
 
-    def client(k):
-        for j in range(per_client):
-            ids = prompts[(k * per_client + j) % len(prompts)]
-            try:
-                res = stream_completion(server.port, ids, max_tokens, model_name)
-                with lock:
-                    results.append(res)
-            except Exception as e:  # noqa: BLE001
-                with lock:
-                    errors.append(str(e))
-
     s = threading.Thread(target=sampler)
     s.start()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    out = subprocess.run(["node", os.path.join(REPO, "bench", "serve_load.mjs"), "--port", str(server.port),
+                          "--model", model_name, "--concurrency", str(concurrency), "--requests", str(per_client),
+                          "--max-tokens", str(max_tokens), "--prompts", prompts_file],
+                         capture_output=True, text=True, timeout=1800)
     stop_sampling.set()
     s.join()
-    tokens = sum(r[2] for r in results)
-    ttfts = [r[0] for r in results if r[0] is not None]
-    itls = [g for r in results for g in r[1]]
+    if out.returncode != 0:
+        raise RuntimeError(f"serve_load.mjs failed: {out.stderr.strip()[:300]}")
+    load = json.loads(out.stdout)
+    results, errors, wall = load["requests"], load["errors"], load["wall_s"]
+    tokens = sum(r["tokens"] for r in results)
+    ttfts = [r["ttft_s"] for r in results if r["ttft_s"] is not None]
+    itls = [g for r in results for g in r["gaps_s"]]
     busy = [x for x in samples if x[1] > 0]
     waste = [1 - used / alloc for _, alloc, used, _ in busy]
     return {
@@ -203,8 +193,8 @@ def report(levels, args, meta):
          f"Model `{meta['model']}` (paged `forward`), kiln-serve `--threads {args.threads}` and its defaults "
          f"(`--max-num-seqs 256`, automatic KV cache: {meta['kv']}), streaming `/v1/completions` over loopback, "
          f"greedy, {args.max_tokens} tokens per request, prompts of {PROMPT_MIN}-{PROMPT_MAX} tokens; each client sends "
-         f"{args.requests_per_client} requests one after another. The clients run on the same 2 cores as the "
-         "server, so high concurrencies also measure the client's share of the CPU.", "",
+         f"{args.requests_per_client} requests one after another. The clients (bench/serve_load.mjs, one Node.js "
+         "event loop) run on the same cores as the server and take their share of the CPU.", "",
          "| concurrency | requests | generated tok/s | vs 1 | TTFT p50 / p99 ms | ITL p50 / p99 ms | KV usage mean / peak "
          "| KV waste mean / worst | peak running |",
          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -265,12 +255,14 @@ def main():
         pos += n
         k += 1
     model_name = server.ready.get("model", "m")
+    prompts_file = os.path.join(cache_dir(), "bench", "serve-prompts.json")
+    json.dump(prompts, open(prompts_file, "w"))
     try:
         for warm in prompts[:4]:  # warm-up: caches, allocator, thread pool
             stream_completion(server.port, warm, 8, model_name)
         levels = []
         for c in [int(x) for x in args.concurrency.split(",")]:
-            lv = run_level(server, model_name, prompts, c, args.requests_per_client, args.max_tokens)
+            lv = run_level(server, model_name, prompts_file, c, args.requests_per_client, args.max_tokens)
             log(f"C={c}: {lv['tok_s']:.0f} tok/s, TTFT p50 {ms(lv['ttft_p50'])} ms, ITL p50 {ms(lv['itl_p50'])} ms, "
                 f"KV usage {100 * lv['kv_usage_mean']:.1f} %, waste {100 * lv['kv_waste_mean']:.2f} %"
                 + (f", {lv['errors']} errors: {lv['first_error']}" if lv["errors"] else ""))
