@@ -144,7 +144,7 @@ void BM_Matmul(benchmark::State &state) {
 void MatmulArgs(benchmark::internal::Benchmark *b) {
   b->ArgNames({"M", "K", "N", "threads", "copies"});
   for (int threads : {1, 2})
-    for (int64_t M : {1, 16, 128, 512})
+    for (int64_t M : {1, 16, 32, 128, 512})
       for (auto [K, N] : {std::pair<int64_t, int64_t>{256, 768}, {1024, 2816}, {2816, 1024}})
         b->Args({M, K, N, threads, 1});
   // M = 1 with weights far larger than L3 (8 x 11 MiB cycled): memory bound.
