@@ -193,7 +193,7 @@ def report(levels, args, meta):
          f"Model `{meta['model']}` (paged `forward`), kiln-serve `--threads {args.threads}` and its defaults "
          f"(`--max-num-seqs 256`, automatic KV cache: {meta['kv']}), streaming `/v1/completions` over loopback, "
          f"greedy, {args.max_tokens} tokens per request, prompts of {PROMPT_MIN}-{PROMPT_MAX} tokens; each client sends "
-         f"{args.requests_per_client} requests one after another. The clients (bench/serve_load.mjs, one Node.js "
+         f"{args.requests_per_client} requests one after another (at least 16 requests per level). The clients (bench/serve_load.mjs, one Node.js "
          "event loop) run on the same cores as the server and take their share of the CPU.", "",
          "| concurrency | requests | generated tok/s | vs 1 | TTFT p50 / p99 ms | ITL p50 / p99 ms | KV usage mean / peak "
          "| KV waste mean / worst | peak running |",
@@ -262,7 +262,9 @@ def main():
             stream_completion(server.port, warm, 8, model_name)
         levels = []
         for c in [int(x) for x in args.concurrency.split(",")]:
-            lv = run_level(server, model_name, prompts_file, c, args.requests_per_client, args.max_tokens)
+            # At least 16 requests per level, so that C = 1 (the yardstick) is not two short runs.
+            per_client = max(args.requests_per_client, -(-16 // c))
+            lv = run_level(server, model_name, prompts_file, c, per_client, args.max_tokens)
             log(f"C={c}: {lv['tok_s']:.0f} tok/s, TTFT p50 {ms(lv['ttft_p50'])} ms, ITL p50 {ms(lv['itl_p50'])} ms, "
                 f"KV usage {100 * lv['kv_usage_mean']:.1f} %, waste {100 * lv['kv_waste_mean']:.2f} %"
                 + (f", {lv['errors']} errors: {lv['first_error']}" if lv["errors"] else ""))
