@@ -58,6 +58,7 @@ struct Flags {
   int64_t max_body_bytes = 8ll << 20;
   std::string device = "cpu";
   int threads = 0;
+  bool profile = false;
 };
 
 /// Seconds the server waits for its connections to close after a signal.
@@ -86,7 +87,7 @@ constexpr int64_t kAutoKvCacheBytes = int64_t{256} << 20;
 /// thread): continuous batching over a paged `forward`, else (an artifact
 /// compiled with --kv-cache=concat) one request at a time.
 kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifact::Artifact> artifact,
-                                                   const Flags& flags) {
+                                                   const Flags& flags, kiln::exec::Profile* profile) {
   kiln::serve::ServedModel model;
   if (artifact->FindFunction("forward")) {
     kiln::llm::PagedModelOptions options;
@@ -95,6 +96,7 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     options.kv_cache_bytes = flags.kv_cache_memory_mb << 20;
     options.auto_sequences = flags.max_num_seqs;
     options.auto_max_bytes = kAutoKvCacheBytes;
+    options.profile = profile;  // used by the scheduler thread only
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::PagedModel> paged,
                           kiln::llm::PagedModel::Open(std::move(artifact), options));
     KILN_ASSIGN_OR_RETURN(model.tokenizer, kiln::llm::LoadTokenizer(paged->artifact(), paged->config()));
@@ -124,6 +126,7 @@ kiln::Status Serve(const Flags& flags) {
                         kiln::artifact::Artifact::Open(flags.artifact));
   RaiseFileLimit();
 
+  kiln::exec::Profile profile;  // filled by the scheduler thread, printed after it is joined
   net::io_context io;
   kiln::serve::ServiceOptions service_options;
   service_options.model_name = flags.model_name;
@@ -177,7 +180,7 @@ kiln::Status Serve(const Flags& flags) {
   PrintEvent({{"event", "listening"}, {"host", flags.host}, {"port", server->port()}, {"model", flags.model_name}});
 
   std::thread loader([&, artifact = std::move(artifact)]() mutable {
-    auto model = std::make_shared<kiln::StatusOr<kiln::serve::ServedModel>>(LoadModel(std::move(artifact), flags));
+    auto model = std::make_shared<kiln::StatusOr<kiln::serve::ServedModel>>(LoadModel(std::move(artifact), flags, flags.profile ? &profile : nullptr));
     net::post(io, [&, model] {
       if (!model->ok()) {
         load_error = model->status().message();
@@ -206,6 +209,7 @@ kiln::Status Serve(const Flags& flags) {
   io.restart();
   io.poll();
   service.reset();
+  if (flags.profile) std::fprintf(stderr, "%s", profile.Report(40).c_str());
   if (load_error) return kiln::InvalidArgumentError(*load_error);
   return kiln::OkStatus();
 }
@@ -229,6 +233,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--kv-cache-memory", flags.kv_cache_memory_mb, "KV cache size in MiB (0 = every sequence's full context, at most 256 MiB, at least one context)")
         ->capture_default_str();
+    app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at exit");
     app.add_option("--max-queue", flags.max_queue, "most requests waiting; more are answered 429")
         ->capture_default_str();
     app.add_option("--max-body-bytes", flags.max_body_bytes, "largest request body; more is answered 413")
