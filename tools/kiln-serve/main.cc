@@ -180,7 +180,8 @@ kiln::Status Serve(const Flags& flags) {
   PrintEvent({{"event", "listening"}, {"host", flags.host}, {"port", server->port()}, {"model", flags.model_name}});
 
   std::thread loader([&, artifact = std::move(artifact)]() mutable {
-    auto model = std::make_shared<kiln::StatusOr<kiln::serve::ServedModel>>(LoadModel(std::move(artifact), flags, flags.profile ? &profile : nullptr));
+    auto model = std::make_shared<kiln::StatusOr<kiln::serve::ServedModel>>(
+        LoadModel(std::move(artifact), flags, flags.profile ? &profile : nullptr));
     net::post(io, [&, model] {
       if (!model->ok()) {
         load_error = model->status().message();
