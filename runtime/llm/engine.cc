@@ -6,6 +6,8 @@
 #include <optional>
 
 #include "runtime/hal/registry.h"
+#include "runtime/llm/ngram_proposer.h"
+#include "runtime/llm/speculative.h"
 
 namespace kiln::llm {
 namespace {
@@ -277,10 +279,22 @@ StatusOr<std::vector<float>> Engine::Step(int64_t id) {
   return LastRow(logits);
 }
 
+Status Engine::Rollback(int64_t keep) {
+  if (keep >= cached_) return OkStatus();
+  if (!blocks_) return FailedPreconditionError("rolling back a cache that is not paged");
+  KILN_RETURN_IF_ERROR(blocks_->Truncate(kSeq, keep));
+  cached_ = keep;
+  return OkStatus();
+}
+
 StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const GenerateParams& params,
                                           const TokenCallback& on_token) {
   if (prompt.empty()) return InvalidArgumentError("the prompt has no tokens");
   if (params.max_tokens < 0) return InvalidArgumentError(StrCat("max tokens must be >= 0, got ", params.max_tokens));
+  if (params.num_speculative_tokens < 0)
+    return InvalidArgumentError(StrCat("speculative tokens must be >= 0, got ", params.num_speculative_tokens));
+  if (params.num_speculative_tokens > 0 && !signature_.paged)
+    return InvalidArgumentError("speculative decoding needs the paged forward (compile without --kv-cache=concat)");
   // The last chosen id is never run, so the context holds prompt + max - 1.
   const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(params.max_tokens - 1, 0);
   if (config_.max_positions && needed > *config_.max_positions)
@@ -289,22 +303,73 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
   KILN_ASSIGN_OR_RETURN(Sampler sampler, Sampler::Create(params.sampler));
   GenerateResult result;
   if (params.max_tokens == 0) return result;
+  // Speculative acceptance at temperature > 0 draws from its own stream.
+  std::mt19937_64 spec_rng(params.sampler.seed ^ 0x9e3779b97f4a7c15ull);
+  std::vector<int64_t> context(prompt.begin(), prompt.end());
 
   auto start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(std::vector<float> logits, Prefill(prompt));
   KILN_ASSIGN_OR_RETURN(int64_t id, sampler.Sample(logits));
   result.prefill_seconds = Seconds(start);
   start = std::chrono::steady_clock::now();
-  while (true) {
-    result.ids.push_back(id);
-    if (on_token) KILN_RETURN_IF_ERROR(on_token(id));
-    if (!params.ignore_eos && config_.IsEos(id)) {
+  // Emits `id`; false when generation ends with it.
+  auto emit = [&](int64_t tok) -> StatusOr<bool> {
+    result.ids.push_back(tok);
+    context.push_back(tok);
+    if (on_token) KILN_RETURN_IF_ERROR(on_token(tok));
+    if (!params.ignore_eos && config_.IsEos(tok)) {
       result.stopped_at_eos = true;
-      break;
+      return false;
     }
-    if (static_cast<int64_t>(result.ids.size()) >= params.max_tokens) break;
-    KILN_ASSIGN_OR_RETURN(logits, Step(id));
-    KILN_ASSIGN_OR_RETURN(id, sampler.Sample(logits));
+    return static_cast<int64_t>(result.ids.size()) < params.max_tokens;
+  };
+  while (true) {
+    KILN_ASSIGN_OR_RETURN(bool go_on, emit(id));
+    if (!go_on) break;
+    // Proposals never run past max_tokens: the id after the last kept one
+    // must still be emitted.
+    const int64_t room = params.max_tokens - static_cast<int64_t>(result.ids.size()) - 1;
+    std::vector<int64_t> proposal;
+    if (params.num_speculative_tokens > 0 && room > 0)
+      proposal = ProposeNgram(context, static_cast<int>(std::min<int64_t>(params.num_speculative_tokens, room)));
+    ++result.decode_forwards;
+    if (proposal.empty()) {
+      KILN_ASSIGN_OR_RETURN(logits, Step(id));
+      KILN_ASSIGN_OR_RETURN(id, sampler.Sample(logits));
+      continue;
+    }
+    // Verify: one forward over the last id and the proposal, a row each.
+    const int64_t k = static_cast<int64_t>(proposal.size());
+    const int64_t before = cached_;
+    std::vector<int64_t> run{id};
+    run.insert(run.end(), proposal.begin(), proposal.end());
+    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor device_rows, Forward(run, /*all_rows=*/true));
+    KILN_ASSIGN_OR_RETURN(io::Tensor rows, executor_->Download(device_rows));
+    auto all = rows.values<float>();
+    int accepted = 0;
+    int64_t next = 0;
+    if (params.sampler.temperature == 0) {
+      std::vector<int64_t> argmax(k + 1);
+      for (int64_t r = 0; r <= k; ++r) argmax[r] = Argmax(all.subspan(r * vocab_, vocab_));
+      accepted = AcceptGreedy(proposal, argmax);
+      next = argmax[accepted];
+    } else {
+      std::vector<std::vector<float>> probs;
+      for (int64_t r = 0; r <= k; ++r) probs.push_back(ProbsFromLogits(all.subspan(r * vocab_, vocab_), params.sampler));
+      KILN_ASSIGN_OR_RETURN(SpecStep step, AcceptSampled(proposal, {}, probs, spec_rng));
+      accepted = step.accepted, next = step.next;
+    }
+    result.draft_tokens += k;
+    result.accepted_tokens += accepted;
+    // The cache keeps id and the accepted proposals; the rest is rolled back.
+    KILN_RETURN_IF_ERROR(Rollback(before + 1 + accepted));
+    bool stopped = false;
+    for (int i = 0; i < accepted && !stopped; ++i) {
+      KILN_ASSIGN_OR_RETURN(bool more, emit(proposal[i]));
+      stopped = !more;
+    }
+    if (stopped) break;
+    id = next;
   }
   result.decode_seconds = Seconds(start);
   return result;

@@ -48,6 +48,12 @@ struct GenerateParams {
   SamplerParams sampler;
   /// Keep going past an EOS id instead of stopping after it.
   bool ignore_eos = false;
+  /// Speculative decoding by prompt lookup (n-gram): propose up to this many
+  /// ids that followed the last n-gram's earlier occurrence in the context
+  /// and verify them in one forward; 0 = off. Greedy output is unchanged;
+  /// at temperature > 0 every id still follows the model's distribution
+  /// (rejection sampling). Needs a paged artifact.
+  int num_speculative_tokens = 0;
 };
 
 struct GenerateResult {
@@ -56,8 +62,13 @@ struct GenerateResult {
   bool stopped_at_eos = false;
   /// Prompt forward plus choosing the first id.
   double prefill_seconds = 0;
-  /// Every later id (one single-token forward each).
+  /// Every later id (one single-token forward each, or one verification
+  /// forward per speculative step).
   double decode_seconds = 0;
+  /// Speculation: forwards after the prefill, ids proposed, ids kept.
+  int64_t decode_forwards = 0;
+  int64_t draft_tokens = 0;
+  int64_t accepted_tokens = 0;
 };
 
 struct ScoreResult {
@@ -120,6 +131,8 @@ class Engine {
   Status CreatePools(const EngineOptions& options);
   /// The last `vocab` logits, downloaded.
   StatusOr<std::vector<float>> LastRow(const exec::DeviceTensor& logits);
+  /// Drops cached tokens past the first `keep` (speculation's rejected ids).
+  Status Rollback(int64_t keep);
 
   std::unique_ptr<artifact::Artifact> artifact_;
   std::unique_ptr<hal::Device> device_;

@@ -11,7 +11,7 @@ Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
                    --kv-cache=concat (the `main` with past/present tensors)
   generate k       kiln-generate --json --temperature 0 --max-tokens 48 --ignore-eos
                    --prompt TEXT: prompt_ids == reference prompt_ids, ids == greedy_48
-                   exactly, text == greedy_48_text
+                   exactly, text == greedy_48_text; prompt 0 again with --speculative ngram
   logits k         kiln-run on the prompt's ids from an empty cache: logits within
                    1e-3 max-abs of reference.npz prompt{k}_logits, through `forward`
                    (pools of 16-token blocks in reversed order, every row's logits
@@ -86,10 +86,10 @@ def first_difference(got, want):
     return f"lengths differ: got {len(got)}, want {len(want)}"
 
 
-def check_generate(checks, bin_dir, art, k, prompt, threads):
-    name = f"generate prompt{k} {prompt['text']!r}"
+def check_generate(checks, bin_dir, art, k, prompt, threads, extra=()):
+    name = f"generate prompt{k} {prompt['text']!r}" + (f" {' '.join(extra)}" if extra else "")
     cmd = [os.path.join(bin_dir, "kiln-generate"), art, "--json", "--temperature", "0", "--max-tokens", "48",
-           "--ignore-eos", "--threads", str(threads), "--prompt", prompt["text"]]
+           "--ignore-eos", "--threads", str(threads), "--prompt", prompt["text"]] + list(extra)
     rc, out, err = run(cmd)
     if rc != 0:
         return checks.report(name, False, failure(rc, out, err))
@@ -214,6 +214,9 @@ def main():
         if rc == 0:
             for k, prompt in enumerate(ref["prompts"]):
                 check_generate(checks, args.bin_dir, art, k, prompt, args.threads)
+            # Speculative decoding by prompt lookup leaves greedy output as it is.
+            check_generate(checks, args.bin_dir, art, 0, ref["prompts"][0], args.threads,
+                           ["--speculative", "ngram", "--num-speculative-tokens", "4"])
             for k, prompt in enumerate(ref["prompts"]):
                 check_logits(checks, args.bin_dir, art, k, prompt, npz[prompt["logits_key"]], pasts, work,
                              args.threads, paged=True)

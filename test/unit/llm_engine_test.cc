@@ -158,6 +158,11 @@ TEST(EngineTest, RejectsBadIdsAndLongContexts) {
                        return InvalidArgumentError("stop here");
                      }).status();
   EXPECT_EQ(callback.message(), "stop here");
+  // Speculation rolls back KV blocks: it needs the paged forward.
+  Status spec = e->Generate(std::vector<int64_t>{1}, {.max_tokens = 3, .num_speculative_tokens = 2}).status();
+  EXPECT_EQ(spec.code(), StatusCode::kInvalidArgument) << spec.message();
+  EXPECT_EQ(e->Generate(std::vector<int64_t>{1}, {.max_tokens = 3, .num_speculative_tokens = -1}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(EngineTest, ChecksWhatTheModelReturns) {

@@ -3,7 +3,7 @@
 //   kiln-generate OUT.kiln (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens 64]
 //                 [--temperature 0] [--top-k K] [--top-p P] [--seed S]
 //                 [--ignore-eos] [--threads N] [--json] [--stats] [--profile]
-//                 [--warmup N]
+//                 [--warmup N] [--speculative ngram [--num-speculative-tokens K]]
 //
 // Streams the generated text to stdout (ids, when the artifact has no
 // tokenizer), or with --json prints one line
@@ -48,6 +48,8 @@ struct Flags {
   int threads = 0;
   bool profile = false;
   int warmup = 0;
+  std::string speculative;  // "" or "ngram"
+  int num_speculative_tokens = 4;
   bool json = false;
   bool stats = false;
 };
@@ -115,6 +117,7 @@ kiln::Status RunTool(const Flags& flags) {
   kiln::llm::GenerateParams params;
   params.max_tokens = flags.max_tokens;
   params.ignore_eos = flags.ignore_eos;
+  if (flags.speculative == "ngram") params.num_speculative_tokens = flags.num_speculative_tokens;
   params.sampler.temperature = flags.temperature;
   params.sampler.top_k = flags.top_k;
   params.sampler.top_p = flags.top_p;
@@ -174,6 +177,11 @@ kiln::Status RunTool(const Flags& flags) {
         // The first id comes out of the prefill; decoding makes the rest.
         {"decode_tok_s", n > 1 && result.decode_seconds > 0 ? (n - 1) / result.decode_seconds : 0.0},
         {"peak_rss_mib", PeakRssMib()}};
+    if (params.num_speculative_tokens > 0) {
+      stats["decode_forwards"] = result.decode_forwards;
+      stats["draft_tokens"] = result.draft_tokens;
+      stats["accepted_tokens"] = result.accepted_tokens;
+    }
     std::fprintf(stderr, "%s\n", Dump(stats).c_str());
   }
   if (flags.profile) std::fprintf(stderr, "%s", profile.Report().c_str());
@@ -201,6 +209,12 @@ int main(int argc, char** argv) {
     app.add_option("--device", flags.device, "HAL driver")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
     app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
+    app.add_option("--speculative", flags.speculative,
+                   "speculative decoding: 'ngram' (prompt lookup; greedy output unchanged)")
+        ->check(CLI::IsMember({"ngram"}));
+    app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per step")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
     app.add_option("--warmup", flags.warmup, "generate this many times first, unprinted and untimed (benchmarks)")
         ->capture_default_str();
     app.add_flag("--json", flags.json, "print one JSON line instead of streaming text");
