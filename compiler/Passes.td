@@ -66,6 +66,18 @@ def PagedKvPass : Pass<"kiln-llm-paged-kv", "mlir::ModuleOp"> {
                            "mlir::tensor::TensorDialect", "mlir::arith::ArithDialect"];
 }
 
+def LayerSkipDraftPass : Pass<"kiln-llm-speculative-layer-skip", "mlir::ModuleOp"> {
+  let summary = "Add draft_forward: the paged forward's first N layers, final norm and LM head";
+  let description = [{
+    Self-speculative decoding: clones `forward` into `draft_forward` cut
+    after `layers` transformer layers (the stream after layer N-1 feeds the
+    target's own final norm and LM head), sharing the target's weights and
+    keeping only those layers' KV pools.
+  }];
+  let options = [Option<"layers", "layers", "int", "1", "layers the draft keeps">];
+  let dependentDialects = ["kiln::llm::LlmDialect"];
+}
+
 def LowerLlmPass : Pass<"kiln-lower-llm", "mlir::ModuleOp"> {
   let summary = "Lower llm ops to CPU microkernel calls, packing weights";
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::tensor::TensorDialect",

@@ -6,6 +6,7 @@
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/importer/OnnxImporter.h"
 #include "compiler/transforms/LowerLlm.h"
+#include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/RaiseLlm.h"
 #include "dialects/onnx/Transforms/Passes.h"
@@ -226,6 +227,28 @@ int compile(const CompileOptions &options, std::string &error) {
         progress.step("paged KV cache: forward over " + std::to_string(paged) + " layers");
     }
   }
+  if (!options.speculative.empty()) {
+    llvm::StringRef spec = options.speculative;
+    if (spec == "ngram") {
+      progress.step("speculative: n-gram prompt lookup (no draft model)");
+    } else if (spec.consume_front("layer-skip:")) {
+      int layers = 0;
+      if (spec.getAsInteger(10, layers)) {
+        error = "--speculative=layer-skip:N needs a number of layers, got '" + options.speculative + "'";
+        return 1;
+      }
+      std::string summary;
+      if (failed(addLayerSkipDraft(*module, layers, summary, error)))
+        return 1;
+      progress.step(summary);
+      if (options.report)
+        llvm::outs() << summary << "\n";
+    } else {
+      error = "unknown --speculative '" + options.speculative + "' (known: ngram, layer-skip:N)";
+      return 1;
+    }
+    metadata["llm.speculative"] = options.speculative;
+  }
   if (stopHere(Phase::Llm))
     return failed(emitModule(*module, options.output, error));
   {
@@ -237,8 +260,9 @@ int compile(const CompileOptions &options, std::string &error) {
     pm.addPass(createCSEPass());
     if (failed(pm.run(*module)))
       return fail("lowering to linalg failed");
+    PackCache packs;  // one packed copy of a weight that several functions read
     for (auto fn : module->getOps<func::FuncOp>())
-      if (failed(lowerLlmToUkernels(fn)))
+      if (failed(lowerLlmToUkernels(fn, &packs)))
         return fail("lowering llm ops failed");
   }
   progress.step("lowered to linalg");

@@ -32,6 +32,9 @@ struct CompileOptions {
   /// LLMs get the paged `forward` entry (DESIGN.md, LLM runtime ABI);
   /// false keeps the concat-style `main` with past/present tensors.
   bool pagedKv = true;
+  /// Speculative decoding: "" (none), "ngram" (recorded for the runtime) or
+  /// "layer-skip:N" (adds draft_forward, the first N layers).
+  std::string speculative;
 };
 
 /// Every dialect kiln's compiler uses.

@@ -30,6 +30,7 @@ void registerKilnPasses() {
     mlir::registerPass(createRaiseLlmPass);
     mlir::registerPass(createAddKvCachePass);
     mlir::registerPass(createPagedKvPass);
+    mlir::registerPass([] { return createLayerSkipDraftPass(); });
     mlir::registerPass(createLowerLlmPass);
     if (onnx::createRefineShapesPass())
       mlir::registerPass(onnx::createRefineShapesPass);

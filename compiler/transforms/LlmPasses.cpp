@@ -1,6 +1,7 @@
 //===- LlmPasses.cpp - kiln-opt entry points of the llm transforms ---------===//
 #include "compiler/Passes.h"
 #include "compiler/transforms/LowerLlm.h"
+#include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/RaiseLlm.h"
 
@@ -13,6 +14,7 @@ namespace kiln {
 #define GEN_PASS_DEF_ADDKVCACHEPASS
 #define GEN_PASS_DEF_LOWERLLMPASS
 #define GEN_PASS_DEF_PAGEDKVPASS
+#define GEN_PASS_DEF_LAYERSKIPDRAFTPASS
 #include "compiler/Passes.h.inc"
 
 namespace {
@@ -51,10 +53,22 @@ struct PagedKvPass : impl::PagedKvPassBase<PagedKvPass> {
   }
 };
 
+struct LayerSkipDraftPass : impl::LayerSkipDraftPassBase<LayerSkipDraftPass> {
+  using LayerSkipDraftPassBase::LayerSkipDraftPassBase;
+  void runOnOperation() override {
+    std::string summary, error;
+    if (failed(addLayerSkipDraft(getOperation(), layers, summary, error))) {
+      getOperation().emitError(error);
+      return signalPassFailure();
+    }
+  }
+};
+
 struct LowerLlmPass : impl::LowerLlmPassBase<LowerLlmPass> {
   void runOnOperation() override {
+    PackCache packs;
     for (auto fn : entries(getOperation()))
-      if (failed(lowerLlmToUkernels(fn)))
+      if (failed(lowerLlmToUkernels(fn, &packs)))
         return signalPassFailure();
   }
 };

@@ -58,7 +58,7 @@ struct Args {
 
 class Lowerer {
 public:
-  Lowerer(func::FuncOp fn) : fn(fn), b(fn.getContext()) {}
+  Lowerer(func::FuncOp fn, PackCache *cache) : fn(fn), b(fn.getContext()), cache(cache) {}
 
   LogicalResult run() {
     SmallVector<Operation *> ops;
@@ -144,6 +144,18 @@ private:
     auto type = cast<RankedTensorType>(w.getType());
     if (!attr || type.getRank() != 2 || !type.getElementType().isF32())
       return user->emitOpError("weights must be a constant f32 [K, N] tensor");
+    if (cache)
+      if (Attribute shared = cache->lookup(attr)) {
+        // Another function of the module packed this weight already.
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointAfterValue(w);
+        auto typed = cast<TypedAttr>(shared);
+        Value p = arith::ConstantOp::create(b, w.getLoc(), typed.getType(), typed);
+        packedOf[w] = p;
+        if (isa<DenseResourceElementsAttr>(attr))
+          originals.push_back(w);
+        return p;
+      }
     int64_t K = type.getDimSize(0), N = type.getDimSize(1);
     SmallVector<float> storage;
     std::optional<ArrayRef<float>> src = match::floatData(attr, storage);
@@ -164,6 +176,8 @@ private:
     b.setInsertionPointAfterValue(w);
     Value p = arith::ConstantOp::create(b, w.getLoc(), ptype, pattr);
     packedOf[w] = p;
+    if (cache)
+      (*cache)[attr] = pattr;
     if (isa<DenseResourceElementsAttr>(attr))
       originals.push_back(w);
     return p;
@@ -181,11 +195,31 @@ private:
       packedOf.erase(w);
       auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(w));
       op->erase();
-      if (res && res.getRawHandle().getResource())
+      // The blob may still be read by another function (a draft sharing
+      // this weight): free it only when no constant of it is left.
+      if (res && res.getRawHandle().getResource() && !stillReferenced(res))
         res.getRawHandle().getResource()->setBlob(
             HeapAsmResourceBlob::allocate(0, alignof(float)));
     }
     originals = std::move(keep);
+  }
+
+  /// Whether any op of the module (other functions included) still holds
+  /// `res` as an attribute.
+  bool stillReferenced(DenseResourceElementsAttr res) {
+    Operation *top = fn->getParentOp();
+    if (!top)
+      return false;
+    bool found = false;
+    top->walk([&](Operation *op) {
+      for (NamedAttribute a : op->getAttrs())
+        if (a.getValue() == res) {
+          found = true;
+          return WalkResult::interrupt();
+        }
+      return WalkResult::advance();
+    });
+    return found;
   }
 
   /// act(x @ w + bias) + residual on a destination shaped like x but N wide.
@@ -363,12 +397,13 @@ private:
 
   func::FuncOp fn;
   OpBuilder b;
+  PackCache *cache;
   llvm::DenseMap<Value, Value> packedOf;
   SmallVector<Value> originals;
 };
 
 } // namespace
 
-LogicalResult lowerLlmToUkernels(func::FuncOp fn) { return Lowerer(fn).run(); }
+LogicalResult lowerLlmToUkernels(func::FuncOp fn, PackCache *cache) { return Lowerer(fn, cache).run(); }
 
 } // namespace kiln

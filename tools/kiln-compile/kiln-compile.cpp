@@ -47,6 +47,13 @@ static cl::opt<std::string> kvCache(
              "(`main` with past_key_values -> present, one sequence)"),
     cl::init("paged"), cl::cat(category));
 
+static cl::opt<std::string> speculative(
+    "speculative",
+    cl::desc("speculative decoding: 'ngram' (prompt lookup, recorded for the "
+             "runtime) or 'layer-skip:N' (adds draft_forward: the first N "
+             "layers with the target's final norm and LM head, weights shared)"),
+    cl::value_desc("MODE"), cl::cat(category));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
@@ -87,6 +94,7 @@ int main(int argc, char **argv) {
   if (kvCache != "paged" && kvCache != "concat")
     return fail("unknown --kv-cache '" + kvCache + "' (known: paged, concat)");
   options.pagedKv = kvCache == "paged";
+  options.speculative = speculative;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +
