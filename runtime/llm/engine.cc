@@ -14,6 +14,7 @@ namespace {
 
 constexpr std::string_view kMain = "main";
 constexpr std::string_view kForward = "forward";
+constexpr std::string_view kDraftForward = "draft_forward";
 /// The one sequence the Engine runs in the paged KV cache.
 constexpr int64_t kSeq = 0;
 
@@ -67,6 +68,14 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artif
   KILN_ASSIGN_OR_RETURN(engine->executor_,
                         exec::Executor::Create(*engine->artifact_, *engine->device_, executor_options));
   if (engine->signature_.paged) KILN_RETURN_IF_ERROR(engine->CreatePools(options));
+  if (const fb::Function* draft = engine->artifact_->FindFunction(kDraftForward); draft && engine->signature_.paged) {
+    KILN_ASSIGN_OR_RETURN(engine->draft_signature_, LlmSignature::FromForward(*draft));
+    const exec::DeviceTensor& like = engine->pools_.front();
+    for (int i = 0; i < 2 * engine->draft_signature_.num_layers; ++i) {
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, engine->device_->Allocate(like.buffer->size()));
+      engine->draft_pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, like.dtype, like.shape});
+    }
+  }
   engine->Reset();
   return engine;
 }
@@ -96,6 +105,7 @@ Status Engine::CreatePools(const EngineOptions& options) {
 
 void Engine::Reset() {
   cached_ = 0;
+  draft_cached_ = 0;
   past_.clear();
   if (blocks_ && blocks_->HasSequence(kSeq)) (void)blocks_->Free(kSeq);
 }
@@ -118,30 +128,46 @@ StatusOr<exec::DeviceTensor> Engine::CheckAndRun(std::span<const int64_t> ids, b
   return signature_.paged ? RunPaged(ids, all_rows) : RunConcat(ids);
 }
 
-StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool all_rows) {
+StatusOr<std::vector<int32_t>> Engine::SlotsFor(int64_t first, std::span<const int64_t> ids) {
+  // The manager holds slots for positions [0, NumTokens): give the ones
+  // beyond it to `ids`' tail first. The target and the draft share these
+  // slots (each writes its own pools).
   const int64_t n = static_cast<int64_t>(ids.size());
-  std::vector<int64_t> slots;
-  if (cached_ == 0) {
-    if (blocks_->HasSequence(kSeq)) KILN_RETURN_IF_ERROR(blocks_->Free(kSeq));
-    KILN_ASSIGN_OR_RETURN(KvAllocation allocation, blocks_->Allocate(kSeq, ids));
-    slots = std::move(allocation.slots);
-  } else {
-    KILN_ASSIGN_OR_RETURN(KvAppend append, blocks_->AppendSlots(kSeq, ids));
-    if (!append.copies.empty()) return InternalError("copy-on-write in a sequence nobody shares");
-    slots = std::move(append.slots);
+  int64_t have = blocks_->HasSequence(kSeq) ? *blocks_->NumTokens(kSeq) : 0;
+  if (first > have) return InternalError(StrCat("positions from ", first, " but only ", have, " have slots"));
+  if (first + n > have) {
+    std::span<const int64_t> fresh = ids.subspan(have - first);
+    if (have == 0) {
+      KILN_RETURN_IF_ERROR(blocks_->Allocate(kSeq, fresh).status());
+    } else {
+      KILN_ASSIGN_OR_RETURN(KvAppend append, blocks_->AppendSlots(kSeq, fresh));
+      if (!append.copies.empty()) return InternalError("copy-on-write in a sequence nobody shares");
+    }
   }
-  if (static_cast<int64_t>(slots.size()) != n)
-    return InternalError(StrCat("the block manager gave ", slots.size(), " slots for ", n, " tokens"));
   KILN_ASSIGN_OR_RETURN(std::span<const int64_t> table, blocks_->BlockTable(kSeq));
+  const int64_t bs = blocks_->block_size();
+  std::vector<int32_t> slots(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t p = first + i;
+    slots[i] = static_cast<int32_t>(table[p / bs] * bs + p % bs);
+  }
+  return slots;
+}
 
-  std::vector<int32_t> tokens(ids.begin(), ids.end()), positions(n), slot_mapping(slots.begin(), slots.end());
-  for (int64_t i = 0; i < n; ++i) positions[i] = static_cast<int32_t>(cached_ + i);
+StatusOr<exec::DeviceTensor> Engine::RunPagedFunction(std::string_view function, std::span<const exec::DeviceTensor> pools,
+                                                      int num_layers, std::span<const int64_t> ids, int64_t first,
+                                                      bool all_rows) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  KILN_ASSIGN_OR_RETURN(std::vector<int32_t> slot_mapping, SlotsFor(first, ids));
+  KILN_ASSIGN_OR_RETURN(std::span<const int64_t> table, blocks_->BlockTable(kSeq));
+  std::vector<int32_t> tokens(ids.begin(), ids.end()), positions(n);
+  for (int64_t i = 0; i < n; ++i) positions[i] = static_cast<int32_t>(first + i);
   std::vector<int32_t> rows;
   for (int64_t i = all_rows ? 0 : n - 1; i < n; ++i) rows.push_back(static_cast<int32_t>(i));
   std::vector<int32_t> block_table(table.begin(), table.end());
-  const int64_t total = cached_ + n;
 
-  const fb::Function* fn = executor_->FindFunction(kForward);
+  const fb::Function* fn = executor_->FindFunction(function);
+  if (!fn || !fn->inputs()) return InternalError(StrCat("the artifact has no '", function, "'"));
   std::vector<exec::DeviceTensor> inputs;
   for (const auto* sig : *fn->inputs()) {
     const std::string_view name = sig->name()->string_view();
@@ -153,7 +179,7 @@ StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool
     } else if (name == "query_start") {
       host = I32({2}, {0, static_cast<int32_t>(n)});
     } else if (name == "seq_lens") {
-      host = I32({1}, {static_cast<int32_t>(total)});
+      host = I32({1}, {static_cast<int32_t>(first + n)});
     } else if (name == "block_tables") {
       host = I32({1, static_cast<int64_t>(block_table.size())}, block_table);
     } else if (name == "slot_mapping") {
@@ -162,22 +188,65 @@ StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool
       host = I32({static_cast<int64_t>(rows.size())}, rows);
     } else {
       int index = -1;
-      for (int layer = 0; layer < signature_.num_layers && index < 0; ++layer)
+      for (int layer = 0; layer < num_layers && index < 0; ++layer)
         for (int kv = 0; kv < 2; ++kv)
           if (name == LlmSignature::PoolName(layer, kv == 1)) index = 2 * layer + kv;
-      if (index < 0) return InternalError(StrCat("'forward' has an input '", name, "' the engine does not know"));
-      inputs.push_back(pools_[index]);
+      if (index < 0) return InternalError(StrCat("'", function, "' has an input '", name, "' the engine does not know"));
+      inputs.push_back(pools[index]);
       continue;
     }
     KILN_ASSIGN_OR_RETURN(exec::DeviceTensor uploaded, executor_->Upload(host));
     inputs.push_back(std::move(uploaded));
   }
-  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor_->RunOnDevice(kForward, inputs));
+  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor_->RunOnDevice(function, inputs));
   const std::vector<int64_t> want = {static_cast<int64_t>(rows.size()), vocab_};
   if (outputs.size() != 1 || outputs[0].shape != want || outputs[0].dtype != DType::kF32)
-    return InternalError(StrCat("'forward' returned no f32", ShapeToString(want), " logits"));
-  cached_ = total;
+    return InternalError(StrCat("'", function, "' returned no f32", ShapeToString(want), " logits"));
   return std::move(outputs[0]);
+}
+
+StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool all_rows) {
+  if (cached_ == 0 && blocks_->HasSequence(kSeq)) KILN_RETURN_IF_ERROR(blocks_->Free(kSeq));
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits,
+                        RunPagedFunction(kForward, pools_, signature_.num_layers, ids, cached_, all_rows));
+  cached_ += static_cast<int64_t>(ids.size());
+  return logits;
+}
+
+StatusOr<std::vector<int64_t>> Engine::ProposeWithDraft(std::span<const int64_t> context, int k,
+                                                        const SamplerParams& sampler, std::mt19937_64& rng,
+                                                        std::vector<std::vector<float>>* draft_probs) {
+  // The draft catches up on what it has not seen (the prompt, the ids the
+  // target emitted), then runs one id at a time; it shares the target's
+  // block table and slots, writing its own pools.
+  std::vector<int64_t> proposal;
+  int64_t pos = draft_cached_;
+  std::vector<int64_t> feed(context.begin() + pos, context.end());
+  for (int i = 0; i < k; ++i) {
+    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor logits,
+                          RunPagedFunction(kDraftForward, draft_pools_, draft_signature_.num_layers, feed, pos, false));
+    pos += static_cast<int64_t>(feed.size());
+    draft_cached_ = pos;
+    KILN_ASSIGN_OR_RETURN(std::vector<float> row, LastRow(logits));
+    int64_t next;
+    if (sampler.temperature == 0) {
+      next = Argmax(row);
+    } else {
+      std::vector<float> q = ProbsFromLogits(row, sampler);
+      double u = Uniform53(rng), acc = 0;
+      next = static_cast<int64_t>(q.size()) - 1;
+      for (size_t t = 0; t < q.size(); ++t)
+        if ((acc += q[t]) > u) {
+          next = static_cast<int64_t>(t);
+          break;
+        }
+      draft_probs->push_back(std::move(q));
+    }
+    if (next < 0) return InternalError("the draft's logits have no maximum");
+    proposal.push_back(next);
+    feed = {next};
+  }
+  return proposal;
 }
 
 StatusOr<exec::DeviceTensor> Engine::RunConcat(std::span<const int64_t> ids) {
@@ -284,6 +353,7 @@ Status Engine::Rollback(int64_t keep) {
   if (!blocks_) return FailedPreconditionError("rolling back a cache that is not paged");
   KILN_RETURN_IF_ERROR(blocks_->Truncate(kSeq, keep));
   cached_ = keep;
+  draft_cached_ = std::min(draft_cached_, keep);  // its K/V past `keep` was for rejected ids
   return OkStatus();
 }
 
@@ -295,6 +365,8 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     return InvalidArgumentError(StrCat("speculative tokens must be >= 0, got ", params.num_speculative_tokens));
   if (params.num_speculative_tokens > 0 && !signature_.paged)
     return InvalidArgumentError("speculative decoding needs the paged forward (compile without --kv-cache=concat)");
+  if (params.num_speculative_tokens > 0 && params.proposer == Proposer::kDraft && draft_pools_.empty())
+    return InvalidArgumentError("the artifact has no draft_forward (compile with --speculative=layer-skip:N)");
   // The last chosen id is never run, so the context holds prompt + max - 1.
   const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(params.max_tokens - 1, 0);
   if (config_.max_positions && needed > *config_.max_positions)
@@ -330,8 +402,15 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     // must still be emitted.
     const int64_t room = params.max_tokens - static_cast<int64_t>(result.ids.size()) - 1;
     std::vector<int64_t> proposal;
-    if (params.num_speculative_tokens > 0 && room > 0)
-      proposal = ProposeNgram(context, static_cast<int>(std::min<int64_t>(params.num_speculative_tokens, room)));
+    std::vector<std::vector<float>> draft_probs;  // the draft's q rows when it samples
+    const int k_max = static_cast<int>(std::min<int64_t>(params.num_speculative_tokens, room));
+    if (params.num_speculative_tokens > 0 && room > 0) {
+      if (params.proposer == Proposer::kDraft) {
+        KILN_ASSIGN_OR_RETURN(proposal, ProposeWithDraft(context, k_max, params.sampler, spec_rng, &draft_probs));
+      } else {
+        proposal = ProposeNgram(context, k_max);
+      }
+    }
     ++result.decode_forwards;
     if (proposal.empty()) {
       KILN_ASSIGN_OR_RETURN(logits, Step(id));
@@ -356,7 +435,7 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     } else {
       std::vector<std::vector<float>> probs;
       for (int64_t r = 0; r <= k; ++r) probs.push_back(ProbsFromLogits(all.subspan(r * vocab_, vocab_), params.sampler));
-      KILN_ASSIGN_OR_RETURN(SpecStep step, AcceptSampled(proposal, {}, probs, spec_rng));
+      KILN_ASSIGN_OR_RETURN(SpecStep step, AcceptSampled(proposal, draft_probs, probs, spec_rng));
       accepted = step.accepted, next = step.next;
     }
     result.draft_tokens += k;

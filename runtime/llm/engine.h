@@ -14,8 +14,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/artifact/artifact.h"
@@ -42,6 +44,12 @@ struct EngineOptions {
   int64_t kv_cache_tokens = 0;
 };
 
+/// Where speculative proposals come from.
+enum class Proposer {
+  kNgram,  // prompt lookup: the ids after the last n-gram's earlier occurrence
+  kDraft,  // the artifact's draft_forward (kiln-compile --speculative=layer-skip:N)
+};
+
 struct GenerateParams {
   /// Most ids to generate (the prompt not counted).
   int64_t max_tokens = 64;
@@ -54,6 +62,7 @@ struct GenerateParams {
   /// at temperature > 0 every id still follows the model's distribution
   /// (rejection sampling). Needs a paged artifact.
   int num_speculative_tokens = 0;
+  Proposer proposer = Proposer::kNgram;
 };
 
 struct GenerateResult {
@@ -128,6 +137,18 @@ class Engine {
   StatusOr<exec::DeviceTensor> RunConcat(std::span<const int64_t> ids);
   /// `forward` over the paged pools (one sequence, blocks from blocks_).
   StatusOr<exec::DeviceTensor> RunPaged(std::span<const int64_t> ids, bool all_rows);
+  /// A paged function (forward or draft_forward, with its pools) over `ids`
+  /// at positions first.., giving them slots first where they have none.
+  StatusOr<exec::DeviceTensor> RunPagedFunction(std::string_view function, std::span<const exec::DeviceTensor> pools,
+                                                int num_layers, std::span<const int64_t> ids, int64_t first,
+                                                bool all_rows);
+  /// Slots of positions first.. for `ids` (appended to the block manager's
+  /// sequence where they go past it).
+  StatusOr<std::vector<int32_t>> SlotsFor(int64_t first, std::span<const int64_t> ids);
+  /// k proposals of draft_forward after `context` (greedy, or sampled with
+  /// their distributions added to `draft_probs`).
+  StatusOr<std::vector<int64_t>> ProposeWithDraft(std::span<const int64_t> context, int k, const SamplerParams& sampler,
+                                                  std::mt19937_64& rng, std::vector<std::vector<float>>* draft_probs);
   Status CreatePools(const EngineOptions& options);
   /// The last `vocab` logits, downloaded.
   StatusOr<std::vector<float>> LastRow(const exec::DeviceTensor& logits);
@@ -147,6 +168,11 @@ class Engine {
   /// Paged: the pools [2 * layer + (value ? 1 : 0)] and their blocks.
   std::vector<exec::DeviceTensor> pools_;
   std::unique_ptr<KvBlockManager> blocks_;
+  /// draft_forward's signature and pools (same block tables and slots as
+  /// the target's), and how many context ids it has K/V for.
+  LlmSignature draft_signature_;
+  std::vector<exec::DeviceTensor> draft_pools_;
+  int64_t draft_cached_ = 0;
 };
 
 }  // namespace kiln::llm

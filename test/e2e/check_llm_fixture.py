@@ -11,7 +11,9 @@ Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
                    --kv-cache=concat (the `main` with past/present tensors)
   generate k       kiln-generate --json --temperature 0 --max-tokens 48 --ignore-eos
                    --prompt TEXT: prompt_ids == reference prompt_ids, ids == greedy_48
-                   exactly, text == greedy_48_text; prompt 0 again with --speculative ngram
+                   exactly, text == greedy_48_text; prompt 0 again with --speculative ngram;
+                   prompt 1 on an artifact compiled with --speculative=layer-skip:1 (its
+                   draft_forward proposes by default)
   logits k         kiln-run on the prompt's ids from an empty cache: logits within
                    1e-3 max-abs of reference.npz prompt{k}_logits, through `forward`
                    (pools of 16-token blocks in reversed order, every row's logits
@@ -214,9 +216,18 @@ def main():
         if rc == 0:
             for k, prompt in enumerate(ref["prompts"]):
                 check_generate(checks, args.bin_dir, art, k, prompt, args.threads)
-            # Speculative decoding by prompt lookup leaves greedy output as it is.
+            # Speculative decoding by prompt lookup, and by a layer-skip draft
+            # compiled in (used by default), leaves greedy output as it is.
             check_generate(checks, args.bin_dir, art, 0, ref["prompts"][0], args.threads,
                            ["--speculative", "ngram", "--num-speculative-tokens", "4"])
+            spec = os.path.join(work, "model-layer-skip.kiln")
+            rc3, out3, err3 = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model),
+                                   "--speculative=layer-skip:1", "-o", spec])
+            checks.report(f"compile {args.model} --speculative=layer-skip:1", rc3 == 0,
+                          "" if rc3 == 0 else failure(rc3, out3, err3))
+            if rc3 == 0:
+                check_generate(checks, args.bin_dir, spec, 1, ref["prompts"][1], args.threads,
+                               ["--num-speculative-tokens", "3"])
             for k, prompt in enumerate(ref["prompts"]):
                 check_logits(checks, args.bin_dir, art, k, prompt, npz[prompt["logits_key"]], pasts, work,
                              args.threads, paged=True)

@@ -3,7 +3,7 @@
 //   kiln-generate OUT.kiln (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens 64]
 //                 [--temperature 0] [--top-k K] [--top-p P] [--seed S]
 //                 [--ignore-eos] [--threads N] [--json] [--stats] [--profile]
-//                 [--warmup N] [--speculative ngram [--num-speculative-tokens K]]
+//                 [--warmup N] [--speculative auto|off|ngram|draft] [--num-speculative-tokens K]
 //
 // Streams the generated text to stdout (ids, when the artifact has no
 // tokenizer), or with --json prints one line
@@ -48,7 +48,7 @@ struct Flags {
   int threads = 0;
   bool profile = false;
   int warmup = 0;
-  std::string speculative;  // "" or "ngram"
+  std::string speculative = "auto";  // auto (the artifact's choice), off, ngram, draft
   int num_speculative_tokens = 4;
   bool json = false;
   bool stats = false;
@@ -117,7 +117,16 @@ kiln::Status RunTool(const Flags& flags) {
   kiln::llm::GenerateParams params;
   params.max_tokens = flags.max_tokens;
   params.ignore_eos = flags.ignore_eos;
-  if (flags.speculative == "ngram") params.num_speculative_tokens = flags.num_speculative_tokens;
+  // Speculation: as the artifact was compiled (--speculative), unless told.
+  std::string mode = flags.speculative;
+  if (mode == "auto") {
+    std::string_view compiled = engine->artifact().metadata("llm.speculative").value_or("");
+    mode = compiled == "ngram" ? "ngram" : compiled.starts_with("layer-skip:") ? "draft" : "off";
+  }
+  if (mode != "off") {
+    params.num_speculative_tokens = flags.num_speculative_tokens;
+    params.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
+  }
   params.sampler.temperature = flags.temperature;
   params.sampler.top_k = flags.top_k;
   params.sampler.top_p = flags.top_p;
@@ -210,8 +219,10 @@ int main(int argc, char** argv) {
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
     app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
     app.add_option("--speculative", flags.speculative,
-                   "speculative decoding: 'ngram' (prompt lookup; greedy output unchanged)")
-        ->check(CLI::IsMember({"ngram"}));
+                   "speculative decoding: ngram (prompt lookup), draft (the artifact's draft_forward), off, or "
+                   "auto (what the artifact was compiled with); greedy output is unchanged")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "off", "ngram", "draft"}));
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
