@@ -9,6 +9,7 @@
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/RaiseLlm.h"
+#include "dialects/llm/IR/LlmDialect.h"
 #include "dialects/onnx/Transforms/Passes.h"
 #include "targets/TargetRegistry.h"
 
@@ -226,6 +227,81 @@ int compile(const CompileOptions &options, std::string &error) {
       if (paged)
         progress.step("paged KV cache: forward over " + std::to_string(paged) + " layers");
     }
+  }
+  if (!options.draft.empty()) {
+    // A draft model: imported, raised and paged like the target, then moved
+    // in as draft_forward (same ABI, its own pools).
+    if (!options.speculative.empty()) {
+      error = "--draft and --speculative both choose a draft: give one";
+      return 1;
+    }
+    auto fwd = module->lookupSymbol<func::FuncOp>("forward");
+    if (!fwd) {
+      error = "--draft needs an LLM compiled to the paged forward (the target is not one)";
+      return 1;
+    }
+    auto draftModule = importOnnxFile(ctx, options.draft, importOptions, error);
+    if (!draftModule)
+      return 1;
+    {
+      PassManager pm(&ctx);
+      pm.addPass(createCanonicalizerPass());
+      if (auto refine = onnx::createRefineShapesPass()) {
+        pm.addPass(std::move(refine));
+        pm.addPass(createCanonicalizerPass());
+      }
+      if (failed(pm.run(*draftModule)))
+        return fail("the draft's shape refinement failed");
+    }
+    func::FuncOp draftFn;
+    for (auto fn : llvm::make_early_inc_range(draftModule->getOps<func::FuncOp>())) {
+      RaiseReport report;
+      if (failed(raiseLlm(fn, report)))
+        return fail("raising the draft to the llm dialect failed");
+      if (report.raised.empty())
+        continue;
+      addKvCache(fn);
+      if (convertToPagedKv(fn, error) <= 0) {
+        if (error.empty())
+          error = "the draft is not an LLM with a KV cache";
+        return 1;
+      }
+      draftFn = fn;
+    }
+    if (!draftFn) {
+      error = "the draft '" + options.draft + "' is not an LLM kiln can raise";
+      return 1;
+    }
+    auto vocabOf = [](func::FuncOp fn) { return cast<RankedTensorType>(fn.getResultTypes()[0]).getDimSize(1); };
+    if (vocabOf(draftFn) != vocabOf(fwd)) {
+      error = "the draft's vocabulary (" + std::to_string(vocabOf(draftFn)) + " ids) differs from the target's (" +
+              std::to_string(vocabOf(fwd)) + ")";
+      return 1;
+    }
+    // Same tokenizer: the file beside the draft (when there is one) must be
+    // the target's.
+    llvm::SmallString<256> dir(options.draft);
+    llvm::sys::path::remove_filename(dir);
+    for (const char *name : {"tokenizer.model", "tokenizer.json"}) {
+      llvm::SmallString<256> path(dir);
+      llvm::sys::path::append(path, name);
+      auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
+      if (!buf)
+        continue;
+      if (metadata.count("llm.tokenizer") && (*buf)->getBuffer() != metadata["llm.tokenizer"]) {
+        error = "the draft's tokenizer (" + std::string(path) + ") differs from the target's";
+        return 1;
+      }
+    }
+    draftFn->remove();
+    draftFn.setSymName("draft_forward");
+    module->push_back(draftFn);
+    int layers = 0;
+    draftFn.walk([&](kiln::llm::PagedAttentionOp) { ++layers; });
+    progress.step("draft_forward: " + options.draft + " (" + std::to_string(layers) + " layers, own weights)");
+    if (options.report)
+      llvm::outs() << "draft_forward: the draft model " << options.draft << ", " << layers << " layers\n";
+    metadata["llm.speculative"] = "draft";
   }
   if (!options.speculative.empty()) {
     llvm::StringRef spec = options.speculative;

@@ -35,6 +35,8 @@ struct CompileOptions {
   /// Speculative decoding: "" (none), "ngram" (recorded for the runtime) or
   /// "layer-skip:N" (adds draft_forward, the first N layers).
   std::string speculative;
+  /// A draft model (ONNX) compiled in as draft_forward.
+  std::string draft;
 };
 
 /// Every dialect kiln's compiler uses.

@@ -70,10 +70,15 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artif
   if (engine->signature_.paged) KILN_RETURN_IF_ERROR(engine->CreatePools(options));
   if (const fb::Function* draft = engine->artifact_->FindFunction(kDraftForward); draft && engine->signature_.paged) {
     KILN_ASSIGN_OR_RETURN(engine->draft_signature_, LlmSignature::FromForward(*draft));
-    const exec::DeviceTensor& like = engine->pools_.front();
-    for (int i = 0; i < 2 * engine->draft_signature_.num_layers; ++i) {
-      KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, engine->device_->Allocate(like.buffer->size()));
-      engine->draft_pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, like.dtype, like.shape});
+    // The draft's own heads and head size (a separate draft model may
+    // differ from the target), the target's blocks.
+    const LlmSignature& ds = engine->draft_signature_;
+    const std::vector<int64_t>& target = engine->pools_.front().shape;
+    const std::vector<int64_t> shape = {target[0], target[1], ds.kv_heads, ds.head_dim};
+    KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(ds.kv_dtype, shape));
+    for (int i = 0; i < 2 * ds.num_layers; ++i) {
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, engine->device_->Allocate(static_cast<uint64_t>(bytes)));
+      engine->draft_pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, ds.kv_dtype, shape});
     }
   }
   engine->Reset();

@@ -13,7 +13,8 @@ Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
                    --prompt TEXT: prompt_ids == reference prompt_ids, ids == greedy_48
                    exactly, text == greedy_48_text; prompt 0 again with --speculative ngram;
                    prompt 1 on an artifact compiled with --speculative=layer-skip:1 (its
-                   draft_forward proposes by default)
+                   draft_forward proposes by default); with --draft, prompt 2 on an
+                   artifact with that draft model compiled in
   logits k         kiln-run on the prompt's ids from an empty cache: logits within
                    1e-3 max-abs of reference.npz prompt{k}_logits, through `forward`
                    (pools of 16-token blocks in reversed order, every row's logits
@@ -192,6 +193,8 @@ def main():
     p.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--keep", action="store_true", help="keep the work folder (artifact, npy files)")
+    p.add_argument("--draft", help="a draft model (same tokenizer): also compile it in with --draft and check that "
+                                   "greedy output is unchanged with it proposing")
     args = p.parse_args()
 
     fixture = os.path.abspath(args.fixture)
@@ -228,6 +231,15 @@ def main():
             if rc3 == 0:
                 check_generate(checks, args.bin_dir, spec, 1, ref["prompts"][1], args.threads,
                                ["--num-speculative-tokens", "3"])
+            if args.draft:
+                with_draft = os.path.join(work, "model-draft.kiln")
+                rc4, out4, err4 = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model),
+                                       "--draft", args.draft, "-o", with_draft])
+                checks.report(f"compile {args.model} --draft {os.path.basename(os.path.dirname(args.draft))}",
+                              rc4 == 0, "" if rc4 == 0 else failure(rc4, out4, err4))
+                if rc4 == 0:
+                    check_generate(checks, args.bin_dir, with_draft, 2, ref["prompts"][2], args.threads,
+                                   ["--num-speculative-tokens", "4"])
             for k, prompt in enumerate(ref["prompts"]):
                 check_logits(checks, args.bin_dir, art, k, prompt, npz[prompt["logits_key"]], pasts, work,
                              args.threads, paged=True)

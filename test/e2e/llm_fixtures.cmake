@@ -8,10 +8,15 @@ if(NOT KILN_RUNTIME_ONLY AND IS_DIRECTORY ${KILN_LLM_FIXTURES_DIR})
   set(KILN_E2E_PYTHON /usr/bin/python3)
   foreach(fixture llama-s llama-draft gpt2-s)
     foreach(model model model_with_past)
+      # llama-draft shares llama-s's tokenizer: llama-s also checks it as a draft.
+      set(draft_args)
+      if(fixture STREQUAL "llama-s")
+        set(draft_args --draft ${KILN_LLM_FIXTURES_DIR}/llama-draft/${model}.onnx)
+      endif()
       add_test(NAME e2e-llm-${fixture}-${model}
         COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_llm_fixture.py
                 --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --model ${model}.onnx
-                --bin-dir ${CMAKE_BINARY_DIR}/bin)
+                --bin-dir ${CMAKE_BINARY_DIR}/bin ${draft_args})
       set_tests_properties(e2e-llm-${fixture}-${model} PROPERTIES TIMEOUT 1800 LABELS "e2e")
     endforeach()
   endforeach()

@@ -54,6 +54,11 @@ static cl::opt<std::string> speculative(
              "layers with the target's final norm and LM head, weights shared)"),
     cl::value_desc("MODE"), cl::cat(category));
 
+static cl::opt<std::string> draft(
+    "draft",
+    cl::desc("a draft LLM (ONNX, same tokenizer) compiled in as draft_forward for speculative decoding"),
+    cl::value_desc("DRAFT.onnx"), cl::cat(category));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
@@ -95,6 +100,7 @@ int main(int argc, char **argv) {
     return fail("unknown --kv-cache '" + kvCache + "' (known: paged, concat)");
   options.pagedKv = kvCache == "paged";
   options.speculative = speculative;
+  options.draft = draft;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +

@@ -121,7 +121,7 @@ kiln::Status RunTool(const Flags& flags) {
   std::string mode = flags.speculative;
   if (mode == "auto") {
     std::string_view compiled = engine->artifact().metadata("llm.speculative").value_or("");
-    mode = compiled == "ngram" ? "ngram" : compiled.starts_with("layer-skip:") ? "draft" : "off";
+    mode = compiled == "ngram" ? "ngram" : (compiled == "draft" || compiled.starts_with("layer-skip:")) ? "draft" : "off";
   }
   if (mode != "off") {
     params.num_speculative_tokens = flags.num_speculative_tokens;
