@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+"""Speculative decoding on llama-wide: each mode against no speculation, batch 1, one run.
+
+    /usr/bin/python3 bench/spec_bench.py [--threads 2] [--max-tokens 128] [--skip-layers 1]
+        [--k 4] [--skip-k 2] [--write docs/speculative.md]
+
+Builds llama-wide with ../shared/fixtures/widen.py into the cache dir on first
+use (about a minute), compiles it three ways (plain; --draft llama-draft;
+--speculative=layer-skip:N), then for each mode runs kiln-generate on the four
+fixture prompts (greedy, --ignore-eos, --max-tokens tokens, --warmup 1) and
+reports decode tok/s, the ratio to no speculation, the acceptance rate
+(accepted / drafted ids) and tokens per target pass, and checks that every
+mode's ids equal the plain run's. Targets (issue 10, batch 1 on this CPU):
+draft model >= 1.6x, layer skip >= 1.15x, prompt lookup >= 1.0x.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROMPTS = ["Linux is", "A computer is", "The best way to", "Love is"]
+
+
+def fixtures_dir():
+    return os.environ.get("KILN_FIXTURES") or os.path.join(os.path.dirname(REPO), "shared", "fixtures")
+
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "kiln")
+
+
+def log(msg):
+    print(f"[spec_bench] {msg}", file=sys.stderr, flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--k", type=int, default=4, help="ids proposed per step (n-gram, draft model)")
+    p.add_argument("--skip-layers", type=int, default=1, help="layers the layer-skip draft keeps")
+    p.add_argument("--skip-k", type=int, default=2, help="ids proposed per step by the layer-skip draft")
+    p.add_argument("--write", help="write the report into this markdown file (between markers)")
+    args = p.parse_args()
+
+    wide_root = os.path.join(cache_dir(), "models", "llama-wide")
+    wide = os.path.join(wide_root, "llama-wide")
+    if not os.path.isfile(os.path.join(wide, "model_with_past.onnx")):
+        log("building llama-wide with widen.py (about a minute)")
+        os.makedirs(wide_root, exist_ok=True)
+        subprocess.run(["/usr/bin/python3", os.path.join(fixtures_dir(), "widen.py"), "llama-wide"], cwd=wide_root,
+                       check=True)
+    model = os.path.join(wide, "model_with_past.onnx")
+    draft = os.path.join(fixtures_dir(), "llama-draft", "model_with_past.onnx")
+    out = os.path.join(cache_dir(), "bench")
+    os.makedirs(out, exist_ok=True)
+    arts = {"plain": [], "draft": ["--draft", draft], "skip": [f"--speculative=layer-skip:{args.skip_layers}"]}
+    for name, extra in arts.items():
+        path = os.path.join(out, f"llama-wide-{name}.kiln")
+        log(f"kiln-compile {os.path.basename(model)} {' '.join(extra)}")
+        subprocess.run([os.path.join(args.bin_dir, "kiln-compile"), model, "-o", path] + extra, check=True)
+        arts[name] = path
+
+    modes = [("none", "plain", "off", args.k), ("prompt lookup (n-gram)", "plain", "ngram", args.k),
+             ("draft model (llama-draft)", "draft", "draft", args.k),
+             (f"layer skip ({args.skip_layers} of 4 layers)", "skip", "draft", args.skip_k)]
+    results = []
+    for label, art, mode, k in modes:
+        ids, decode_s, generated, drafted, accepted, forwards = [], 0.0, 0, 0, 0, 0
+        for prompt in PROMPTS:
+            r = subprocess.run([os.path.join(args.bin_dir, "kiln-generate"), arts[art], "--prompt", prompt,
+                                "--max-tokens", str(args.max_tokens), "--ignore-eos", "--json", "--stats",
+                                "--threads", str(args.threads), "--warmup", "1", "--speculative", mode,
+                                "--num-speculative-tokens", str(k)], capture_output=True, text=True, check=True)
+            ids.append(json.loads(r.stdout)["ids"])
+            st = json.loads(r.stderr.strip().splitlines()[-1])
+            decode_s += st["decode_s"]
+            generated += st["generated_tokens"] - 1
+            drafted += st.get("draft_tokens", 0)
+            accepted += st.get("accepted_tokens", 0)
+            forwards += st.get("decode_forwards", st["generated_tokens"] - 1)
+        results.append({"label": label, "k": k if mode != "off" else 0, "tok_s": generated / decode_s,
+                        "drafted": drafted, "accepted": accepted, "per_pass": generated / max(forwards, 1),
+                        "ids": ids})
+        log(f"{label}: {results[-1]['tok_s']:.1f} tok/s")
+
+    base = results[0]
+    targets = {"draft model (llama-draft)": 1.6, "prompt lookup (n-gram)": 1.0}
+    L = [f"Measured {datetime.date.today().isoformat()} on "
+         f"{open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()} "
+         f"({os.cpu_count()} cores), kiln "
+         f"{subprocess.run(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}: "
+         f"`/usr/bin/python3 bench/spec_bench.py {' '.join(sys.argv[1:])}`  ",
+         f"`llama-wide` (52 M parameters, 210 MB f32: decode bound by memory bandwidth), batch 1, "
+         f"{args.threads} threads, the fixtures' four prompts, greedy, {args.max_tokens} ids each, after a warm-up "
+         "generation in the same process; one run, the modes one after another.", "",
+         "| mode | k | decode tok/s | vs none | acceptance | ids per target pass | target | same ids as none |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in results:
+        rel = r["tok_s"] / base["tok_s"]
+        acc = f"{100 * r['accepted'] / r['drafted']:.0f} % ({r['accepted']} / {r['drafted']})" if r["drafted"] else "-"
+        target = targets.get(r["label"], 1.15 if r["label"].startswith("layer skip") else None)
+        tgt = "-" if target is None else f">= {target}x ({'met' if rel >= target else 'missed'})"
+        L.append(f"| {r['label']} | {r['k'] or '-'} | {r['tok_s']:.1f} | {rel:.2f}x | {acc} | {r['per_pass']:.2f} | "
+                 f"{tgt} | {'yes' if r['ids'] == base['ids'] else 'NO'} |")
+    L.append("")
+    text = "\n".join(L) + "\n"
+    print(text)
+    if args.write:
+        begin = "<!-- BEGIN spec_bench.py: generated by bench/spec_bench.py --write; edit the script, not this section -->"
+        end = "<!-- END spec_bench.py -->"
+        doc = open(args.write).read() if os.path.isfile(args.write) else ""
+        if begin in doc and end in doc:
+            pre, rest = doc.split(begin, 1)
+            doc = pre + begin + "\n" + text + end + rest.split(end, 1)[1]
+        else:
+            doc = doc.rstrip("\n") + f"\n\n## Benchmark\n\n{begin}\n{text}{end}\n"
+        open(args.write, "w").write(doc)
+    return 0 if all(r["ids"] == base["ids"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
