@@ -66,17 +66,20 @@ def main():
         subprocess.run([os.path.join(args.bin_dir, "kiln-compile"), model, "-o", path] + extra, check=True)
         arts[name] = path
 
-    modes = [("none", "plain", "off", args.k), ("prompt lookup (n-gram)", "plain", "ngram", args.k),
-             ("draft model (llama-draft)", "draft", "draft", args.k),
-             (f"layer skip ({args.skip_layers} of 4 layers)", "skip", "draft", args.skip_k)]
+    modes = [("none", "plain", "off", args.k, []), ("prompt lookup (n-gram)", "plain", "ngram", args.k, []),
+             ("draft model (llama-draft)", "draft", "draft", args.k, []),
+             (f"layer skip ({args.skip_layers} of 4 layers)", "skip", "draft", args.skip_k, []),
+             (f"layer skip ({args.skip_layers} of 4 layers), adaptive k", "skip", "draft", args.skip_k,
+              ["--adaptive-speculation"])]
     results = []
-    for label, art, mode, k in modes:
+    for label, art, mode, k, extra in modes:
         ids, decode_s, generated, drafted, accepted, forwards = [], 0.0, 0, 0, 0, 0
         for prompt in PROMPTS:
             r = subprocess.run([os.path.join(args.bin_dir, "kiln-generate"), arts[art], "--prompt", prompt,
                                 "--max-tokens", str(args.max_tokens), "--ignore-eos", "--json", "--stats",
                                 "--threads", str(args.threads), "--warmup", "1", "--speculative", mode,
-                                "--num-speculative-tokens", str(k)], capture_output=True, text=True, check=True)
+                                "--num-speculative-tokens", str(k)] + extra, capture_output=True, text=True,
+                               check=True)
             ids.append(json.loads(r.stdout)["ids"])
             st = json.loads(r.stderr.strip().splitlines()[-1])
             decode_s += st["decode_s"]

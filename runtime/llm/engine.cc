@@ -383,6 +383,8 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
   // Speculative acceptance at temperature > 0 draws from its own stream.
   std::mt19937_64 spec_rng(params.sampler.seed ^ 0x9e3779b97f4a7c15ull);
   std::vector<int64_t> context(prompt.begin(), prompt.end());
+  int k_now = params.num_speculative_tokens;  // adapted when asked
+  const int k_cap = std::min(16, std::max(1, 2 * params.num_speculative_tokens));
 
   auto start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(std::vector<float> logits, Prefill(prompt));
@@ -408,7 +410,7 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     const int64_t room = params.max_tokens - static_cast<int64_t>(result.ids.size()) - 1;
     std::vector<int64_t> proposal;
     std::vector<std::vector<float>> draft_probs;  // the draft's q rows when it samples
-    const int k_max = static_cast<int>(std::min<int64_t>(params.num_speculative_tokens, room));
+    const int k_max = static_cast<int>(std::min<int64_t>(k_now, room));
     if (params.num_speculative_tokens > 0 && room > 0) {
       if (params.proposer == Proposer::kDraft) {
         KILN_ASSIGN_OR_RETURN(proposal, ProposeWithDraft(context, k_max, params.sampler, spec_rng, &draft_probs));
@@ -445,6 +447,10 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     }
     result.draft_tokens += k;
     result.accepted_tokens += accepted;
+    if (params.adaptive_speculation) {
+      if (accepted == k) k_now = std::min(k_cap, k_now + 1);
+      if (accepted == 0) k_now = std::max(1, k_now - 1);
+    }
     // The cache keeps id and the accepted proposals; the rest is rolled back.
     KILN_RETURN_IF_ERROR(Rollback(before + 1 + accepted));
     bool stopped = false;

@@ -63,6 +63,10 @@ struct GenerateParams {
   /// (rejection sampling). Needs a paged artifact.
   int num_speculative_tokens = 0;
   Proposer proposer = Proposer::kNgram;
+  /// Adapt k to the acceptance: one more after a step that kept every
+  /// proposal (up to 2x the start, at most 16), one fewer after a step that
+  /// kept none (at least 1); num_speculative_tokens is where it starts.
+  bool adaptive_speculation = false;
 };
 
 struct GenerateResult {

@@ -230,7 +230,7 @@ def main():
                           "" if rc3 == 0 else failure(rc3, out3, err3))
             if rc3 == 0:
                 check_generate(checks, args.bin_dir, spec, 1, ref["prompts"][1], args.threads,
-                               ["--num-speculative-tokens", "3"])
+                               ["--num-speculative-tokens", "3", "--adaptive-speculation"])
             if args.draft:
                 with_draft = os.path.join(work, "model-draft.kiln")
                 rc4, out4, err4 = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model),

@@ -50,6 +50,7 @@ struct Flags {
   int warmup = 0;
   std::string speculative = "auto";  // auto (the artifact's choice), off, ngram, draft
   int num_speculative_tokens = 4;
+  bool adaptive = false;
   bool json = false;
   bool stats = false;
 };
@@ -125,6 +126,7 @@ kiln::Status RunTool(const Flags& flags) {
   }
   if (mode != "off") {
     params.num_speculative_tokens = flags.num_speculative_tokens;
+    params.adaptive_speculation = flags.adaptive;
     params.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
   }
   params.sampler.temperature = flags.temperature;
@@ -226,6 +228,8 @@ int main(int argc, char** argv) {
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
+    app.add_flag("--adaptive-speculation", flags.adaptive,
+                 "tune the ids proposed per step to the acceptance (starting at --num-speculative-tokens)");
     app.add_option("--warmup", flags.warmup, "generate this many times first, unprinted and untimed (benchmarks)")
         ->capture_default_str();
     app.add_flag("--json", flags.json, "print one JSON line instead of streaming text");
