@@ -109,7 +109,10 @@ StatusOr<std::vector<float>> PagedModel::Run(std::span<const BatchEntry> batch, 
       positions.push_back(static_cast<int32_t>(e.start + i));
       slots.push_back(static_cast<int32_t>(e.slots[i]));
     }
-    if (e.want_logits) logits_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+    if (e.want_logits) {
+      const int64_t rows = std::clamp<int64_t>(e.logits_rows, 1, n);
+      for (int64_t r = rows; r >= 1; --r) logits_rows.push_back(static_cast<int32_t>(tokens.size() - r));
+    }
     query_start.push_back(static_cast<int32_t>(tokens.size()));
     seq_lens.push_back(static_cast<int32_t>(e.start + n));
     tables.push_back(table);

@@ -41,13 +41,15 @@ struct PagedModelOptions {
 
 /// One sequence's part of a step: `tokens` are its next ids, at positions
 /// start .. start + size - 1, whose K/V go to `slots`; with `want_logits`
-/// the logits of its last token come back.
+/// the logits of its last `logits_rows` tokens come back (1: the last one;
+/// more when speculative proposals are verified).
 struct BatchEntry {
   int64_t seq_id = 0;
   std::span<const int64_t> tokens;
   int64_t start = 0;
   std::span<const int64_t> slots;
   bool want_logits = false;
+  int64_t logits_rows = 1;
 };
 
 class PagedModel {

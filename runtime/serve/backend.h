@@ -62,6 +62,9 @@ struct BackendStats {
   /// allocated - used is what paging wastes: under one block per sequence.
   int64_t kv_cache_slots_allocated = 0;
   int64_t kv_cache_slots_used = 0;
+  /// Speculative decoding: ids proposed, and of those, kept.
+  int64_t spec_decode_draft_tokens_total = 0;
+  int64_t spec_decode_accepted_tokens_total = 0;
 };
 
 class Backend {

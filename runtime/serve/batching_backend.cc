@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <optional>
+#include <random>
 #include <span>
+
+#include "runtime/llm/ngram_proposer.h"
+#include "runtime/llm/speculative.h"
 
 namespace kiln::serve {
 
@@ -15,6 +19,8 @@ struct BatchingBackend::Sequence {
   int64_t computed = 0;          // tokens whose K/V are in the cache
   int64_t generated = 0;
   std::optional<llm::Sampler> sampler;
+  std::mt19937_64 spec_rng;      // speculative acceptance at temperature > 0
+  std::vector<int64_t> proposal; // this step's speculative ids (after tokens.back())
   bool allocated = false;        // holds blocks
   bool running = false;
   bool done = false;
@@ -140,6 +146,58 @@ void BatchingBackend::FinishSequence(Sequence& seq, FinishReason reason, const S
   if (req.on_done) req.on_done(seq.choice, reason, status);
 }
 
+bool BatchingBackend::Emit(Sequence& s, int64_t id) {
+  Request& req = *s.req;
+  if (!req.params.ignore_eos && model_->config().IsEos(id)) {
+    FinishSequence(s, FinishReason::kEos, OkStatus());
+    return false;
+  }
+  if (req.on_token) req.on_token(s.choice, id);
+  ++s.generated;
+  s.tokens.push_back(id);
+  if (s.generated >= req.params.max_tokens || (int64_t)s.tokens.size() > model_->max_context()) {
+    FinishSequence(s, FinishReason::kLength, OkStatus());
+    return false;
+  }
+  return true;
+}
+
+void BatchingBackend::Speculate(Sequence& s, std::span<const float> rows) {
+  const int64_t vocab = model_->vocab_size();
+  const int64_t k = static_cast<int64_t>(s.proposal.size());
+  const llm::SamplerParams& sp = s.req->params.sampler;
+  int accepted = 0;
+  int64_t next = 0;
+  if (sp.temperature == 0) {
+    std::vector<int64_t> argmax(k + 1);
+    for (int64_t r = 0; r <= k; ++r) argmax[r] = llm::Argmax(rows.subspan(r * vocab, vocab));
+    accepted = llm::AcceptGreedy(s.proposal, argmax);
+    next = argmax[accepted];
+  } else {
+    std::vector<std::vector<float>> probs;
+    for (int64_t r = 0; r <= k; ++r) probs.push_back(llm::ProbsFromLogits(rows.subspan(r * vocab, vocab), sp));
+    StatusOr<llm::SpecStep> step = llm::AcceptSampled(s.proposal, {}, probs, s.spec_rng);
+    if (!step.ok()) {
+      FinishSequence(s, FinishReason::kError, step.status());
+      return;
+    }
+    accepted = step->accepted, next = step->next;
+  }
+  // The cache keeps the last id and the kept proposals; the rest is rolled back.
+  s.computed += 1 + accepted;
+  if (Status t = model_->blocks().Truncate(s.id, s.computed); !t.ok()) {
+    FinishSequence(s, FinishReason::kError, t);
+    return;
+  }
+  spec_drafted_ += k;
+  spec_accepted_ += accepted;
+  const std::vector<int64_t> proposal = std::move(s.proposal);
+  s.proposal.clear();
+  for (int i = 0; i < accepted; ++i)
+    if (!Emit(s, proposal[i])) return;
+  Emit(s, next);
+}
+
 void BatchingBackend::Preempt(Request& req) {
   for (auto it = req.seqs.rbegin(); it != req.seqs.rend(); ++it) {
     Sequence& s = **it;
@@ -171,6 +229,7 @@ void BatchingBackend::Step() {
     seq->tokens = req->params.prompt_ids;
     llm::SamplerParams sp = req->params.sampler;
     seq->sampler = *llm::Sampler::Create(sp);  // checked by Submit
+    seq->spec_rng.seed(sp.seed ^ 0x9e3779b97f4a7c15ull);
     waiting_.push_back(seq.get());
     req->seqs.push_back(std::move(seq));
     const uint64_t id = req->id;
@@ -192,7 +251,8 @@ void BatchingBackend::Step() {
   int64_t budget = options_.max_batched_tokens;
   std::vector<llm::BatchEntry> batch;
   std::vector<Sequence*> ran;
-  std::deque<std::vector<int64_t>> slot_store;  // stable storage for the entries' slots
+  std::deque<std::vector<int64_t>> slot_store;   // stable storage for the entries' slots
+  std::deque<std::vector<int64_t>> token_store;  // and for speculative entries' ids
   std::vector<llm::KvBlockCopy> copies;
 
   // 1. Running sequences: a decode token, or the next chunk of a prompt.
@@ -200,8 +260,25 @@ void BatchingBackend::Step() {
   for (Sequence* s : snapshot) {
     if (!s->running || budget <= 0) continue;
     const int64_t remaining = static_cast<int64_t>(s->tokens.size()) - s->computed;
-    const int64_t chunk = std::min(remaining, budget);
+    int64_t chunk = std::min(remaining, budget);
     std::span<const int64_t> next(s->tokens.data() + s->computed, chunk);
+    // Speculation (decodes only): the last id plus the ids that followed
+    // the context's last n-gram before, verified in this one forward.
+    s->proposal.clear();
+    if (options_.num_speculative_tokens > 0 && remaining == 1) {
+      const GenerationRequest& p = s->req->params;
+      const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
+                                              model_->max_context() - static_cast<int64_t>(s->tokens.size()),
+                                              budget - 1, options_.num_speculative_tokens});
+      if (room > 0) s->proposal = llm::ProposeNgram(s->tokens, static_cast<int>(room));
+      if (!s->proposal.empty()) {
+        std::vector<int64_t> run{s->tokens.back()};
+        run.insert(run.end(), s->proposal.begin(), s->proposal.end());
+        token_store.push_back(std::move(run));
+        next = token_store.back();
+        chunk = static_cast<int64_t>(next.size());
+      }
+    }
     StatusOr<llm::KvAppend> app = blocks.AppendSlots(s->id, next);
     while (!app.ok() && app.status().code() == StatusCode::kResourceExhausted && s->running) {
       // No free block: preempt the most recently admitted request.
@@ -215,7 +292,9 @@ void BatchingBackend::Step() {
     }
     copies.insert(copies.end(), app->copies.begin(), app->copies.end());
     slot_store.push_back(std::move(app->slots));
-    batch.push_back({s->id, next, s->computed, slot_store.back(), s->computed + chunk == (int64_t)s->tokens.size()});
+    const bool spec = !s->proposal.empty();
+    batch.push_back({s->id, next, s->computed, slot_store.back(),
+                     spec || s->computed + chunk == (int64_t)s->tokens.size(), spec ? chunk : 1});
     ran.push_back(s);
     budget -= chunk;
   }
@@ -265,6 +344,13 @@ void BatchingBackend::Step() {
       int64_t row = 0;
       for (size_t i = 0; i < ran.size(); ++i) {
         Sequence* s = ran[i];
+        if (!s->proposal.empty()) {
+          const int64_t rows = static_cast<int64_t>(s->proposal.size()) + 1;
+          std::span<const float> all(logits->data() + row * vocab, rows * vocab);
+          row += rows;
+          Speculate(*s, all);
+          continue;
+        }
         s->computed += static_cast<int64_t>(batch[i].tokens.size());
         if (!batch[i].want_logits) continue;
         std::span<const float> r(logits->data() + row * vocab, vocab);
@@ -338,6 +424,8 @@ void BatchingBackend::Step() {
   stats_.prefix_cache_queries_total = blocks.prefix_cache_queries();
   stats_.prefix_cache_hits_total = blocks.prefix_cache_hits();
   stats_.kv_cache_slots_allocated = allocated;
+  stats_.spec_decode_draft_tokens_total = spec_drafted_;
+  stats_.spec_decode_accepted_tokens_total = spec_accepted_;
   stats_.kv_cache_slots_used = used;
 }
 

@@ -15,6 +15,8 @@
 //    (copy-on-write on their first own token) and sample with seed + i;
 //  - prefix caching: full blocks of earlier prompts are reused;
 //  - Cancel frees the request's blocks at the start of the next step.
+//  - with num_speculative_tokens, decoding sequences speculate independently
+//    (prompt lookup): each verifies its own proposals in the same forward.
 // Each sequence's tokens, positions and sampler are its own, and every
 // kernel computes a row the same way whatever else is in the batch, so a
 // request's greedy output does not depend on what it is batched with.
@@ -44,6 +46,9 @@ struct BatchingBackendOptions {
   int64_t max_batched_tokens = 512;
   /// Most requests waiting to start.
   int64_t max_queue = 1024;
+  /// Speculative decoding by prompt lookup: each decoding sequence proposes
+  /// up to this many ids, verified in the same batched forward; 0 = off.
+  int num_speculative_tokens = 0;
 };
 
 class BatchingBackend final : public Backend {
@@ -71,6 +76,11 @@ class BatchingBackend final : public Backend {
   /// One scheduling step (scheduler thread, lock not held).
   void Step();
   void FinishSequence(Sequence& seq, FinishReason reason, const Status& status);
+  /// Delivers one generated id; false when it ended the sequence.
+  bool Emit(Sequence& seq, int64_t id);
+  /// Keeps the verified proposals of `seq` (rows: its k + 1 logits rows),
+  /// rolls the rest of its cache back and emits what it kept plus the next id.
+  void Speculate(Sequence& seq, std::span<const float> rows);
   /// Frees `req`'s blocks and sends it back to the queue front.
   void Preempt(Request& req);
   Status Admit(Sequence& seq, int64_t budget, std::vector<llm::BatchEntry>& batch, std::vector<Sequence*>& ran);
@@ -93,6 +103,7 @@ class BatchingBackend final : public Backend {
   std::list<Sequence*> waiting_;  // FCFS; preempted ones at the front
   std::list<Sequence*> running_;  // in admission order
   int64_t next_seq_id_ = 0;
+  int64_t spec_drafted_ = 0, spec_accepted_ = 0;
 
   std::thread thread_;
 };

@@ -235,6 +235,12 @@ Status OpenAiService::RegisterMetrics() {
   KILN_RETURN_IF_ERROR(m.AddCallback(
       MetricType::kGauge, "kiln_kv_cache_used_slots", "Of those, slots holding a token (the rest is paging waste).",
       [this] { return static_cast<double>(stats_.kv_cache_slots_used); }));
+  KILN_RETURN_IF_ERROR(m.AddCallback(
+      MetricType::kCounter, "kiln_spec_decode_draft_tokens_total", "Ids proposed by speculative decoding.",
+      [this] { return static_cast<double>(stats_.spec_decode_draft_tokens_total); }));
+  KILN_RETURN_IF_ERROR(m.AddCallback(
+      MetricType::kCounter, "kiln_spec_decode_accepted_tokens_total", "Proposed ids the model kept.",
+      [this] { return static_cast<double>(stats_.spec_decode_accepted_tokens_total); }));
   KILN_ASSIGN_OR_RETURN(prompt_tokens_, m.AddCounter("kiln_prompt_tokens_total", "Prompt tokens of accepted requests."));
   KILN_ASSIGN_OR_RETURN(generation_tokens_,
                         m.AddCounter("kiln_generation_tokens_total", "Tokens generated (every choice, read or not)."));

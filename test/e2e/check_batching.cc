@@ -12,6 +12,7 @@
 //   n > 1       n = 3 at temperature 0: three identical choices; at
 //               temperature 1 with one seed: choice i == choice 0 of a
 //               request seeded seed + i (copy-on-write keeps them apart)
+//   speculation the 64 again with n-gram speculation in the batch: identical
 //   prefix      a repeated prompt hits the prefix cache
 //   cancel      cancelling half of 16 running requests ends them with
 //               kCancelled at once; afterwards every block is free
@@ -93,7 +94,8 @@ serve::GenerationRequest Greedy(std::vector<int64_t> prompt, int64_t max_tokens)
 }
 
 StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string& path, int threads,
-                                                              int64_t kv_bytes, int64_t max_tokens_per_step = 512) {
+                                                              int64_t kv_bytes, int64_t max_tokens_per_step = 512,
+                                                              int speculative = 0) {
   KILN_ASSIGN_OR_RETURN(auto artifact, artifact::Artifact::Open(path));
   llm::PagedModelOptions mo;
   mo.threads = threads;
@@ -101,6 +103,7 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
   KILN_ASSIGN_OR_RETURN(auto model, llm::PagedModel::Open(std::move(artifact), mo));
   serve::BatchingBackendOptions bo;
   bo.max_batched_tokens = max_tokens_per_step;
+  bo.num_speculative_tokens = speculative;
   return serve::BatchingBackend::Create(std::move(model), bo);
 }
 
@@ -172,6 +175,20 @@ int Main(const std::string& path, int threads) {
                      std::to_string(static_cast<int>(64 * max_tokens / secs)) + " tok/s");
   };
   check_many("batched 64 == alone", **backend);
+
+  {  // speculation (prompt lookup) inside the batch: sequences speculate independently
+    StatusOr<std::unique_ptr<serve::BatchingBackend>> spec = MakeBackend(path, threads, 0, 512, 4);
+    if (!spec.ok()) return Report("open speculative backend", false, spec.status().message()), 1;
+    check_many("batched 64 with n-gram speculation == alone", **spec);
+    serve::BackendStats st = (*spec)->Stats();
+    Report("speculation counters", st.spec_decode_draft_tokens_total > 0 &&
+                                       st.spec_decode_accepted_tokens_total <= st.spec_decode_draft_tokens_total,
+           std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
+               std::to_string(st.spec_decode_draft_tokens_total) + " proposed ids kept");
+    (*spec)->Shutdown(/*drain=*/true);
+    Report("every block free after speculation", (*spec)->model().blocks().NumBlocksInUse() == 0 &&
+                                                     (*spec)->model().blocks().CheckInvariants().ok(), "");
+  }
 
   {  // n > 1
     Collector c;

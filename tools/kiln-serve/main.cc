@@ -59,6 +59,8 @@ struct Flags {
   std::string device = "cpu";
   int threads = 0;
   bool profile = false;
+  std::string speculative = "auto";
+  int num_speculative_tokens = 4;
 };
 
 /// Seconds the server waits for its connections to close after a signal.
@@ -103,6 +105,11 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     model.vocab_size = paged->vocab_size();
     kiln::serve::BatchingBackendOptions backend_options;
     backend_options.max_num_seqs = flags.max_num_seqs;
+    // Speculation under batching: prompt lookup (a compiled-in draft is used
+    // by kiln-generate only, so far).
+    std::string mode = flags.speculative;
+    if (mode == "auto") mode = paged->artifact().metadata("llm.speculative").value_or("") == "ngram" ? "ngram" : "off";
+    if (mode == "ngram") backend_options.num_speculative_tokens = flags.num_speculative_tokens;
     backend_options.max_queue = flags.max_queue;
     KILN_ASSIGN_OR_RETURN(model.backend, kiln::serve::BatchingBackend::Create(std::move(paged), backend_options));
     return model;
@@ -234,6 +241,14 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--kv-cache-memory", flags.kv_cache_memory_mb, "KV cache size in MiB (0 = every sequence's full context, at most 256 MiB, at least one context)")
         ->capture_default_str();
+    app.add_option("--speculative", flags.speculative,
+                   "speculative decoding in the batch: ngram (prompt lookup), off, or auto (ngram when the "
+                   "artifact was compiled with --speculative=ngram)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "off", "ngram"}));
+    app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per sequence and step")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 64));
     app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at exit");
     app.add_option("--max-queue", flags.max_queue, "most requests waiting; more are answered 429")
         ->capture_default_str();
