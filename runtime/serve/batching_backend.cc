@@ -206,6 +206,7 @@ void BatchingBackend::Preempt(Request& req) {
     s.allocated = false;
     s.computed = 0;
     s.running = false;
+    s.proposal.clear();  // its verification entry, if any, is dropped
     running_.remove(&s);
     waiting_.push_front(&s);
   }
@@ -323,6 +324,7 @@ void BatchingBackend::Step() {
     StatusOr<llm::KvAllocation> alloc = blocks.Allocate(s->id, first);
     if (!alloc.ok()) break;
     waiting_.pop_front();
+    s->proposal.clear();
     s->allocated = s->running = true;
     running_.push_back(s);
     s->computed = alloc->num_cached_tokens;
