@@ -27,6 +27,7 @@
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/FileSystem.h"
@@ -197,6 +198,41 @@ int compile(const CompileOptions &options, std::string &error) {
   std::map<std::string, std::string> metadata;
   if (failed(collectLlmMetadata(options, metadata, error)))
     return 1;
+  if (!options.chatTemplate.empty()) {
+    // Checked here so that a bad template fails the compile, not the server.
+    auto buf = llvm::MemoryBuffer::getFile(options.chatTemplate, /*IsText=*/true);
+    if (!buf) {
+      error = "cannot read '" + options.chatTemplate + "': " + buf.getError().message();
+      return 1;
+    }
+    llvm::Expected<llvm::json::Value> parsed = llvm::json::parse((*buf)->getBuffer());
+    const llvm::json::Object *obj = parsed ? parsed->getAsObject() : nullptr;
+    if (!parsed)
+      llvm::consumeError(parsed.takeError());
+    std::string why = obj ? "" : "not a JSON object";
+    for (const auto &kv : obj ? *obj : llvm::json::Object()) {
+      llvm::StringRef key = kv.first;
+      if (key == "message" || key == "generation_prompt") {
+        if (!kv.second.getAsString())
+          why = "'" + key.str() + "' must be a string";
+      } else if (key == "roles") {
+        const llvm::json::Object *roles = kv.second.getAsObject();
+        if (!roles)
+          why = "'roles' must be an object";
+        else
+          for (const auto &r : *roles)
+            if (!r.second.getAsString())
+              why = "role '" + r.first.str() + "' must map to a string";
+      } else {
+        why = "unknown key '" + key.str() + "' (known: message, roles, generation_prompt)";
+      }
+    }
+    if (!why.empty()) {
+      error = "--chat-template " + options.chatTemplate + ": " + why;
+      return 1;
+    }
+    metadata["llm.chat_template"] = (*buf)->getBuffer().str();
+  }
   {
     PassManager pm(&ctx);
     pm.addPass(createCanonicalizerPass());

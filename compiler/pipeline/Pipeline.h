@@ -37,6 +37,8 @@ struct CompileOptions {
   std::string speculative;
   /// A draft model (ONNX) compiled in as draft_forward.
   std::string draft;
+  /// A chat template (kiln-serve's JSON form) to embed as llm.chat_template.
+  std::string chatTemplate;
 };
 
 /// Every dialect kiln's compiler uses.

@@ -247,15 +247,59 @@ StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, bool c
   return r;
 }
 
-std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages) {
-  std::string text;
-  for (const ChatMessage& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
-  text += "<|assistant|>\n";
-  return text;
+namespace {
+/// `format` with {role} and {content} replaced, left to right in one pass.
+std::string Fill(std::string_view format, const ChatMessage& m) {
+  std::string out;
+  for (size_t i = 0; i < format.size();) {
+    if (format.substr(i, 6) == "{role}") {
+      out += m.role, i += 6;
+    } else if (format.substr(i, 9) == "{content}") {
+      out += m.content, i += 9;
+    } else {
+      out += format[i++];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+StatusOr<ChatTemplate> ChatTemplate::Parse(std::string_view json_text) {
+  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgumentError("chat template: not a JSON object");
+  ChatTemplate t;
+  for (auto& [key, value] : j.items()) {
+    if (key == "message" || key == "generation_prompt") {
+      if (!value.is_string()) return InvalidArgumentError(StrCat("chat template: '", key, "' must be a string"));
+      (key == "message" ? t.message : t.generation_prompt) = value.get<std::string>();
+    } else if (key == "roles") {
+      if (!value.is_object()) return InvalidArgumentError("chat template: 'roles' must be an object");
+      for (auto& [role, format] : value.items()) {
+        if (!format.is_string())
+          return InvalidArgumentError(StrCat("chat template: role '", role, "' must map to a string"));
+        t.roles[role] = format.get<std::string>();
+      }
+    } else {
+      return InvalidArgumentError(StrCat("chat template: unknown key '", key,
+                                         "' (known: message, roles, generation_prompt)"));
+    }
+  }
+  return t;
 }
 
+std::string ChatTemplate::Apply(const std::vector<ChatMessage>& messages) const {
+  std::string text;
+  for (const ChatMessage& m : messages) {
+    auto it = roles.find(m.role);
+    text += Fill(it == roles.end() ? message : it->second, m);
+  }
+  return text + generation_prompt;
+}
+
+std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages) { return ChatTemplate{}.Apply(messages); }
+
 StatusOr<std::vector<int64_t>> PromptIds(const CompletionRequest& request, const llm::Tokenizer* tokenizer,
-                                         const ModelLimits& limits) {
+                                         const ModelLimits& limits, const ChatTemplate& chat_template) {
   if (!request.chat) {
     if (const auto* ids = std::get_if<std::vector<int64_t>>(&request.prompt)) {
       KILN_RETURN_IF_ERROR(CheckTokenIds(*ids, limits.vocab_size, "prompt"));
@@ -265,7 +309,7 @@ StatusOr<std::vector<int64_t>> PromptIds(const CompletionRequest& request, const
   if (!tokenizer)
     return InvalidArgumentError(request.chat ? "the model has no tokenizer: chat is not available"
                                              : "the model has no tokenizer: give the prompt as token ids");
-  const std::string text = request.chat ? ApplyChatTemplate(request.messages) : std::get<std::string>(request.prompt);
+  const std::string text = request.chat ? chat_template.Apply(request.messages) : std::get<std::string>(request.prompt);
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> ids, tokenizer->Encode(text));
   ids = tokenizer->WithBos(std::move(ids));
   if (ids.empty()) return InvalidArgumentError("the prompt is empty");

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <map>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -65,8 +66,25 @@ struct CompletionRequest {
 /// naming the field.
 StatusOr<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat);
 
-/// The default chat template, used because artifacts carry none today: each
-/// message as "<|role|>\ncontent\n", then "<|assistant|>\n" to cue the reply.
+/// How chat messages become prompt text. The artifact's (kiln-compile
+/// --chat-template FILE, metadata llm.chat_template) is a JSON object:
+///   {"message": "<|{role}|>\n{content}\n",          every message (default)
+///    "roles": {"system": "[SYS]{content}[/SYS]"},    per-role overrides
+///    "generation_prompt": "<|assistant|>\n"}        after the last message
+/// where {role} and {content} are replaced (in one pass: message text is
+/// never reinterpreted). Without one the default above is used: each message
+/// as "<|role|>\ncontent\n", then "<|assistant|>\n" to cue the reply.
+struct ChatTemplate {
+  std::string message = "<|{role}|>\n{content}\n";
+  std::map<std::string, std::string, std::less<>> roles;
+  std::string generation_prompt = "<|assistant|>\n";
+
+  /// Parses the JSON form; unknown keys or non-string values are errors.
+  static StatusOr<ChatTemplate> Parse(std::string_view json_text);
+  std::string Apply(const std::vector<ChatMessage>& messages) const;
+};
+
+/// The default template applied to `messages`.
 std::string ApplyChatTemplate(const std::vector<ChatMessage>& messages);
 
 /// The model facts a request is checked against.
@@ -82,7 +100,7 @@ struct ModelLimits {
 /// checked against the vocabulary and used as given. `tokenizer` may be null
 /// (an artifact without one): then only id prompts work.
 StatusOr<std::vector<int64_t>> PromptIds(const CompletionRequest& request, const llm::Tokenizer* tokenizer,
-                                         const ModelLimits& limits);
+                                         const ModelLimits& limits, const ChatTemplate& chat_template = {});
 
 /// InvalidArgument naming `field` unless every id is in [0, vocab_size).
 Status CheckTokenIds(std::span<const int64_t> ids, int64_t vocab_size, std::string_view field);

@@ -413,7 +413,7 @@ void OpenAiService::HandleCompletion(const HttpRequest& request, std::shared_ptr
     return;
   }
   const ModelLimits limits{model_.backend->max_context(), model_.vocab_size};
-  StatusOr<std::vector<int64_t>> ids = PromptIds(r, model_.tokenizer.get(), limits);
+  StatusOr<std::vector<int64_t>> ids = PromptIds(r, model_.tokenizer.get(), limits, model_.chat_template);
   if (!ids.ok()) {
     SendError(responder, ApiErrorOf(ids.status()));
     return;

@@ -46,6 +46,8 @@ struct ServedModel {
   std::unique_ptr<Backend> backend;
   /// Ids the model accepts: [0, vocab_size).
   int64_t vocab_size = 0;
+  /// The artifact's chat template, or the default.
+  ChatTemplate chat_template;
 };
 
 class OpenAiService final : public HttpHandler {

@@ -159,6 +159,23 @@ TEST(ParseCompletionTest, ChatMessagesAndMaxCompletionTokens) {
             "<|system|>\nBe brief.\n<|user|>\nHi there\n<|assistant|>\n\n<|assistant|>\n");
 }
 
+TEST(ChatTemplateTest, ParsesAndApplies) {
+  StatusOr<ChatTemplate> t = ChatTemplate::Parse(
+      R"({"message": "{role}: {content}\n", "roles": {"system": "[SYS]{content}[/SYS]"}, "generation_prompt": "bot:"})");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  // {role}/{content} inside message text are not expanded again.
+  std::vector<ChatMessage> m = {{"system", "Be {role}."}, {"user", "Hi {content}"}};
+  EXPECT_EQ(t->Apply(m), "[SYS]Be {role}.[/SYS]user: Hi {content}\nbot:");
+  // Keys not given keep the defaults.
+  StatusOr<ChatTemplate> partial = ChatTemplate::Parse(R"({"generation_prompt": ">"})");
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(partial->Apply({{"user", "x"}}), "<|user|>\nx\n>");
+  EXPECT_EQ(ChatTemplate{}.Apply({{"user", "x"}}), ApplyChatTemplate({{"user", "x"}}));
+  for (const char* bad : {"[]", "{", R"({"message": 3})", R"({"roles": {"user": 1}})", R"({"roles": []})",
+                          R"({"jinja": "{{ messages }}"})"})
+    EXPECT_EQ(ChatTemplate::Parse(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+}
+
 /// Encodes each byte as its value + 10; BOS is 1.
 class ByteTokenizer : public llm::Tokenizer {
  public:

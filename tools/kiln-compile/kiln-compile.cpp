@@ -59,6 +59,11 @@ static cl::opt<std::string> draft(
     cl::desc("a draft LLM (ONNX, same tokenizer) compiled in as draft_forward for speculative decoding"),
     cl::value_desc("DRAFT.onnx"), cl::cat(category));
 
+static cl::opt<std::string> chatTemplate(
+    "chat-template",
+    cl::desc("chat template for kiln-serve (JSON: message, roles, generation_prompt; docs/serving.md)"),
+    cl::value_desc("FILE.json"), cl::cat(category));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
@@ -101,6 +106,7 @@ int main(int argc, char **argv) {
   options.pagedKv = kvCache == "paged";
   options.speculative = speculative;
   options.draft = draft;
+  options.chatTemplate = chatTemplate;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +

@@ -81,6 +81,15 @@ void RaiseFileLimit() {
   }
 }
 
+/// The artifact's chat template (kiln-compile --chat-template), or the default.
+kiln::StatusOr<kiln::serve::ChatTemplate> ChatTemplateOf(const kiln::artifact::Artifact& artifact) {
+  std::optional<std::string_view> text = artifact.metadata("llm.chat_template");
+  if (!text) return kiln::serve::ChatTemplate{};
+  kiln::StatusOr<kiln::serve::ChatTemplate> t = kiln::serve::ChatTemplate::Parse(*text);
+  if (!t.ok()) return t.status().Annotate("llm.chat_template");
+  return t;
+}
+
 /// KV cache for --kv-cache-memory 0: room for every sequence's full context
 /// up to 256 MiB, and never less than one context.
 constexpr int64_t kAutoKvCacheBytes = int64_t{256} << 20;
@@ -102,6 +111,7 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::PagedModel> paged,
                           kiln::llm::PagedModel::Open(std::move(artifact), options));
     KILN_ASSIGN_OR_RETURN(model.tokenizer, kiln::llm::LoadTokenizer(paged->artifact(), paged->config()));
+    KILN_ASSIGN_OR_RETURN(model.chat_template, ChatTemplateOf(paged->artifact()));
     model.vocab_size = paged->vocab_size();
     kiln::serve::BatchingBackendOptions backend_options;
     backend_options.max_num_seqs = flags.max_num_seqs;
@@ -120,6 +130,7 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<kiln::llm::Engine> engine,
                         kiln::llm::Engine::Create(std::move(artifact), options));
   KILN_ASSIGN_OR_RETURN(model.tokenizer, kiln::llm::LoadTokenizer(engine->artifact(), engine->config()));
+  KILN_ASSIGN_OR_RETURN(model.chat_template, ChatTemplateOf(engine->artifact()));
   model.vocab_size = engine->vocab_size();
   kiln::serve::SerialBackendOptions backend_options;
   backend_options.max_queue = flags.max_queue;
