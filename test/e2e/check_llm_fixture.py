@@ -2,7 +2,7 @@
 """End-to-end check of one LLM fixture: compile it with kiln-compile, then hold
 kiln-generate, kiln-run and kiln-perplexity to the fixture's PyTorch references.
 
-    check_llm_fixture.py --fixture /work/shared/fixtures/llama-s --model model_with_past.onnx
+    check_llm_fixture.py --fixture ../shared/fixtures/llama-s --model model_with_past.onnx
                          [--bin-dir build/bin] [--threads 2] [--keep]
 
 Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
