@@ -7,6 +7,7 @@
 
 #include "runtime/hal/registry.h"
 #include "runtime/llm/ngram_proposer.h"
+#include "runtime/llm/paged_model.h"
 #include "runtime/llm/speculative.h"
 
 namespace kiln::llm {
@@ -17,10 +18,6 @@ constexpr std::string_view kForward = "forward";
 constexpr std::string_view kDraftForward = "draft_forward";
 /// The one sequence the Engine runs in the paged KV cache.
 constexpr int64_t kSeq = 0;
-
-io::Tensor I32(std::vector<int64_t> shape, const std::vector<int32_t>& values) {
-  return io::Tensor::FromValues<int32_t>(DType::kI32, std::move(shape), values);
-}
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
@@ -165,49 +162,17 @@ StatusOr<exec::DeviceTensor> Engine::RunPagedFunction(std::string_view function,
   const int64_t n = static_cast<int64_t>(ids.size());
   KILN_ASSIGN_OR_RETURN(std::vector<int32_t> slot_mapping, SlotsFor(first, ids));
   KILN_ASSIGN_OR_RETURN(std::span<const int64_t> table, blocks_->BlockTable(kSeq));
-  std::vector<int32_t> tokens(ids.begin(), ids.end()), positions(n);
-  for (int64_t i = 0; i < n; ++i) positions[i] = static_cast<int32_t>(first + i);
-  std::vector<int32_t> rows;
-  for (int64_t i = all_rows ? 0 : n - 1; i < n; ++i) rows.push_back(static_cast<int32_t>(i));
-  std::vector<int32_t> block_table(table.begin(), table.end());
-
-  const fb::Function* fn = executor_->FindFunction(function);
-  if (!fn || !fn->inputs()) return InternalError(StrCat("the artifact has no '", function, "'"));
-  std::vector<exec::DeviceTensor> inputs;
-  for (const auto* sig : *fn->inputs()) {
-    const std::string_view name = sig->name()->string_view();
-    io::Tensor host;
-    if (name == "tokens") {
-      host = I32({n}, tokens);
-    } else if (name == "positions") {
-      host = I32({n}, positions);
-    } else if (name == "query_start") {
-      host = I32({2}, {0, static_cast<int32_t>(n)});
-    } else if (name == "seq_lens") {
-      host = I32({1}, {static_cast<int32_t>(first + n)});
-    } else if (name == "block_tables") {
-      host = I32({1, static_cast<int64_t>(block_table.size())}, block_table);
-    } else if (name == "slot_mapping") {
-      host = I32({n}, slot_mapping);
-    } else if (name == "logits_indices") {
-      host = I32({static_cast<int64_t>(rows.size())}, rows);
-    } else {
-      int index = -1;
-      for (int layer = 0; layer < num_layers && index < 0; ++layer)
-        for (int kv = 0; kv < 2; ++kv)
-          if (name == LlmSignature::PoolName(layer, kv == 1)) index = 2 * layer + kv;
-      if (index < 0) return InternalError(StrCat("'", function, "' has an input '", name, "' the engine does not know"));
-      inputs.push_back(pools[index]);
-      continue;
-    }
-    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor uploaded, executor_->Upload(host));
-    inputs.push_back(std::move(uploaded));
-  }
-  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor_->RunOnDevice(function, inputs));
-  const std::vector<int64_t> want = {static_cast<int64_t>(rows.size()), vocab_};
-  if (outputs.size() != 1 || outputs[0].shape != want || outputs[0].dtype != DType::kF32)
-    return InternalError(StrCat("'", function, "' returned no f32", ShapeToString(want), " logits"));
-  return std::move(outputs[0]);
+  ForwardArgs args;
+  args.tokens.assign(ids.begin(), ids.end());
+  for (int64_t i = 0; i < n; ++i) args.positions.push_back(static_cast<int32_t>(first + i));
+  args.query_start = {0, static_cast<int32_t>(n)};
+  args.seq_lens = {static_cast<int32_t>(first + n)};
+  args.block_tables.assign(table.begin(), table.end());
+  args.slot_mapping = std::move(slot_mapping);
+  for (int64_t i = all_rows ? 0 : n - 1; i < n; ++i) args.logits_indices.push_back(static_cast<int32_t>(i));
+  args.num_seqs = 1;
+  args.max_blocks = static_cast<int64_t>(table.size());
+  return RunForwardFunction(*executor_, function, args, pools, num_layers, vocab_);
 }
 
 StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool all_rows) {

@@ -16,6 +16,51 @@ io::Tensor I32(std::vector<int64_t> shape, const std::vector<int32_t>& values) {
 
 }  // namespace
 
+StatusOr<exec::DeviceTensor> RunForwardFunction(exec::Executor& executor, std::string_view function,
+                                                const ForwardArgs& args, std::span<const exec::DeviceTensor> pools,
+                                                int num_layers, int64_t vocab) {
+  const fb::Function* fn = executor.FindFunction(function);
+  if (!fn || !fn->inputs()) return InternalError(StrCat("the artifact has no '", function, "'"));
+  const int64_t t = static_cast<int64_t>(args.tokens.size());
+  const int64_t rows = static_cast<int64_t>(args.logits_indices.size());
+  std::vector<exec::DeviceTensor> inputs;
+  for (const auto* sig : *fn->inputs()) {
+    const std::string_view name = sig->name()->string_view();
+    io::Tensor host;
+    if (name == "tokens") {
+      host = I32({t}, args.tokens);
+    } else if (name == "positions") {
+      host = I32({t}, args.positions);
+    } else if (name == "query_start") {
+      host = I32({args.num_seqs + 1}, args.query_start);
+    } else if (name == "seq_lens") {
+      host = I32({args.num_seqs}, args.seq_lens);
+    } else if (name == "block_tables") {
+      host = I32({args.num_seqs, args.max_blocks}, args.block_tables);
+    } else if (name == "slot_mapping") {
+      host = I32({t}, args.slot_mapping);
+    } else if (name == "logits_indices") {
+      host = I32({rows}, args.logits_indices);
+    } else {
+      int index = -1;
+      for (int layer = 0; layer < num_layers && index < 0; ++layer)
+        for (int kv = 0; kv < 2; ++kv)
+          if (name == LlmSignature::PoolName(layer, kv == 1)) index = 2 * layer + kv;
+      if (index < 0 || index >= static_cast<int>(pools.size()))
+        return InternalError(StrCat("'", function, "' has an input '", name, "' the runtime does not know"));
+      inputs.push_back(pools[index]);
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor uploaded, executor.Upload(host));
+    inputs.push_back(std::move(uploaded));
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor.RunOnDevice(function, inputs));
+  const std::vector<int64_t> want = {rows, vocab};
+  if (outputs.size() != 1 || outputs[0].shape != want || outputs[0].dtype != DType::kF32)
+    return InternalError(StrCat("'", function, "' returned no f32", ShapeToString(want), " logits"));
+  return std::move(outputs[0]);
+}
+
 StatusOr<std::unique_ptr<PagedModel>> PagedModel::Open(std::unique_ptr<artifact::Artifact> artifact,
                                                        const PagedModelOptions& options) {
   std::unique_ptr<PagedModel> m(new PagedModel());
@@ -127,44 +172,13 @@ StatusOr<std::vector<float>> PagedModel::Run(std::span<const BatchEntry> batch, 
   for (int64_t s = 0; s < b; ++s)
     for (size_t j = 0; j < tables[s].size(); ++j) block_tables[s * max_blocks + j] = static_cast<int32_t>(tables[s][j]);
 
-  const fb::Function* fn = executor_->FindFunction(kForward);
-  std::vector<exec::DeviceTensor> inputs;
-  const int64_t t = static_cast<int64_t>(tokens.size());
-  for (const auto* sig : *fn->inputs()) {
-    const std::string_view name = sig->name()->string_view();
-    io::Tensor host;
-    if (name == "tokens") {
-      host = I32({t}, tokens);
-    } else if (name == "positions") {
-      host = I32({t}, positions);
-    } else if (name == "query_start") {
-      host = I32({b + 1}, query_start);
-    } else if (name == "seq_lens") {
-      host = I32({b}, seq_lens);
-    } else if (name == "block_tables") {
-      host = I32({b, static_cast<int64_t>(max_blocks)}, block_tables);
-    } else if (name == "slot_mapping") {
-      host = I32({t}, slots);
-    } else if (name == "logits_indices") {
-      host = I32({static_cast<int64_t>(logits_rows.size())}, logits_rows);
-    } else {
-      int index = -1;
-      for (int layer = 0; layer < signature_.num_layers && index < 0; ++layer)
-        for (int kv = 0; kv < 2; ++kv)
-          if (name == LlmSignature::PoolName(layer, kv == 1)) index = 2 * layer + kv;
-      if (index < 0) return InternalError(StrCat("'forward' has an input '", name, "' the runtime does not know"));
-      inputs.push_back(pools_[index]);
-      continue;
-    }
-    KILN_ASSIGN_OR_RETURN(exec::DeviceTensor uploaded, executor_->Upload(host));
-    inputs.push_back(std::move(uploaded));
-  }
-  KILN_ASSIGN_OR_RETURN(std::vector<exec::DeviceTensor> outputs, executor_->RunOnDevice(kForward, inputs));
-  const std::vector<int64_t> want = {static_cast<int64_t>(logits_rows.size()), vocab_};
-  if (outputs.size() != 1 || outputs[0].shape != want || outputs[0].dtype != DType::kF32)
-    return InternalError(StrCat("'forward' returned no f32", ShapeToString(want), " logits"));
+  ForwardArgs args{std::move(tokens), std::move(positions), std::move(query_start), std::move(seq_lens),
+                   std::move(block_tables), std::move(slots), std::move(logits_rows), b,
+                   static_cast<int64_t>(max_blocks)};
+  KILN_ASSIGN_OR_RETURN(exec::DeviceTensor out,
+                        RunForwardFunction(*executor_, kForward, args, pools_, signature_.num_layers, vocab_));
   if (no_logits) return std::vector<float>();
-  KILN_ASSIGN_OR_RETURN(io::Tensor logits, executor_->Download(outputs[0]));
+  KILN_ASSIGN_OR_RETURN(io::Tensor logits, executor_->Download(out));
   auto values = logits.values<float>();
   return std::vector<float>(values.begin(), values.end());
 }

@@ -52,6 +52,23 @@ struct BatchEntry {
   int64_t logits_rows = 1;
 };
 
+/// The index vectors of one call of the paged ABI (DESIGN.md, "LLM runtime
+/// ABI") over `num_seqs` sequences; block_tables is [num_seqs, max_blocks].
+struct ForwardArgs {
+  std::vector<int32_t> tokens, positions, query_start, seq_lens, block_tables, slot_mapping, logits_indices;
+  int64_t num_seqs = 0;
+  int64_t max_blocks = 0;
+};
+
+/// Uploads `args`, binds them and the K/V `pools` ([2 * layer + (value ? 1
+/// : 0)], num_layers layers) to `function`'s inputs by name, runs it on the
+/// device and returns its logits [logits_indices.size(), vocab], checked.
+/// Shared by the single-sequence Engine and PagedModel (forward and
+/// draft_forward alike).
+StatusOr<exec::DeviceTensor> RunForwardFunction(exec::Executor& executor, std::string_view function,
+                                                const ForwardArgs& args, std::span<const exec::DeviceTensor> pools,
+                                                int num_layers, int64_t vocab);
+
 class PagedModel {
  public:
   /// Opens the artifact (which must have the paged `forward`) and sizes the
