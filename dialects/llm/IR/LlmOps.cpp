@@ -96,6 +96,30 @@ LogicalResult MatmulOp::verify() {
   return success();
 }
 
+LogicalResult DequantizeOp::verify() {
+  auto data = rt(getData()), scales = rt(getScales()), result = rt(getResult());
+  if (data.getRank() != 2 || !data.hasStaticShape())
+    return emitOpError("data must be a static [K, N] tensor");
+  Type et = data.getElementType();
+  if (!et.isSignlessInteger(8) && !et.isSignlessInteger(4))
+    return emitOpError("data must be i8 or i4, got ") << et;
+  int64_t K = data.getDimSize(0), N = data.getDimSize(1);
+  int64_t g = getGroupSize();
+  if (g <= 0 || K % g != 0)
+    return emitOpError() << "group_size " << g << " must divide K = " << K;
+  SmallVector<int64_t> want{K / g, N};
+  if (scales.getShape() != ArrayRef<int64_t>(want) || !scales.getElementType().isF16())
+    return emitOpError() << "scales must be f16 [" << K / g << ", " << N << "]";
+  if (getZeroPoints()) {
+    auto z = rt(getZeroPoints());
+    if (z.getShape() != ArrayRef<int64_t>(want) || !z.getElementType().isSignlessInteger(8))
+      return emitOpError() << "zero_points must be i8 [" << K / g << ", " << N << "]";
+  }
+  if (result.getShape() != data.getShape() || !result.getElementType().isF32())
+    return emitOpError("result must be f32 of the data's shape");
+  return success();
+}
+
 LogicalResult GatedMlpOp::verify() {
   if (failed(verifyActivation(*this, getActivation())))
     return failure();

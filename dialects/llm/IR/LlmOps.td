@@ -107,6 +107,37 @@ def Llm_MatmulOp : Llm_Op<"matmul", [Pure, AttrSizedOperandSegments]> {
   let hasVerifier = 1;
 }
 
+def Llm_DequantizeOp : Llm_Op<"dequantize", [Pure]> {
+  let summary = "Integer weights read as f32: (data - zero_point) * scale per group";
+  let description = [{
+    `result[k, n] = (data[k, n] - zero_points[k / group_size, n]) *
+    scales[k / group_size, n]`, with `group_size` consecutive rows of the
+    reduction axis K sharing one scale per output column (`group_size = K`:
+    per output channel). `data` is `i8` (signed, -128..127) or `i4` (unsigned,
+    0..15); `scales` are `f16` [K / group_size, N]; `zero_points` (absent
+    means 0) are `i8` [K / group_size, N] on the same scale as `data`.
+
+    The op only exists in the IR, as the weight operand of `llm.matmul`,
+    `llm.gated_mlp` and `llm.gelu_mlp`: `kiln-lower-llm` fuses it into the
+    kernel that reads the weight, which unpacks the integers in registers.
+    The f32 weight never exists in memory.
+
+    ```mlir
+    %w = llm.dequantize %q scales %s zero_points %z {group_size = 32 : i64}
+           : tensor<256x768xi4>, tensor<8x768xf16>, tensor<8x768xi8> -> tensor<256x768xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$data, AnyRankedTensor:$scales,
+                       Optional<AnyRankedTensor>:$zero_points,
+                       I64Attr:$group_size);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $data `scales` $scales (`zero_points` $zero_points^)? attr-dict `:`
+    type($data) `,` type($scales) (`,` type($zero_points)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Llm_GatedMlpOp : Llm_Op<"gated_mlp", [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "down(act(x @ gate) * (x @ up)) (+ residual): SwiGLU and kin";
   let description = [{

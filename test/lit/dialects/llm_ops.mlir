@@ -146,3 +146,43 @@ func.func @matmul_residual_only(%x: tensor<?x?x8xf32>, %w: tensor<8x8xf32>) -> t
   %y = llm.matmul %x, %w residual %x : tensor<?x?x8xf32>, tensor<8x8xf32> residual tensor<?x?x8xf32> -> tensor<?x?x8xf32>
   return %y : tensor<?x?x8xf32>
 }
+
+// -----
+
+// A quantized weight read by a matmul: int4 with zero points, and int8
+// per output channel (group_size = K).
+// CHECK-LABEL: func @dequantize
+// CHECK: llm.dequantize %arg1 scales %arg2 zero_points %arg3 {group_size = 32 : i64} : tensor<64x16xi4>, tensor<2x16xf16>, tensor<2x16xi8> -> tensor<64x16xf32>
+// CHECK: llm.dequantize %arg4 scales %arg5 {group_size = 64 : i64} : tensor<64x16xi8>, tensor<1x16xf16> -> tensor<64x16xf32>
+func.func @dequantize(%x: tensor<?x64xf32>, %q4: tensor<64x16xi4>, %s4: tensor<2x16xf16>, %z4: tensor<2x16xi8>,
+                      %q8: tensor<64x16xi8>, %s8: tensor<1x16xf16>) -> (tensor<?x16xf32>, tensor<?x16xf32>) {
+  %w4 = llm.dequantize %q4 scales %s4 zero_points %z4 {group_size = 32 : i64} : tensor<64x16xi4>, tensor<2x16xf16>, tensor<2x16xi8> -> tensor<64x16xf32>
+  %w8 = llm.dequantize %q8 scales %s8 {group_size = 64 : i64} : tensor<64x16xi8>, tensor<1x16xf16> -> tensor<64x16xf32>
+  %a = llm.matmul %x, %w4 : tensor<?x64xf32>, tensor<64x16xf32> -> tensor<?x16xf32>
+  %b = llm.matmul %x, %w8 : tensor<?x64xf32>, tensor<64x16xf32> -> tensor<?x16xf32>
+  return %a, %b : tensor<?x16xf32>, tensor<?x16xf32>
+}
+
+// -----
+
+func.func @dequantize_group_not_dividing(%q: tensor<64x16xi4>, %s: tensor<3x16xf16>) -> tensor<64x16xf32> {
+  // expected-error @+1 {{group_size 24 must divide K = 64}}
+  %w = llm.dequantize %q scales %s {group_size = 24 : i64} : tensor<64x16xi4>, tensor<3x16xf16> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
+
+// -----
+
+func.func @dequantize_f32_scales(%q: tensor<64x16xi8>, %s: tensor<2x16xf32>) -> tensor<64x16xf32> {
+  // expected-error @+1 {{scales must be f16 [2, 16]}}
+  %w = llm.dequantize %q scales %s {group_size = 32 : i64} : tensor<64x16xi8>, tensor<2x16xf32> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
+
+// -----
+
+func.func @dequantize_float_data(%q: tensor<64x16xf32>, %s: tensor<2x16xf16>) -> tensor<64x16xf32> {
+  // expected-error @+1 {{data must be i8 or i4, got 'f32'}}
+  %w = llm.dequantize %q scales %s {group_size = 32 : i64} : tensor<64x16xf32>, tensor<2x16xf16> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
