@@ -386,6 +386,163 @@ TEST(UkMatmul, RowsAreBitwiseTheSameForAnyM) {
   }
 }
 
+//===-- Quantized matmul ---------------------------------------------------===//
+
+// A quantized weight: q [K, N] (int8, or 0..15 for 4 bits), f16 scales and
+// optional zero points per (group, column), and its value in double.
+struct QWeight {
+  int64_t K, N, group;
+  int32_t bits;
+  std::vector<int8_t> q, zp;
+  std::vector<uint16_t> scales;
+  std::vector<double> value;  // dequantized [K, N]
+  std::vector<uint8_t> packed;
+};
+
+double HalfToDouble(uint16_t h) {
+  int e = (h >> 10) & 31, m = h & 1023;
+  double v = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+QWeight RandomQWeight(int64_t K, int64_t N, int32_t bits, int64_t group, bool zp, std::mt19937 &rng) {
+  QWeight w{K, N, group, bits, {}, {}, {}, {}, {}};
+  std::uniform_int_distribution<int> qd(bits == 8 ? -128 : 0, bits == 8 ? 127 : 15);
+  std::uniform_int_distribution<int> exp(3, 16), mant(0, 1023), sign(0, 1);
+  const int64_t G = K / group;
+  w.q.resize(K * N);
+  for (auto &x : w.q) x = static_cast<int8_t>(qd(rng));
+  w.scales.resize(G * N);
+  for (size_t i = 0; i < w.scales.size(); ++i)  // a few subnormal scales too
+    w.scales[i] = static_cast<uint16_t>((sign(rng) << 15) | ((i % 97 == 0 ? 0 : exp(rng)) << 10) |
+                                        mant(rng));
+  if (zp) {
+    w.zp.resize(G * N);
+    for (auto &x : w.zp) x = static_cast<int8_t>(qd(rng));
+  }
+  w.value.resize(K * N);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t g = k / group;
+      double z = zp ? w.zp[g * N + n] : 0.0;
+      w.value[k * N + n] = (w.q[k * N + n] - z) * HalfToDouble(w.scales[g * N + n]);
+    }
+  int64_t size = kiln_uk_packed_q_size(K, N, bits, group, zp);
+  EXPECT_GT(size, 0);
+  w.packed.assign(size, 0xAB);
+  kiln_uk_pack_q(w.q.data(), w.scales.data(), zp ? w.zp.data() : nullptr, K, N, bits, group,
+                 w.packed.data());
+  return w;
+}
+
+std::vector<double> QMatmulRef(const std::vector<float> &A, const QWeight &w, int64_t M) {
+  std::vector<double> y(M * w.N, 0.0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < w.K; ++k)
+      for (int64_t n = 0; n < w.N; ++n) y[m * w.N + n] += A[m * w.K + k] * w.value[k * w.N + n];
+  return y;
+}
+
+TEST(UkQMatmul, PackedSizeRefusesLayoutsTheKernelsDoNotTake) {
+  EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 8, 64, 0), 2 * (64 * 16 + 32));
+  EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 4, 32, 1), 2 * (32 * 16 + 2 * 48));
+  EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 4, 24, 1), 0);  // group does not divide K
+  EXPECT_EQ(kiln_uk_packed_q_size(63, 20, 4, 63, 0), 0);  // odd group for 4 bits
+  EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 2, 32, 0), 0);  // 2 bits
+  EXPECT_EQ(kiln_uk_packed_q_size(0, 20, 8, 1, 0), 0);
+}
+
+TEST(UkQMatmul, Int8AndInt4AgainstTheDequantizedReference) {
+  std::mt19937 rng(21);
+  struct Scheme { int32_t bits; int64_t group; bool zp; };
+  int i = 0;
+  for (Scheme sc : {Scheme{8, 0, false}, Scheme{8, 0, true}, Scheme{8, 32, false},
+                    Scheme{4, 32, true}, Scheme{4, 128, true}, Scheme{4, 2, false}})
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{256, 33}, {512, 16}, {768, 50}})
+      for (int64_t M : {1, 2, 7, 31, 100}) {
+        ++i;
+        int64_t group = sc.group ? sc.group : K;
+        SCOPED_TRACE("bits=" + std::to_string(sc.bits) + " group=" + std::to_string(group) +
+                     (sc.zp ? " zp" : "") + " M=" + std::to_string(M) + " K=" + std::to_string(K) +
+                     " N=" + std::to_string(N));
+        QWeight w = RandomQWeight(K, N, sc.bits, group, sc.zp, rng);
+        std::vector<float> A = Random(M * K, rng), bias = Random(N, rng), res = Random(M * N, rng);
+        int act = i % 4;
+        bool with_bias = i % 2 == 0, with_res = i % 3 != 0;
+        std::vector<double> ref = QMatmulRef(A, w, M);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double &y = ref[m * N + n];
+            y = ActRef(y + (with_bias ? bias[n] : 0.0), act) + (with_res ? res[m * N + n] : 0.0);
+          }
+        for (const Schedule &s : kSchedules) {
+          std::vector<float> C(M * N, kNaN);
+          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+            kiln_uk_matmul_q_f32(A.data(), M, K, w.packed.data(), N, sc.bits, group, sc.zp,
+                                 with_bias ? bias.data() : nullptr, with_res ? res.data() : nullptr,
+                                 act, C.data(), wg, count);
+          });
+          ExpectClose(C, ref, kTol, Describe(s));
+        }
+      }
+}
+
+TEST(UkQMatmul, GluOfTwoQuantizedWeights) {
+  std::mt19937 rng(22);
+  for (int32_t bits : {8, 4})
+    for (int64_t M : {1, 3, 40}) {
+      const int64_t K = 256, N = 70, group = bits == 8 ? K : 32;
+      QWeight g = RandomQWeight(K, N, bits, group, bits == 4, rng);
+      QWeight u = RandomQWeight(K, N, bits, group, bits == 4, rng);
+      std::vector<float> A = Random(M * K, rng);
+      std::vector<double> rg = QMatmulRef(A, g, M), ru = QMatmulRef(A, u, M);
+      for (size_t j = 0; j < rg.size(); ++j) rg[j] = ActRef(rg[j], KILN_UK_ACT_SILU) * ru[j];
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> C(M * N, kNaN);
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          kiln_uk_matmul_glu_q_f32(A.data(), M, K, g.packed.data(), u.packed.data(), N, bits, group,
+                                   bits == 4, KILN_UK_ACT_SILU, C.data(), wg, count);
+        });
+        ExpectClose(C, rg, kTol, "bits=" + std::to_string(bits) + " M=" + std::to_string(M) +
+                                     " " + Describe(s));
+      }
+    }
+}
+
+// As for the f32 matmul: a row decodes the same alone or batched.
+TEST(UkQMatmul, RowsAreBitwiseTheSameForAnyM) {
+  std::mt19937 rng(23);
+  const int64_t K = 512, N = 90;
+  std::vector<float> A = Random(130 * K, rng);
+  for (int32_t bits : {8, 4}) {
+    const int64_t group = bits == 8 ? K : 32;
+    QWeight w = RandomQWeight(K, N, bits, group, bits == 4, rng);
+    QWeight u = RandomQWeight(K, N, bits, group, bits == 4, rng);
+    auto rows = [&](int64_t M, bool glu, int64_t count) {
+      std::vector<float> C(M * N, kNaN);
+      for (int64_t wg = 0; wg < count; ++wg) {
+        if (glu)
+          kiln_uk_matmul_glu_q_f32(A.data(), M, K, w.packed.data(), u.packed.data(), N, bits,
+                                   group, bits == 4, 2, C.data(), wg, count);
+        else
+          kiln_uk_matmul_q_f32(A.data(), M, K, w.packed.data(), N, bits, group, bits == 4, nullptr,
+                               nullptr, 0, C.data(), wg, count);
+      }
+      return C;
+    };
+    for (bool glu : {false, true}) {
+      std::vector<float> one = rows(1, glu, 1);
+      for (int64_t M : {2, 6, 9, 32, 97, 130})
+        for (int64_t count : {1, 4}) {
+          std::vector<float> many = rows(M, glu, count);
+          EXPECT_EQ(std::memcmp(one.data(), many.data(), N * sizeof(float)), 0)
+              << "row 0 differs at bits=" << bits << " M=" << M << " count=" << count
+              << (glu ? " (glu)" : "");
+        }
+    }
+  }
+}
+
 //===-- Norms --------------------------------------------------------------===//
 
 TEST(UkNorm, RmsNormAndLayerNorm) {

@@ -65,6 +65,37 @@ void kiln_uk_matmul_glu_f32(const float *A, int64_t M, int64_t K, const float *B
                             const float *Bu_packed, int64_t N, int32_t act, float *C,
                             int64_t wg, int64_t count);
 
+/** Quantized weights (kiln-llm-quantize; ukernels README.md): W [K, N] with
+ *  W[k, n] = (q[k, n] - z[g, n]) * s[g, n], g = k / group. Layout, per panel
+ *  of 16 columns (zero padded past N): the integers, k-major, 16 bytes per k
+ *  (bits 8: int8) or per pair of k (bits 4: byte j = q[k, j] | q[k+1, j] << 4,
+ *  values 0..15); after all panels' integers, per (panel, group): 16 f16
+ *  scales, then 16 int8 zero points when the weight has them. Returns the
+ *  size in bytes, 0 for a layout the kernels do not take (bits not 4 or 8,
+ *  group not dividing K, odd group for bits 4, more than 16384 groups with
+ *  zero points). */
+int64_t kiln_uk_packed_q_size(int64_t K, int64_t N, int32_t bits, int64_t group, int32_t has_zp);
+
+/** Packs q [K, N] (int8; bits 4: 0..15), scales [K/group, N] (f16 bits) and
+ *  zero_points [K/group, N] (NULL: none) into `packed`
+ *  (kiln_uk_packed_q_size bytes). Single-threaded; used at compile time. */
+void kiln_uk_pack_q(const int8_t *q, const uint16_t *scales, const int8_t *zero_points,
+                    int64_t K, int64_t N, int32_t bits, int64_t group, uint8_t *packed);
+
+/** kiln_uk_matmul_f32 with a packed quantized weight Bq (has_zp: whether it
+ *  holds zero points). The weight is unpacked in registers, never to memory
+ *  beyond a 16 KiB block; a row's result is bitwise the same for any M. */
+void kiln_uk_matmul_q_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bq, int64_t N,
+                          int32_t bits, int64_t group, int32_t has_zp, const float *bias,
+                          const float *residual, int32_t act, float *C, int64_t wg,
+                          int64_t count);
+
+/** kiln_uk_matmul_glu_f32 with both weights packed quantized (same bits,
+ *  group and has_zp). */
+void kiln_uk_matmul_glu_q_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                              const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
+                              int32_t has_zp, int32_t act, float *C, int64_t wg, int64_t count);
+
 /** out[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w, rows = product of the
  *  leading dims, w [D]. Rows are split across workgroups. out may alias x. */
 void kiln_uk_rms_norm_f32(const float *x, int64_t rows, int64_t D, const float *w, float eps,
