@@ -78,6 +78,23 @@ def LayerSkipDraftPass : Pass<"kiln-llm-speculative-layer-skip", "mlir::ModuleOp
   let dependentDialects = ["kiln::llm::LlmDialect"];
 }
 
+def QuantizePass : Pass<"kiln-llm-quantize", "mlir::ModuleOp"> {
+  let summary = "Quantize the constant weights of llm matmuls (round to nearest)";
+  let description = [{
+    Every constant f32 weight [K, N] of llm.matmul, llm.gated_mlp and
+    llm.gelu_mlp becomes an llm.dequantize of integer constants: `w8` (int8,
+    symmetric, per output channel) or `w4gG` (int4 with zero points, groups
+    of G rows of K). The LM head (a matmul onto the embedding's vocabulary)
+    stays f32 unless `quantize-head`. Weights that cannot be quantized
+    (group not dividing K, not constant) are left f32.
+  }];
+  let options = [
+    Option<"scheme", "scheme", "std::string", "\"w8\"", "w8, w4g32, w4g128, w4gN, w8gN">,
+    Option<"quantizeHead", "quantize-head", "bool", "false", "quantize the LM head too">,
+  ];
+  let dependentDialects = ["kiln::llm::LlmDialect", "mlir::arith::ArithDialect"];
+}
+
 def LowerLlmPass : Pass<"kiln-lower-llm", "mlir::ModuleOp"> {
   let summary = "Lower llm ops to CPU microkernel calls, packing weights";
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::tensor::TensorDialect",

@@ -8,6 +8,7 @@
 #include "compiler/transforms/LowerLlm.h"
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
+#include "compiler/transforms/Quantize.h"
 #include "compiler/transforms/RaiseLlm.h"
 #include "dialects/llm/IR/LlmDialect.h"
 #include "dialects/onnx/Transforms/Passes.h"
@@ -170,6 +171,29 @@ int compile(const CompileOptions &options, std::string &error) {
     for (const auto &t : allTargets())
       error += " " + t.name;
     error += ")";
+    return 1;
+  }
+  std::optional<QuantScheme> quant;
+  if (!options.quantize.empty()) {
+    for (llvm::StringRef part : llvm::split(llvm::StringRef(options.quantize), ',')) {
+      if (std::optional<QuantScheme> s = parseWeightScheme(part)) {
+        if (quant) {
+          error = "--quantize: give one weight scheme, got '" + options.quantize + "'";
+          return 1;
+        }
+        quant = s;
+      } else if (part == "w8a8" || part == "kv8") {
+        error = "--quantize=" + part.str() + " is not implemented yet (implemented: w8, w4gN, w8gN)";
+        return 1;
+      } else {
+        error = "unknown --quantize scheme '" + part.str() +
+                "' (known: w8, w4g32, w4g128, w4gN, w8gN)";
+        return 1;
+      }
+    }
+    quant->head = options.quantizeHead;
+  } else if (options.quantizeHead) {
+    error = "--quantize-head needs --quantize=SCHEME";
     return 1;
   }
   registerKilnPasses();
@@ -360,6 +384,28 @@ int compile(const CompileOptions &options, std::string &error) {
       return 1;
     }
     metadata["llm.speculative"] = options.speculative;
+  }
+  if (quant) {
+    QuantCache shared; // a draft sharing the target's weights shares them quantized
+    for (auto fn : module->getOps<func::FuncOp>()) {
+      bool llm = false;
+      fn.walk([&](Operation *op) {
+        llm |= isa<kiln::llm::LlmDialect>(op->getDialect());
+      });
+      if (!llm)
+        continue;
+      std::vector<QuantizedWeight> report;
+      if (failed(quantizeWeights(fn, *quant, report, &shared)))
+        return fail("quantization failed");
+      int quantized = 0;
+      for (const QuantizedWeight &w : report)
+        quantized += w.scheme == quant->name();
+      progress.step("quantized " + std::to_string(quantized) + " weights of @" +
+                    fn.getSymName().str() + " to " + quant->name());
+      if (options.report)
+        llvm::outs() << formatQuantReport(fn.getSymName(), report);
+    }
+    metadata["llm.quantize"] = quant->name() + (quant->head ? "+head" : "");
   }
   if (stopHere(Phase::Llm))
     return failed(emitModule(*module, options.output, error));

@@ -39,6 +39,10 @@ struct CompileOptions {
   std::string draft;
   /// A chat template (kiln-serve's JSON form) to embed as llm.chat_template.
   std::string chatTemplate;
+  /// Weight quantization (kiln-llm-quantize): "" (none), "w8", "w4g32", ...
+  std::string quantize;
+  /// Quantize the LM head too.
+  bool quantizeHead = false;
 };
 
 /// Every dialect kiln's compiler uses.

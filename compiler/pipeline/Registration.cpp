@@ -31,6 +31,7 @@ void registerKilnPasses() {
     mlir::registerPass(createAddKvCachePass);
     mlir::registerPass(createPagedKvPass);
     mlir::registerPass([] { return createLayerSkipDraftPass(); });
+    mlir::registerPass([] { return createQuantizePass(); });
     mlir::registerPass(createLowerLlmPass);
     if (onnx::createRefineShapesPass())
       mlir::registerPass(onnx::createRefineShapesPass);

@@ -3,6 +3,7 @@
 #include "compiler/transforms/LowerLlm.h"
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
+#include "compiler/transforms/Quantize.h"
 #include "compiler/transforms/RaiseLlm.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -15,6 +16,7 @@ namespace kiln {
 #define GEN_PASS_DEF_LOWERLLMPASS
 #define GEN_PASS_DEF_PAGEDKVPASS
 #define GEN_PASS_DEF_LAYERSKIPDRAFTPASS
+#define GEN_PASS_DEF_QUANTIZEPASS
 #include "compiler/Passes.h.inc"
 
 namespace {
@@ -60,6 +62,24 @@ struct LayerSkipDraftPass : impl::LayerSkipDraftPassBase<LayerSkipDraftPass> {
     if (failed(addLayerSkipDraft(getOperation(), layers, summary, error))) {
       getOperation().emitError(error);
       return signalPassFailure();
+    }
+  }
+};
+
+struct QuantizePass : impl::QuantizePassBase<QuantizePass> {
+  using QuantizePassBase::QuantizePassBase;
+  void runOnOperation() override {
+    std::optional<QuantScheme> s = parseWeightScheme(scheme);
+    if (!s) {
+      getOperation().emitError("unknown quantization scheme '") << scheme << "'";
+      return signalPassFailure();
+    }
+    s->head = quantizeHead;
+    QuantCache cache;
+    for (auto fn : entries(getOperation())) {
+      std::vector<QuantizedWeight> report;
+      if (failed(quantizeWeights(fn, *s, report, &cache)))
+        return signalPassFailure();
     }
   }
 };

@@ -8,6 +8,12 @@
 // unpacked original is released as soon as nothing else uses it, so the
 // compiler never holds two full copies of the weights.
 //
+// A weight that is an llm.dequantize of integer constants is packed by the
+// quantized packer instead (pack_q.c: integers, f16 group scales, zero
+// points) and its matmul calls the quantized kernel, which unpacks the
+// integers in registers: the dequantize is fused away and the f32 weight
+// never exists.
+//
 //===----------------------------------------------------------------------===//
 #include "compiler/transforms/LowerLlm.h"
 
@@ -63,7 +69,8 @@ public:
   LogicalResult run() {
     SmallVector<Operation *> ops;
     fn.walk([&](Operation *op) {
-      if (isa<llm::LlmDialect>(op->getDialect()) && !isa<llm::UkernelOp>(op))
+      if (isa<llm::LlmDialect>(op->getDialect()) &&
+          !isa<llm::UkernelOp, llm::DequantizeOp>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
@@ -77,7 +84,13 @@ public:
       // so that at most one weight exists twice at any time.
       releaseUnpacked();
     }
-    return success();
+    // Every dequantize was a weight read by a kernel: none may be left.
+    WalkResult left = fn.walk([&](llm::DequantizeOp dq) {
+      dq.emitOpError("is not the weight of a matmul: quantized weights are "
+                     "only read by matmul kernels");
+      return WalkResult::interrupt();
+    });
+    return failure(left.wasInterrupted());
   }
 
 private:
@@ -183,6 +196,98 @@ private:
     return p;
   }
 
+  /// How a quantized weight was packed (kiln_uk_pack_q).
+  struct QuantInfo {
+    int32_t bits = 0;
+    int64_t group = 0;
+    bool zeroPoints = false;
+  };
+
+  /// The raw bytes of an integer or f16 constant, elementBytes per element
+  /// (i4 is stored one element per byte, as MLIR stores it).
+  static std::optional<ArrayRef<char>> rawBytes(ElementsAttr attr, int64_t elementBytes,
+                                                SmallVectorImpl<char> &storage) {
+    int64_t n = cast<ShapedType>(attr.getType()).getNumElements();
+    if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
+      AsmResourceBlob *blob = res.getRawHandle().getBlob();
+      if (!blob || (int64_t)blob->getData().size() != n * elementBytes)
+        return std::nullopt;
+      return blob->getData();
+    }
+    auto dense = dyn_cast<DenseElementsAttr>(attr);
+    if (!dense)
+      return std::nullopt;
+    ArrayRef<char> raw = dense.getRawData();
+    if (!dense.isSplat())
+      return (int64_t)raw.size() == n * elementBytes ? std::optional(raw) : std::nullopt;
+    storage.clear();
+    for (int64_t i = 0; i < n; ++i)
+      storage.append(raw.begin(), raw.begin() + elementBytes);
+    return ArrayRef<char>(storage);
+  }
+
+  /// The weight `dq` (an llm.dequantize of constants) packed for the
+  /// quantized kernels; `zeroPoints` forces zero points into the layout
+  /// (the two weights of a GLU must agree).
+  FailureOr<Value> packedQuant(llm::DequantizeOp dq, Operation *user, bool zeroPoints,
+                               QuantInfo &info) {
+    Value w = dq.getResult();
+    ElementsAttr data = match::constant(dq.getData());
+    ElementsAttr scales = match::constant(dq.getScales());
+    ElementsAttr zps = dq.getZeroPoints() ? match::constant(dq.getZeroPoints()) : ElementsAttr();
+    if (!data || !scales || (dq.getZeroPoints() && !zps))
+      return user->emitOpError("quantized weights must be constants");
+    auto type = cast<RankedTensorType>(dq.getData().getType());
+    int64_t K = type.getDimSize(0), N = type.getDimSize(1), group = dq.getGroupSize();
+    info.bits = type.getElementType().isInteger(4) ? 4 : 8;
+    info.group = group;
+    info.zeroPoints = zeroPoints || zps;
+    SmallVector<Attribute> keyParts{data, scales, b.getBoolAttr(info.zeroPoints)};
+    if (zps)
+      keyParts.push_back(zps);
+    Attribute key = b.getArrayAttr(keyParts);
+    if (auto it = packedQ.find(key); it != packedQ.end())
+      return it->second;
+    int64_t size = kiln_uk_packed_q_size(K, N, info.bits, group, info.zeroPoints);
+    if (size <= 0)
+      return user->emitOpError() << "no quantized kernel takes " << info.bits
+                                 << "-bit weights [" << K << ", " << N << "] in groups of "
+                                 << group;
+    Attribute shared = cache ? cache->lookup(key) : Attribute();
+    if (!shared) {
+      SmallVector<char> ds, ss, zs;
+      std::optional<ArrayRef<char>> qBytes = rawBytes(data, 1, ds);
+      std::optional<ArrayRef<char>> sBytes = rawBytes(scales, 2, ss);
+      std::optional<ArrayRef<char>> zBytes = zps ? rawBytes(zps, 1, zs) : std::nullopt;
+      if (!qBytes || !sBytes || (zps && !zBytes))
+        return user->emitOpError("quantized weight data is missing");
+      SmallVector<int8_t> zeros;
+      const int8_t *z = zBytes ? reinterpret_cast<const int8_t *>(zBytes->data()) : nullptr;
+      if (info.zeroPoints && !z) {
+        zeros.assign((K / group) * N, 0);
+        z = zeros.data();
+      }
+      auto blob = HeapAsmResourceBlob::allocate(size_t(size), 64);
+      kiln_uk_pack_q(reinterpret_cast<const int8_t *>(qBytes->data()),
+                     reinterpret_cast<const uint16_t *>(sBytes->data()), z, K, N, info.bits,
+                     group, reinterpret_cast<uint8_t *>(blob.getMutableData().data()));
+      auto ptype = RankedTensorType::get({size}, b.getIntegerType(8));
+      std::string name = "qpacked" + std::to_string(packedQ.size());
+      if (auto res = dyn_cast<DenseResourceElementsAttr>(data))
+        name = (res.getRawHandle().getKey() + ".packed").str();
+      shared = DenseResourceElementsAttr::get(ptype, name, std::move(blob));
+      if (cache)
+        (*cache)[key] = shared;
+    }
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointAfterValue(w);
+    auto typed = cast<TypedAttr>(shared);
+    Value p = arith::ConstantOp::create(b, w.getLoc(), typed.getType(), typed);
+    packedQ[key] = p;
+    quantized.push_back(dq);
+    return p;
+  }
+
   /// Frees the unpacked weights nobody reads any more.
   void releaseUnpacked() {
     SmallVector<Value> keep;
@@ -202,6 +307,28 @@ private:
             HeapAsmResourceBlob::allocate(0, alignof(float)));
     }
     originals = std::move(keep);
+    SmallVector<llm::DequantizeOp> live;
+    for (llm::DequantizeOp dq : quantized) {
+      if (!dq->use_empty()) {
+        live.push_back(dq);
+        continue;
+      }
+      SmallVector<Value> operands(dq->getOperands());
+      dq->erase();
+      for (Value v : operands)
+        if (Operation *def = v.getDefiningOp(); def && v.use_empty() && isa<arith::ConstantOp>(def))
+          eraseConstant(def);
+    }
+    quantized = std::move(live);
+  }
+
+  /// Erases a constant nobody reads, and frees its resource blob when no
+  /// other function holds it.
+  void eraseConstant(Operation *op) {
+    auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(op->getResult(0)));
+    op->erase();
+    if (res && res.getRawHandle().getResource() && !stillReferenced(res))
+      res.getRawHandle().getResource()->setBlob(HeapAsmResourceBlob::allocate(0, alignof(float)));
   }
 
   /// Whether any op of the module (other functions included) still holds
@@ -225,6 +352,8 @@ private:
   /// act(x @ w + bias) + residual on a destination shaped like x but N wide.
   FailureOr<Value> matmul(Operation *op, Value x, Value w, Value bias,
                           Value residual, int32_t act) {
+    if (auto dq = w.getDefiningOp<llm::DequantizeOp>())
+      return quantMatmul(op, dq, x, bias, residual, act);
     FailureOr<Value> wp = packed(w, op);
     if (failed(wp))
       return failure();
@@ -248,6 +377,54 @@ private:
       a.null();
     a.i32(act).ptr(outIdx);
     return call(op->getLoc(), "kiln_uk_matmul_f32", ins, out, a);
+  }
+
+  /// matmul() with a quantized weight: kiln_uk_matmul_q_f32.
+  FailureOr<Value> quantMatmul(Operation *op, llm::DequantizeOp dq, Value x, Value bias,
+                               Value residual, int32_t act) {
+    QuantInfo info;
+    FailureOr<Value> wp = packedQuant(dq, op, false, info);
+    if (failed(wp))
+      return failure();
+    int64_t N = cast<RankedTensorType>(dq.getType()).getDimSize(1);
+    Value out = emptyWithLast(x, N);
+    SmallVector<Value> ins{x, *wp};
+    if (bias)
+      ins.push_back(bias);
+    if (residual)
+      ins.push_back(residual);
+    int64_t outIdx = ins.size();
+    Args a{b};
+    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).i64(N).i32(info.bits)
+        .i64(info.group).i32(info.zeroPoints ? 1 : 0);
+    if (bias)
+      a.ptr(2);
+    else
+      a.null();
+    if (residual)
+      a.ptr(bias ? 3 : 2);
+    else
+      a.null();
+    a.i32(act).ptr(outIdx);
+    return call(op->getLoc(), "kiln_uk_matmul_q_f32", ins, out, a);
+  }
+
+  /// The GLU half of a gated MLP with quantized gate and up weights.
+  FailureOr<Value> quantGlu(llm::GatedMlpOp g, llm::DequantizeOp gate, llm::DequantizeOp up) {
+    if (gate.getData().getType() != up.getData().getType() ||
+        gate.getGroupSize() != up.getGroupSize())
+      return g.emitOpError("gate and up weights must be quantized alike");
+    bool zp = gate.getZeroPoints() || up.getZeroPoints();
+    QuantInfo gi, ui;
+    FailureOr<Value> gp = packedQuant(gate, g, zp, gi), upk = packedQuant(up, g, zp, ui);
+    if (failed(gp) || failed(upk))
+      return failure();
+    Value x = g.getInput();
+    int64_t F = cast<RankedTensorType>(gate.getType()).getDimSize(1);
+    Args a{b};
+    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F).i32(gi.bits)
+        .i64(gi.group).i32(zp ? 1 : 0).i32(*llm::activationCode(g.getActivation())).ptr(3);
+    return call(g.getLoc(), "kiln_uk_matmul_glu_q_f32", {x, *gp, *upk}, emptyWithLast(x, F), a);
   }
 
   FailureOr<Value> lower(Operation *op) {
@@ -301,15 +478,26 @@ private:
                     m.getResidual(), *llm::activationCode(m.getActivation()));
     if (auto g = dyn_cast<llm::GatedMlpOp>(op)) {
       Value x = g.getInput();
-      FailureOr<Value> gp = packed(g.getGate(), op), up = packed(g.getUp(), op);
-      if (failed(gp) || failed(up))
-        return failure();
-      int64_t F = cast<RankedTensorType>(g.getGate().getType()).getDimSize(1);
-      Args a{b};
-      a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
-          .i32(*llm::activationCode(g.getActivation())).ptr(3);
-      Value h = call(loc, "kiln_uk_matmul_glu_f32", {x, *gp, *up},
-                     emptyWithLast(x, F), a);
+      auto gq = g.getGate().getDefiningOp<llm::DequantizeOp>();
+      auto uq = g.getUp().getDefiningOp<llm::DequantizeOp>();
+      if (bool(gq) != bool(uq))
+        return g.emitOpError("gate and up weights must both be quantized or both f32");
+      Value h;
+      if (gq) {
+        FailureOr<Value> glu = quantGlu(g, gq, uq);
+        if (failed(glu))
+          return failure();
+        h = *glu;
+      } else {
+        FailureOr<Value> gp = packed(g.getGate(), op), up = packed(g.getUp(), op);
+        if (failed(gp) || failed(up))
+          return failure();
+        int64_t F = cast<RankedTensorType>(g.getGate().getType()).getDimSize(1);
+        Args a{b};
+        a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
+            .i32(*llm::activationCode(g.getActivation())).ptr(3);
+        h = call(loc, "kiln_uk_matmul_glu_f32", {x, *gp, *up}, emptyWithLast(x, F), a);
+      }
       return matmul(op, h, g.getDown(), Value(), g.getResidual(), 0);
     }
     if (auto g = dyn_cast<llm::GeluMlpOp>(op)) {
@@ -400,6 +588,10 @@ private:
   PackCache *cache;
   llvm::DenseMap<Value, Value> packedOf;
   SmallVector<Value> originals;
+  /// Packed quantized weights by (data, scales, zero points) in this function.
+  llvm::DenseMap<Attribute, Value> packedQ;
+  /// Dequantize ops whose weight has been packed, erased once unread.
+  SmallVector<llm::DequantizeOp> quantized;
 };
 
 } // namespace

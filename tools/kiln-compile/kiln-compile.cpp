@@ -64,6 +64,18 @@ static cl::opt<std::string> chatTemplate(
     cl::desc("chat template for kiln-serve (JSON: message, roles, generation_prompt; docs/serving.md)"),
     cl::value_desc("FILE.json"), cl::cat(category));
 
+static cl::opt<std::string> quantize(
+    "quantize",
+    cl::desc("weight quantization of an LLM's linear layers: 'w8' (int8 per output "
+             "channel), 'w4g32' / 'w4g128' (int4 in groups of 32 / 128 along K, zero "
+             "points); round to nearest (docs/compression.md)"),
+    cl::value_desc("SCHEME"), cl::cat(category));
+
+static cl::opt<bool> quantizeHead(
+    "quantize-head",
+    cl::desc("with --quantize, quantize the LM head too (it stays f32 by default)"),
+    cl::cat(category));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
@@ -107,6 +119,8 @@ int main(int argc, char **argv) {
   options.speculative = speculative;
   options.draft = draft;
   options.chatTemplate = chatTemplate;
+  options.quantize = quantize;
+  options.quantizeHead = quantizeHead;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +
