@@ -152,6 +152,59 @@ void MatmulArgs(benchmark::internal::Benchmark *b) {
 }
 BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime();
 
+// The quantized matmul. args: M, K, N, bits, group (0 = K), threads, copies.
+// weights_GB/s counts the packed bytes (integers + scales + zero points),
+// the bytes the kernel actually reads.
+void BM_QMatmul(benchmark::State &state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const int32_t bits = static_cast<int32_t>(state.range(3));
+  const int64_t group = state.range(4) ? state.range(4) : K;
+  const int threads = static_cast<int>(state.range(5)), copies = static_cast<int>(state.range(6));
+  const int32_t has_zp = bits == 4;
+  Buffer A = RandomBuffer(M * K, 1), C(M * N);
+  const int64_t size = kiln_uk_packed_q_size(K, N, bits, group, has_zp);
+  std::vector<Buffer> packed;
+  {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> qd(bits == 8 ? -127 : 0, bits == 8 ? 127 : 15);
+    std::vector<int8_t> q(K * N), zp((K / group) * N, 8);
+    for (auto &x : q) x = static_cast<int8_t>(qd(rng));
+    std::vector<uint16_t> scales((K / group) * N, 0x2000);  // 2^-7
+    for (int c = 0; c < copies; ++c) {
+      packed.emplace_back(size / sizeof(float) + 1);
+      kiln_uk_pack_q(q.data(), scales.data(), has_zp ? zp.data() : nullptr, K, N, bits, group,
+                     reinterpret_cast<uint8_t *>(packed.back().p));
+    }
+  }
+  SpinPool &pool = Pool(threads);
+  int which = 0;
+  for (auto _ : state) {
+    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
+    which = (which + 1) % copies;
+    pool.Run([&](int64_t wg) {
+      kiln_uk_matmul_q_f32(A.p, M, K, w, N, bits, group, has_zp, nullptr, nullptr,
+                           KILN_UK_ACT_NONE, C.p, wg, threads);
+    });
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+}
+
+void QMatmulArgs(benchmark::internal::Benchmark *b) {
+  b->ArgNames({"M", "K", "N", "bits", "group", "threads", "copies"});
+  for (int threads : {1, 2})
+    for (auto [bits, group] : {std::pair<int64_t, int64_t>{8, 0}, {4, 32}, {4, 128}}) {
+      for (int64_t M : {1, 16, 128}) b->Args({M, 1024, 2816, bits, group, threads, 1});
+      // M = 1 streaming weights far larger than L3.
+      b->Args({1, 1024, 2816, bits, group, threads, 24});
+    }
+}
+BENCHMARK(BM_QMatmul)->Apply(QMatmulArgs)->UseRealTime();
+
 // args: S, T, threads. LLaMA-200M-like heads: H 16, KVH 4, hd 64, causal.
 void BM_Attention(benchmark::State &state) {
   const int64_t S = state.range(0), T = state.range(1), B = 1, H = 16, KVH = 4, hd = 64;
