@@ -29,6 +29,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -74,6 +75,70 @@ size_t storageBytes(Type t) {
   if (t.isInteger(1))
     return 1;
   return t.getIntOrFloatBitWidth() / 8;
+}
+
+/// Ops of other domains that kiln imports, as (domain, op type).
+bool isKnownContribOp(const std::string &domain, const std::string &opType) {
+  return domain == "com.microsoft" && opType == "MatMulNBits";
+}
+
+/// Registers ONNX Runtime's com.microsoft::MatMulNBits with the ONNX library
+/// (once per process), so that its checker validates the node and its shape
+/// inference carries types through it: python3-onnx / libonnx know only the
+/// standard domains, and a value downstream of an unknown op has no type.
+void registerContribSchemas() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    using ::onnx::OpSchema;
+    auto &ranges = ::onnx::OpSchemaRegistry::DomainToVersionRange::Instance();
+    if (!ranges.Map().count("com.microsoft"))
+      ranges.AddDomainToVersion("com.microsoft", 1, 1);
+    if (::onnx::OpSchemaRegistry::Schema("MatMulNBits", 1, "com.microsoft"))
+      return;
+    using AP = ::onnx::AttributeProto;
+    OpSchema schema;
+    schema.SetName("MatMulNBits")
+        .SetDomain("com.microsoft")
+        .SinceVersion(1)
+        .SetDoc("ONNX Runtime's block-quantized weight MatMul (see "
+                "dialects/onnx/IR/OnnxOps.td)")
+        .Attr("K", "input features", AP::INT, true)
+        .Attr("N", "output features", AP::INT, true)
+        .Attr("bits", "bits per weight", AP::INT, static_cast<int64_t>(4))
+        .Attr("block_size", "weights per block along K", AP::INT, true)
+        .Attr("accuracy_level", "ignored", AP::INT, false)
+        .AllowUncheckedAttributes()
+        .Input(0, "A", "activations", "T1")
+        .Input(1, "B", "packed codes [N, n_blocks, blob_size]", "T2")
+        .Input(2, "scales", "[N * n_blocks]", "T1")
+        .Input(3, "zero_points", "packed uint8 or unpacked", "T3",
+               OpSchema::Optional)
+        .Input(4, "g_idx", "block of each k", "T4", OpSchema::Optional)
+        .Input(5, "bias", "[N]", "T1", OpSchema::Optional)
+        .Output(0, "Y", "A @ dequantize(B)^T (+ bias)", "T1")
+        .TypeConstraint("T1",
+                        {"tensor(float)", "tensor(float16)", "tensor(bfloat16)"},
+                        "float tensors")
+        .TypeConstraint("T2", {"tensor(uint8)", "tensor(int32)"}, "codes")
+        .TypeConstraint("T3",
+                        {"tensor(uint8)", "tensor(int32)", "tensor(float)",
+                         "tensor(float16)", "tensor(bfloat16)"},
+                        "zero points")
+        .TypeConstraint("T4", {"tensor(int32)"}, "group indices")
+        .TypeAndShapeInferenceFunction([](::onnx::InferenceContext &ctx) {
+          ::onnx::propagateElemTypeFromInputToOutput(ctx, 0, 0);
+          if (!::onnx::hasInputShape(ctx, 0))
+            return;
+          ::onnx::TensorShapeProto shape = ::onnx::getInputShape(ctx, 0);
+          if (shape.dim_size() == 0)
+            return;
+          auto *last = shape.mutable_dim(shape.dim_size() - 1);
+          last->Clear();
+          last->set_dim_value(::onnx::getAttribute(ctx, "N", 0));
+          ::onnx::updateOutputShape(ctx, 0, shape);
+        });
+    ::onnx::OpSchemaRegistry::OpSchemaRegisterOnce registration(schema);
+  });
 }
 
 class Importer {
@@ -290,7 +355,8 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
   const std::string &domain = node.domain();
   std::string opName = "onnx." + node.op_type();
   auto registered = RegisteredOperationName::lookup(opName, &ctx);
-  if ((domain != "" && domain != "ai.onnx") || !registered) {
+  bool contrib = isKnownContribOp(domain, node.op_type());
+  if ((domain != "" && domain != "ai.onnx" && !contrib) || !registered) {
     auto it = domainOpsets.find(domain);
     int64_t version = it != domainOpsets.end() ? it->second : opset;
     fail("unsupported op '" + node.op_type() + "' (domain '" +
@@ -306,8 +372,16 @@ void Importer::importNode(const ::onnx::NodeProto &node) {
     state.operands.push_back(lookup(in, node));
   // Trailing optional inputs and outputs a node leaves out are `none`, so
   // every op has the operand and result count its ODS definition declares.
-  const ::onnx::OpSchema *schema = ::onnx::OpSchemaRegistry::Schema(
-      node.op_type(), options.targetOpset, "");
+  if (node.op_type() == "MatMulNBits")
+    for (const auto &a : node.attribute())
+      if (a.name() == "bits" && a.i() != 4)
+        fail("MatMulNBits node '" + node.name() + "': bits = " +
+             std::to_string(a.i()) +
+             " is not supported (kiln imports 4-bit weights only)");
+  const ::onnx::OpSchema *schema =
+      contrib ? ::onnx::OpSchemaRegistry::Schema(node.op_type(), 1, domain)
+              : ::onnx::OpSchemaRegistry::Schema(node.op_type(),
+                                                 options.targetOpset, "");
   size_t declaredOutputs = node.output_size();
   if (schema) {
     const auto &formals = schema->inputs();
@@ -507,6 +581,7 @@ OwningOpRef<ModuleOp> importOnnxFile(MLIRContext &ctx, llvm::StringRef path,
   ctx.getOrLoadDialect<onnx::ONNXDialect>();
   ctx.getOrLoadDialect<func::FuncDialect>();
   try {
+    registerContribSchemas();
     std::ifstream in(path.str(), std::ios::binary);
     if (!in)
       fail("cannot open '" + path.str() + "'");

@@ -17,8 +17,10 @@
 
 #include "compiler/transforms/GraphMatch.h"
 #include "dialects/llm/IR/LlmDialect.h"
+#include "dialects/onnx/IR/OnnxQuant.h"
 #include "dialects/onnx/Transforms/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -29,9 +31,13 @@
 #include "llvm/ADT/StringSet.h"
 
 #include <cmath>
+#include <cstring>
 
 using namespace mlir;
 using namespace kiln::match;
+using kiln::onnx::floatValues;
+using kiln::onnx::intValues;
+using kiln::onnx::rawBytes;
 
 namespace kiln {
 namespace {
@@ -112,6 +118,8 @@ private:
       return raiseLayerNorm(op);
     if (k == "MatMul")
       return raiseMatmul(op);
+    if (k == "MatMulNBits")
+      return raiseMatmulNBits(op);
     if (k == "Add") {
       if (Operation *r = raiseEmbeddingPositions(op))
         return r;
@@ -279,18 +287,242 @@ private:
       return raiseAttention(op);
     Value x = op->getOperand(0), w = op->getOperand(1);
     auto xt = ranked(x);
-    ElementsAttr wAttr = weight(w, 2);
-    if (!xt || !wAttr || !isF32(x) || !isF32(w) || xt.getRank() < 2)
+    if (!xt || !isF32(x) || xt.getRank() < 2)
       return nullptr;
-    auto wt = cast<RankedTensorType>(w.getType());
-    if (xt.getShape().back() != wt.getDimSize(0))
+    if (weight(w, 2) && isF32(w)) {
+      auto wt = cast<RankedTensorType>(w.getType());
+      if (xt.getShape().back() != wt.getDimSize(0))
+        return nullptr;
+      return raiseLinear(op, x, w, Value());
+    }
+    // A weight read through DequantizeLinear (QDQ).
+    std::optional<QuantWeight> q = dequantizeLinearWeight(w, xt.getShape().back());
+    if (!q)
       return nullptr;
-    auto type = withLastDim(xt, wt.getDimSize(1));
-    if (Operation *g = raiseGatedMlp(op, x, w))
-      return g;
-    auto m = llm::MatmulOp::create(rewriter, op->getLoc(), type, x, w, Value(),
+    tally.note("dequantize(int8, QDQ)");
+    return raiseLinear(op, x, materialize(*q, w.getLoc()), Value());
+  }
+
+  /// x @ w (+ bias) for a weight `w` [K, N] that is an f32 constant or an
+  /// llm.dequantize: a gated MLP when `op` is its down projection, else an
+  /// llm.matmul, GELU epilogue included when the bias is given here.
+  Operation *raiseLinear(Operation *op, Value x, Value w, Value bias) {
+    auto xt = ranked(x);
+    auto type = withLastDim(xt, cast<RankedTensorType>(w.getType()).getDimSize(1));
+    if (!bias)
+      if (Operation *g = raiseGatedMlp(op, x, w))
+        return g;
+    auto m = llm::MatmulOp::create(rewriter, op->getLoc(), type, x, w, bias,
                                    Value(), rewriter.getStringAttr("none"));
-    return replace(op, m, "matmul");
+    Operation *result = replace(op, m, bias ? "matmul+bias" : "matmul");
+    if (bias)
+      if (Operation *g = raiseGelu(m))
+        result = g;
+    return result;
+  }
+
+  // --- quantized weights -----------------------------------------------------
+  /// The operands of an llm.dequantize, worked out from onnx constants.
+  struct QuantWeight {
+    ElementsAttr data, scales, zeroPoints; // zeroPoints may be null
+    int64_t groupSize = 0;
+    std::string name; // for resource blobs
+  };
+
+  /// Scales as f16 bits. Scales are rounded to nearest: f16 holds ~3
+  /// decimal digits, a relative error below 2^-11 per group that is small
+  /// against the quantization itself (int8: 2^-8, int4: 2^-4 of the range).
+  /// Scales that f16 cannot hold that well (overflow, below its normal
+  /// range) leave the weight alone.
+  static std::optional<std::vector<uint16_t>> toF16(ArrayRef<float> scales) {
+    std::vector<uint16_t> out(scales.size());
+    for (size_t i = 0; i < scales.size(); ++i) {
+      float s = scales[i];
+      bool lost;
+      APFloat h(s);
+      h.convert(APFloat::IEEEhalf(), APFloat::rmNearestTiesToEven, &lost);
+      float back = h.convertToFloat();
+      if (!std::isfinite(s) || !std::isfinite(back) ||
+          std::abs(back - s) > std::abs(s) * (1.0f / 1024))
+        return std::nullopt;
+      out[i] = (uint16_t)h.bitcastToAPInt().getZExtValue();
+    }
+    return out;
+  }
+
+  /// A constant of `type` over `bytes` (one byte per i4/i8 element, two per
+  /// f16): a resource blob for large i8 data, dense otherwise (i4 and f16
+  /// always dense, as kiln-llm-quantize writes them).
+  ElementsAttr constantAttr(RankedTensorType type, ArrayRef<char> bytes,
+                            StringRef name) {
+    if (type.getElementType().isInteger(8) && type.getNumElements() > 64) {
+      auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, 64);
+      return DenseResourceElementsAttr::get(type, name, std::move(blob));
+    }
+    return DenseElementsAttr::getFromRawBuffer(type, bytes);
+  }
+
+  Value materialize(const QuantWeight &q, Location loc) {
+    auto c = [&](ElementsAttr a) -> Value {
+      if (!a)
+        return Value();
+      return arith::ConstantOp::create(rewriter, loc, cast<TypedAttr>(a));
+    };
+    auto dt = cast<RankedTensorType>(q.data.getType());
+    auto type = RankedTensorType::get(dt.getShape(), rewriter.getF32Type());
+    return llm::DequantizeOp::create(rewriter, loc, type, c(q.data), c(q.scales),
+                                     c(q.zeroPoints),
+                                     rewriter.getI64IntegerAttr(q.groupSize));
+  }
+
+  static std::string nameOf(Value v, StringRef dflt) {
+    if (Operation *d = v.getDefiningOp())
+      if (auto n = dyn_cast<NameLoc>(d->getLoc()))
+        return n.getName().str();
+    return dflt.str();
+  }
+
+  /// DequantizeLinear(q, scale, zero_point) of a constant int8/uint8 matrix,
+  /// per tensor or per output channel, read as [K, N] — directly or through a
+  /// Transpose (perm [1, 0]) on either side, for exporters that store
+  /// [N, K]. uint8 codes become int8 (q - 128) with zero point zp - 128;
+  /// zero points that are all 0 are left out; group_size = K.
+  std::optional<QuantWeight> dequantizeLinearWeight(Value w, int64_t K) {
+    bool transposed = false;
+    auto throughTranspose = [&](Value v) {
+      v = skipNoops(v);
+      if (Operation *t = def(v, "Transpose")) {
+        auto perm = intList(t, "perm");
+        if (!perm.empty() && perm != SmallVector<int64_t>{1, 0})
+          return Value();
+        transposed = !transposed;
+        return skipNoops(t->getOperand(0));
+      }
+      return v;
+    };
+    Value v = throughTranspose(w);
+    Operation *dq = v ? def(v, "DequantizeLinear") : nullptr;
+    if (!dq || !isF32(dq->getResult(0)))
+      return std::nullopt;
+    bool outerT = transposed;
+    Value x = throughTranspose(dq->getOperand(0));
+    ElementsAttr c = x ? constant(x) : ElementsAttr();
+    auto ct = c ? cast<RankedTensorType>(c.getType()) : RankedTensorType();
+    if (!ct || ct.getRank() != 2 || !ct.getElementType().isInteger(8))
+      return std::nullopt;
+    bool isUnsigned = ct.getElementType().isUnsignedInteger(8);
+    // The weight is [K, N] = C or C^T.
+    int64_t k = transposed ? ct.getDimSize(1) : ct.getDimSize(0);
+    int64_t n = transposed ? ct.getDimSize(0) : ct.getDimSize(1);
+    if (k != K)
+      return std::nullopt;
+    // Scale and zero point: one value, or one per N. The DQ's own input is
+    // [N, K] when a Transpose follows it.
+    int64_t nAxis = outerT ? 0 : 1;
+    int64_t axis = intAttr(dq, "axis", 1);
+    if (axis < 0)
+      axis += 2;
+    auto scales = floatValues(constant(skipNoops(dq->getOperand(1))));
+    if (!scales || (scales->size() != 1 && ((int64_t)scales->size() != n || axis != nAxis)))
+      return std::nullopt;
+    std::vector<int64_t> zps(scales->size(), 0);
+    Value zpv = dq->getNumOperands() > 2 ? dq->getOperand(2) : Value();
+    if (zpv && !isa<NoneType>(zpv.getType())) {
+      ElementsAttr za = constant(skipNoops(zpv));
+      auto z = za ? intValues(za) : std::nullopt;
+      if (!z || z->size() != scales->size() ||
+          cast<ShapedType>(za.getType()).getElementType() != ct.getElementType())
+        return std::nullopt;
+      zps = *z;
+    }
+    auto s16 = toF16(*scales);
+    if (!s16)
+      return std::nullopt;
+
+    std::vector<char> storage;
+    auto bytes = rawBytes(c, storage);
+    if (!bytes)
+      return std::nullopt;
+    MLIRContext *ctx = rewriter.getContext();
+    auto i8 = IntegerType::get(ctx, 8);
+    QuantWeight q;
+    q.groupSize = K;
+    q.name = nameOf(x, "qweight");
+    auto dataType = RankedTensorType::get({k, n}, i8);
+    int shift = isUnsigned ? 128 : 0;
+    if (!transposed && !isUnsigned && ct.getElementType().isSignlessInteger(8)) {
+      q.data = c; // the imported blob itself, not a copy
+    } else {
+      std::vector<char> out(k * n);
+      for (int64_t r = 0; r < k; ++r)
+        for (int64_t col = 0; col < n; ++col) {
+          uint8_t b = (uint8_t)(*bytes)[transposed ? col * k + r : r * n + col];
+          out[r * n + col] = (char)(uint8_t)(b - shift); // uint8 - 128 == int8
+        }
+      q.data = constantAttr(dataType, out, q.name);
+    }
+    auto groupType = [&](Type e) { return RankedTensorType::get({1, n}, e); };
+    std::vector<uint16_t> sRow(n);
+    std::vector<char> zRow(n);
+    bool anyZp = false;
+    for (int64_t col = 0; col < n; ++col) {
+      size_t i = scales->size() == 1 ? 0 : col;
+      sRow[col] = (*s16)[i];
+      int64_t z = zps[i] - shift;
+      zRow[col] = (char)(int8_t)z;
+      anyZp |= z != 0;
+    }
+    q.scales = DenseElementsAttr::getFromRawBuffer(
+        groupType(Float16Type::get(ctx)),
+        ArrayRef<char>(reinterpret_cast<const char *>(sRow.data()), 2 * n));
+    if (anyZp)
+      q.zeroPoints = DenseElementsAttr::getFromRawBuffer(groupType(i8), zRow);
+    return q;
+  }
+
+  /// com.microsoft::MatMulNBits with constant operands and the default
+  /// groups: i4 codes [K, N] (transposed from B's [N, K] order), f16 scales
+  /// [K / block_size, N], i8 zero points (8 where the model has none),
+  /// group_size = block_size. K must be a multiple of block_size.
+  Operation *raiseMatmulNBits(Operation *op) {
+    auto nb = cast<onnx::MatMulNBitsOp>(op);
+    Value x = nb.getA();
+    auto xt = ranked(x);
+    int64_t K = nb.getK(), N = nb.getN(), bs = nb.getBlockSize();
+    if (!xt || !isF32(x) || xt.getRank() < 2 || xt.getShape().back() != K ||
+        bs <= 0 || K % bs != 0)
+      return nullptr;
+    Value bias = nb.getBias();
+    if (isa<NoneType>(bias.getType()))
+      bias = Value();
+    else if (!weight(bias, 1) || !isF32(bias) ||
+             cast<RankedTensorType>(bias.getType()).getDimSize(0) != N)
+      return nullptr;
+    std::string why;
+    FailureOr<onnx::UnpackedNBits> u = onnx::unpackMatMulNBits(nb, why);
+    if (failed(u) || !u->defaultGroups || !u->integerZeroPoints)
+      return nullptr;
+    auto s16 = toF16(u->scales);
+    if (!s16)
+      return nullptr;
+    MLIRContext *ctx = rewriter.getContext();
+    int64_t G = K / bs;
+    QuantWeight q;
+    q.groupSize = bs;
+    q.name = nameOf(nb.getB(), "qweight");
+    std::vector<char> codes(u->codes.begin(), u->codes.end());
+    q.data = constantAttr(RankedTensorType::get({K, N}, IntegerType::get(ctx, 4)),
+                          codes, q.name);
+    q.scales = DenseElementsAttr::getFromRawBuffer(
+        RankedTensorType::get({G, N}, Float16Type::get(ctx)),
+        ArrayRef<char>(reinterpret_cast<const char *>(s16->data()), 2 * G * N));
+    std::vector<char> zp(G * N);
+    for (int64_t i = 0; i < G * N; ++i)
+      zp[i] = (char)(int8_t)u->zeroPoints[i];
+    q.zeroPoints = DenseElementsAttr::getFromRawBuffer(
+        RankedTensorType::get({G, N}, IntegerType::get(ctx, 8)), zp);
+    tally.note("dequantize(int4, MatMulNBits)");
+    return raiseLinear(op, x, materialize(q, op->getLoc()), bias);
   }
 
   static bool isPlainMatmul(Value v) {
@@ -517,6 +749,8 @@ private:
       total += s;
     if (total != N || (int64_t)sizes.size() != op->getNumResults())
       return nullptr;
+    if (auto dq = m.getWeight().getDefiningOp<llm::DequantizeOp>())
+      return splitQuantizedLinear(op, m, dq, sizes);
     SmallVector<float> wStore, bStore;
     auto wData = floatData(constant(m.getWeight()), wStore);
     std::optional<ArrayRef<float>> bData;
@@ -551,6 +785,87 @@ private:
     ++splitCounter;
     tally.note("split-linear");
     return first;
+  }
+
+  /// raiseSplitLinear for a quantized weight: data, scales and zero points
+  /// are cut along N like the f32 weight would be.
+  Operation *splitQuantizedLinear(Operation *op, llm::MatmulOp m,
+                                  llm::DequantizeOp dq, ArrayRef<int64_t> sizes) {
+    ElementsAttr data = constant(dq.getData()), scales = constant(dq.getScales());
+    ElementsAttr zps = dq.getZeroPoints() ? constant(dq.getZeroPoints()) : ElementsAttr();
+    SmallVector<float> bStore;
+    std::optional<ArrayRef<float>> bData;
+    if (m.getBias())
+      bData = floatData(constant(m.getBias()), bStore);
+    if (!data || !scales || (dq.getZeroPoints() && !zps) || (m.getBias() && !bData))
+      return nullptr;
+    // One byte per element in i4 and i8 storage, two in f16.
+    std::vector<char> dStore, sStore, zStore;
+    auto dBytes = rawBytesAnyInt(data, dStore);
+    auto sBytes = rawBytes(scales, sStore);
+    std::optional<ArrayRef<char>> zBytes;
+    if (zps)
+      zBytes = rawBytes(zps, zStore);
+    if (!dBytes || !sBytes || (zps && !zBytes))
+      return nullptr;
+    auto dt = cast<RankedTensorType>(data.getType());
+    auto st = cast<RankedTensorType>(scales.getType());
+    int64_t K = dt.getDimSize(0), N = dt.getDimSize(1), G = st.getDimSize(0);
+    auto columns = [](ArrayRef<char> src, int64_t rows, int64_t cols, int64_t width,
+                      int64_t off, int64_t n) {
+      std::vector<char> out(rows * n * width);
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(out.data() + r * n * width, src.data() + (r * cols + off) * width,
+                    n * width);
+      return out;
+    };
+    Location loc = op->getLoc();
+    int64_t offset = 0;
+    Operation *first = nullptr;
+    for (auto [i, n] : llvm::enumerate(sizes)) {
+      std::string base = "split" + std::to_string(splitCounter) + ".q" + std::to_string(i);
+      QuantWeight q;
+      q.groupSize = dq.getGroupSize();
+      q.data = constantAttr(RankedTensorType::get({K, n}, dt.getElementType()),
+                            columns(*dBytes, K, N, 1, offset, n), base);
+      q.scales = DenseElementsAttr::getFromRawBuffer(
+          RankedTensorType::get({G, n}, st.getElementType()),
+          columns(*sBytes, G, N, 2, offset, n));
+      if (zps)
+        q.zeroPoints = DenseElementsAttr::getFromRawBuffer(
+            RankedTensorType::get({G, n}, IntegerType::get(rewriter.getContext(), 8)),
+            columns(*zBytes, G, N, 1, offset, n));
+      Value pw = materialize(q, loc);
+      Value pb;
+      if (bData)
+        pb = makeConstant(rewriter, loc, RankedTensorType::get({n}, rewriter.getF32Type()),
+                          bData->slice(offset, n), base + ".b");
+      auto pm = llm::MatmulOp::create(rewriter, loc, withLastDim(m.getType(), n),
+                                      m.getInput(), pw, pb, Value(),
+                                      rewriter.getStringAttr("none"));
+      op->getResult(i).replaceAllUsesWith(pm.getResult());
+      if (!first)
+        first = pm;
+      offset += n;
+    }
+    ++splitCounter;
+    tally.note("split-linear");
+    return first;
+  }
+
+  /// rawBytes, also for i4 data (stored one element per byte when dense).
+  static std::optional<ArrayRef<char>> rawBytesAnyInt(ElementsAttr a,
+                                                      std::vector<char> &storage) {
+    auto t = cast<RankedTensorType>(a.getType());
+    if (!t.getElementType().isInteger(4))
+      return rawBytes(a, storage);
+    auto dense = dyn_cast<DenseElementsAttr>(a);
+    if (!dense)
+      return std::nullopt;
+    if (!dense.isSplat())
+      return dense.getRawData();
+    storage.assign(t.getNumElements(), dense.getRawData()[0]);
+    return ArrayRef<char>(storage);
   }
 
   // --- attention layout ----------------------------------------------------
@@ -956,6 +1271,8 @@ private:
 LogicalResult raiseLlm(func::FuncOp fn, RaiseReport &report) {
   Tally tally;
   MLIRContext *ctx = fn.getContext();
+  // Quantized weights are arith.constant operands of llm.dequantize.
+  ctx->getOrLoadDialect<arith::ArithDialect>();
   for (int round = 0; round < 8; ++round) {
     Raiser raiser(fn, tally);
     bool changed = raiser.sweep();

@@ -1,6 +1,7 @@
 //===- Matmul.cpp - onnx contractions -> linalg ----------------------------===//
 //
-// MatMul, MatMulInteger, Gemm, Einsum and Det. Plain 2-D (and same-batch 3-D)
+// MatMul, MatMulInteger, Gemm, Einsum, Det and com.microsoft::MatMulNBits (its
+// constant weight dequantized at compile time). Plain 2-D (and same-batch 3-D)
 // matmuls become linalg.matmul / linalg.batch_matmul; everything else
 // (broadcast batches, 1-D operands, transposes, zero points, einsum
 // equations) is one linalg.generic with reduction iterators into a
@@ -10,8 +11,10 @@
 #include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
 #include "compiler/conversion/OnnxToLinalg/Utils.h"
 #include "dialects/onnx/IR/OnnxDialect.h"
+#include "dialects/onnx/IR/OnnxQuant.h"
 
 #include "mlir/IR/AffineMap.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 
 #include <cmath>
 #include <map>
@@ -699,12 +702,51 @@ struct DetLowering : OpConversionPattern<onnx::DetOp> {
   }
 };
 
+/// MatMulNBits outside an LLM (kiln-raise-llm turns the LLM case into
+/// llm.matmul of llm.dequantize): B, scales, zero points and g_idx are
+/// constants, so the f32 weight [K, N] is computed here and the op becomes
+/// onnx.MatMul (+ onnx.Add of the bias), lowered by the patterns above. Exact,
+/// not fast: the weight is stored in f32.
+struct MatMulNBitsLowering : OpConversionPattern<onnx::MatMulNBitsOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(onnx::MatMulNBitsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto aType = dyn_cast<RankedTensorType>(adaptor.getA().getType());
+    auto yType = resultType(*getTypeConverter(), op);
+    if (!aType || !yType || !aType.getElementType().isF32() || aType.getRank() < 2)
+      return rewriter.notifyMatchFailure(op, "f32 activations of rank >= 2 only");
+    std::string why;
+    FailureOr<onnx::UnpackedNBits> u = onnx::unpackMatMulNBits(op, why);
+    if (failed(u))
+      return rewriter.notifyMatchFailure(op, why);
+    int64_t K = u->K, N = u->N;
+    std::vector<float> w(K * N);
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t g = u->groupOf[k] * N + n;
+        w[k * N + n] = ((float)u->codes[k * N + n] - u->zeroPoints[g]) * u->scales[g];
+      }
+    Location loc = op.getLoc();
+    auto wType = RankedTensorType::get({K, N}, rewriter.getF32Type());
+    auto blob = HeapAsmResourceBlob::allocateAndCopyInferAlign<float>(w);
+    auto attr = DenseResourceElementsAttr::get(wType, "matmulnbits_weight", std::move(blob));
+    Value weight = arith::ConstantOp::create(rewriter, loc, attr);
+    Value y = onnx::MatMulOp::create(rewriter, loc, yType, adaptor.getA(), weight);
+    if (!isNone(adaptor.getBias()))
+      y = onnx::AddOp::create(rewriter, loc, yType, y, adaptor.getBias());
+    rewriter.replaceOp(op, y);
+    return success();
+  }
+};
+
 } // namespace
 
 void populateOnnxMatmulPatterns(RewritePatternSet &patterns,
                                 const TypeConverter &converter) {
   patterns.add<MatMulLowering, MatMulIntegerLowering, GemmLowering,
-               EinsumLowering, DetLowering>(converter, patterns.getContext());
+               EinsumLowering, DetLowering, MatMulNBitsLowering>(
+      converter, patterns.getContext());
 }
 
 } // namespace kiln

@@ -98,3 +98,28 @@ LogicalResult ConcatOp::verify() {
                                 << rank;
   return success();
 }
+
+LogicalResult MatMulNBitsOp::verify() {
+  int64_t K = getK(), N = getN(), bits = getBits(), bs = getBlockSize();
+  if (K <= 0 || N <= 0)
+    return emitOpError("K and N must be positive, got K = ") << K << ", N = " << N;
+  if (bits != 4)
+    return emitOpError("only 4-bit weights are supported, got bits = ") << bits;
+  if (bs < 16 || (bs & (bs - 1)) != 0)
+    return emitOpError("block_size must be a power of two >= 16, got ") << bs;
+  int64_t blocks = (K + bs - 1) / bs;
+  if (auto a = dyn_cast<RankedTensorType>(getA().getType());
+      a && (a.getRank() == 0 || (!a.isDynamicDim(a.getRank() - 1) &&
+                                 a.getShape().back() != K)))
+    return emitOpError("A's last dim must be K = ") << K;
+  if (auto b = dyn_cast<RankedTensorType>(getB().getType())) {
+    SmallVector<int64_t> want{N, blocks, bs * bits / 8};
+    if (b.hasStaticShape() && b.getShape() != ArrayRef<int64_t>(want))
+      return emitOpError("B must be [N, ceil(K / block_size), block_size * bits / 8] = [")
+             << N << ", " << blocks << ", " << want[2] << "]";
+  }
+  if (auto s = dyn_cast<RankedTensorType>(getScales().getType());
+      s && s.hasStaticShape() && s.getNumElements() != N * blocks)
+    return emitOpError("scales must have N * n_blocks = ") << N * blocks << " elements";
+  return success();
+}

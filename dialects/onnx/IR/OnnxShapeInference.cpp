@@ -367,6 +367,31 @@ bool MatMulOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
   return compatibleTypes(l, r);
 }
 
+/// A's shape with the last dim (K) replaced by the attribute N.
+LogicalResult MatMulNBitsOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location>, ValueRange operands,
+    DictionaryAttr attrs, OpaqueProperties properties, RegionRange,
+    SmallVectorImpl<Type> &results) {
+  if (operands.empty())
+    return failure();
+  auto props = propsOf<MatMulNBitsOp>(attrs, properties);
+  auto a = dyn_cast<RankedTensorType>(operands[0].getType());
+  Type element = elementTypeOf(operands[0]);
+  if (!a || !props.N) {
+    results.push_back(UnrankedTensorType::get(element));
+    return success();
+  }
+  if (a.getRank() == 0)
+    return failure();
+  SmallVector<int64_t> shape(a.getShape());
+  shape.back() = props.N.getInt();
+  results.push_back(RankedTensorType::get(shape, element));
+  return success();
+}
+bool MatMulNBitsOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
+  return compatibleTypes(l, r);
+}
+
 LogicalResult
 TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
                               ValueRange operands, DictionaryAttr attrs,
