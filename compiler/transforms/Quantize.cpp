@@ -57,7 +57,7 @@ std::optional<QuantScheme> parseWeightScheme(StringRef name) {
     s.bits = 8;
   else
     return std::nullopt;
-  if (name.getAsInteger(10, s.group) || s.group <= 0 || (s.bits == 4 && s.group % 2))
+  if (name.getAsInteger(10, s.group) || s.group <= 0 || (s.bits == 4 && s.group % 8))
     return std::nullopt;
   return s;
 }

@@ -20,7 +20,7 @@ struct QuantScheme {
   /// Also quantize the LM head (the matmul onto the vocabulary).
   bool head = false;
 
-  /// "w8", "w4g32", "w4g128" (generally w4gN, N even).
+  /// "w8", "w4g32", "w4g128" (generally w4gN, N a multiple of 8).
   std::string name() const;
 };
 

@@ -447,7 +447,7 @@ TEST(UkQMatmul, PackedSizeRefusesLayoutsTheKernelsDoNotTake) {
   EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 8, 64, 0), 2 * (64 * 16 + 32));
   EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 4, 32, 1), 2 * (32 * 16 + 2 * 48));
   EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 4, 24, 1), 0);  // group does not divide K
-  EXPECT_EQ(kiln_uk_packed_q_size(63, 20, 4, 63, 0), 0);  // odd group for 4 bits
+  EXPECT_EQ(kiln_uk_packed_q_size(60, 20, 4, 12, 0), 0);  // 4 bits: group not a multiple of 8
   EXPECT_EQ(kiln_uk_packed_q_size(64, 20, 2, 32, 0), 0);  // 2 bits
   EXPECT_EQ(kiln_uk_packed_q_size(0, 20, 8, 1, 0), 0);
 }
@@ -457,7 +457,7 @@ TEST(UkQMatmul, Int8AndInt4AgainstTheDequantizedReference) {
   struct Scheme { int32_t bits; int64_t group; bool zp; };
   int i = 0;
   for (Scheme sc : {Scheme{8, 0, false}, Scheme{8, 0, true}, Scheme{8, 32, false},
-                    Scheme{4, 32, true}, Scheme{4, 128, true}, Scheme{4, 2, false}})
+                    Scheme{4, 32, true}, Scheme{4, 128, true}, Scheme{4, 8, false}})
     for (auto [K, N] : {std::pair<int64_t, int64_t>{256, 33}, {512, 16}, {768, 50}})
       for (int64_t M : {1, 2, 7, 31, 100}) {
         ++i;

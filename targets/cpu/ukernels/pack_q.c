@@ -29,7 +29,8 @@ void kiln_uk_pack_q(const int8_t *q, const uint16_t *scales, const int8_t *zero_
         if (bits == 8) {
           dst[k * UK_W + j] = (uint8_t)v;
         } else {
-          uint8_t *b = dst + (k / 2) * UK_W + j;
+          /* block k / 8, word j (little endian), nibble k % 8 */
+          uint8_t *b = dst + (k / 8) * 4 * UK_W + 4 * j + (k % 8) / 2;
           if (k % 2 == 0)
             *b = (uint8_t)(v & 15);
           else

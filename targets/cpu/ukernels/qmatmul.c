@@ -84,13 +84,13 @@ UK_INLINE void uq_gemv_n(const float *a, const uq_weight *s, int m, int64_t p, i
         for (int j = 0; j < n; ++j) acc[j] += x * uq_row8(d[j] + k * UK_W);
       }
     } else {
-      for (int64_t k = k0; k < k1; k += 2) {
-        const float x0 = a[k], x1 = a[k + 1];
+      for (int64_t k = k0; k < k1; k += 8) {
+        float xs[8]; /* x * 16^-t: see uq_row4_scaled */
+        for (int t = 0; t < 7; ++t) xs[t] = a[k + t] * (1.0f / (float)(1u << (4 * t)));
+        xs[7] = a[k + 7];
         for (int j = 0; j < n; ++j) {
-          kiln_v16f lo, hi;
-          uq_pair4(d[j] + (k / 2) * UK_W, &lo, &hi);
-          acc[j] += x0 * lo;
-          acc[j] += x1 * hi;
+          const kiln_v16u w = uq_load8x4(d[j] + (k / 8) * 4 * UK_W);
+          for (int t = 0; t < 8; ++t) acc[j] += xs[t] * uq_row4_scaled(w, t);
         }
       }
     }
@@ -169,11 +169,9 @@ UK_INLINE void uq_unpack(const uint8_t *d, int bits, int64_t k0, int64_t kc, flo
   if (bits == 8) {
     for (int64_t k = 0; k < kc; ++k) uk_store(bq + k * UK_W, uq_row8(d + (k0 + k) * UK_W));
   } else {
-    for (int64_t k = 0; k < kc; k += 2) {
-      kiln_v16f lo, hi;
-      uq_pair4(d + ((k0 + k) / 2) * UK_W, &lo, &hi);
-      uk_store(bq + k * UK_W, lo);
-      uk_store(bq + (k + 1) * UK_W, hi);
+    for (int64_t k = 0; k < kc; k += 8) {
+      const kiln_v16u w = uq_load8x4(d + ((k0 + k) / 8) * 4 * UK_W);
+      for (int t = 0; t < 8; ++t) uk_store(bq + (k + t) * UK_W, uq_row4(w, t));
     }
   }
 }

@@ -18,7 +18,7 @@ typedef uint32_t kiln_v16u __attribute__((ext_vector_type(16)));
  * with zero points have at most this many groups along K. */
 #define UQ_ASUM_MAX 16384
 
-/* Bytes of one panel's integers: 16 per k (int8) or 16 per pair of k (int4). */
+/* Bytes of one panel's integers: 16 per k (int8) or 64 per 8 k (int4). */
 UK_INLINE int64_t uq_panel_bytes(int64_t K, int32_t bits) { return bits == 4 ? K * 8 : K * 16; }
 
 /* Bytes of one (panel, group)'s parameters: 16 f16 scales, then 16 int8
@@ -29,7 +29,7 @@ UK_INLINE int64_t uq_param_bytes(int32_t has_zp) { return has_zp ? 48 : 32; }
 UK_INLINE int uq_valid(int64_t K, int64_t N, int32_t bits, int64_t group) {
   if (K <= 0 || N <= 0 || group <= 0 || K % group != 0) return 0;
   if (bits == 8) return 1;
-  return bits == 4 && group % 2 == 0;
+  return bits == 4 && group % 8 == 0;
 }
 
 /* The int8 row of one panel at k (16 bytes) as floats. */
@@ -39,12 +39,29 @@ UK_INLINE kiln_v16f uq_row8(const uint8_t *p) {
   return __builtin_convertvector(v, kiln_v16f);
 }
 
-/* The int4 rows k (low nibbles) and k+1 (high nibbles) of one panel. */
-UK_INLINE void uq_pair4(const uint8_t *p, kiln_v16f *lo, kiln_v16f *hi) {
-  kiln_v16uc v;
-  __builtin_memcpy(&v, p, sizeof v);
-  *lo = __builtin_convertvector(v & (uint8_t)15, kiln_v16f);
-  *hi = __builtin_convertvector(v >> (uint8_t)4, kiln_v16f);
+/* Eight int4 rows k..k+7 of one panel: 16 words, word j holding
+ * q[k + t, j] in bits 4t..4t+3. Row t is then (w >> 4t) & 15: shifts and
+ * masks on 32-bit lanes, no byte shuffles (which AVX2 issues on one port
+ * and which bound an unpacking that widens bytes). */
+UK_INLINE kiln_v16u uq_load8x4(const uint8_t *p) {
+  kiln_v16u w;
+  __builtin_memcpy(&w, p, sizeof w);
+  return w;
+}
+
+/* Row t (0..7, a constant after inlining) of a uq_load8x4 block as floats. */
+UK_INLINE kiln_v16f uq_row4(kiln_v16u w, int t) {
+  kiln_v16u v = t == 7 ? w >> 28 : (t == 0 ? w : w >> (uint32_t)(4 * t)) & 15u;
+  return __builtin_convertvector(__builtin_convertvector(v, kiln_v16i), kiln_v16f);
+}
+
+/* Row t of a uq_load8x4 block as floats times 16^t (times 1 for t = 7): a
+ * mask without the shift. The GEMV multiplies it by x * 16^-t, which gives
+ * exactly the product x * q (powers of two scale exactly), one integer op
+ * fewer per 8 lanes. */
+UK_INLINE kiln_v16f uq_row4_scaled(kiln_v16u w, int t) {
+  kiln_v16u v = t == 7 ? w >> 28 : w & (15u << (uint32_t)(4 * t));
+  return __builtin_convertvector(__builtin_convertvector(v, kiln_v16i), kiln_v16f);
 }
 
 /* 16 IEEE half floats to f32 with integer operations only (no F16C needed,

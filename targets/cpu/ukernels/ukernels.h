@@ -67,13 +67,14 @@ void kiln_uk_matmul_glu_f32(const float *A, int64_t M, int64_t K, const float *B
 
 /** Quantized weights (kiln-llm-quantize; ukernels README.md): W [K, N] with
  *  W[k, n] = (q[k, n] - z[g, n]) * s[g, n], g = k / group. Layout, per panel
- *  of 16 columns (zero padded past N): the integers, k-major, 16 bytes per k
- *  (bits 8: int8) or per pair of k (bits 4: byte j = q[k, j] | q[k+1, j] << 4,
- *  values 0..15); after all panels' integers, per (panel, group): 16 f16
+ *  of 16 columns (zero padded past N): the integers, k-major: bits 8, 16
+ *  int8 per k; bits 4, per block of 8 k, 16 little-endian uint32 words, word
+ *  j holding q[8b + t, j] (0..15) in bits 4t..4t+3; after all panels'
+ *  integers, per (panel, group): 16 f16
  *  scales, then 16 int8 zero points when the weight has them. Returns the
  *  size in bytes, 0 for a layout the kernels do not take (bits not 4 or 8,
- *  group not dividing K, odd group for bits 4, more than 16384 groups with
- *  zero points). */
+ *  group not dividing K, group not a multiple of 8 for bits 4, more than
+ *  16384 groups with zero points). */
 int64_t kiln_uk_packed_q_size(int64_t K, int64_t N, int32_t bits, int64_t group, int32_t has_zp);
 
 /** Packs q [K, N] (int8; bits 4: 0..15), scales [K/group, N] (f16 bits) and
