@@ -191,9 +191,11 @@ public:
         add(3, "gelu_mlp.proj", (bool)g.getResidual());
         residuals += (bool)g.getResidual();
       } else if (auto e = dyn_cast<llm::EmbeddingOp>(op)) {
-        auto t = cast<RankedTensorType>(e.getTable().getType());
-        report.push_back({"embed", "embedding", "f32 (kept: embeddings stay f32)",
-                          t.getNumElements() * 4, t.getNumElements() * 4});
+        int64_t bytes = cast<RankedTensorType>(e.getTable().getType()).getNumElements() * 4;
+        if (e.getPosTable())
+          bytes += cast<RankedTensorType>(e.getPosTable().getType()).getNumElements() * 4;
+        report.push_back({"embed", e.getPosTable() ? "embedding+positions" : "embedding",
+                          "f32 (kept: embeddings stay f32)", bytes, bytes});
       }
     }
     for (Item &it : items) {
