@@ -19,5 +19,13 @@ if(NOT KILN_RUNTIME_ONLY AND IS_DIRECTORY ${KILN_LLM_FIXTURES_DIR})
                 --bin-dir ${CMAKE_BINARY_DIR}/bin ${draft_args})
       set_tests_properties(e2e-llm-${fixture}-${model} PROPERTIES TIMEOUT 1800 LABELS "e2e")
     endforeach()
+    # kiln-compile --quantize: perplexity, greedy ids and artifact size
+    # (check_quantized.py).
+    if(NOT fixture STREQUAL "llama-draft")
+      add_test(NAME e2e-quant-${fixture}
+        COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_quantized.py
+                --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --bin-dir ${CMAKE_BINARY_DIR}/bin)
+      set_tests_properties(e2e-quant-${fixture} PROPERTIES TIMEOUT 900 LABELS "e2e")
+    endif()
   endforeach()
 endif()
