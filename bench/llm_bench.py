@@ -242,7 +242,7 @@ class OrtBench:
                "--prompt-ids", ",".join(map(str, ids)), "--decode", str(args.decode), "--interactive"]
         log(f"ort: node bench/ort_llm_bench.mjs --model {model} --threads {args.threads} "
             f"--prompt-ids <{len(ids)} ids> --decode {args.decode} --interactive")
-        self.err = open(f"/tmp/llm_bench.{os.getpid()}.ort.err", "w+")
+        self.err = open(f"/tmp/llm_bench.{os.getpid()}.{id(self)}.ort.err", "w+")  # one per instance
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
                                      bufsize=1)
         self._expect("ready")  # loading and the warm-up run
