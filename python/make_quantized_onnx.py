@@ -29,10 +29,10 @@ that OUT's folder is a model folder kiln-compile and the tests can use. OUT is
 one file unless the weights would pass protobuf's 2 GB limit; then they go to
 OUT_data as external data.
 
---check-ort runs IN and OUT in ONNX Runtime (bench/ort_llm_bench.mjs with
+--check-ort runs IN and OUT in ONNX Runtime (test/e2e/ort_reference.mjs with
 onnxruntime-node from bench/node_modules; needs a model_with_past.onnx-style
 interface) on a fixed prompt and prints the prefill logits' max-abs
-difference and whether 16 greedy ids agree.
+difference and how many of 16 greedy ids agree: what quantizing cost.
 """
 import argparse
 import json
@@ -47,7 +47,7 @@ import onnx
 from onnx import helper, numpy_helper, TensorProto
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORT_SCRIPT = os.path.join(REPO, "bench", "ort_llm_bench.mjs")
+ORT_SCRIPT = os.path.join(REPO, "test", "e2e", "ort_reference.mjs")
 PROTOBUF_LIMIT = 2 * 1024 ** 3 - 64 * 1024 ** 2  # leave room for the graph itself
 
 
@@ -246,7 +246,7 @@ def ort_run(model, ids, decode, threads, work):
     """ONNX Runtime's prefill logits [1, n, V] and `decode` greedy ids (or an error string)."""
     npy = os.path.join(work, f"ort_{abs(hash(model))}.npy")
     cmd = ["node", ORT_SCRIPT, "--model", model, "--threads", str(threads), "--prompt-ids",
-           ",".join(map(str, ids)), "--decode", str(decode), "--reps", "0", "--logits-out", npy]
+           ",".join(map(str, ids)), "--decode", str(decode), "--logits-out", npy]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         return None, None, (r.stderr.strip().splitlines() or ["node failed"])[-1]
