@@ -28,6 +28,11 @@ def save(name, nodes, inputs, outputs, inits, contrib=False):
     onnx.save(m, os.path.join(OUT, name + ".onnx"))
 
 
+def ref(name, y):
+    """numpy's output of model `name` on x.npy."""
+    np.save(os.path.join(OUT, name + "_y.npy"), y.astype(np.float32))
+
+
 def x_info(k):
     return helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", k])
 
@@ -54,6 +59,7 @@ def main():
              numpy_helper.from_array(t["zero_points"], "w_zero_points")]
     save("nbits", [nbits_node(K, N, bs, ["x", "w_Q4", "w_scales", "w_zero_points"], accuracy_level=4)],
          [x_info(K)], [y_info(N)], inits, contrib=True)
+    ref("nbits", x @ mq.dequantize_nbits(t, K))
 
     # No zero points (8), 1-D scales [N * n_blocks], a bias, block 16.
     bs2 = 16
@@ -63,6 +69,8 @@ def main():
              numpy_helper.from_array(bias, "bias")]
     save("nbits_bias", [nbits_node(K, N, bs2, ["x", "B", "s", "", "", "bias"])], [x_info(K)], [y_info(N)],
          inits, contrib=True)
+    codes2 = t2["codes"].astype(np.float32)
+    ref("nbits_bias", x @ ((codes2 - 8) * t2["scale_kn"][np.arange(K) // bs2]) + bias)
 
     # A g_idx that reorders the blocks: not llm.dequantize's layout. It stays
     # onnx.MatMulNBits and is lowered through linalg; reference in numpy.
@@ -73,7 +81,7 @@ def main():
          [x_info(K)], [y_info(N)], inits, contrib=True)
     codes = t["codes"].astype(np.float32)
     w_g = (codes - t["zp"][g_idx].astype(np.float32)) * t["scale_kn"][g_idx]
-    np.save(os.path.join(OUT, "nbits_gidx_y.npy"), x @ w_g)
+    ref("nbits_gidx", x @ w_g)
 
     # bits = 8: a clear error.
     inits = [numpy_helper.from_array(np.zeros((N, 2, 32), np.uint8), "B8"),
@@ -89,6 +97,7 @@ def main():
     save("qdq", [helper.make_node("DequantizeLinear", ["w_quantized", "w_scale", "w_zero_point"], ["w_dq"], axis=1),
                  helper.make_node("MatMul", ["x", "w_dq"], ["y"], name="mm")],
          [x_info(K)], [y_info(N)], inits)
+    ref("qdq", x @ (q.astype(np.float32) * scale))
 
     # QDQ: uint8 stored [N, K] (per-channel on axis 0, zero point 128 + j),
     # DequantizeLinear then Transpose.
@@ -102,6 +111,8 @@ def main():
                           helper.make_node("Transpose", ["wt_dq"], ["w_dq"], perm=[1, 0]),
                           helper.make_node("MatMul", ["x", "w_dq"], ["y"], name="mm")],
          [x_info(K)], [y_info(N)], inits)
+    w_u = ((qu.astype(np.float32) - zu[:, None]) * su[:, None]).T
+    ref("qdq_uint8_nk", x @ w_u)
 
     # Static quantization: the activation goes through QuantizeLinear /
     # DequantizeLinear (uint8, per tensor) too.
@@ -114,6 +125,8 @@ def main():
                         helper.make_node("Transpose", ["wt_dq"], ["w_dq"], perm=[1, 0]),
                         helper.make_node("MatMul", ["x_dq", "w_dq"], ["y"], name="mm")],
          [x_info(K)], [y_info(N)], inits)
+    x_dq = (np.clip(np.rint(x / np.float32(0.05)) + 128, 0, 255) - 128) * np.float32(0.05)
+    ref("qdq_static", x_dq @ w_u)
 
     # Near miss: the quantized weight is a graph input, not a constant.
     g = [helper.make_node("DequantizeLinear", ["wq", "w_scale"], ["w_dq"], axis=1),
@@ -122,7 +135,7 @@ def main():
          [x_info(K), helper.make_tensor_value_info("wq", TensorProto.INT8, [K, N])], [y_info(N)],
          [numpy_helper.from_array(scale, "w_scale")])
     np.save(os.path.join(OUT, "wq.npy"), q)
-    np.save(os.path.join(OUT, "qdq_runtime_weight_y.npy"), x @ (q.astype(np.float32) * scale))
+    ref("qdq_runtime_weight", x @ (q.astype(np.float32) * scale))
 
 
 if __name__ == "__main__":
