@@ -322,6 +322,65 @@ void BM_FmaPeak(benchmark::State &state) {
 }
 BENCHMARK(BM_FmaPeak)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
+// The 2:4 sparse matmul (kiln-llm-prune). args: M, K, N, bits (32: f32
+// values, 8: int8 + column scales), threads, copies. GFLOP/s counts the
+// dense product's 2MKN (compare with BM_Matmul / BM_QMatmul at the same
+// shape: the speed-up over dense); weights_GB/s counts the packed bytes.
+void BM_S24Matmul(benchmark::State &state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const int32_t bits = static_cast<int32_t>(state.range(3));
+  const int threads = static_cast<int>(state.range(4)), copies = static_cast<int>(state.range(5));
+  Buffer A = RandomBuffer(M * K, 1), C(M * N);
+  const int64_t size = kiln_uk_packed_s24_size(K, N, bits);
+  std::vector<Buffer> packed;
+  {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> qd(-127, 127), pos(0, 2);
+    std::vector<float> vf(K / 2 * N);
+    std::vector<int8_t> vq(K / 2 * N), idx(K / 2 * N);
+    for (auto &x : vq) x = static_cast<int8_t>(qd(rng));
+    for (size_t i = 0; i < vf.size(); ++i) vf[i] = vq[i] * 0.01f;
+    for (int64_t g = 0; g < K / 4; ++g)
+      for (int64_t n = 0; n < N; ++n) {
+        int a = pos(rng);
+        idx[(2 * g) * N + n] = static_cast<int8_t>(a);
+        idx[(2 * g + 1) * N + n] = static_cast<int8_t>(a + 1 + (n % (3 - a)));
+      }
+    std::vector<uint16_t> scales(N, 0x2000);
+    for (int c = 0; c < copies; ++c) {
+      packed.emplace_back(size / sizeof(float) + 1);
+      kiln_uk_pack_s24(bits == 8 ? static_cast<const void *>(vq.data()) : vf.data(), idx.data(),
+                       scales.data(), K, N, bits, reinterpret_cast<uint8_t *>(packed.back().p));
+    }
+  }
+  SpinPool &pool = Pool(threads);
+  int which = 0;
+  for (auto _ : state) {
+    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
+    which = (which + 1) % copies;
+    pool.Run([&](int64_t wg) {
+      kiln_uk_matmul_s24_f32(A.p, M, K, w, N, bits, nullptr, nullptr, KILN_UK_ACT_NONE, C.p, wg,
+                             threads);
+    });
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+}
+
+void S24MatmulArgs(benchmark::internal::Benchmark *b) {
+  b->ArgNames({"M", "K", "N", "bits", "threads", "copies"});
+  for (int threads : {1, 2})
+    for (int64_t bits : {32, 8}) {
+      for (int64_t M : {1, 16, 128}) b->Args({M, 1024, 2816, bits, threads, 1});
+      b->Args({1, 1024, 2816, bits, threads, 24});  // streaming, far larger than L3
+    }
+}
+BENCHMARK(BM_S24Matmul)->Apply(S24MatmulArgs)->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

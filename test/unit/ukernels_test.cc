@@ -808,6 +808,85 @@ TEST(UkAttention, PagedMatchesContiguousPerSequence) {
   }
 }
 
+// kv8: int8 pools read by the paged kernel give exactly what the f32 kernel
+// gives on the same values widened (scale * int8) into f32 pools.
+TEST(UkAttention, Int8PoolsMatchTheirWidenedF32Pools) {
+  std::mt19937 rng(31);
+  std::uniform_int_distribution<int> qd(-127, 127);
+  for (int64_t hd : {32, 64, 80}) {
+    const int64_t H = 8, KVH = 2, bs = 16, num_blocks = 9, B = 3, M = 3;
+    const int64_t row8 = KVH * (hd + 4), row = KVH * hd, slots = num_blocks * bs;
+    std::vector<int8_t> k8(slots * row8), v8(slots * row8);
+    std::vector<float> kf(slots * row), vf(slots * row);
+    for (int64_t sl = 0; sl < slots; ++sl)
+      for (int64_t c = 0; c < KVH; ++c)
+        for (auto [p8, pf] : {std::pair{&k8, &kf}, std::pair{&v8, &vf}}) {
+          int8_t *r = p8->data() + sl * row8 + c * (hd + 4);
+          float sc = 0.001f + 0.05f * static_cast<float>(qd(rng) + 127) / 254.0f;
+          std::memcpy(r + hd, &sc, 4);
+          for (int64_t d = 0; d < hd; ++d) {
+            r[d] = static_cast<int8_t>(qd(rng));
+            (*pf)[sl * row + c * hd + d] = sc * static_cast<float>(r[d]);
+          }
+        }
+    // three sequences: a prefill chunk, two decodes; blocks out of order
+    std::vector<int32_t> tables = {8, 2, 5, 0, 7, -1, 3, 1, 6}, seq_lens = {40, 20, 33};
+    std::vector<int32_t> query_start = {0, 6, 7, 8};
+    const int64_t N = 8;
+    std::vector<float> q = Random(H * N * hd, rng, -2.0f, 2.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (const Schedule &s : kSchedules) {
+      std::vector<float> want(H * N * hd, kNaN), got(H * N * hd, kNaN);
+      RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+        kiln_uk_paged_attention_f32(q.data(), kf.data(), vf.data(), tables.data(), seq_lens.data(),
+                                    query_start.data(), B, M, H, KVH, N, hd, num_blocks, bs, scale, 1,
+                                    want.data(), wg, count);
+        kiln_uk_paged_attention_q8(q.data(), k8.data(), v8.data(), tables.data(), seq_lens.data(),
+                                   query_start.data(), B, M, H, KVH, N, hd, num_blocks, bs, scale, 1,
+                                   got.data(), wg, count);
+      });
+      EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+          << "hd=" << hd << " " << Describe(s);
+    }
+  }
+}
+
+// kv8 writes: per (token, head) the scale is max|x| / 127 and every value
+// is within half a step; slot -1 writes nothing.
+TEST(UkLayout, KvCacheWriteQ8QuantizesEachRow) {
+  std::mt19937 rng(32);
+  const int64_t KVH = 3, N = 5, hd = 40, num_slots = 12;
+  std::vector<float> cur = Random(KVH * N * hd, rng, -3.0f, 3.0f);
+  for (int64_t d = 0; d < hd; ++d) cur[(1 * N + 2) * hd + d] = 0.0f;  // an all-zero row
+  std::vector<int32_t> slots = {4, -1, 11, 0, 7};
+  for (const Schedule &s : kSchedules) {
+    std::vector<int8_t> pool(num_slots * KVH * (hd + 4), 0x55);
+    RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+      kiln_uk_kv_cache_write_q8(cur.data(), slots.data(), KVH, N, hd, num_slots, pool.data(), wg, count);
+    });
+    std::vector<bool> written(num_slots, false);
+    for (int64_t t = 0; t < N; ++t) {
+      if (slots[t] < 0) continue;
+      written[slots[t]] = true;
+      for (int64_t c = 0; c < KVH; ++c) {
+        const float *x = cur.data() + (c * N + t) * hd;
+        const int8_t *r = pool.data() + (slots[t] * KVH + c) * (hd + 4);
+        float sc;
+        std::memcpy(&sc, r + hd, 4);
+        float amax = 0;
+        for (int64_t d = 0; d < hd; ++d) amax = std::max(amax, std::fabs(x[d]));
+        EXPECT_FLOAT_EQ(sc, amax / 127.0f);
+        for (int64_t d = 0; d < hd; ++d)
+          EXPECT_LE(std::fabs(sc * r[d] - x[d]), sc * 0.5f + 1e-6f) << "t=" << t << " c=" << c << " d=" << d;
+      }
+    }
+    for (int64_t sl = 0; sl < num_slots; ++sl)
+      if (!written[sl])
+        for (int64_t i = 0; i < KVH * (hd + 4); ++i)
+          ASSERT_EQ(pool[sl * KVH * (hd + 4) + i], 0x55) << "slot " << sl << " was written";
+  }
+}
+
 // A sequence's rows are bitwise the same alone, batched with others, and
 // with its rows computed in other chunks (the prompt in one piece, or the
 // last 5 rows as a later step over the first rows' cached keys).
@@ -971,6 +1050,159 @@ TEST(UkLayout, EmbeddingClampsIdsAndPositions) {
         }
       }
     }
+}
+
+//===-- 2:4 sparse weights (sparse24.c) ---------------------------------===//
+
+// A 2:4 pruned weight: the kept values and positions as kiln-llm-prune
+// writes them (ukernels.h), the dense equivalent (zeros where pruned) for
+// the reference, and the packed form.
+struct S24Weight {
+  int64_t K = 0, N = 0;
+  int32_t bits = 32;
+  std::vector<double> dense;  // [K, N]
+  std::vector<uint8_t> packed;
+};
+
+uint16_t S24Half(float f) {  // finite, normal, positive scales only
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  x += 0xfff + ((x >> 13) & 1);
+  return (uint16_t)((x - 0x38000000) >> 13);
+}
+
+double S24FromHalf(uint16_t h) { return std::ldexp(1.0 + (h & 1023) / 1024.0, ((h >> 10) & 31) - 15); }
+
+S24Weight RandomS24Weight(int64_t K, int64_t N, int32_t bits, std::mt19937 &rng,
+                          bool unsorted = false) {
+  S24Weight w;
+  w.K = K;
+  w.N = N;
+  w.bits = bits;
+  w.dense.assign(K * N, 0.0);
+  std::vector<float> vf(K / 2 * N);
+  std::vector<int8_t> vq(K / 2 * N), idx(K / 2 * N);
+  std::vector<uint16_t> scales(N);
+  std::uniform_int_distribution<int> pos(0, 3), q(-127, 127);
+  std::vector<float> v = Random(K / 2 * N, rng);
+  for (int64_t n = 0; n < N; ++n) scales[n] = S24Half(0.001f + 0.01f * (n % 7));
+  for (int64_t g = 0; g < K / 4; ++g)
+    for (int64_t n = 0; n < N; ++n) {
+      int a = pos(rng), b = pos(rng);
+      while (b == a) b = pos(rng);
+      if (!unsorted && a > b) std::swap(a, b);
+      for (int i = 0; i < 2; ++i) {
+        int64_t r = (2 * g + i) * N + n;
+        idx[r] = (int8_t)(i == 0 ? a : b);
+        vf[r] = v[r];
+        vq[r] = (int8_t)q(rng);
+        double val = bits == 8 ? vq[r] * S24FromHalf(scales[n]) : vf[r];
+        w.dense[(4 * g + idx[r]) * N + n] = val;
+      }
+    }
+  w.packed.assign(kiln_uk_packed_s24_size(K, N, bits), 0xAB);
+  kiln_uk_pack_s24(bits == 8 ? (const void *)vq.data() : (const void *)vf.data(), idx.data(),
+                   scales.data(), K, N, bits, w.packed.data());
+  return w;
+}
+
+std::vector<double> S24Ref(const std::vector<float> &A, const S24Weight &w, int64_t M) {
+  std::vector<double> y(M * w.N, 0.0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < w.K; ++k)
+      for (int64_t n = 0; n < w.N; ++n) y[m * w.N + n] += A[m * w.K + k] * w.dense[k * w.N + n];
+  return y;
+}
+
+TEST(UkSparse24, PackedSizeIsHalfTheValuesPlusIndices) {
+  EXPECT_EQ(kiln_uk_packed_s24_size(64, 20, 32), 2 * 16 * 144);
+  EXPECT_EQ(kiln_uk_packed_s24_size(64, 20, 8), 2 * (32 + 16 * 48));
+  EXPECT_EQ(kiln_uk_packed_s24_size(62, 20, 32), 0);  // K not a multiple of 4
+  EXPECT_EQ(kiln_uk_packed_s24_size(64, 20, 4), 0);
+  EXPECT_EQ(kiln_uk_packed_s24_size(0, 20, 32), 0);
+}
+
+TEST(UkSparse24, F32AndInt8AgainstThePrunedDenseReference) {
+  std::mt19937 rng(31);
+  int i = 0;
+  for (int32_t bits : {32, 8})
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{256, 33}, {4, 16}, {516, 50}})
+      for (int64_t M : {1, 2, 3, 5, 7, 31, 100}) {
+        ++i;
+        SCOPED_TRACE("bits=" + std::to_string(bits) + " M=" + std::to_string(M) +
+                     " K=" + std::to_string(K) + " N=" + std::to_string(N));
+        S24Weight w = RandomS24Weight(K, N, bits, rng, i % 2 == 0);
+        std::vector<float> A = Random(M * K, rng), bias = Random(N, rng), res = Random(M * N, rng);
+        int act = i % 4;
+        bool with_bias = i % 2 == 0, with_res = i % 3 != 0;
+        std::vector<double> ref = S24Ref(A, w, M);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double &y = ref[m * N + n];
+            y = ActRef(y + (with_bias ? bias[n] : 0.0), act) + (with_res ? res[m * N + n] : 0.0);
+          }
+        for (const Schedule &s : kSchedules) {
+          std::vector<float> C(M * N, kNaN);
+          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+            kiln_uk_matmul_s24_f32(A.data(), M, K, w.packed.data(), N, bits,
+                                   with_bias ? bias.data() : nullptr,
+                                   with_res ? res.data() : nullptr, act, C.data(), wg, count);
+          });
+          ExpectClose(C, ref, kTol, Describe(s));
+        }
+      }
+}
+
+TEST(UkSparse24, GluOfTwoSparseWeights) {
+  std::mt19937 rng(32);
+  for (int32_t bits : {32, 8})
+    for (int64_t M : {1, 3, 40}) {
+      const int64_t K = 256, N = 70;
+      S24Weight g = RandomS24Weight(K, N, bits, rng), u = RandomS24Weight(K, N, bits, rng);
+      std::vector<float> A = Random(M * K, rng);
+      std::vector<double> rg = S24Ref(A, g, M), ru = S24Ref(A, u, M);
+      for (size_t j = 0; j < rg.size(); ++j) rg[j] = ActRef(rg[j], KILN_UK_ACT_SILU) * ru[j];
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> C(M * N, kNaN);
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          kiln_uk_matmul_glu_s24_f32(A.data(), M, K, g.packed.data(), u.packed.data(), N, bits,
+                                     KILN_UK_ACT_SILU, C.data(), wg, count);
+        });
+        ExpectClose(C, rg, kTol, "bits=" + std::to_string(bits) + " M=" + std::to_string(M) +
+                                     " " + Describe(s));
+      }
+    }
+}
+
+TEST(UkSparse24, RowsAreBitwiseTheSameForAnyM) {
+  std::mt19937 rng(33);
+  const int64_t K = 512, N = 90;
+  std::vector<float> A = Random(130 * K, rng);
+  for (int32_t bits : {32, 8}) {
+    S24Weight w = RandomS24Weight(K, N, bits, rng), u = RandomS24Weight(K, N, bits, rng);
+    auto rows = [&](int64_t M, bool glu, int64_t count) {
+      std::vector<float> C(M * N, kNaN);
+      for (int64_t wg = 0; wg < count; ++wg) {
+        if (glu)
+          kiln_uk_matmul_glu_s24_f32(A.data(), M, K, w.packed.data(), u.packed.data(), N, bits, 2,
+                                     C.data(), wg, count);
+        else
+          kiln_uk_matmul_s24_f32(A.data(), M, K, w.packed.data(), N, bits, nullptr, nullptr, 0,
+                                 C.data(), wg, count);
+      }
+      return C;
+    };
+    for (bool glu : {false, true}) {
+      std::vector<float> one = rows(1, glu, 1);
+      for (int64_t M : {2, 5, 9, 130})
+        for (int64_t count : {1, 4}) {
+          std::vector<float> many = rows(M, glu, count);
+          EXPECT_EQ(std::memcmp(one.data(), many.data(), N * sizeof(float)), 0)
+              << "row 0 differs at bits=" << bits << " M=" << M << " count=" << count
+              << (glu ? " (glu)" : "");
+        }
+    }
+  }
 }
 
 }  // namespace

@@ -97,6 +97,22 @@ void kiln_uk_matmul_glu_q_f32(const float *A, int64_t M, int64_t K, const uint8_
                               const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                               int32_t has_zp, int32_t act, float *C, int64_t wg, int64_t count);
 
+/** kv8: kiln_uk_paged_attention_f32 over int8 pools [num_blocks,
+ *  block_size, KVH, hd + 4] bytes: each (slot, kv head) row is hd int8 values
+ *  followed by its f32 scale (value = scale * int8). hd <= 256. */
+void kiln_uk_paged_attention_q8(const float *q, const int8_t *k_pool, const int8_t *v_pool,
+                                const int32_t *block_tables, const int32_t *seq_lens,
+                                const int32_t *query_start, int64_t B, int64_t M, int64_t H,
+                                int64_t KVH, int64_t N, int64_t hd, int64_t num_blocks,
+                                int64_t block_size, float scale, int32_t causal, float *out,
+                                int64_t wg, int64_t count);
+
+/** kv8: kiln_uk_kv_cache_write_f32 into an int8 pool (layout above):
+ *  per token and kv head, scale = max|x| / 127 and q = round(x / scale). */
+void kiln_uk_kv_cache_write_q8(const float *cur, const int32_t *slots, int64_t KVH, int64_t N,
+                               int64_t hd, int64_t num_slots, int8_t *pool, int64_t wg,
+                               int64_t count);
+
 /** out[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * w, rows = product of the
  *  leading dims, w [D]. Rows are split across workgroups. out may alias x. */
 void kiln_uk_rms_norm_f32(const float *x, int64_t rows, int64_t D, const float *w, float eps,
@@ -182,6 +198,36 @@ void kiln_uk_merge_heads_f32(const float *x, int64_t B, int64_t H, int64_t S, in
 void kiln_uk_embedding_f32(const float *table, int64_t V, int64_t D, const int64_t *ids, int64_t N,
                            const float *pos_table, int64_t max_pos, const int64_t *pos, float *out,
                            int64_t wg, int64_t count);
+
+/** 2:4 sparse weights (kiln-llm-prune): W [K, N], K a multiple of 4, keeps
+ *  two of each group of 4 consecutive k per column. values [K/2, N] (f32,
+ *  or int8 with bits 8: W = q * scales[n], scales f16 [N]) and indices
+ *  [K/2, N] (0..3): row 2g + i holds the i-th kept weight of group g and its
+ *  position in the group. Layout, per panel of 16 columns (zero padded past
+ *  N): (bits 8) 16 f16 column scales; then per group g of 4 k: 16 values of
+ *  the first kept weight, 16 of the second (f32: 64 bytes each; int8: 16),
+ *  16 bytes a | b << 2 (a < b the kept positions). Returns the size in
+ *  bytes; 0 when K % 4 != 0, K or N <= 0 or bits is not 32 or 8. */
+int64_t kiln_uk_packed_s24_size(int64_t K, int64_t N, int32_t bits);
+
+/** Packs values (float or int8 [K/2, N] as bits says), indices [K/2, N] and
+ *  (bits 8) scales [N] (f16 bits) into `packed` (kiln_uk_packed_s24_size
+ *  bytes). Positions are sorted per group; a repeated position is merged.
+ *  Single-threaded; used at compile time. */
+void kiln_uk_pack_s24(const void *values, const int8_t *indices, const uint16_t *scales,
+                      int64_t K, int64_t N, int32_t bits, uint8_t *packed);
+
+/** kiln_uk_matmul_f32 with a packed 2:4 sparse weight Bs (bits 32 or 8): only
+ *  the kept half is read and multiplied. Panels are split across
+ *  workgroups; a row's result is bitwise the same for any M. */
+void kiln_uk_matmul_s24_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bs, int64_t N,
+                            int32_t bits, const float *bias, const float *residual, int32_t act,
+                            float *C, int64_t wg, int64_t count);
+
+/** kiln_uk_matmul_glu_f32 with both weights packed 2:4 sparse (same bits). */
+void kiln_uk_matmul_glu_s24_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bg_s,
+                                const uint8_t *Bu_s, int64_t N, int32_t bits, int32_t act,
+                                float *C, int64_t wg, int64_t count);
 
 #ifdef __cplusplus
 }  /* extern "C" */
