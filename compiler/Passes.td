@@ -61,7 +61,9 @@ def PagedKvPass : Pass<"kiln-llm-paged-kv", "mlir::ModuleOp"> {
     place -> logits [L, vocab]): kv_append + attention become
     kv_cache_write + paged_attention and the LM head runs on the
     logits_indices rows only. Functions without a KV cache are left alone.
+    With `kv8` the pools are int8 rows with a per-row f32 scale.
   }];
+  let options = [Option<"kv8", "kv8", "bool", "false", "int8 KV pools (hd int8 values + f32 scale per row)">];
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect", "mlir::arith::ArithDialect"];
 }

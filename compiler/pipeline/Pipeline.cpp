@@ -174,6 +174,7 @@ int compile(const CompileOptions &options, std::string &error) {
     return 1;
   }
   std::optional<QuantScheme> quant;
+  bool kv8 = false;
   if (!options.quantize.empty()) {
     for (llvm::StringRef part : llvm::split(llvm::StringRef(options.quantize), ',')) {
       if (std::optional<QuantScheme> s = parseWeightScheme(part)) {
@@ -182,18 +183,26 @@ int compile(const CompileOptions &options, std::string &error) {
           return 1;
         }
         quant = s;
-      } else if (part == "w8a8" || part == "kv8") {
-        error = "--quantize=" + part.str() + " is not implemented yet (implemented: w8, w4gN, w8gN)";
+      } else if (part == "kv8") {
+        kv8 = true;
+      } else if (part == "w8a8") {
+        error = "--quantize=w8a8 is not implemented yet (implemented: w8, w4gN, w8gN, kv8)";
         return 1;
       } else {
         error = "unknown --quantize scheme '" + part.str() +
-                "' (known: w8, w4g32, w4g128, w4gN, w8gN)";
+                "' (known: w8, w4g32, w4g128, w4gN, w8gN, kv8)";
         return 1;
       }
     }
-    quant->head = options.quantizeHead;
-  } else if (options.quantizeHead) {
-    error = "--quantize-head needs --quantize=SCHEME";
+    if (quant)
+      quant->head = options.quantizeHead;
+  }
+  if (options.quantizeHead && !quant) {
+    error = "--quantize-head needs a weight scheme (--quantize=w8, w4g32, ...)";
+    return 1;
+  }
+  if (kv8 && !options.pagedKv) {
+    error = "--quantize=kv8 needs the paged KV cache (not --kv-cache=concat)";
     return 1;
   }
   registerKilnPasses();
@@ -281,7 +290,7 @@ int compile(const CompileOptions &options, std::string &error) {
     if (options.report)
       llvm::outs() << formatRaiseReport(fn, report);
     if (options.pagedKv && !report.raised.empty()) {
-      int paged = convertToPagedKv(fn, error);
+      int paged = convertToPagedKv(fn, error, kv8);
       if (paged < 0)
         return 1;
       if (paged)
@@ -321,7 +330,7 @@ int compile(const CompileOptions &options, std::string &error) {
       if (report.raised.empty())
         continue;
       addKvCache(fn);
-      if (convertToPagedKv(fn, error) <= 0) {
+      if (convertToPagedKv(fn, error, kv8) <= 0) {
         if (error.empty())
           error = "the draft is not an LLM with a KV cache";
         return 1;
@@ -406,6 +415,14 @@ int compile(const CompileOptions &options, std::string &error) {
         llvm::outs() << formatQuantReport(fn.getSymName(), report);
     }
     metadata["llm.quantize"] = quant->name() + (quant->head ? "+head" : "");
+  }
+  if (kv8) {
+    if (!module->lookupSymbol<func::FuncOp>("forward")) {
+      error = "--quantize=kv8 needs an LLM with a KV cache (this model has none)";
+      return 1;
+    }
+    metadata["llm.kv_cache"] = "int8";
+    progress.step("int8 KV cache (kv8): per token and head scales");
   }
   if (stopHere(Phase::Llm))
     return failed(emitModule(*module, options.output, error));

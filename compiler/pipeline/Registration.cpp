@@ -29,7 +29,7 @@ void registerKilnPasses() {
     mlir::registerPass(createFormDispatchesPass);
     mlir::registerPass(createRaiseLlmPass);
     mlir::registerPass(createAddKvCachePass);
-    mlir::registerPass(createPagedKvPass);
+    mlir::registerPass([] { return createPagedKvPass(); });
     mlir::registerPass([] { return createLayerSkipDraftPass(); });
     mlir::registerPass([] { return createQuantizePass(); });
     mlir::registerPass(createLowerLlmPass);

@@ -46,10 +46,11 @@ struct AddKvCachePass : impl::AddKvCachePassBase<AddKvCachePass> {
 };
 
 struct PagedKvPass : impl::PagedKvPassBase<PagedKvPass> {
+  using PagedKvPassBase::PagedKvPassBase;
   void runOnOperation() override {
     for (auto fn : entries(getOperation())) {
       std::string error;
-      if (convertToPagedKv(fn, error) < 0)
+      if (convertToPagedKv(fn, error, kv8) < 0)
         return signalPassFailure();
     }
   }

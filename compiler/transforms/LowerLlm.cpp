@@ -566,8 +566,9 @@ private:
       // into it (in place when the pool is a function argument).
       Args a{b};
       a.ptr(0).ptr(1).dims(0, {1}).dims(0, {2}).dims(0, {3}).dims(2, {0, 1}).ptr(2);
-      return call(loc, "kiln_uk_kv_cache_write_f32", {w.getNewValue(), w.getSlots()},
-                  w.getCache(), a);
+      bool int8 = cast<RankedTensorType>(w.getCache().getType()).getElementType().isInteger(8);
+      return call(loc, int8 ? "kiln_uk_kv_cache_write_q8" : "kiln_uk_kv_cache_write_f32",
+                  {w.getNewValue(), w.getSlots()}, w.getCache(), a);
     }
     if (auto at = dyn_cast<llm::PagedAttentionOp>(op)) {
       Args a{b};
@@ -575,7 +576,8 @@ private:
           .dims(4, {0}).dims(3, {1}).dims(0, {1}).dims(1, {2}).dims(0, {2}).dims(0, {3})
           .dims(1, {0}).dims(1, {1}).f32(at.getScale().convertToFloat())
           .i32(at.getCausal() ? 1 : 0).ptr(6);
-      return call(loc, "kiln_uk_paged_attention_f32",
+      bool int8 = cast<RankedTensorType>(at.getKeyCache().getType()).getElementType().isInteger(8);
+      return call(loc, int8 ? "kiln_uk_paged_attention_q8" : "kiln_uk_paged_attention_f32",
                   {at.getQuery(), at.getKeyCache(), at.getValueCache(), at.getBlockTables(),
                    at.getSeqLens(), at.getQueryStart()},
                   emptyLike(at.getQuery()), a);

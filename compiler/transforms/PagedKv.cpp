@@ -102,7 +102,7 @@ BlockArgument argOf(Value v, Block &entry) {
 
 } // namespace
 
-int convertToPagedKv(func::FuncOp fn, std::string &error) {
+int convertToPagedKv(func::FuncOp fn, std::string &error, bool int8Cache) {
   Block &entry = fn.getBody().front();
   auto ret = cast<func::ReturnOp>(entry.getTerminator());
   SmallVector<llm::AttentionOp> attentions;
@@ -188,6 +188,13 @@ int convertToPagedKv(func::FuncOp fn, std::string &error) {
   if (logitsType.getRank() != 3)
     return fail(ret, "logits are not [batch, seq, vocab]");
 
+  if (int8Cache)
+    for (auto &layer : layers) {
+      int64_t hd = cast<RankedTensorType>(layer.key.getNewValue().getType()).getDimSize(3);
+      if (ShapedType::isDynamic(hd) || hd > 256)
+        return fail(layer.key, "an int8 KV cache (kv8) needs a static head_dim of at most 256");
+    }
+
   // The new arguments.
   OpBuilder b(fn.getContext());
   MLIRContext *ctx = fn.getContext();
@@ -212,7 +219,12 @@ int convertToPagedKv(func::FuncOp fn, std::string &error) {
   for (auto [n, layer] : llvm::enumerate(layers))
     for (auto [which, app] : llvm::enumerate(SmallVector<llm::KvAppendOp>{layer.key, layer.value})) {
       auto t = cast<RankedTensorType>(app.getNewValue().getType());
-      auto pool = RankedTensorType::get({dyn, dyn, t.getDimSize(1), t.getDimSize(3)}, t.getElementType());
+      // kv8: each (token, kv head) row is hd int8 values followed by its f32
+      // scale (4 bytes), one pool per layer and K/V as in f32.
+      auto pool = int8Cache ? RankedTensorType::get({dyn, dyn, t.getDimSize(1), t.getDimSize(3) + 4},
+                                                    IntegerType::get(ctx, 8))
+                            : RankedTensorType::get({dyn, dyn, t.getDimSize(1), t.getDimSize(3)},
+                                                    t.getElementType());
       std::string name = (which == 0 ? "k_cache." : "v_cache.") + std::to_string(n);
       pools.push_back(add(pool, argAttrs(b, name, {"num_blocks", "block_size", "", ""}, /*inplace=*/true)));
     }

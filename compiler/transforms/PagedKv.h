@@ -14,7 +14,9 @@ namespace kiln {
 /// pools that kernels update in place. Returns the number of layers
 /// rewritten (0: not an LLM with a KV cache, left alone), or -1 with
 /// `error` set when the function has a cache the rewrite cannot handle.
-int convertToPagedKv(mlir::func::FuncOp fn, std::string &error);
+/// `int8Cache` (kv8): the pools are i8 [blocks, block_size, KVH, hd + 4],
+/// each row hd int8 values and its f32 scale.
+int convertToPagedKv(mlir::func::FuncOp fn, std::string &error, bool int8Cache = false);
 } // namespace kiln
 
 #endif

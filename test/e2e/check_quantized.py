@@ -4,18 +4,19 @@
     python3 test/e2e/check_quantized.py --fixture ../shared/fixtures/llama-s [--bin-dir build/bin]
         [--schemes w8,w4g32] [--threads 2]
 
-For each scheme: compile model.onnx with --quantize=SCHEME, then
+For each scheme (`+` joins schemes: w4g32+kv8 is --quantize=w4g32,kv8): compile
+model.onnx with --quantize=SCHEME, then
   perplexity   kiln-perplexity --json on reference.json's perplexity_protocol
                text and window, relative to the f32 reference valid_perplexity:
-               w8 <= +1 %, w4gN <= +6 % (issue 8's targets for round to nearest
-               w8 and for w4g32 at most);
+               w8 <= +1 %, kv8 <= +1 %, w4gN <= +6 % (issue 8's targets; a
+               combination is held to its weight scheme's limit);
   greedy       (w8 only) kiln-generate --temperature 0 --max-tokens 48 on every
                reference prompt: at least 40 of the 48 ids equal greedy_48,
                position by position;
   size         the artifact holds the weights as --report counts them after
                quantization (integers, scales, zero points, the f32 embedding
-               and head) and nothing more: at most 2 % + 256 KiB above that
-               total, so no f32 copy of a quantized weight is left in it.
+               and head) plus what the f32 artifact holds besides its weights
+               (code, norms), within 2 %: no f32 copy of a weight is left.
 Prints one line per check and `N passed, N failed`; exit 1 on any failure.
 """
 import argparse
@@ -27,7 +28,7 @@ import sys
 import tempfile
 
 TIMEOUT_S = 900
-PPL_LIMIT = {"w8": 0.01, "w4": 0.06}
+PPL_LIMIT = {"w8": 0.01, "w4": 0.06, "kv": 0.01}
 
 
 def run(cmd):
@@ -59,7 +60,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fixture", required=True)
     p.add_argument("--bin-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
-    p.add_argument("--schemes", default="w8,w4g32")
+    p.add_argument("--schemes", default="w8,w4g32,kv8,w4g32+kv8")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     ref = json.load(open(os.path.join(args.fixture, "reference.json")))
@@ -75,20 +76,25 @@ def main():
         for scheme in args.schemes.split(","):
             family = scheme[:2]
             art = os.path.join(work, scheme + ".kiln")
-            rc, out, err = run([os.path.join(args.bin_dir, "kiln-compile"), model, "--quantize=" + scheme, "--report",
-                                "-o", art])
+            rc, out, err = run([os.path.join(args.bin_dir, "kiln-compile"), model,
+                                "--quantize=" + scheme.replace("+", ","), "--report", "-o", art])
             if rc != 0:
                 checks.report(f"{scheme} compile", False, last_line(err))
                 continue
             total = re.search(r"total: ([0-9.]+) MiB -> ([0-9.]+) MiB", out)
-            if not total:
+            if family == "kv":
+                pass  # weights stay f32: nothing to hold the size to
+            elif not total:
                 checks.report(f"{scheme} size", False, "--report printed no 'total: A MiB -> B MiB' line")
-            else:
-                want = float(total.group(2)) * 2**20
+            elif f32_bytes:
+                # What the f32 artifact holds besides its weights (kernel code,
+                # norms, biases) is the allowance beside the quantized weights.
+                before, after = float(total.group(1)) * 2**20, float(total.group(2)) * 2**20
+                overhead = max(f32_bytes - before, 0)
                 size = os.path.getsize(art)
-                checks.report(f"{scheme} size", size <= want * 1.02 + 2**18,
-                              f"artifact {size / 2**20:.2f} MiB, weights after quantization {want / 2**20:.2f} MiB"
-                              + (f" (f32 artifact {f32_bytes / 2**20:.2f} MiB)" if f32_bytes else ""))
+                checks.report(f"{scheme} size", size <= (after + overhead) * 1.02,
+                              f"artifact {size / 2**20:.2f} MiB; weights after quantization {after / 2**20:.2f} MiB "
+                              f"+ the f32 artifact's {overhead / 2**20:.2f} MiB besides its weights")
             rc, out, err = run([os.path.join(args.bin_dir, "kiln-perplexity"), art, "--text", text, "--window",
                                 str(proto["window"]), "--threads", str(args.threads), "--json"])
             if rc != 0:

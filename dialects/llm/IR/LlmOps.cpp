@@ -239,11 +239,17 @@ LogicalResult KvCacheWriteOp::verify() {
   auto n = rt(getNewValue()), c = rt(getCache());
   if (!agree(n.getDimSize(0), 1))
     return emitOpError("new values must be [1, KVH, N, hd]");
-  if (!agree(n.getDimSize(1), c.getDimSize(2)) || !agree(n.getDimSize(3), c.getDimSize(3)))
-    return emitOpError("new values [1, KVH, N, hd] and cache [blocks, block_size, KVH, hd] disagree");
+  // An int8 cache (kv8) stores each row as hd int8 values and an f32 scale.
+  bool int8 = c.getElementType().isSignlessInteger(8) && n.getElementType().isF32();
+  int64_t rowDim = c.getDimSize(3);
+  if (int8 && !ShapedType::isDynamic(rowDim))
+    rowDim -= 4;
+  if (!agree(n.getDimSize(1), c.getDimSize(2)) || !agree(n.getDimSize(3), rowDim))
+    return emitOpError(int8 ? "new values [1, KVH, N, hd] and int8 cache [blocks, block_size, KVH, hd + 4] disagree"
+                            : "new values [1, KVH, N, hd] and cache [blocks, block_size, KVH, hd] disagree");
   if (!agree(n.getDimSize(2), rt(getSlots()).getDimSize(0)))
     return emitOpError("one slot per new token");
-  if (n.getElementType() != c.getElementType())
+  if (!int8 && n.getElementType() != c.getElementType())
     return emitOpError("new values and cache differ in element type");
   return success();
 }
@@ -261,8 +267,15 @@ LogicalResult PagedAttentionOp::verify() {
     return emitOpError("key and value caches must have the same type");
   if (!agree(q.getDimSize(0), 1))
     return emitOpError("q must be [1, H, N, hd] (a flattened batch)");
-  if (!agree(q.getDimSize(3), k.getDimSize(3)))
-    return emitOpError("q and the caches must share head_dim");
+  bool int8 = k.getElementType().isSignlessInteger(8);
+  int64_t rowDim = k.getDimSize(3);
+  if (int8 && !ShapedType::isDynamic(rowDim))
+    rowDim -= 4; // hd int8 values and an f32 scale per row
+  if (!int8 && k.getElementType() != q.getElementType())
+    return emitOpError("the caches must be f32 like q, or i8 (kv8)");
+  if (!agree(q.getDimSize(3), rowDim))
+    return emitOpError(int8 ? "int8 caches must hold head_dim + 4 bytes per row"
+                            : "q and the caches must share head_dim");
   int64_t h = q.getDimSize(1), kvh = k.getDimSize(2);
   if (!ShapedType::isDynamic(h) && !ShapedType::isDynamic(kvh) && (kvh == 0 || h % kvh))
     return emitOpError("query heads must be a multiple of kv heads");

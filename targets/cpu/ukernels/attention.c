@@ -30,6 +30,7 @@
 #define UK_ATT_TB 64 /* keys per block: scores of a block stay on the stack */
 #define UK_ATT_QB 16 /* query rows per work item */
 #define UK_ATT_RB 4  /* rows per register block in P @ V */
+#define UK_ATT_HD8_MAX 256 /* head_dim of kv8 pools: a chunk of K and V rows widened on the stack */
 
 /*===-- Scores ------------------------------------------------------------===*/
 
@@ -167,7 +168,20 @@ typedef struct {
   const int64_t *mrow; /* contiguous only: padding mask row [T] or NULL */
   float scale;
   int32_t causal;
+  /* kv8 pools (NULL for f32): row r of a kv head at k8/v8 + r * ks8 bytes,
+   * hd int8 values then their f32 scale; a chunk's rows are widened into
+   * kbuf/vbuf ([UK_ATT_TB][hd] floats) and read from there. */
+  const int8_t *k8, *v8;
+  int64_t ks8;
+  float *kbuf, *vbuf;
 } uk_att_src_t;
+
+/* One kv8 row (hd int8 values, then the f32 scale) as floats. */
+UK_INLINE void uk_att_widen8(const int8_t *row, int64_t hd, float *dst) {
+  float s;
+  __builtin_memcpy(&s, row + hd, sizeof s);
+  for (int64_t d = 0; d < hd; ++d) dst[d] = s * (float)row[d];
+}
 
 /* The run of keys j0.. (at most `want`) that sits contiguously in memory:
  * sets their K and V row pointers and row stride; returns how many, or 0
@@ -184,6 +198,16 @@ UK_INLINE int64_t uk_att_chunk(const uk_att_src_t *a, int64_t j0, int64_t want, 
   const int64_t n = uk_min64(want, a->bs - off);
   if (blk < 0 || blk >= a->num_blocks) return -n;
   const int64_t row = blk * a->bs + off;
+  if (a->k8) {
+    for (int64_t j = 0; j < n; ++j) {
+      uk_att_widen8(a->k8 + (row + j) * a->ks8, a->hd, a->kbuf + j * a->hd);
+      uk_att_widen8(a->v8 + (row + j) * a->ks8, a->hd, a->vbuf + j * a->hd);
+    }
+    *kc = a->kbuf;
+    *vc = a->vbuf;
+    *ks = a->hd;
+    return n;
+  }
   *kc = a->k + row * a->ks;
   *vc = a->v + row * a->ks;
   *ks = a->ks;
@@ -478,15 +502,19 @@ void kiln_uk_attention_f32(const float *q, const float *k, const float *v, const
   }
 }
 
-void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const float *v_pool,
-                                 const int32_t *block_tables, const int32_t *seq_lens,
-                                 const int32_t *query_start, int64_t B, int64_t M, int64_t H,
-                                 int64_t KVH, int64_t N, int64_t hd, int64_t num_blocks,
-                                 int64_t block_size, float scale, int32_t causal, float *out,
-                                 int64_t wg, int64_t count) {
+/* The paged kernel over f32 pools (k_pool/v_pool) or kv8 pools (k8/v8). */
+static void uk_paged_attention(const float *q, const float *k_pool, const float *v_pool,
+                               const int8_t *k8, const int8_t *v8, const int32_t *block_tables,
+                               const int32_t *seq_lens, const int32_t *query_start, int64_t B,
+                               int64_t M, int64_t H, int64_t KVH, int64_t N, int64_t hd,
+                               int64_t num_blocks, int64_t block_size, float scale, int32_t causal,
+                               float *out, int64_t wg, int64_t count) {
   if (B <= 0 || H <= 0 || N <= 0 || hd <= 0 || KVH <= 0 || block_size <= 0) return;
+  if (k8 && hd > UK_ATT_HD8_MAX) return; /* refused by the compiler */
   if (count < 1) count = 1;
   if (wg < 0 || wg >= count) return;
+  float kbuf[UK_ATT_TB * UK_ATT_HD8_MAX] UK_ALIGN64; /* kv8 only (64 KiB each) */
+  float vbuf[UK_ATT_TB * UK_ATT_HD8_MAX] UK_ALIGN64;
   const int64_t g = H / KVH > 0 ? H / KVH : 1;
   /* Token rows that no sequence's query_start range covers (not produced
    * by a well-formed batch) are zeros, not garbage; each workgroup zeroes
@@ -518,8 +546,11 @@ void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const floa
       for (int64_t rr0 = 0; rr0 < rows; rr0 += UK_ATT_QB, ++it) {
         if (it % count != wg) continue;
         uk_att_src_t a = {q + q0 * hd, out + q0 * hd, N * hd, S, T < 0 ? 0 : T, hd,
-                          k_pool + c * hd, v_pool + c * hd, block_tables + b * M, block_size,
-                          KVH * hd, num_blocks, (const int64_t *)0, scale, causal};
+                          k8 ? (const float *)0 : k_pool + c * hd,
+                          k8 ? (const float *)0 : v_pool + c * hd, block_tables + b * M,
+                          block_size, KVH * hd, num_blocks, (const int64_t *)0, scale, causal,
+                          k8 ? k8 + c * (hd + 4) : (const int8_t *)0,
+                          v8 ? v8 + c * (hd + 4) : (const int8_t *)0, KVH * (hd + 4), kbuf, vbuf};
         /* Always the per-row path, one FMA chain per row in P @ V: a row's
          * result then does not depend on how many rows share its item, i.e.
          * on how the scheduler chunked or batched it (the rows-as-lanes
@@ -529,6 +560,28 @@ void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const floa
       }
     }
   }
+}
+
+void kiln_uk_paged_attention_f32(const float *q, const float *k_pool, const float *v_pool,
+                                 const int32_t *block_tables, const int32_t *seq_lens,
+                                 const int32_t *query_start, int64_t B, int64_t M, int64_t H,
+                                 int64_t KVH, int64_t N, int64_t hd, int64_t num_blocks,
+                                 int64_t block_size, float scale, int32_t causal, float *out,
+                                 int64_t wg, int64_t count) {
+  uk_paged_attention(q, k_pool, v_pool, (const int8_t *)0, (const int8_t *)0, block_tables,
+                     seq_lens, query_start, B, M, H, KVH, N, hd, num_blocks, block_size, scale,
+                     causal, out, wg, count);
+}
+
+void kiln_uk_paged_attention_q8(const float *q, const int8_t *k_pool, const int8_t *v_pool,
+                                const int32_t *block_tables, const int32_t *seq_lens,
+                                const int32_t *query_start, int64_t B, int64_t M, int64_t H,
+                                int64_t KVH, int64_t N, int64_t hd, int64_t num_blocks,
+                                int64_t block_size, float scale, int32_t causal, float *out,
+                                int64_t wg, int64_t count) {
+  uk_paged_attention(q, (const float *)0, (const float *)0, k_pool, v_pool, block_tables,
+                     seq_lens, query_start, B, M, H, KVH, N, hd, num_blocks, block_size, scale,
+                     causal, out, wg, count);
 }
 
 void kiln_uk_kv_cache_write_f32(const float *cur, const int32_t *slots, int64_t KVH, int64_t N,
@@ -544,6 +597,36 @@ void kiln_uk_kv_cache_write_f32(const float *cur, const int32_t *slots, int64_t 
       const float *src = cur + (c * N + t) * hd;
       float *dst = pool + (slot * KVH + c) * hd;
       for (int64_t d = 0; d < hd; ++d) dst[d] = src[d];
+    }
+  }
+}
+
+void kiln_uk_kv_cache_write_q8(const float *cur, const int32_t *slots, int64_t KVH, int64_t N,
+                               int64_t hd, int64_t num_slots, int8_t *pool, int64_t wg,
+                               int64_t count) {
+  if (count < 1) count = 1;
+  int64_t t0, t1;
+  uk_split(N, wg, count, &t0, &t1);
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t slot = slots[t];
+    if (slot < 0 || slot >= num_slots) continue; /* -1: no cache write (padding) */
+    for (int64_t c = 0; c < KVH; ++c) {
+      const float *src = cur + (c * N + t) * hd;
+      int8_t *dst = pool + (slot * KVH + c) * (hd + 4);
+      /* symmetric, per token and head: s = max|x| / 127, q = round(x / s) */
+      float amax = 0.0f;
+      for (int64_t d = 0; d < hd; ++d) {
+        float a = src[d] < 0.0f ? -src[d] : src[d];
+        amax = a > amax ? a : amax;
+      }
+      const float s = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      for (int64_t d = 0; d < hd; ++d) {
+        /* round half away from zero, without libm */
+        float r = src[d] * inv;
+        int32_t v = (int32_t)(r + (r < 0.0f ? -0.5f : 0.5f));
+        dst[d] = (int8_t)(v > 127 ? 127 : (v < -127 ? -127 : v));
+      }
+      __builtin_memcpy(dst + hd, &s, sizeof s);
     }
   }
 }

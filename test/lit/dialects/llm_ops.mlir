@@ -186,3 +186,21 @@ func.func @dequantize_float_data(%q: tensor<64x16xf32>, %s: tensor<2x16xf16>) ->
   %w = llm.dequantize %q scales %s {group_size = 32 : i64} : tensor<64x16xf32>, tensor<2x16xf16> -> tensor<64x16xf32>
   return %w : tensor<64x16xf32>
 }
+
+// -----
+
+// kv8 pools: int8 rows of head_dim + 4 bytes (values, then the f32 scale).
+// CHECK-LABEL: func @int8_pools
+// CHECK: llm.kv_cache_write %arg0, %arg1, %arg2 : tensor<1x2x?x8xf32>, tensor<?x16x2x12xi8>, tensor<?xi32>
+func.func @int8_pools(%new: tensor<1x2x?x8xf32>, %pool: tensor<?x16x2x12xi8>, %slots: tensor<?xi32>) -> tensor<?x16x2x12xi8> {
+  %p = llm.kv_cache_write %new, %pool, %slots : tensor<1x2x?x8xf32>, tensor<?x16x2x12xi8>, tensor<?xi32>
+  return %p : tensor<?x16x2x12xi8>
+}
+
+// -----
+
+func.func @int8_pool_without_scale_bytes(%new: tensor<1x2x?x8xf32>, %pool: tensor<?x16x2x8xi8>, %slots: tensor<?xi32>) -> tensor<?x16x2x8xi8> {
+  // expected-error @+1 {{new values [1, KVH, N, hd] and int8 cache [blocks, block_size, KVH, hd + 4] disagree}}
+  %p = llm.kv_cache_write %new, %pool, %slots : tensor<1x2x?x8xf32>, tensor<?x16x2x8xi8>, tensor<?xi32>
+  return %p : tensor<?x16x2x8xi8>
+}
