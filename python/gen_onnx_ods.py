@@ -59,6 +59,8 @@ CUSTOM = {
     "ThresholdedRelu": ["infer"], "Shrink": ["infer"], "Clip": ["infer"],
     "Trilu": ["infer"], "CumSum": ["infer"], "IsNaN": ["infer"],
     "IsInf": ["infer"],
+    # Activation fake quantization (static QDQ) must not lose shapes.
+    "QuantizeLinear": ["infer"], "DequantizeLinear": ["infer"],
 }
 # Folders added to ops that also appear above.
 for _op in ("Div", "Equal", "Where", "Neg"):

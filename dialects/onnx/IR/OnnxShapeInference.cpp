@@ -367,6 +367,44 @@ bool MatMulOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
   return compatibleTypes(l, r);
 }
 
+/// x's shape; the zero point's element type (uint8 without one).
+LogicalResult QuantizeLinearOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location>, ValueRange operands,
+    DictionaryAttr, OpaqueProperties, RegionRange,
+    SmallVectorImpl<Type> &results) {
+  if (operands.size() < 2)
+    return failure();
+  Type element = IntegerType::get(ctx, 8, IntegerType::Unsigned);
+  if (operands.size() > 2 && !isa<NoneType>(operands[2].getType()))
+    element = elementTypeOf(operands[2]);
+  if (auto t = dyn_cast<RankedTensorType>(operands[0].getType()))
+    results.push_back(RankedTensorType::get(t.getShape(), element));
+  else
+    results.push_back(UnrankedTensorType::get(element));
+  return success();
+}
+bool QuantizeLinearOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
+  return compatibleTypes(l, r);
+}
+
+/// x's shape; the scale's element type.
+LogicalResult DequantizeLinearOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location>, ValueRange operands,
+    DictionaryAttr, OpaqueProperties, RegionRange,
+    SmallVectorImpl<Type> &results) {
+  if (operands.size() < 2)
+    return failure();
+  Type element = elementTypeOf(operands[1]);
+  if (auto t = dyn_cast<RankedTensorType>(operands[0].getType()))
+    results.push_back(RankedTensorType::get(t.getShape(), element));
+  else
+    results.push_back(UnrankedTensorType::get(element));
+  return success();
+}
+bool DequantizeLinearOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
+  return compatibleTypes(l, r);
+}
+
 /// A's shape with the last dim (K) replaced by the attribute N.
 LogicalResult MatMulNBitsOp::inferReturnTypes(
     MLIRContext *, std::optional<Location>, ValueRange operands,
