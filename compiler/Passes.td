@@ -97,6 +97,25 @@ def QuantizePass : Pass<"kiln-llm-quantize", "mlir::ModuleOp"> {
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::arith::ArithDialect"];
 }
 
+def PrunePass : Pass<"kiln-llm-prune", "mlir::ModuleOp"> {
+  let summary = "2:4 semi-structured pruning of the constant weights of llm matmuls";
+  let description = [{
+    Every constant f32 weight [K, N] (K a multiple of 4) of llm.matmul,
+    llm.gated_mlp and llm.gelu_mlp keeps the two largest-magnitude weights
+    of each group of 4 consecutive rows of K per column and becomes an
+    llm.sparse_24 of the kept values and their positions (`values=w8`: int8
+    values with one f16 scale per column, as an llm.dequantize). The LM head
+    stays dense unless `prune-head`; embeddings are never pruned; a gated
+    MLP's gate and up are pruned together or not at all. Wanda (calibrated)
+    scoring is only available from kiln-compile, which runs the calibration.
+  }];
+  let options = [
+    Option<"values", "values", "std::string", "\"f32\"", "kept values: f32 or w8">,
+    Option<"pruneHead", "prune-head", "bool", "false", "prune the LM head too">,
+  ];
+  let dependentDialects = ["kiln::llm::LlmDialect", "mlir::arith::ArithDialect"];
+}
+
 def LowerLlmPass : Pass<"kiln-lower-llm", "mlir::ModuleOp"> {
   let summary = "Lower llm ops to CPU microkernel calls, packing weights";
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::tensor::TensorDialect",

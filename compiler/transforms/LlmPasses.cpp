@@ -3,6 +3,7 @@
 #include "compiler/transforms/LowerLlm.h"
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
+#include "compiler/transforms/Prune.h"
 #include "compiler/transforms/Quantize.h"
 #include "compiler/transforms/RaiseLlm.h"
 
@@ -17,6 +18,7 @@ namespace kiln {
 #define GEN_PASS_DEF_PAGEDKVPASS
 #define GEN_PASS_DEF_LAYERSKIPDRAFTPASS
 #define GEN_PASS_DEF_QUANTIZEPASS
+#define GEN_PASS_DEF_PRUNEPASS
 #include "compiler/Passes.h.inc"
 
 namespace {
@@ -80,6 +82,25 @@ struct QuantizePass : impl::QuantizePassBase<QuantizePass> {
     for (auto fn : entries(getOperation())) {
       std::vector<QuantizedWeight> report;
       if (failed(quantizeWeights(fn, *s, report, &cache)))
+        return signalPassFailure();
+    }
+  }
+};
+
+struct PrunePass : impl::PrunePassBase<PrunePass> {
+  using PrunePassBase::PrunePassBase;
+  void runOnOperation() override {
+    PruneOptions o;
+    if (values != "f32" && values != "w8") {
+      getOperation().emitError("kiln-llm-prune: values must be f32 or w8, got '") << values << "'";
+      return signalPassFailure();
+    }
+    o.valueBits = values == "w8" ? 8 : 32;
+    o.head = pruneHead;
+    PruneCache cache;
+    for (auto fn : entries(getOperation())) {
+      std::vector<PrunedWeight> report;
+      if (failed(pruneWeights(fn, o, report, &cache)))
         return signalPassFailure();
     }
   }

@@ -70,7 +70,7 @@ public:
     SmallVector<Operation *> ops;
     fn.walk([&](Operation *op) {
       if (isa<llm::LlmDialect>(op->getDialect()) &&
-          !isa<llm::UkernelOp, llm::DequantizeOp>(op))
+          !isa<llm::UkernelOp, llm::DequantizeOp, llm::Sparse24Op>(op))
         ops.push_back(op);
     });
     for (Operation *op : ops) {
@@ -83,7 +83,14 @@ public:
       // Free each unpacked weight as soon as its last reader is lowered,
       // so that at most one weight exists twice at any time.
       releaseUnpacked();
+      releaseSparse();
     }
+    if (fn.walk([&](llm::Sparse24Op sp) {
+            sp.emitOpError("is not the weight of a matmul: 2:4 sparse weights are only read "
+                           "by matmul kernels");
+            return WalkResult::interrupt();
+          }).wasInterrupted())
+      return failure();
     // Every dequantize was a weight read by a kernel: none may be left.
     WalkResult left = fn.walk([&](llm::DequantizeOp dq) {
       dq.emitOpError("is not the weight of a matmul: quantized weights are "
@@ -349,11 +356,148 @@ private:
     return found;
   }
 
+  /// The 2:4 sparse weight `sp` (llm.sparse_24 of constant values, or of
+  /// an int8 llm.dequantize with per-column scales) packed for the 2:4
+  /// kernels (pack_s24.c); bits: 32 (f32 values) or 8.
+  FailureOr<Value> packedS24(llm::Sparse24Op sp, Operation *user, int32_t &bits) {
+    auto rtype = cast<RankedTensorType>(sp.getType());
+    int64_t K = rtype.getDimSize(0), N = rtype.getDimSize(1);
+    ElementsAttr idx = match::constant(sp.getIndices());
+    auto dq = sp.getValues().getDefiningOp<llm::DequantizeOp>();
+    ElementsAttr values = match::constant(dq ? dq.getData() : sp.getValues());
+    ElementsAttr scales = dq ? match::constant(dq.getScales()) : ElementsAttr();
+    if (!idx || !values || (dq && (!scales || dq.getZeroPoints() ||
+                                   !cast<RankedTensorType>(dq.getData().getType())
+                                        .getElementType()
+                                        .isInteger(8) ||
+                                   dq.getGroupSize() != K / 2)))
+      return user->emitOpError("2:4 sparse weights must be constant f32 values, or int8 "
+                               "values with one scale per column, and constant indices");
+    bits = dq ? 8 : 32;
+    Attribute key = b.getArrayAttr({idx, values, scales ? Attribute(scales) : b.getUnitAttr()});
+    if (auto it = packedQ.find(key); it != packedQ.end())
+      return it->second;
+    int64_t size = kiln_uk_packed_s24_size(K, N, bits);
+    if (size <= 0)
+      return user->emitOpError() << "no 2:4 kernel takes a weight [" << K << ", " << N << "]";
+    Attribute shared = cache ? cache->lookup(key) : Attribute();
+    if (!shared) {
+      SmallVector<char> is, vs, ss;
+      SmallVector<float> fs;
+      std::optional<ArrayRef<char>> iBytes = rawBytes(idx, 1, is);
+      const void *vdata = nullptr;
+      if (dq) {
+        if (std::optional<ArrayRef<char>> v = rawBytes(values, 1, vs))
+          vdata = v->data();
+      } else if (std::optional<ArrayRef<float>> v = match::floatData(values, fs);
+                 v && (int64_t)v->size() == K / 2 * N) {
+        vdata = v->data();
+      }
+      std::optional<ArrayRef<char>> sBytes = dq ? rawBytes(scales, 2, ss) : std::nullopt;
+      if (!iBytes || !vdata || (dq && !sBytes))
+        return user->emitOpError("2:4 sparse weight data is missing");
+      auto blob = HeapAsmResourceBlob::allocate(size_t(size), 64);
+      kiln_uk_pack_s24(vdata, reinterpret_cast<const int8_t *>(iBytes->data()),
+                       sBytes ? reinterpret_cast<const uint16_t *>(sBytes->data()) : nullptr, K, N,
+                       bits, reinterpret_cast<uint8_t *>(blob.getMutableData().data()));
+      auto ptype = RankedTensorType::get({size}, b.getIntegerType(8));
+      std::string name = "s24packed" + std::to_string(packedQ.size());
+      if (auto res = dyn_cast<DenseResourceElementsAttr>(idx))
+        name = (res.getRawHandle().getKey() + ".packed").str();
+      shared = DenseResourceElementsAttr::get(ptype, name, std::move(blob));
+      if (cache)
+        (*cache)[key] = shared;
+    }
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointAfterValue(sp.getResult());
+    auto typed = cast<TypedAttr>(shared);
+    Value p = arith::ConstantOp::create(b, sp.getLoc(), typed.getType(), typed);
+    packedQ[key] = p;
+    sparse.push_back(sp);
+    return p;
+  }
+
+  /// Erases the 2:4 weights nobody reads any more, with their constants
+  /// (and the dequantize of int8 values).
+  void releaseSparse() {
+    SmallVector<llm::Sparse24Op> live;
+    for (llm::Sparse24Op sp : sparse) {
+      if (!sp->use_empty()) {
+        live.push_back(sp);
+        continue;
+      }
+      SmallVector<Value> operands(sp->getOperands());
+      sp->erase();
+      for (Value v : operands) {
+        Operation *def = v.getDefiningOp();
+        if (!def || !v.use_empty())
+          continue;
+        if (isa<llm::DequantizeOp>(def)) {
+          SmallVector<Value> inner(def->getOperands());
+          def->erase();
+          for (Value u : inner)
+            if (Operation *d = u.getDefiningOp(); d && u.use_empty() && isa<arith::ConstantOp>(d))
+              eraseConstant(d);
+        } else if (isa<arith::ConstantOp>(def)) {
+          eraseConstant(def);
+        }
+      }
+    }
+    sparse = std::move(live);
+  }
+
+  /// matmul() with a 2:4 sparse weight: kiln_uk_matmul_s24_f32.
+  FailureOr<Value> s24Matmul(Operation *op, llm::Sparse24Op sp, Value x, Value bias,
+                             Value residual, int32_t act) {
+    int32_t bits = 0;
+    FailureOr<Value> wp = packedS24(sp, op, bits);
+    if (failed(wp))
+      return failure();
+    int64_t N = cast<RankedTensorType>(sp.getType()).getDimSize(1);
+    Value out = emptyWithLast(x, N);
+    SmallVector<Value> ins{x, *wp};
+    if (bias)
+      ins.push_back(bias);
+    if (residual)
+      ins.push_back(residual);
+    int64_t outIdx = ins.size();
+    Args a{b};
+    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).i64(N).i32(bits);
+    if (bias)
+      a.ptr(2);
+    else
+      a.null();
+    if (residual)
+      a.ptr(bias ? 3 : 2);
+    else
+      a.null();
+    a.i32(act).ptr(outIdx);
+    return call(op->getLoc(), "kiln_uk_matmul_s24_f32", ins, out, a);
+  }
+
+  /// The GLU half of a gated MLP with 2:4 sparse gate and up weights.
+  FailureOr<Value> s24Glu(llm::GatedMlpOp g, llm::Sparse24Op gate, llm::Sparse24Op up) {
+    int32_t gb = 0, ub = 0;
+    FailureOr<Value> gp = packedS24(gate, g, gb), upk = packedS24(up, g, ub);
+    if (failed(gp) || failed(upk))
+      return failure();
+    if (gb != ub)
+      return g.emitOpError("gate and up weights must be 2:4 sparse alike");
+    Value x = g.getInput();
+    int64_t F = cast<RankedTensorType>(gate.getType()).getDimSize(1);
+    Args a{b};
+    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F).i32(gb)
+        .i32(*llm::activationCode(g.getActivation())).ptr(3);
+    return call(g.getLoc(), "kiln_uk_matmul_glu_s24_f32", {x, *gp, *upk}, emptyWithLast(x, F), a);
+  }
+
   /// act(x @ w + bias) + residual on a destination shaped like x but N wide.
   FailureOr<Value> matmul(Operation *op, Value x, Value w, Value bias,
                           Value residual, int32_t act) {
     if (auto dq = w.getDefiningOp<llm::DequantizeOp>())
       return quantMatmul(op, dq, x, bias, residual, act);
+    if (auto sp = w.getDefiningOp<llm::Sparse24Op>())
+      return s24Matmul(op, sp, x, bias, residual, act);
     FailureOr<Value> wp = packed(w, op);
     if (failed(wp))
       return failure();
@@ -483,7 +627,16 @@ private:
       if (bool(gq) != bool(uq))
         return g.emitOpError("gate and up weights must both be quantized or both f32");
       Value h;
-      if (gq) {
+      auto gs = g.getGate().getDefiningOp<llm::Sparse24Op>();
+      auto us = g.getUp().getDefiningOp<llm::Sparse24Op>();
+      if (bool(gs) != bool(us))
+        return g.emitOpError("gate and up weights must both be 2:4 sparse or both not");
+      if (gs) {
+        FailureOr<Value> glu = s24Glu(g, gs, us);
+        if (failed(glu))
+          return failure();
+        h = *glu;
+      } else if (gq) {
         FailureOr<Value> glu = quantGlu(g, gq, uq);
         if (failed(glu))
           return failure();
@@ -594,6 +747,8 @@ private:
   llvm::DenseMap<Attribute, Value> packedQ;
   /// Dequantize ops whose weight has been packed, erased once unread.
   SmallVector<llm::DequantizeOp> quantized;
+  /// 2:4 sparse weights that have been packed, erased once unread.
+  SmallVector<llm::Sparse24Op> sparse;
 };
 
 } // namespace

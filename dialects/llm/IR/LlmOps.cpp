@@ -334,3 +334,35 @@ void UkernelOp::getEffects(
       effects.emplace_back(MemoryEffects::Write::get(), &o,
                            SideEffects::DefaultResource::get());
 }
+
+LogicalResult Sparse24Op::verify() {
+  auto values = rt(getValues()), indices = rt(getIndices()), result = rt(getResult());
+  if (result.getRank() != 2 || !result.hasStaticShape() || !result.getElementType().isF32())
+    return emitOpError("result must be a static f32 [K, N] tensor");
+  int64_t K = result.getDimSize(0), N = result.getDimSize(1);
+  if (K % 4 != 0)
+    return emitOpError() << "K = " << K << " must be a multiple of 4";
+  SmallVector<int64_t> half{K / 2, N};
+  if (values.getShape() != ArrayRef<int64_t>(half) || !values.getElementType().isF32())
+    return emitOpError() << "values must be f32 [" << K / 2 << ", " << N << "]";
+  if (indices.getShape() != ArrayRef<int64_t>(half) ||
+      !indices.getElementType().isSignlessInteger(8))
+    return emitOpError() << "indices must be i8 [" << K / 2 << ", " << N << "]";
+  // Constant indices written inline are checked; resources are trusted.
+  Operation *def = getIndices().getDefiningOp();
+  if (def && def->hasTrait<OpTrait::ConstantLike>())
+    if (auto dense = def->getAttrOfType<DenseIntElementsAttr>("value")) {
+      SmallVector<int64_t> idx;
+      for (const APInt &v : dense.getValues<APInt>())
+        idx.push_back(v.getSExtValue());
+      for (int64_t g = 0; g < K / 4; ++g)
+        for (int64_t n = 0; n < N; ++n) {
+          int64_t a = idx[(2 * g) * N + n], b = idx[(2 * g + 1) * N + n];
+          if (a < 0 || b > 3 || a >= b)
+            return emitOpError() << "indices of group " << g << ", column " << n
+                                 << " must be two increasing positions in 0..3, got " << a
+                                 << ", " << b;
+        }
+    }
+  return success();
+}

@@ -339,4 +339,34 @@ def Llm_UkernelOp : Llm_Op<"ukernel", [AttrSizedOperandSegments,
   }];
 }
 
+def Llm_Sparse24Op : Llm_Op<"sparse_24", [Pure]> {
+  let summary = "A 2:4 sparse weight: two kept values of each group of 4 rows of K";
+  let description = [{
+    The f32 weight [K, N] (K a multiple of 4) of which, in each column, only
+    two of every four consecutive rows of K are non-zero (semi-structured
+    2:4 sparsity, `kiln-llm-prune`). `values` [K/2, N] holds the kept
+    weights and `indices` [K/2, N] (i8, 0..3) their positions: rows 2g and
+    2g + 1 are the two kept weights of group g (rows 4g .. 4g+3), at rows
+    4g + indices[2g, n] and 4g + indices[2g + 1, n], in increasing order.
+
+    `values` is an f32 constant, or an `llm.dequantize` of one (2:4 + w8:
+    int8 values with a per-column scale, `group_size` = K/2). Like
+    `llm.dequantize`, the op only exists as the weight of `llm.matmul`,
+    `llm.gated_mlp` and `llm.gelu_mlp`: `kiln-lower-llm` packs it for the
+    2:4 kernels, which read and multiply only the kept half. The dense
+    weight never exists.
+
+    ```mlir
+    %w = llm.sparse_24 %v indices %i
+           : tensor<128x768xf32>, tensor<128x768xi8> -> tensor<256x768xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$values, AnyRankedTensor:$indices);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $values `indices` $indices attr-dict `:` type($values) `,` type($indices) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // KILN_LLM_OPS
