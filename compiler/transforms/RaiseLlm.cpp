@@ -8,6 +8,11 @@
 // never by names, and replaces them with llm ops. The mask and shape
 // arithmetic the export built around them becomes dead and is erased.
 //
+// A weight may be an f32 constant or pre-quantized: DequantizeLinear of
+// integer constants (QDQ) or com.microsoft::MatMulNBits. Quantized weights
+// become llm.dequantize of arith.constant integers, scales and zero points,
+// the form kiln-llm-quantize writes (docs/compression.md).
+//
 // Matching runs in sweeps over the entry function: each sweep raises what it
 // can in program order, then shapes are re-inferred so that the next sweep
 // sees the static head sizes that raising made known.
