@@ -8,6 +8,7 @@
 #include "compiler/transforms/LowerLlm.h"
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
+#include "compiler/transforms/Prune.h"
 #include "compiler/transforms/Quantize.h"
 #include "compiler/transforms/RaiseLlm.h"
 #include "dialects/llm/IR/LlmDialect.h"
@@ -205,6 +206,46 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "--quantize=kv8 needs the paged KV cache (not --kv-cache=concat)";
     return 1;
   }
+  // --prune=2:4 (docs/compression.md, "Pruning"): semi-structured 2:4 of
+  // the linear layers, magnitude or wanda; with --quantize=w8 the kept
+  // values are int8 (2:4+w8).
+  std::optional<PruneOptions> prune;
+  if (!options.prune.empty()) {
+    if (llvm::StringRef(options.prune).starts_with("heads:")) {
+      error = "--prune=" + options.prune + " (structured head pruning) is not implemented yet "
+              "(implemented: 2:4)";
+      return 1;
+    }
+    if (options.prune != "2:4") {
+      error = "unknown --prune '" + options.prune + "' (known: 2:4)";
+      return 1;
+    }
+    prune.emplace();
+    prune->head = options.pruneHead;
+    if (!options.pruneMethod.empty()) {
+      std::optional<PruneOptions::Method> m = parsePruneMethod(options.pruneMethod);
+      if (!m) {
+        error = "unknown --prune-method '" + options.pruneMethod + "' (known: magnitude, wanda)";
+        return 1;
+      }
+      prune->method = *m;
+    }
+    if (prune->method == PruneOptions::Method::Wanda) {
+      error = "--prune-method=wanda is not implemented yet (needs the calibration run)";
+      return 1;
+    }
+    if (quant) {
+      if (quant->bits != 8 || quant->group != 0) {
+        error = "--prune=2:4 combines with --quantize=w8 only (got " + quant->name() + ")";
+        return 1;
+      }
+      prune->valueBits = 8;
+    }
+  } else if (!options.pruneMethod.empty() || options.pruneHead) {
+    error = std::string(options.pruneHead ? "--prune-head" : "--prune-method") +
+            " needs --prune=2:4";
+    return 1;
+  }
   registerKilnPasses();
   DialectRegistry registry;
   registerKilnDialects(registry);
@@ -393,6 +434,26 @@ int compile(const CompileOptions &options, std::string &error) {
       return 1;
     }
     metadata["llm.speculative"] = options.speculative;
+  }
+  if (prune) {
+    PruneCache shared; // a draft sharing the target's weights shares them pruned
+    for (auto fn : module->getOps<func::FuncOp>()) {
+      bool llm = false;
+      fn.walk([&](Operation *op) { llm |= isa<kiln::llm::LlmDialect>(op->getDialect()); });
+      if (!llm)
+        continue;
+      std::vector<PrunedWeight> report;
+      if (failed(pruneWeights(fn, *prune, report, &shared)))
+        return fail("pruning failed");
+      int pruned = 0;
+      for (const PrunedWeight &w : report)
+        pruned += w.scheme == prune->name();
+      progress.step("pruned " + std::to_string(pruned) + " weights of @" + fn.getSymName().str() +
+                    " to " + prune->name());
+      if (options.report)
+        llvm::outs() << formatPruneReport(fn.getSymName(), report);
+    }
+    metadata["llm.prune"] = prune->name() + (prune->head ? "+head" : "");
   }
   if (quant) {
     QuantCache shared; // a draft sharing the target's weights shares them quantized

@@ -43,6 +43,11 @@ struct CompileOptions {
   std::string quantize;
   /// Quantize the LM head too.
   bool quantizeHead = false;
+  /// Pruning (kiln-llm-prune): "" (none) or "2:4"; how the kept weights
+  /// are chosen: "" / "magnitude" or "wanda"; prune the LM head too.
+  std::string prune;
+  std::string pruneMethod;
+  bool pruneHead = false;
 };
 
 /// Every dialect kiln's compiler uses.

@@ -71,6 +71,22 @@ static cl::opt<std::string> quantize(
              "points); round to nearest (docs/compression.md)"),
     cl::value_desc("SCHEME"), cl::cat(category));
 
+static cl::opt<std::string> prune(
+    "prune",
+    cl::desc("prune an LLM's linear layers: '2:4' (in each group of 4 weights along K keep 2; "
+             "stored and run as the kept half; docs/compression.md)"),
+    cl::value_desc("2:4"), cl::cat(category));
+
+static cl::opt<std::string> pruneMethod(
+    "prune-method",
+    cl::desc("how --prune chooses the kept weights: 'magnitude' (|W|, the default) or 'wanda' "
+             "(|W| times the calibration activations' channel norm)"),
+    cl::value_desc("METHOD"), cl::cat(category));
+
+static cl::opt<bool> pruneHead(
+    "prune-head", cl::desc("with --prune, prune the LM head too (it stays dense by default)"),
+    cl::cat(category));
+
 static cl::opt<bool> quantizeHead(
     "quantize-head",
     cl::desc("with --quantize, quantize the LM head too (it stays f32 by default)"),
@@ -121,6 +137,9 @@ int main(int argc, char **argv) {
   options.chatTemplate = chatTemplate;
   options.quantize = quantize;
   options.quantizeHead = quantizeHead;
+  options.prune = prune;
+  options.pruneMethod = pruneMethod;
+  options.pruneHead = pruneHead;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +
