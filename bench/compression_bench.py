@@ -20,7 +20,8 @@ Decode GB/s is the bytes a decode step reads (every linear weight as stored, the
 LM head included, not the embedding table) times decode tok/s; "% of bandwidth"
 compares it with the measured read bandwidth.
 
-Schemes kiln does not implement yet (w8a8, 2:4 pruning) are listed as "n/a" with
+2:4 compiles with --prune=2:4 (magnitude), 2:4+w8 with --prune=2:4 --quantize=w8.
+Schemes kiln does not implement yet (w8a8) are listed as "n/a" with
 the reason rather than left out.
 """
 import argparse
@@ -42,8 +43,6 @@ END = "<!-- END compression_bench.py -->"
 TITLE = "## Benchmark: compressed LLMs, kiln vs ONNX Runtime (CPU)"
 NOT_YET = {
     "w8a8": "not implemented yet (int8 activations)",
-    "2:4": "not implemented yet (pruning)",
-    "2:4+w8": "not implemented yet (pruning)",
 }
 
 
@@ -81,7 +80,11 @@ def onnx_linear_bytes(path):
 
 def compile_scheme(model, art, scheme, args):
     cmd = [os.path.join(args.bin_dir, "kiln-compile"), model, "-o", art, "--report"]
-    if scheme != "f32":
+    if scheme.startswith("2:4"):
+        cmd.append("--prune=2:4")
+        if scheme == "2:4+w8":
+            cmd.append("--quantize=w8")
+    elif scheme != "f32":
         cmd.append("--quantize=" + scheme)
     log("compile: " + " ".join(shlex.quote(c) for c in cmd))
     t0 = time.time()
