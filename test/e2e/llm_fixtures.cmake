@@ -26,6 +26,12 @@ if(NOT KILN_RUNTIME_ONLY AND IS_DIRECTORY ${KILN_LLM_FIXTURES_DIR})
         COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_quantized.py
                 --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --bin-dir ${CMAKE_BINARY_DIR}/bin)
       set_tests_properties(e2e-quant-${fixture} PROPERTIES TIMEOUT 900 LABELS "e2e")
+      # kiln-compile --prune=2:4 (and with --quantize=w8): perplexity
+      # bound, 2:4+w8 vs 2:4, greedy runs, artifact size (check_pruned.py).
+      add_test(NAME e2e-prune-${fixture}
+        COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_pruned.py
+                --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --bin-dir ${CMAKE_BINARY_DIR}/bin)
+      set_tests_properties(e2e-prune-${fixture} PROPERTIES TIMEOUT 900 LABELS "e2e")
     endif()
   endforeach()
 endif()
