@@ -73,6 +73,9 @@ std::string formatRaiseReport(func::FuncOp fn, const RaiseReport &report) {
     StringRef k = op.getName().stripDialect();
     if (isOnnx && (k == "Constant" || k == "Shape"))
       continue;
+    // A quantized or sparse weight is part of the matmul that reads it.
+    if (isLlm && (k == "dequantize" || k == "sparse_24"))
+      continue;
     // Unfused float math is what matters; index arithmetic is host work.
     bool floatMath = llvm::any_of(op.getResultTypes(), [](Type t) {
       auto st = dyn_cast<ShapedType>(t);
