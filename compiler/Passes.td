@@ -97,6 +97,23 @@ def QuantizePass : Pass<"kiln-llm-quantize", "mlir::ModuleOp"> {
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::arith::ArithDialect"];
 }
 
+def CalibratePass : Pass<"kiln-llm-calibrate", "mlir::ModuleOp"> {
+  let summary = "Return the activations that constant llm weights read (for calibration)";
+  let description = [{
+    Every function gains one result, named `calibration.N`, per distinct
+    input of a constant f32 weight [K, N] of llm.matmul, llm.gated_mlp and
+    llm.gelu_mlp (q, k and v share one; so do gate and up). llm.gated_mlp
+    and llm.gelu_mlp whose down/proj weight is constant are split into
+    llm.matmul ops (and a linalg product of the gate and up halves) so that
+    the input of that weight is a value too. A weight read in an earlier
+    function is not exposed again. kiln-compile --calibration compiles and
+    runs such a copy of the model to gather X^T X and mean |x| per input for
+    --quant-method=awq|gptq; the model it ships is never rewritten like this.
+  }];
+  let dependentDialects = ["kiln::llm::LlmDialect", "mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect", "mlir::arith::ArithDialect"];
+}
+
 def PrunePass : Pass<"kiln-llm-prune", "mlir::ModuleOp"> {
   let summary = "2:4 semi-structured pruning of the constant weights of llm matmuls";
   let description = [{

@@ -5,6 +5,7 @@
 #include "compiler/conversion/OnnxToLinalg/OnnxToLinalg.h"
 #include "compiler/dispatch/FormDispatches.h"
 #include "compiler/importer/OnnxImporter.h"
+#include "compiler/pipeline/Calibrate.h"
 #include "compiler/transforms/LowerLlm.h"
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
@@ -206,6 +207,29 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "--quantize=kv8 needs the paged KV cache (not --kv-cache=concat)";
     return 1;
   }
+  // --quant-method / --calibration: rtn by default, gptq when a
+  // calibration text is given.
+  std::optional<QuantMethod> method;
+  if (!options.quantMethod.empty() && !(method = parseQuantMethod(options.quantMethod))) {
+    error = "unknown --quant-method '" + options.quantMethod + "' (known: rtn, awq, gptq)";
+    return 1;
+  }
+  if ((method || !options.calibration.empty()) && !quant) {
+    error = std::string(method ? "--quant-method" : "--calibration") +
+            " needs a weight scheme (--quantize=w8, w4g32, ...)";
+    return 1;
+  }
+  if (method && *method != QuantMethod::Rtn && options.calibration.empty()) {
+    error = "--quant-method=" + options.quantMethod +
+            " needs --calibration FILE.txt (text to run the f32 model on)";
+    return 1;
+  }
+  if (method == QuantMethod::Rtn && !options.calibration.empty()) {
+    error = "--quant-method=rtn does not use --calibration (use awq or gptq)";
+    return 1;
+  }
+  if (!method)
+    method = options.calibration.empty() ? QuantMethod::Rtn : QuantMethod::Gptq;
   // --prune=2:4 (docs/compression.md, "Pruning"): semi-structured 2:4 of
   // the linear layers, magnitude or wanda; with --quantize=w8 the kept
   // values are int8 (2:4+w8).
@@ -456,6 +480,20 @@ int compile(const CompileOptions &options, std::string &error) {
     metadata["llm.prune"] = prune->name() + (prune->head ? "+head" : "");
   }
   if (quant) {
+    QuantizeOptions quantOptions;
+    quantOptions.method = *method;
+    CalibrationStats stats;
+    if (*method != QuantMethod::Rtn) {
+      CalibrationOptions calibration;
+      calibration.text = options.calibration;
+      calibration.maxTokens = options.calibrationTokens;
+      calibration.verbose = options.verbose;
+      std::string summary;
+      if (!collectCalibrationStats(*module, calibration, metadata, stats, summary, error))
+        return 1;
+      progress.step(summary);
+      quantOptions.stats = &stats;
+    }
     QuantCache shared; // a draft sharing the target's weights shares them quantized
     for (auto fn : module->getOps<func::FuncOp>()) {
       bool llm = false;
@@ -465,17 +503,20 @@ int compile(const CompileOptions &options, std::string &error) {
       if (!llm)
         continue;
       std::vector<QuantizedWeight> report;
-      if (failed(quantizeWeights(fn, *quant, report, &shared)))
+      if (failed(quantizeWeights(fn, *quant, report, &shared, &quantOptions)))
         return fail("quantization failed");
       int quantized = 0;
       for (const QuantizedWeight &w : report)
         quantized += w.scheme == quant->name();
       progress.step("quantized " + std::to_string(quantized) + " weights of @" +
-                    fn.getSymName().str() + " to " + quant->name());
+                    fn.getSymName().str() + " to " + quant->name() + " (" +
+                    quantMethodName(*method).str() + ")");
       if (options.report)
         llvm::outs() << formatQuantReport(fn.getSymName(), report);
     }
     metadata["llm.quantize"] = quant->name() + (quant->head ? "+head" : "");
+    if (*method != QuantMethod::Rtn)
+      metadata["llm.quantize.method"] = quantMethodName(*method).str();
   }
   if (kv8) {
     if (!module->lookupSymbol<func::FuncOp>("forward")) {

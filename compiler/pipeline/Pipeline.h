@@ -48,6 +48,13 @@ struct CompileOptions {
   std::string prune;
   std::string pruneMethod;
   bool pruneHead = false;
+  /// How the integers are chosen: "" (rtn, or gptq with a calibration
+  /// text), "rtn", "awq", "gptq" (docs/compression.md).
+  std::string quantMethod;
+  /// Plain text the f32 model runs on to calibrate awq/gptq, and how many
+  /// of its tokens to use.
+  std::string calibration;
+  int64_t calibrationTokens = 8192;
 };
 
 /// Every dialect kiln's compiler uses.

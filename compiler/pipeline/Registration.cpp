@@ -32,6 +32,7 @@ void registerKilnPasses() {
     mlir::registerPass([] { return createPagedKvPass(); });
     mlir::registerPass([] { return createLayerSkipDraftPass(); });
     mlir::registerPass([] { return createQuantizePass(); });
+    mlir::registerPass(createCalibratePass);
     mlir::registerPass([] { return createPrunePass(); });
     mlir::registerPass(createLowerLlmPass);
     if (onnx::createRefineShapesPass())

@@ -1,5 +1,6 @@
 //===- LlmPasses.cpp - kiln-opt entry points of the llm transforms ---------===//
 #include "compiler/Passes.h"
+#include "compiler/transforms/Calibrate.h"
 #include "compiler/transforms/LowerLlm.h"
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
@@ -19,6 +20,7 @@ namespace kiln {
 #define GEN_PASS_DEF_LAYERSKIPDRAFTPASS
 #define GEN_PASS_DEF_QUANTIZEPASS
 #define GEN_PASS_DEF_PRUNEPASS
+#define GEN_PASS_DEF_CALIBRATEPASS
 #include "compiler/Passes.h.inc"
 
 namespace {
@@ -84,6 +86,15 @@ struct QuantizePass : impl::QuantizePassBase<QuantizePass> {
       if (failed(quantizeWeights(fn, *s, report, &cache)))
         return signalPassFailure();
     }
+  }
+};
+
+struct CalibratePass : impl::CalibratePassBase<CalibratePass> {
+  void runOnOperation() override {
+    std::vector<CalibrationSite> sites;
+    llvm::DenseSet<Attribute> seen;
+    for (auto fn : entries(getOperation()))
+      addCalibrationOutputs(fn, sites, seen);
   }
 };
 

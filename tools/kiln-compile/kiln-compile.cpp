@@ -92,6 +92,23 @@ static cl::opt<bool> quantizeHead(
     cl::desc("with --quantize, quantize the LM head too (it stays f32 by default)"),
     cl::cat(category));
 
+static cl::opt<std::string> quantMethod(
+    "quant-method",
+    cl::desc("how --quantize chooses the integers: 'rtn' (round to nearest; the default "
+             "without --calibration), 'awq' (activation-aware scales and clipping) or 'gptq' "
+             "(error compensation; the default with --calibration)"),
+    cl::value_desc("METHOD"), cl::cat(category));
+
+static cl::opt<std::string> calibration(
+    "calibration",
+    cl::desc("plain text the f32 model runs on (tokenized with the model's tokenizer) to "
+             "calibrate --quant-method=awq|gptq"),
+    cl::value_desc("FILE.txt"), cl::cat(category));
+
+static cl::opt<int64_t> calibrationTokens(
+    "calibration-tokens", cl::desc("tokens of the calibration text to run (default 8192)"),
+    cl::init(8192), cl::value_desc("N"), cl::cat(category));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
@@ -140,6 +157,11 @@ int main(int argc, char **argv) {
   options.prune = prune;
   options.pruneMethod = pruneMethod;
   options.pruneHead = pruneHead;
+  options.quantMethod = quantMethod;
+  options.calibration = calibration;
+  if (calibrationTokens < 2)
+    return fail("--calibration-tokens must be >= 2, got " + std::to_string(calibrationTokens));
+  options.calibrationTokens = calibrationTokens;
   auto phase = kiln::parsePhase(compileTo);
   if (!phase)
     return fail("unknown phase '" + compileTo + "' (known: " +
