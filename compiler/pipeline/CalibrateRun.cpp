@@ -179,6 +179,10 @@ bool runCalibration(const std::string &path, const std::vector<int32_t> &ids,
 bool tokenizeWithArtifact(const std::string &tool, const std::string &path,
                           const std::string &text, std::vector<int32_t> &ids,
                           std::string &error) {
+  if (!llvm::sys::fs::can_execute(tool)) {
+    error = "calibration: kiln-tokenize is not beside the compiler (looked for " + tool + ")";
+    return false;
+  }
   llvm::SmallString<128> out, err;
   if (llvm::sys::fs::createTemporaryFile("kiln-calibration-ids", "bin", out) ||
       llvm::sys::fs::createTemporaryFile("kiln-calibration-ids", "err", err)) {
