@@ -95,8 +95,7 @@ bool runCalibration(const std::string &path, const std::vector<int32_t> &ids,
       const fb::Function *fn = (*executor)->FindFunction(function);
       if (!fn || !fn->inputs())
         return fail(InternalError("the calibration artifact has no '" + function + "'"));
-      // One sequence of t tokens at positions 0..t-1 in blocks 0, 1, ..;
-      // only the last row's logits.
+      // One sequence of t tokens at positions 0..t-1 in blocks 0, 1, ...
       std::vector<io::NamedTensor> inputs;
       for (const fb::TensorSig *sig : *fn->inputs()) {
         const std::string name = sig->name() ? sig->name()->str() : "";
@@ -116,7 +115,8 @@ bool runCalibration(const std::string &path, const std::vector<int32_t> &ids,
         } else if (name == "seq_lens") {
           inputs.push_back({name, i32({1}, {(int32_t)t})});
         } else if (name == "logits_indices") {
-          inputs.push_back({name, i32({1}, {(int32_t)(t - 1)})});
+          // Every row: the LM head's input is the gathered rows.
+          inputs.push_back({name, i32({t}, seq)});
         } else if (name == "block_tables" || name.rfind("k_cache.", 0) == 0 ||
                    name.rfind("v_cache.", 0) == 0) {
           // Pools [num_blocks, block_size, kv_heads, head_dim] (dynamic
