@@ -18,9 +18,11 @@
 #include "compiler/transforms/LowerLlm.h"
 
 #include "compiler/transforms/GraphMatch.h"
+#include "compiler/transforms/LinearWeights.h"
 #include "ukernels.h"
 
 #include "dialects/llm/IR/LlmDialect.h"
+#include "dialects/onnx/IR/OnnxQuant.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -210,29 +212,6 @@ private:
     bool zeroPoints = false;
   };
 
-  /// The raw bytes of an integer or f16 constant, elementBytes per element
-  /// (i4 is stored one element per byte, as MLIR stores it).
-  static std::optional<ArrayRef<char>> rawBytes(ElementsAttr attr, int64_t elementBytes,
-                                                SmallVectorImpl<char> &storage) {
-    int64_t n = cast<ShapedType>(attr.getType()).getNumElements();
-    if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
-      AsmResourceBlob *blob = res.getRawHandle().getBlob();
-      if (!blob || (int64_t)blob->getData().size() != n * elementBytes)
-        return std::nullopt;
-      return blob->getData();
-    }
-    auto dense = dyn_cast<DenseElementsAttr>(attr);
-    if (!dense)
-      return std::nullopt;
-    ArrayRef<char> raw = dense.getRawData();
-    if (!dense.isSplat())
-      return (int64_t)raw.size() == n * elementBytes ? std::optional(raw) : std::nullopt;
-    storage.clear();
-    for (int64_t i = 0; i < n; ++i)
-      storage.append(raw.begin(), raw.begin() + elementBytes);
-    return ArrayRef<char>(storage);
-  }
-
   /// The weight `dq` (an llm.dequantize of constants) packed for the
   /// quantized kernels; `zeroPoints` forces zero points into the layout
   /// (the two weights of a GLU must agree).
@@ -262,10 +241,10 @@ private:
                                  << group;
     Attribute shared = cache ? cache->lookup(key) : Attribute();
     if (!shared) {
-      SmallVector<char> ds, ss, zs;
-      std::optional<ArrayRef<char>> qBytes = rawBytes(data, 1, ds);
-      std::optional<ArrayRef<char>> sBytes = rawBytes(scales, 2, ss);
-      std::optional<ArrayRef<char>> zBytes = zps ? rawBytes(zps, 1, zs) : std::nullopt;
+      std::vector<char> ds, ss, zs;
+      std::optional<ArrayRef<char>> qBytes = onnx::rawBytes(data, ds);
+      std::optional<ArrayRef<char>> sBytes = onnx::rawBytes(scales, ss);
+      std::optional<ArrayRef<char>> zBytes = zps ? onnx::rawBytes(zps, zs) : std::nullopt;
       if (!qBytes || !sBytes || (zps && !zBytes))
         return user->emitOpError("quantized weight data is missing");
       SmallVector<int8_t> zeros;
@@ -305,55 +284,34 @@ private:
         continue;
       }
       packedOf.erase(w);
-      auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(w));
-      op->erase();
-      // The blob may still be read by another function (a draft sharing
-      // this weight): free it only when no constant of it is left.
-      if (res && res.getRawHandle().getResource() && !stillReferenced(res))
-        res.getRawHandle().getResource()->setBlob(
-            HeapAsmResourceBlob::allocate(0, alignof(float)));
+      eraseConstant(op);
     }
     originals = std::move(keep);
     SmallVector<llm::DequantizeOp> live;
     for (llm::DequantizeOp dq : quantized) {
-      if (!dq->use_empty()) {
+      if (dq->use_empty())
+        eraseWithInputs(dq);
+      else
         live.push_back(dq);
-        continue;
-      }
-      SmallVector<Value> operands(dq->getOperands());
-      dq->erase();
-      for (Value v : operands)
-        if (Operation *def = v.getDefiningOp(); def && v.use_empty() && isa<arith::ConstantOp>(def))
-          eraseConstant(def);
     }
     quantized = std::move(live);
   }
 
-  /// Erases a constant nobody reads, and frees its resource blob when no
-  /// other function holds it.
-  void eraseConstant(Operation *op) {
-    auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(op->getResult(0)));
+  /// Erases `op`, which nobody reads, then what fed only it: constants
+  /// (their blobs freed when no other function holds them) and the
+  /// dequantize of a 2:4 weight's int8 values.
+  static void eraseWithInputs(Operation *op) {
+    SmallVector<Value> operands(op->getOperands());
     op->erase();
-    if (res && res.getRawHandle().getResource() && !stillReferenced(res))
-      res.getRawHandle().getResource()->setBlob(HeapAsmResourceBlob::allocate(0, alignof(float)));
-  }
-
-  /// Whether any op of the module (other functions included) still holds
-  /// `res` as an attribute.
-  bool stillReferenced(DenseResourceElementsAttr res) {
-    Operation *top = fn->getParentOp();
-    if (!top)
-      return false;
-    bool found = false;
-    top->walk([&](Operation *op) {
-      for (NamedAttribute a : op->getAttrs())
-        if (a.getValue() == res) {
-          found = true;
-          return WalkResult::interrupt();
-        }
-      return WalkResult::advance();
-    });
-    return found;
+    for (Value v : operands) {
+      Operation *def = v.getDefiningOp();
+      if (!def || !v.use_empty())
+        continue;
+      if (isa<arith::ConstantOp>(def))
+        eraseConstant(def);
+      else if (isa<llm::DequantizeOp>(def))
+        eraseWithInputs(def);
+    }
   }
 
   /// The 2:4 sparse weight `sp` (llm.sparse_24 of constant values, or of
@@ -382,18 +340,18 @@ private:
       return user->emitOpError() << "no 2:4 kernel takes a weight [" << K << ", " << N << "]";
     Attribute shared = cache ? cache->lookup(key) : Attribute();
     if (!shared) {
-      SmallVector<char> is, vs, ss;
+      std::vector<char> is, vs, ss;
       SmallVector<float> fs;
-      std::optional<ArrayRef<char>> iBytes = rawBytes(idx, 1, is);
+      std::optional<ArrayRef<char>> iBytes = onnx::rawBytes(idx, is);
       const void *vdata = nullptr;
       if (dq) {
-        if (std::optional<ArrayRef<char>> v = rawBytes(values, 1, vs))
+        if (std::optional<ArrayRef<char>> v = onnx::rawBytes(values, vs))
           vdata = v->data();
       } else if (std::optional<ArrayRef<float>> v = match::floatData(values, fs);
                  v && (int64_t)v->size() == K / 2 * N) {
         vdata = v->data();
       }
-      std::optional<ArrayRef<char>> sBytes = dq ? rawBytes(scales, 2, ss) : std::nullopt;
+      std::optional<ArrayRef<char>> sBytes = dq ? onnx::rawBytes(scales, ss) : std::nullopt;
       if (!iBytes || !vdata || (dq && !sBytes))
         return user->emitOpError("2:4 sparse weight data is missing");
       auto blob = HeapAsmResourceBlob::allocate(size_t(size), 64);
@@ -422,57 +380,12 @@ private:
   void releaseSparse() {
     SmallVector<llm::Sparse24Op> live;
     for (llm::Sparse24Op sp : sparse) {
-      if (!sp->use_empty()) {
+      if (sp->use_empty())
+        eraseWithInputs(sp);
+      else
         live.push_back(sp);
-        continue;
-      }
-      SmallVector<Value> operands(sp->getOperands());
-      sp->erase();
-      for (Value v : operands) {
-        Operation *def = v.getDefiningOp();
-        if (!def || !v.use_empty())
-          continue;
-        if (isa<llm::DequantizeOp>(def)) {
-          SmallVector<Value> inner(def->getOperands());
-          def->erase();
-          for (Value u : inner)
-            if (Operation *d = u.getDefiningOp(); d && u.use_empty() && isa<arith::ConstantOp>(d))
-              eraseConstant(d);
-        } else if (isa<arith::ConstantOp>(def)) {
-          eraseConstant(def);
-        }
-      }
     }
     sparse = std::move(live);
-  }
-
-  /// matmul() with a 2:4 sparse weight: kiln_uk_matmul_s24_f32.
-  FailureOr<Value> s24Matmul(Operation *op, llm::Sparse24Op sp, Value x, Value bias,
-                             Value residual, int32_t act) {
-    int32_t bits = 0;
-    FailureOr<Value> wp = packedS24(sp, op, bits);
-    if (failed(wp))
-      return failure();
-    int64_t N = cast<RankedTensorType>(sp.getType()).getDimSize(1);
-    Value out = emptyWithLast(x, N);
-    SmallVector<Value> ins{x, *wp};
-    if (bias)
-      ins.push_back(bias);
-    if (residual)
-      ins.push_back(residual);
-    int64_t outIdx = ins.size();
-    Args a{b};
-    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).i64(N).i32(bits);
-    if (bias)
-      a.ptr(2);
-    else
-      a.null();
-    if (residual)
-      a.ptr(bias ? 3 : 2);
-    else
-      a.null();
-    a.i32(act).ptr(outIdx);
-    return call(op->getLoc(), "kiln_uk_matmul_s24_f32", ins, out, a);
   }
 
   /// The GLU half of a gated MLP with 2:4 sparse gate and up weights.
@@ -492,13 +405,27 @@ private:
   }
 
   /// act(x @ w + bias) + residual on a destination shaped like x but N wide.
+  /// The weight picks the kernel: f32 panels, an llm.dequantize (quantized
+  /// kernel, with its bits, group and zero points) or an llm.sparse_24 (2:4
+  /// kernel, with its value bits).
   FailureOr<Value> matmul(Operation *op, Value x, Value w, Value bias,
                           Value residual, int32_t act) {
-    if (auto dq = w.getDefiningOp<llm::DequantizeOp>())
-      return quantMatmul(op, dq, x, bias, residual, act);
-    if (auto sp = w.getDefiningOp<llm::Sparse24Op>())
-      return s24Matmul(op, sp, x, bias, residual, act);
-    FailureOr<Value> wp = packed(w, op);
+    StringRef callee = "kiln_uk_matmul_f32";
+    Args scheme{b}; // the kernel's weight-format arguments, after N
+    FailureOr<Value> wp = failure();
+    if (auto dq = w.getDefiningOp<llm::DequantizeOp>()) {
+      QuantInfo info;
+      wp = packedQuant(dq, op, false, info);
+      scheme.i32(info.bits).i64(info.group).i32(info.zeroPoints ? 1 : 0);
+      callee = "kiln_uk_matmul_q_f32";
+    } else if (auto sp = w.getDefiningOp<llm::Sparse24Op>()) {
+      int32_t bits = 0;
+      wp = packedS24(sp, op, bits);
+      scheme.i32(bits);
+      callee = "kiln_uk_matmul_s24_f32";
+    } else {
+      wp = packed(w, op);
+    }
     if (failed(wp))
       return failure();
     int64_t N = cast<RankedTensorType>(w.getType()).getDimSize(1);
@@ -511,6 +438,7 @@ private:
     int64_t outIdx = ins.size();
     Args a{b};
     a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).i64(N);
+    a.list.append(scheme.list.begin(), scheme.list.end());
     if (bias)
       a.ptr(2);
     else
@@ -520,37 +448,7 @@ private:
     else
       a.null();
     a.i32(act).ptr(outIdx);
-    return call(op->getLoc(), "kiln_uk_matmul_f32", ins, out, a);
-  }
-
-  /// matmul() with a quantized weight: kiln_uk_matmul_q_f32.
-  FailureOr<Value> quantMatmul(Operation *op, llm::DequantizeOp dq, Value x, Value bias,
-                               Value residual, int32_t act) {
-    QuantInfo info;
-    FailureOr<Value> wp = packedQuant(dq, op, false, info);
-    if (failed(wp))
-      return failure();
-    int64_t N = cast<RankedTensorType>(dq.getType()).getDimSize(1);
-    Value out = emptyWithLast(x, N);
-    SmallVector<Value> ins{x, *wp};
-    if (bias)
-      ins.push_back(bias);
-    if (residual)
-      ins.push_back(residual);
-    int64_t outIdx = ins.size();
-    Args a{b};
-    a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).i64(N).i32(info.bits)
-        .i64(info.group).i32(info.zeroPoints ? 1 : 0);
-    if (bias)
-      a.ptr(2);
-    else
-      a.null();
-    if (residual)
-      a.ptr(bias ? 3 : 2);
-    else
-      a.null();
-    a.i32(act).ptr(outIdx);
-    return call(op->getLoc(), "kiln_uk_matmul_q_f32", ins, out, a);
+    return call(op->getLoc(), callee, ins, out, a);
   }
 
   /// The GLU half of a gated MLP with quantized gate and up weights.

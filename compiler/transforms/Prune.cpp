@@ -23,6 +23,7 @@
 #include "compiler/transforms/Prune.h"
 
 #include "compiler/transforms/GraphMatch.h"
+#include "compiler/transforms/LinearWeights.h"
 #include "dialects/llm/IR/LlmDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -59,29 +60,6 @@ std::optional<PruneOptions::Method> parsePruneMethod(StringRef name) {
 }
 
 namespace {
-
-/// IEEE half bits of a finite, non-negative f below 65520, rounded to
-/// nearest even (as kiln-llm-quantize rounds its scales).
-uint16_t toHalf(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if (x >= 0x477ff000)
-    return 0x7c00;
-  if (x < 0x38800000) {
-    float a;
-    std::memcpy(&a, &x, 4);
-    return (uint16_t)std::nearbyint(a * 16777216.0f);
-  }
-  x += 0xfff + ((x >> 13) & 1);
-  return (uint16_t)((x - 0x38000000) >> 13);
-}
-
-float fromHalf(uint16_t h) {
-  uint32_t mag = uint32_t(h & 0x7fff) << 13;
-  float f;
-  std::memcpy(&f, &mag, 4);
-  return f * 0x1p112f;
-}
 
 /// The 2:4 selection of w [K, N]: values and positions [K/2, N].
 void select24(ArrayRef<float> w, int64_t K, int64_t N, const std::vector<double> &channelNorm,
@@ -147,51 +125,12 @@ public:
       : fn(fn), options(options), report(report), cache(cache), b(fn.getContext()) {}
 
   LogicalResult run() {
-    fn.walk([&](llm::EmbeddingOp e) {
-      vocab = cast<RankedTensorType>(e.getTable().getType()).getDimSize(0);
-    });
-    // Layers as --report counts them (two residual adds per layer; what
-    // follows the last one is the head), as kiln-llm-quantize does.
-    struct Item {
-      Operation *op;
-      unsigned operand;
-      std::string what;
-      int residualsBefore;
-      bool addsResidual;
-    };
-    SmallVector<Item> items;
-    int residuals = 0;
-    for (Operation &op : fn.getBody().front().without_terminator()) {
-      auto add = [&](unsigned i, StringRef what, bool res) {
-        items.push_back({&op, i, what.str(), residuals, res});
-      };
-      if (auto m = dyn_cast<llm::MatmulOp>(op)) {
-        add(1, "matmul", (bool)m.getResidual());
-        residuals += (bool)m.getResidual();
-      } else if (auto g = dyn_cast<llm::GatedMlpOp>(op)) {
-        add(1, "gated_mlp.gate", (bool)g.getResidual());
-        add(2, "gated_mlp.up", (bool)g.getResidual());
-        add(3, "gated_mlp.down", (bool)g.getResidual());
-        residuals += (bool)g.getResidual();
-      } else if (auto g = dyn_cast<llm::GeluMlpOp>(op)) {
-        add(1, "gelu_mlp.fc", (bool)g.getResidual());
-        add(3, "gelu_mlp.proj", (bool)g.getResidual());
-        residuals += (bool)g.getResidual();
-      } else if (auto e = dyn_cast<llm::EmbeddingOp>(op)) {
-        int64_t bytes = cast<RankedTensorType>(e.getTable().getType()).getNumElements() * 4;
-        if (e.getPosTable())
-          bytes += cast<RankedTensorType>(e.getPosTable().getType()).getNumElements() * 4;
-        report.push_back({"embed", e.getPosTable() ? "embedding+positions" : "embedding",
-                          "f32 (kept: embeddings are not pruned)", bytes, bytes});
-      }
-    }
-    for (Item &it : items) {
-      std::string layer = (it.residualsBefore == residuals && !it.addsResidual)
-                              ? "head"
-                              : "layer " + std::to_string(it.residualsBefore / 2);
-      if (failed(pruneOperand(it.op, it.operand, layer, it.what)))
+    vocab = vocabularySize(fn);
+    for (const EmbeddingTables &e : embeddingTables(fn))
+      report.push_back({"embed", e.what, "f32 (kept: embeddings are not pruned)", e.bytes, e.bytes});
+    for (const LinearWeight &w : linearWeights(fn))
+      if (failed(pruneOperand(w.op, w.operand, w.layer, w.what)))
         return failure();
-    }
     return success();
   }
 
@@ -291,23 +230,21 @@ private:
       if (auto res = dyn_cast<DenseResourceElementsAttr>(attr))
         base = res.getRawHandle().getKey().str();
       base += options.valueBits == 8 ? ".s24w8" : ".s24";
-      auto blobAttr = [&](RankedTensorType t, StringRef suffix, const void *p, size_t n) {
-        auto blob = HeapAsmResourceBlob::allocate(n, 64);
-        std::memcpy(blob.getMutableData().data(), p, n);
-        return DenseResourceElementsAttr::get(t, base + suffix.str(), std::move(blob));
+      auto blob = [&](RankedTensorType t, StringRef suffix, const void *p, size_t n) {
+        return blobAttr(t, base + suffix.str(), p, n);
       };
-      parts.push_back(blobAttr(half(IntegerType::get(ctx, 8)), ".indices", indices.data(),
+      parts.push_back(blob(half(IntegerType::get(ctx, 8)), ".indices", indices.data(),
                                indices.size()));
       if (options.valueBits == 8) {
         std::vector<int8_t> q;
         std::vector<uint16_t> scales;
         if (!quantizeColumns(values, K / 2, N, q, scales))
           return Value();
-        parts.push_back(blobAttr(half(IntegerType::get(ctx, 8)), ".q", q.data(), q.size()));
-        parts.push_back(blobAttr(RankedTensorType::get({1, N}, Float16Type::get(ctx)), ".scales",
+        parts.push_back(blob(half(IntegerType::get(ctx, 8)), ".q", q.data(), q.size()));
+        parts.push_back(blob(RankedTensorType::get({1, N}, Float16Type::get(ctx)), ".scales",
                                  scales.data(), scales.size() * 2));
       } else {
-        parts.push_back(blobAttr(half(Float32Type::get(ctx)), ".values", values.data(),
+        parts.push_back(blob(half(Float32Type::get(ctx)), ".values", values.data(),
                                  values.size() * 4));
       }
       if (cache)
@@ -331,29 +268,10 @@ private:
         .getResult();
   }
 
-  /// Erases the unread f32 constant and frees its blob when no op of the
-  /// module still holds it.
+  /// Erases the unread f32 constant w and frees its blob.
   void release(Value w) {
-    Operation *op = w.getDefiningOp();
-    if (!op)
-      return;
-    auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(w));
-    op->erase();
-    if (!res || !res.getRawHandle().getResource())
-      return;
-    Operation *top = fn->getParentOp();
-    bool held = false;
-    if (top)
-      top->walk([&](Operation *o) {
-        for (NamedAttribute a : o->getAttrs())
-          if (a.getValue() == res) {
-            held = true;
-            return WalkResult::interrupt();
-          }
-        return WalkResult::advance();
-      });
-    if (!held)
-      res.getRawHandle().getResource()->setBlob(HeapAsmResourceBlob::allocate(0, alignof(float)));
+    if (Operation *op = w.getDefiningOp())
+      eraseConstant(op);
   }
 
   func::FuncOp fn;
@@ -376,28 +294,10 @@ LogicalResult pruneWeights(func::FuncOp fn, const PruneOptions &options,
 }
 
 std::string formatPruneReport(StringRef function, const std::vector<PrunedWeight> &report) {
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  auto mib = [](int64_t bytes) { return llvm::format("%.2f MiB", bytes / 1048576.0); };
-  os << "pruned weights of @" << function << " (layer: weight scheme, bytes before -> after):\n";
-  llvm::MapVector<StringRef, std::pair<int64_t, int64_t>> bytes;
-  llvm::MapVector<StringRef, SmallVector<std::string>> schemes;
-  int64_t before = 0, after = 0;
-  for (const PrunedWeight &w : report) {
-    bytes[w.layer].first += w.bytesBefore;
-    bytes[w.layer].second += w.bytesAfter;
-    schemes[w.layer].push_back(w.what + " " + w.scheme);
-    before += w.bytesBefore;
-    after += w.bytesAfter;
-  }
-  for (auto &[layer, list] : schemes)
-    os << "  " << layer << ": " << llvm::join(list, ", ") << "; " << mib(bytes[layer].first)
-       << " -> " << mib(bytes[layer].second) << "\n";
-  os << "  total: " << mib(before) << " -> " << mib(after);
-  if (after > 0)
-    os << llvm::format(" (%.2fx smaller)", double(before) / double(after));
-  os << "\n";
-  return out;
+  SmallVector<WeightLine> lines;
+  for (const PrunedWeight &w : report)
+    lines.push_back({w.layer, w.what + " " + w.scheme, w.bytesBefore, w.bytesAfter});
+  return formatWeightTable("pruned weights", function, lines);
 }
 
 } // namespace kiln

@@ -46,6 +46,7 @@
 #include "compiler/transforms/Quantize.h"
 
 #include "compiler/transforms/GraphMatch.h"
+#include "compiler/transforms/LinearWeights.h"
 #include "compiler/transforms/QuantizeMath.h"
 #include "dialects/llm/IR/LlmDialect.h"
 
@@ -114,36 +115,6 @@ StringRef quantMethodName(QuantMethod method) {
 }
 
 namespace {
-
-/// IEEE half bits of f, rounded to nearest even (finite inputs below
-/// 65520; larger ones become infinity, which the caller refuses).
-uint16_t toHalf(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000;
-  x &= 0x7fffffff;
-  if (x >= 0x477ff000)
-    return sign | 0x7c00;
-  if (x < 0x38800000) { // below the smallest normal half: a multiple of 2^-24
-    float a;
-    std::memcpy(&a, &x, 4);
-    return sign | (uint16_t)std::nearbyint(a * 16777216.0f);
-  }
-  x += 0xfff + ((x >> 13) & 1);
-  return sign | (uint16_t)((x - 0x38000000) >> 13);
-}
-
-float fromHalf(uint16_t h) {
-  uint32_t sign = uint32_t(h & 0x8000) << 16, mag = uint32_t(h & 0x7fff) << 13;
-  float f;
-  std::memcpy(&f, &mag, 4);
-  f *= 0x1p112f;
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  bits |= sign;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 struct Quantized {
   std::vector<int8_t> q;        // [K, N]
@@ -520,55 +491,14 @@ public:
   }
 
   LogicalResult run() {
-    // The vocabulary: rows of the token embedding; a matmul onto it is the
-    // LM head.
-    fn.walk([&](llm::EmbeddingOp e) {
-      vocab = cast<RankedTensorType>(e.getTable().getType()).getDimSize(0);
-    });
-    // Layers as --report counts them: two residual adds per layer; what
-    // follows the last one is the head.
-    struct Item {
-      Operation *op;
-      unsigned operand;
-      std::string what;
-      int residualsBefore;
-      bool addsResidual;
-    };
-    SmallVector<Item> items;
-    int residuals = 0;
-    for (Operation &op : fn.getBody().front().without_terminator()) {
-      auto add = [&](unsigned i, StringRef what, bool res) {
-        items.push_back({&op, i, what.str(), residuals, res});
-      };
-      if (auto m = dyn_cast<llm::MatmulOp>(op)) {
-        add(1, "matmul", (bool)m.getResidual());
-        residuals += (bool)m.getResidual();
-      } else if (auto g = dyn_cast<llm::GatedMlpOp>(op)) {
-        add(1, "gated_mlp.gate", (bool)g.getResidual());
-        add(2, "gated_mlp.up", (bool)g.getResidual());
-        add(3, "gated_mlp.down", (bool)g.getResidual());
-        residuals += (bool)g.getResidual();
-      } else if (auto g = dyn_cast<llm::GeluMlpOp>(op)) {
-        add(1, "gelu_mlp.fc", (bool)g.getResidual());
-        add(3, "gelu_mlp.proj", (bool)g.getResidual());
-        residuals += (bool)g.getResidual();
-      } else if (auto e = dyn_cast<llm::EmbeddingOp>(op)) {
-        int64_t bytes = cast<RankedTensorType>(e.getTable().getType()).getNumElements() * 4;
-        if (e.getPosTable())
-          bytes += cast<RankedTensorType>(e.getPosTable().getType()).getNumElements() * 4;
-        report.push_back({"embed", e.getPosTable() ? "embedding+positions" : "embedding",
-                          "f32 (kept: embeddings stay f32)", bytes, bytes});
-      }
-    }
+    vocab = vocabularySize(fn);
+    for (const EmbeddingTables &e : embeddingTables(fn))
+      report.push_back({"embed", e.what, "f32 (kept: embeddings stay f32)", e.bytes, e.bytes});
     if (opts.method == QuantMethod::Awq && failed(planAwq()))
       return failure();
-    for (Item &it : items) {
-      std::string layer = (it.residualsBefore == residuals && !it.addsResidual)
-                              ? "head"
-                              : "layer " + std::to_string(it.residualsBefore / 2);
-      if (failed(quantizeOperand(it.op, it.operand, layer, it.what)))
+    for (const LinearWeight &w : linearWeights(fn))
+      if (failed(quantizeOperand(w.op, w.operand, w.layer, w.what)))
         return failure();
-    }
     return success();
   }
 
@@ -863,10 +793,8 @@ private:
       if (auto res = dyn_cast<DenseResourceElementsAttr>(attr))
         base = res.getRawHandle().getKey().str();
       base += "." + scheme.name();
-      auto blobAttr = [&](RankedTensorType t, StringRef suffix, const void *p, size_t n) {
-        auto blob = HeapAsmResourceBlob::allocate(n, 64);
-        std::memcpy(blob.getMutableData().data(), p, n);
-        return DenseResourceElementsAttr::get(t, base + suffix.str(), std::move(blob));
+      auto blob = [&](RankedTensorType t, StringRef suffix, const void *p, size_t n) {
+        return blobAttr(t, base + suffix.str(), p, n);
       };
       Quantized qz;
       std::string method;
@@ -875,13 +803,13 @@ private:
         if (scaled.empty())
           return std::make_pair(Value(), std::string());
         parts.push_back(b.getStringAttr(method));
-        parts.push_back(blobAttr(f32Type, ".scaled", scaled.data(), scaled.size() * 4));
+        parts.push_back(blob(f32Type, ".scaled", scaled.data(), scaled.size() * 4));
       } else {
         parts.push_back(b.getStringAttr(method));
-        parts.push_back(blobAttr(dataType, ".q", qz.q.data(), qz.q.size()));
-        parts.push_back(blobAttr(scaleType, ".scales", qz.scales.data(), qz.scales.size() * 2));
+        parts.push_back(blob(dataType, ".q", qz.q.data(), qz.q.size()));
+        parts.push_back(blob(scaleType, ".scales", qz.scales.data(), qz.scales.size() * 2));
         if (!qz.zeros.empty())
-          parts.push_back(blobAttr(zeroType, ".zero_points", qz.zeros.data(), qz.zeros.size()));
+          parts.push_back(blob(zeroType, ".zero_points", qz.zeros.data(), qz.zeros.size()));
       }
       if (cache)
         (*cache)[key] = ArrayAttr::get(ctx, parts);
@@ -902,29 +830,10 @@ private:
     return std::make_pair(dq, method);
   }
 
-  /// Erases the unread f32 constant and frees its blob when no op of the
-  /// module still holds it.
+  /// Erases the unread f32 constant w and frees its blob.
   void release(Value w) {
-    Operation *op = w.getDefiningOp();
-    if (!op)
-      return;
-    auto res = dyn_cast_or_null<DenseResourceElementsAttr>(match::constant(w));
-    op->erase();
-    if (!res || !res.getRawHandle().getResource())
-      return;
-    Operation *top = fn->getParentOp();
-    bool held = false;
-    if (top)
-      top->walk([&](Operation *o) {
-        for (NamedAttribute a : o->getAttrs())
-          if (a.getValue() == res) {
-            held = true;
-            return WalkResult::interrupt();
-          }
-        return WalkResult::advance();
-      });
-    if (!held)
-      res.getRawHandle().getResource()->setBlob(HeapAsmResourceBlob::allocate(0, alignof(float)));
+    if (Operation *op = w.getDefiningOp())
+      eraseConstant(op);
   }
 
   func::FuncOp fn;
@@ -952,29 +861,11 @@ LogicalResult quantizeWeights(func::FuncOp fn, const QuantScheme &scheme,
 }
 
 std::string formatQuantReport(StringRef function, const std::vector<QuantizedWeight> &report) {
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  auto mib = [](int64_t bytes) { return llvm::format("%.2f MiB", bytes / 1048576.0); };
-  os << "quantized weights of @" << function << " (layer: weight scheme, bytes before -> after):\n";
-  // One line per layer: each weight's scheme, and the layer's bytes.
-  llvm::MapVector<StringRef, std::pair<int64_t, int64_t>> bytes;
-  llvm::MapVector<StringRef, SmallVector<std::string>> schemes;
-  int64_t before = 0, after = 0;
-  for (const QuantizedWeight &w : report) {
-    bytes[w.layer].first += w.bytesBefore;
-    bytes[w.layer].second += w.bytesAfter;
-    schemes[w.layer].push_back(w.what + " " + w.scheme + (w.method.empty() ? "" : " " + w.method));
-    before += w.bytesBefore;
-    after += w.bytesAfter;
-  }
-  for (auto &[layer, list] : schemes)
-    os << "  " << layer << ": " << llvm::join(list, ", ") << "; " << mib(bytes[layer].first)
-       << " -> " << mib(bytes[layer].second) << "\n";
-  os << "  total: " << mib(before) << " -> " << mib(after);
-  if (after > 0)
-    os << llvm::format(" (%.2fx smaller)", double(before) / double(after));
-  os << "\n";
-  return out;
+  SmallVector<WeightLine> lines;
+  for (const QuantizedWeight &w : report)
+    lines.push_back({w.layer, w.what + " " + w.scheme + (w.method.empty() ? "" : " " + w.method),
+                     w.bytesBefore, w.bytesAfter});
+  return formatWeightTable("quantized weights", function, lines);
 }
 
 } // namespace kiln

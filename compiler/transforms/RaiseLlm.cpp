@@ -21,6 +21,7 @@
 #include "compiler/transforms/RaiseLlm.h"
 
 #include "compiler/transforms/GraphMatch.h"
+#include "compiler/transforms/LinearWeights.h"
 #include "dialects/llm/IR/LlmDialect.h"
 #include "dialects/onnx/IR/OnnxQuant.h"
 #include "dialects/onnx/Transforms/Passes.h"
@@ -343,14 +344,13 @@ private:
     std::vector<uint16_t> out(scales.size());
     for (size_t i = 0; i < scales.size(); ++i) {
       float s = scales[i];
-      bool lost;
-      APFloat h(s);
-      h.convert(APFloat::IEEEhalf(), APFloat::rmNearestTiesToEven, &lost);
-      float back = h.convertToFloat();
-      if (!std::isfinite(s) || !std::isfinite(back) ||
-          std::abs(back - s) > std::abs(s) * (1.0f / 1024))
+      if (!std::isfinite(s))
         return std::nullopt;
-      out[i] = (uint16_t)h.bitcastToAPInt().getZExtValue();
+      uint16_t h = toHalf(s);
+      float back = fromHalf(h);
+      if (!std::isfinite(back) || std::abs(back - s) > std::abs(s) * (1.0f / 1024))
+        return std::nullopt;
+      out[i] = h;
     }
     return out;
   }
@@ -806,7 +806,7 @@ private:
       return nullptr;
     // One byte per element in i4 and i8 storage, two in f16.
     std::vector<char> dStore, sStore, zStore;
-    auto dBytes = rawBytesAnyInt(data, dStore);
+    auto dBytes = rawBytes(data, dStore);
     auto sBytes = rawBytes(scales, sStore);
     std::optional<ArrayRef<char>> zBytes;
     if (zps)
@@ -856,21 +856,6 @@ private:
     ++splitCounter;
     tally.note("split-linear");
     return first;
-  }
-
-  /// rawBytes, also for i4 data (stored one element per byte when dense).
-  static std::optional<ArrayRef<char>> rawBytesAnyInt(ElementsAttr a,
-                                                      std::vector<char> &storage) {
-    auto t = cast<RankedTensorType>(a.getType());
-    if (!t.getElementType().isInteger(4))
-      return rawBytes(a, storage);
-    auto dense = dyn_cast<DenseElementsAttr>(a);
-    if (!dense)
-      return std::nullopt;
-    if (!dense.isSplat())
-      return dense.getRawData();
-    storage.assign(t.getNumElements(), dense.getRawData()[0]);
-    return ArrayRef<char>(storage);
   }
 
   // --- attention layout ----------------------------------------------------

@@ -26,9 +26,14 @@ std::optional<ArrayRef<char>> rawBytes(ElementsAttr attr,
     return std::nullopt;
   auto type = cast<ShapedType>(attr.getType());
   Type et = type.getElementType();
-  if (!et.isIntOrFloat() || et.getIntOrFloatBitWidth() % 8 != 0)
+  if (!et.isIntOrFloat() || et.getIntOrFloatBitWidth() == 1)
     return std::nullopt;
-  size_t width = et.getIntOrFloatBitWidth() / 8;
+  unsigned bits = et.getIntOrFloatBitWidth();
+  // Integers narrower than a byte (i4) are stored one element per byte, as
+  // MLIR stores them; other widths must be whole bytes.
+  if (bits % 8 != 0 && !(isa<IntegerType>(et) && bits < 8))
+    return std::nullopt;
+  size_t width = (bits + 7) / 8;
   size_t bytes = type.getNumElements() * width;
   if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
     AsmResourceBlob *blob = res.getRawHandle().getBlob();
@@ -79,7 +84,7 @@ std::optional<std::vector<int64_t>> intValues(ElementsAttr attr) {
   if (!bytes)
     return std::nullopt;
   auto it = dyn_cast<IntegerType>(cast<ShapedType>(attr.getType()).getElementType());
-  if (!it || it.getWidth() > 64)
+  if (!it || it.getWidth() > 64 || it.getWidth() % 8 != 0)
     return std::nullopt;
   unsigned w = it.getWidth() / 8;
   int64_t n = attr.getNumElements();

@@ -24,9 +24,11 @@ namespace kiln::onnx {
 /// The constant (onnx.Constant, arith.constant) defining `v`, or null.
 mlir::ElementsAttr constantOf(mlir::Value v);
 
-/// The raw little-endian bytes of a constant of 1-, 2-, 4- or 8-byte elements
-/// (a splat is expanded): a view of a resource blob or of the dense storage,
-/// or a copy in `storage`. None for i1 and for blobs that were dropped.
+/// The raw little-endian bytes of a constant of 1-, 2-, 4- or 8-byte elements,
+/// or of integers narrower than a byte (i4: one element per byte, as MLIR
+/// stores them); a splat is expanded. A view of a resource blob or of the
+/// dense storage, or a copy in `storage`. None for i1 and for blobs that were
+/// dropped.
 std::optional<llvm::ArrayRef<char>> rawBytes(mlir::ElementsAttr attr,
                                              std::vector<char> &storage);
 
