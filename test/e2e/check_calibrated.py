@@ -28,40 +28,15 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-TIMEOUT_S = 900
+from e2e_checks import Checks, greedy_ids, last_line, perplexity, run
+
 PPL_LIMIT = 0.06
 KL_WINDOWS = 16
-
-
-def run(cmd):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-        return p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired:
-        return None, "", f"timed out after {TIMEOUT_S} s"
-
-
-def last_line(text):
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def report(self, name, ok, detail):
-        print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
 
 
 def log_softmax(x):
@@ -118,8 +93,7 @@ def main():
         rc, _, err = run([compile_, model, "-o", arts["f32"]])
         if rc != 0:
             checks.report("f32 compile", False, last_line(err))
-            print(f"{checks.passed} passed, {checks.failed} failed")
-            return 1
+            return checks.finish()
         for m in methods:
             art = os.path.join(work, f"{args.scheme}-{m}.kiln")
             cmd = [compile_, model, "--quantize=" + args.scheme, "--report", "-o", art]
@@ -139,12 +113,10 @@ def main():
         for m in methods:
             if m not in arts:
                 continue
-            rc, out, err = run([os.path.join(args.bin_dir, "kiln-perplexity"), arts[m], "--text", text, "--window",
-                                str(proto["window"]), "--threads", str(args.threads), "--json"])
-            if rc != 0:
-                checks.report(f"{args.scheme} {m} perplexity", False, last_line(err))
+            got, err = perplexity(args.bin_dir, arts[m], args.fixture, ref, args.threads)
+            if got is None:
+                checks.report(f"{args.scheme} {m} perplexity", False, err)
                 continue
-            got = json.loads(out)
             want = ref["valid_perplexity"]
             rel = (got["perplexity"] - want) / want
             ppl[m] = got["perplexity"]
@@ -184,15 +156,11 @@ def main():
                 continue
             same = total = 0
             for prompt in ref["prompts"]:
-                rc, out, _ = run([os.path.join(args.bin_dir, "kiln-generate"), arts[m], "--json", "--temperature", "0",
-                                  "--max-tokens", "48", "--ignore-eos", "--threads", str(args.threads),
-                                  "--prompt", prompt["text"]])
-                got = json.loads(out).get("ids", []) if rc == 0 else []
+                got = greedy_ids(args.bin_dir, arts[m], prompt, args.threads)[0] or []
                 same += sum(1 for a, b in zip(got, prompt["greedy_48"]) if a == b)
                 total += len(prompt["greedy_48"])
             print(f"info: {args.scheme} {m} greedy: {same} of {total} ids equal the f32 reference", flush=True)
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed else 0
+    return checks.finish()
 
 
 if __name__ == "__main__":

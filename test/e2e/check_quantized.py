@@ -22,38 +22,12 @@ Prints one line per check and `N passed, N failed`; exit 1 on any failure.
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 
-TIMEOUT_S = 900
+from e2e_checks import Checks, check_size, greedy_ids, last_line, perplexity, run
+
 PPL_LIMIT = {"w8": 0.01, "w4": 0.06, "kv": 0.01}
-
-
-def run(cmd):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-        return p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired:
-        return None, "", f"timed out after {TIMEOUT_S} s"
-
-
-def last_line(text):
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def report(self, name, ok, detail):
-        print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
 
 
 def main():
@@ -64,8 +38,6 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     ref = json.load(open(os.path.join(args.fixture, "reference.json")))
-    proto = ref["perplexity_protocol"]
-    text = os.path.normpath(os.path.join(args.fixture, proto["text"]))
     model = os.path.join(args.fixture, "model.onnx")
     checks = Checks()
     f32_bytes = None
@@ -81,26 +53,12 @@ def main():
             if rc != 0:
                 checks.report(f"{scheme} compile", False, last_line(err))
                 continue
-            total = re.search(r"total: ([0-9.]+) MiB -> ([0-9.]+) MiB", out)
-            if family == "kv":
-                pass  # weights stay f32: nothing to hold the size to
-            elif not total:
-                checks.report(f"{scheme} size", False, "--report printed no 'total: A MiB -> B MiB' line")
-            elif f32_bytes:
-                # What the f32 artifact holds besides its weights (kernel code,
-                # norms, biases) is the allowance beside the quantized weights.
-                before, after = float(total.group(1)) * 2**20, float(total.group(2)) * 2**20
-                overhead = max(f32_bytes - before, 0)
-                size = os.path.getsize(art)
-                checks.report(f"{scheme} size", size <= (after + overhead) * 1.02,
-                              f"artifact {size / 2**20:.2f} MiB; weights after quantization {after / 2**20:.2f} MiB "
-                              f"+ the f32 artifact's {overhead / 2**20:.2f} MiB besides its weights")
-            rc, out, err = run([os.path.join(args.bin_dir, "kiln-perplexity"), art, "--text", text, "--window",
-                                str(proto["window"]), "--threads", str(args.threads), "--json"])
-            if rc != 0:
-                checks.report(f"{scheme} perplexity", False, last_line(err))
+            if family != "kv":  # kv8 alone: weights stay f32, nothing to hold the size to
+                check_size(checks, f"{scheme} size", art, out, f32_bytes, "quantization")
+            got, err = perplexity(args.bin_dir, art, args.fixture, ref, args.threads)
+            if got is None:
+                checks.report(f"{scheme} perplexity", False, err)
             else:
-                got = json.loads(out)
                 want = ref["valid_perplexity"]
                 rel = (got["perplexity"] - want) / want
                 ok = rel <= PPL_LIMIT[family] and got["tokens"] == ref["valid_tokens_scored"]
@@ -110,18 +68,14 @@ def main():
             if family != "w8":
                 continue
             for k, prompt in enumerate(ref["prompts"]):
-                rc, out, err = run([os.path.join(args.bin_dir, "kiln-generate"), art, "--json", "--temperature", "0",
-                                    "--max-tokens", "48", "--ignore-eos", "--threads", str(args.threads),
-                                    "--prompt", prompt["text"]])
-                if rc != 0:
-                    checks.report(f"{scheme} greedy prompt{k}", False, last_line(err))
+                ids, err = greedy_ids(args.bin_dir, art, prompt, args.threads)
+                if ids is None:
+                    checks.report(f"{scheme} greedy prompt{k}", False, err)
                     continue
-                ids = json.loads(out).get("ids") or []
                 same = sum(1 for a, b in zip(ids, prompt["greedy_48"]) if a == b)
                 checks.report(f"{scheme} greedy prompt{k}", same >= 40 and len(ids) == 48,
                               f"{same} of 48 ids equal the f32 reference (need 40)")
-    print(f"{checks.passed} passed, {checks.failed} failed")
-    return 1 if checks.failed else 0
+    return checks.finish()
 
 
 if __name__ == "__main__":

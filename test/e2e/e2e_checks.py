@@ -1,0 +1,80 @@
+"""What the e2e check scripts share (check_quantized.py, check_pruned.py,
+check_calibrated.py): running a tool, counting checks, the fixture's
+perplexity protocol, greedy ids and the artifact-size check."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+TIMEOUT_S = 900
+
+
+def run(cmd, timeout_s=TIMEOUT_S):
+    """(exit code or None on timeout, stdout, stderr)."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        return p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired:
+        return None, "", f"timed out after {timeout_s} s"
+
+
+def last_line(text):
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+class Checks:
+    """One `PASS: name: detail` / `FAIL: ...` line per check, then the summary."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def report(self, name, ok, detail):
+        print(f"{'PASS' if ok else 'FAIL'}: {name}: {detail}", flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+    def finish(self):
+        """Prints `N passed, N failed`; the exit code."""
+        print(f"{self.passed} passed, {self.failed} failed")
+        return 1 if self.failed else 0
+
+
+def perplexity(bin_dir, art, fixture, ref, threads):
+    """kiln-perplexity --json on reference.json's perplexity_protocol: (result dict, None) or (None, error)."""
+    proto = ref["perplexity_protocol"]
+    text = os.path.normpath(os.path.join(fixture, proto["text"]))
+    rc, out, err = run([os.path.join(bin_dir, "kiln-perplexity"), art, "--text", text, "--window",
+                        str(proto["window"]), "--threads", str(threads), "--json"])
+    if rc != 0:
+        return None, last_line(err)
+    return json.loads(out), None
+
+
+def greedy_ids(bin_dir, art, prompt, threads):
+    """kiln-generate --temperature 0 --max-tokens 48 on a reference prompt: (ids, None) or (None, error)."""
+    rc, out, err = run([os.path.join(bin_dir, "kiln-generate"), art, "--json", "--temperature", "0",
+                        "--max-tokens", "48", "--ignore-eos", "--threads", str(threads), "--prompt", prompt["text"]])
+    if rc != 0:
+        return None, last_line(err)
+    return json.loads(out).get("ids") or [], None
+
+
+def check_size(checks, name, art, report, f32_bytes, what):
+    """The artifact holds the weights as --report's total counts them after `what` plus what the f32
+    artifact holds besides its weights (code, norms), within 2 %: no f32 copy of a weight is left."""
+    total = re.search(r"total: ([0-9.]+) MiB -> ([0-9.]+) MiB", report)
+    if not total:
+        checks.report(name, False, "--report printed no 'total: A MiB -> B MiB' line")
+        return
+    if not f32_bytes:
+        return
+    before, after = float(total.group(1)) * 2**20, float(total.group(2)) * 2**20
+    overhead = max(f32_bytes - before, 0)
+    size = os.path.getsize(art)
+    checks.report(name, size <= (after + overhead) * 1.02,
+                  f"artifact {size / 2**20:.2f} MiB; weights after {what} {after / 2**20:.2f} MiB "
+                  f"+ the f32 artifact's {overhead / 2**20:.2f} MiB besides its weights")
