@@ -30,7 +30,14 @@ PKGS=(
   python3-torch libopenblas0-pthread
   # the fixtures' widen.py (llama-wide, the bandwidth-bound LLM) encodes with SentencePiece
   python3-sentencepiece
+  # aarch64: the runtime's cross compiler, and qemu-user to run it here
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
 )
+# The aarch64 runtime's libraries, from Debian's arm64 multiarch packages
+# (cmake/toolchains/aarch64-linux-gnu.cmake). libonnx-dev:arm64 cannot sit
+# next to the host's (both ship /usr/lib/libonnxifi.so), so only the library:
+# the headers are the host's.
+ARM64_PKGS=(libprotobuf-dev:arm64 libonnx1:arm64 libpcre2-dev:arm64 libxxhash-dev:arm64)
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
@@ -42,6 +49,18 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 architecture (aarch64 cross build)"
+  $SUDO dpkg --add-architecture arm64
+  missing+=("${ARM64_PKGS[@]}")
+else
+  for p in "${ARM64_PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+fi
+
 if ((${#missing[@]})); then
   echo "setup: installing ${#missing[@]} package(s): ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -49,6 +68,20 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: all packages present"
+fi
+
+# libsentencepiece0 is not multiarch in Debian 12: installing the arm64 one
+# would remove the host's. It is unpacked, not installed, into
+# KILN_AARCH64_LIBS (the toolchain file's default), with the -dev symlink.
+AARCH64_LIBS=${KILN_AARCH64_LIBS:-${HOME:-/root}/.cache/kiln/aarch64-libs}
+if [[ ! -e "$AARCH64_LIBS/usr/lib/aarch64-linux-gnu/libsentencepiece.so" ]]; then
+  echo "setup: unpacking libsentencepiece0:arm64 into $AARCH64_LIBS"
+  deb_dir=$(mktemp -d)
+  (cd "$deb_dir" && apt-get download -qq libsentencepiece0:arm64)
+  mkdir -p "$AARCH64_LIBS"
+  dpkg-deb -x "$deb_dir"/libsentencepiece0_*_arm64.deb "$AARCH64_LIBS"
+  ln -sf libsentencepiece.so.0 "$AARCH64_LIBS/usr/lib/aarch64-linux-gnu/libsentencepiece.so"
+  rm -rf "$deb_dir"
 fi
 
 # The LLM benchmark's ONNX Runtime baseline (bench/package.json). Node and npm

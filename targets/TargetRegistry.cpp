@@ -1,12 +1,32 @@
 //===- TargetRegistry.cpp - Target descriptions and their registry --------===//
 #include "targets/TargetRegistry.h"
 
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/TargetSelect.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/Triple.h"
 
 #include <mutex>
 
 namespace kiln {
+
+/// The artifact's executable format for a CPU triple; empty if kiln has no
+/// runtime driver for that architecture.
+static std::string executableFormatFor(const llvm::Triple &triple) {
+  if (!triple.isOSLinux() || !triple.isOSBinFormatELF())
+    return "";
+  switch (triple.getArch()) {
+  case llvm::Triple::x86_64:
+    return "elf-x86_64";
+  case llvm::Triple::aarch64:
+    return "elf-aarch64";
+  default:
+    return "";
+  }
+}
 
 static std::vector<TargetDescription> makeTargets() {
   std::vector<TargetDescription> t;
@@ -32,6 +52,15 @@ static std::vector<TargetDescription> makeTargets() {
   cpu("x86_64-avx512", "x86_64-unknown-linux-gnu", "skylake-avx512",
       "+avx,+avx2,+fma,+f16c,+avx512f,+avx512bw,+avx512dq,+avx512vl", 512,
       "elf-x86_64", "x86-64 with AVX-512 F/BW/DQ/VL (Skylake-SP, Zen 4)");
+  // Armv8.0-A: every 64-bit ARM core has NEON (Advanced SIMD), 128-bit.
+  cpu("aarch64-generic", "aarch64-unknown-linux-gnu", "generic",
+      "+neon,+fp-armv8", 128, "elf-aarch64",
+      "any 64-bit ARM CPU (Armv8.0-A, NEON)");
+  // Armv8.2-A with the dot-product extension (sdot/udot) and fp16
+  // arithmetic: Cortex-A55/A76/A78, Neoverse N1, Apple M1 and later.
+  cpu("aarch64-neon-dotprod", "aarch64-unknown-linux-gnu", "cortex-a76",
+      "+neon,+fp-armv8,+v8.2a,+dotprod,+fullfp16", 128, "elf-aarch64",
+      "64-bit ARM with NEON dot product (Armv8.2-A: Cortex-A55/A76, Neoverse N1)");
 
   // host: this machine's CPU, whatever it is.
   TargetDescription host;
@@ -53,8 +82,7 @@ static std::vector<TargetDescription> makeTargets() {
   }
   host.features = features;
   host.vectorBits = bits;
-  host.executableFormat =
-      triple.getArch() == llvm::Triple::aarch64 ? "elf-aarch64" : "elf-x86_64";
+  host.executableFormat = executableFormatFor(triple);
   host.summary = "this machine's CPU (" + host.cpu + ")";
   t.insert(t.begin(), std::move(host));
   return t;
@@ -70,6 +98,126 @@ const TargetDescription *lookupTarget(llvm::StringRef name) {
     if (t.name == name)
       return &t;
   return nullptr;
+}
+
+/// Checks that LLVM knows the triple, the CPU and every feature of `d`.
+static bool validateCpuTarget(const TargetDescription &d, std::string &error) {
+  static bool initialized = [] {
+    llvm::InitializeAllTargetInfos();
+    llvm::InitializeAllTargetMCs();
+    return true;
+  }();
+  (void)initialized;
+  llvm::Triple triple(d.triple);
+  std::string lookupError;
+  const llvm::Target *t = llvm::TargetRegistry::lookupTarget(triple, lookupError);
+  if (!t) {
+    error = "triple '" + d.triple + "' is not one this LLVM can generate code for";
+    return false;
+  }
+  // Created for the generic CPU: LLVM warns on stderr about an unknown one.
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(t->createMCSubtargetInfo(triple, "", ""));
+  if (!sti || !sti->isCPUStringValid(d.cpu)) {
+    error = "unknown CPU '" + d.cpu + "' for " + triple.getArchName().str();
+    return false;
+  }
+  llvm::SmallVector<llvm::StringRef> features;
+  llvm::StringRef(d.features).split(features, ',');
+  for (llvm::StringRef f : features) {
+    f = f.trim();
+    if (f.empty())
+      continue;
+    if (!f.consume_front("+") && !f.consume_front("-")) {
+      error = "feature '" + f.str() + "' must start with '+' or '-'";
+      return false;
+    }
+    bool known = llvm::any_of(sti->getAllProcessorFeatures(),
+                              [&](const llvm::SubtargetFeatureKV &kv) {
+                                return f == kv.Key;
+                              });
+    if (!known) {
+      error = "unknown feature '" + f.str() + "' for " + triple.getArchName().str();
+      return false;
+    }
+  }
+  if (d.vectorBits == 0 || d.vectorBits % 64 != 0 || d.vectorBits > 2048) {
+    error = "vector_bits must be a positive multiple of 64 (up to 2048)";
+    return false;
+  }
+  return true;
+}
+
+std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
+                                                std::string &error) {
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer) {
+    error = "cannot read target file '" + path.str() + "': " + buffer.getError().message();
+    return std::nullopt;
+  }
+  auto fail = [&](const std::string &why) {
+    error = path.str() + ": " + why;
+    return std::nullopt;
+  };
+  llvm::Expected<llvm::json::Value> json = llvm::json::parse((*buffer)->getBuffer());
+  if (!json)
+    return fail("not valid JSON: " + llvm::toString(json.takeError()));
+  const llvm::json::Object *o = json->getAsObject();
+  if (!o)
+    return fail("expected a JSON object");
+  static const char *const known[] = {"name", "kind", "summary", "triple", "cpu",
+                                      "features", "vector_bits", "l1_cache_bytes",
+                                      "l2_cache_bytes"};
+  for (const auto &kv : *o)
+    if (llvm::find(known, kv.first.str()) == std::end(known))
+      return fail("unknown key '" + kv.first.str() + "'");
+  TargetDescription d;
+  auto str = [&](const char *key, std::string &out, bool required) {
+    const llvm::json::Value *v = o->get(key);
+    if (!v)
+      return !required;
+    if (auto s = v->getAsString()) {
+      out = s->str();
+      return true;
+    }
+    return false;
+  };
+  auto num = [&](const char *key, unsigned &out) {
+    const llvm::json::Value *v = o->get(key);
+    if (!v)
+      return true;
+    auto n = v->getAsInteger();
+    if (!n || *n <= 0 || *n > (int64_t(1) << 31))
+      return false;
+    out = static_cast<unsigned>(*n);
+    return true;
+  };
+  std::string kind = "cpu";
+  if (!str("kind", kind, false) || kind != "cpu")
+    return fail("\"kind\" must be \"cpu\" (the only kind a target file describes so far)");
+  if (!str("name", d.name, true) || d.name.empty())
+    return fail("\"name\" (a string) is required");
+  if (!str("triple", d.triple, true))
+    return fail("\"triple\" (a string) is required");
+  if (!str("cpu", d.cpu, true))
+    return fail("\"cpu\" (a string) is required");
+  if (!str("features", d.features, false))
+    return fail("\"features\" must be a string such as \"+neon,+dotprod\"");
+  if (!str("summary", d.summary, false))
+    return fail("\"summary\" must be a string");
+  if (!num("vector_bits", d.vectorBits) || !num("l1_cache_bytes", d.l1CacheBytes) ||
+      !num("l2_cache_bytes", d.l2CacheBytes))
+    return fail("vector_bits, l1_cache_bytes and l2_cache_bytes must be positive integers");
+  if (d.summary.empty())
+    d.summary = d.cpu + " (" + d.triple + ")";
+  d.kind = TargetKind::Cpu;
+  d.executableFormat = executableFormatFor(llvm::Triple(d.triple));
+  if (d.executableFormat.empty())
+    return fail("triple '" + d.triple +
+                "' has no kiln runtime (supported: x86_64 and aarch64 Linux ELF)");
+  std::string why;
+  if (!validateCpuTarget(d, why))
+    return fail(why);
+  return d;
 }
 
 TargetBackend &backendFor(TargetKind kind) {

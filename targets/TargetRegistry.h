@@ -13,6 +13,7 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,11 @@ public:
 const std::vector<TargetDescription> &allTargets();
 /// Looks up a target by name; "host" resolves to this machine's CPU.
 const TargetDescription *lookupTarget(llvm::StringRef name);
+/// Reads a CPU target description from a JSON file (how a vendor describes a
+/// core kiln does not list; docs/targets.md) and checks that LLVM knows its
+/// triple, CPU and features. On failure returns nullopt and sets `error`.
+std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
+                                                std::string &error);
 /// The backend for a kind of target.
 TargetBackend &backendFor(TargetKind kind);
 

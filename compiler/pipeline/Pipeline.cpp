@@ -167,12 +167,20 @@ LogicalResult collectLlmMetadata(const CompileOptions &options,
 } // namespace
 
 int compile(const CompileOptions &options, std::string &error) {
+  // A registered name, or a vendor's description file (NAME.json).
   const TargetDescription *target = lookupTarget(options.target);
+  std::optional<TargetDescription> fromFile;
+  if (!target && llvm::StringRef(options.target).ends_with(".json")) {
+    fromFile = loadTargetFile(options.target, error);
+    if (!fromFile)
+      return 1;
+    target = &*fromFile;
+  }
   if (!target) {
     error = "unknown target '" + options.target + "' (known:";
     for (const auto &t : allTargets())
       error += " " + t.name;
-    error += ")";
+    error += "; or a target description file NAME.json)";
     return 1;
   }
   std::optional<QuantScheme> quant;
