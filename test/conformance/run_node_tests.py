@@ -447,7 +447,7 @@ def run_case(case, opts, tools):
             outputs = data_set_files(ds_dir, "output")
             out_dir = os.path.join(work, "out_" + ds)
             os.mkdir(out_dir)
-            argv = [tools["kiln-run"], compiled]
+            argv = opts.run_prefix_argv + [tools["kiln-run"], compiled]
             for name, path in inputs:
                 argv += ["--input", "%s=%s" % (name, path)]
             argv += ["--output-dir", out_dir]
@@ -624,6 +624,12 @@ def parse_args(argv):
         description="Run the ONNX node tests through kiln-compile / kiln-run.")
     p.add_argument("--bin-dir", required=True,
                    help="directory containing kiln-compile and kiln-run")
+    p.add_argument("--run-bin-dir", default=None,
+                   help="directory containing the kiln-run to use (default: "
+                        "--bin-dir); e.g. an aarch64 cross build")
+    p.add_argument("--run-prefix", default="",
+                   help="command that runs kiln-run, e.g. 'qemu-aarch64' for "
+                        "an aarch64 kiln-run on an x86-64 machine")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                    help="ONNX node test data (default: %(default)s)")
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
@@ -666,6 +672,10 @@ def parse_args(argv):
         p.error("--timeout must be > 0")
     if opts.threads is None and opts.jobs > 1:
         opts.threads = 1
+    try:
+        opts.run_prefix_argv = shlex.split(opts.run_prefix)
+    except ValueError as e:
+        p.error("--run-prefix: %s" % e)
     opts.target_flag = None if opts.target == "host" else opts.target
     if opts.update_expected and not opts.expected:
         name = "cpu" if opts.target == "host" else opts.target
@@ -673,11 +683,12 @@ def parse_args(argv):
     return opts
 
 
-def find_tools(bin_dir):
+def find_tools(bin_dir, run_bin_dir=None):
     tools = {}
     missing = []
     for name in ("kiln-compile", "kiln-run"):
-        path = os.path.join(bin_dir, name)
+        d = run_bin_dir if name == "kiln-run" and run_bin_dir else bin_dir
+        path = os.path.join(d, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             tools[name] = os.path.abspath(path)
         else:
@@ -693,13 +704,14 @@ def out(msg=""):
 def main(argv):
     opts = parse_args(argv[1:])
 
-    tools, missing = find_tools(opts.bin_dir)
+    tools, missing = find_tools(opts.bin_dir, opts.run_bin_dir)
     if missing:
         for m in missing:
             sys.stderr.write("run_node_tests.py: error: tool not found or not "
                              "executable: %s\n" % m)
-        sys.stderr.write("run_node_tests.py: build kiln first, or pass the right "
-                         "--bin-dir\n")
+        sys.stderr.write("run_node_tests.py: build kiln first%s, or pass the right "
+                         "--bin-dir\n" % (" (aarch64: scripts/build-aarch64.sh)"
+                                          if opts.run_bin_dir else ""))
         return 2
     if not os.path.isdir(opts.data_dir):
         sys.stderr.write("run_node_tests.py: error: data dir %s does not exist "
