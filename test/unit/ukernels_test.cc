@@ -543,6 +543,251 @@ TEST(UkQMatmul, RowsAreBitwiseTheSameForAnyM) {
   }
 }
 
+//===-- w8a8 matmul (int8 weights x int8 activations) ----------------------===//
+
+// A w8a8 weight: q [K, N] in [-127, 127], f16 column scales, packed.
+struct Q8A8Weight {
+  int64_t K, N;
+  std::vector<int8_t> q;
+  std::vector<uint16_t> scales;
+  std::vector<uint8_t> packed;
+};
+
+Q8A8Weight RandomQ8A8Weight(int64_t K, int64_t N, std::mt19937 &rng) {
+  Q8A8Weight w{K, N, {}, {}, {}};
+  std::uniform_int_distribution<int> qd(-127, 127), exp(3, 16), mant(0, 1023), sign(0, 1);
+  w.q.resize(K * N);
+  for (auto &x : w.q) x = static_cast<int8_t>(qd(rng));
+  w.scales.resize(N);
+  for (size_t i = 0; i < w.scales.size(); ++i)  // a few subnormal scales too
+    w.scales[i] = static_cast<uint16_t>((sign(rng) << 15) | ((i % 13 == 5 ? 0 : exp(rng)) << 10) |
+                                        mant(rng));
+  int64_t size = kiln_uk_packed_q8a8_size(K, N);
+  EXPECT_GT(size, 0);
+  w.packed.assign(size, 0xAB);
+  kiln_uk_pack_q8a8(w.q.data(), w.scales.data(), K, N, w.packed.data());
+  return w;
+}
+
+// The documented semantics, scalar, in f32: ((float)acc * s_a) * s_w[n].
+std::vector<float> Q8A8PreActRef(const std::vector<float> &A, int64_t M, const Q8A8Weight &w) {
+  const int64_t K = w.K, N = w.N;
+  std::vector<float> y(M * N);
+  std::vector<int32_t> qa(K);
+  for (int64_t m = 0; m < M; ++m) {
+    const float *x = A.data() + m * K;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[k]));
+    float sa = 1.0f, inv = 0.0f;
+    if (amax > 0.0f) {
+      sa = amax / 127.0f;
+      inv = 127.0f / amax;
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      float v = x[k] * inv;
+      qa[k] = static_cast<int32_t>(std::clamp(std::round(v), -127.0f, 127.0f));
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      int32_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += qa[k] * w.q[k * N + n];
+      float sw = static_cast<float>(HalfToDouble(w.scales[n]));
+      float t = static_cast<float>(acc) * sa;
+      y[m * N + n] = t * sw;
+    }
+  }
+  return y;
+}
+
+// The ukernels' own activation (uk_math.h's 16-lane form), so that the
+// reference is bitwise comparable.
+std::vector<float> UkAct(std::vector<float> x, int act) {
+  int32_t fn = act == KILN_UK_ACT_GELU_TANH ? KILN_UK_PROBE_GELU_TANH
+               : act == KILN_UK_ACT_SILU    ? KILN_UK_PROBE_SILU
+               : act == KILN_UK_ACT_GELU_ERF ? KILN_UK_PROBE_GELU_ERF
+                                             : -1;
+  if (fn < 0) return x;
+  return Probe(fn, std::move(x)).vector;
+}
+
+std::vector<float> Q8A8Ref(const std::vector<float> &A, int64_t M, const Q8A8Weight &w,
+                           const float *bias, const float *res, int act) {
+  std::vector<float> y = Q8A8PreActRef(A, M, w);
+  if (bias)
+    for (int64_t i = 0; i < M * w.N; ++i) y[i] += bias[i % w.N];
+  y = UkAct(std::move(y), act);
+  if (res)
+    for (int64_t i = 0; i < M * w.N; ++i) y[i] += res[i];
+  return y;
+}
+
+void ExpectBitwise(const std::vector<float> &got, const std::vector<float> &ref,
+                   const std::string &what) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &ref[i], sizeof(float)) != 0) {
+      ADD_FAILURE() << what << ": element " << i << " is " << got[i] << ", reference " << ref[i];
+      return;
+    }
+}
+
+TEST(UkQ8A8Matmul, PackedSizeAndLayout) {
+  EXPECT_EQ(kiln_uk_packed_q8a8_size(5, 20), 2 * (8 * 16 + 64));
+  EXPECT_EQ(kiln_uk_packed_q8a8_size(32768, 16), 32768 * 16 + 64);
+  EXPECT_EQ(kiln_uk_packed_q8a8_size(32769, 16), 0);
+  EXPECT_EQ(kiln_uk_packed_q8a8_size(0, 16), 0);
+  EXPECT_EQ(kiln_uk_packed_q8a8_size(16, 0), 0);
+  std::mt19937 rng(40);
+  const int64_t K = 5, N = 20, K4 = 8, pb = K4 * 16;
+  Q8A8Weight w = RandomQ8A8Weight(K, N, rng);
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t b = 0; b < K4 / 4; ++b)
+      for (int64_t j = 0; j < 16; ++j)
+        for (int64_t t = 0; t < 4; ++t) {
+          int64_t k = 4 * b + t, n = 16 * p + j;
+          int8_t want = k < K && n < N ? w.q[k * N + n] : 0;
+          EXPECT_EQ(static_cast<int8_t>(w.packed[p * pb + 64 * b + 4 * j + t]), want)
+              << "p=" << p << " b=" << b << " j=" << j << " t=" << t;
+        }
+  for (int64_t n = 0; n < 32; ++n) {
+    float s;
+    std::memcpy(&s, w.packed.data() + 2 * pb + 4 * n, 4);
+    EXPECT_EQ(s, n < N ? static_cast<float>(HalfToDouble(w.scales[n])) : 0.0f) << "scale " << n;
+  }
+}
+
+TEST(UkQ8A8Matmul, BitwiseEqualToTheScalarDefinition) {
+  std::mt19937 rng(41);
+  int i = 0;
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{1, 1}, {5, 17}, {37, 33}, {130, 70},
+                      {1027, 40}})
+    for (int64_t M : {1, 3, 7}) {
+      ++i;
+      SCOPED_TRACE("M=" + std::to_string(M) + " K=" + std::to_string(K) +
+                   " N=" + std::to_string(N));
+      Q8A8Weight w = RandomQ8A8Weight(K, N, rng);
+      std::vector<float> A = Random(M * K, rng, -3.0f, 3.0f), bias = Random(N, rng),
+                         res = Random(M * N, rng);
+      const int act = i % 4;
+      const bool with_bias = i % 2 == 0, with_res = i % 3 != 0;
+      std::vector<float> ref = Q8A8Ref(A, M, w, with_bias ? bias.data() : nullptr,
+                                       with_res ? res.data() : nullptr, act);
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> C(M * N, kNaN);
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          kiln_uk_matmul_q8a8_f32(A.data(), M, K, w.packed.data(), N,
+                                  with_bias ? bias.data() : nullptr,
+                                  with_res ? res.data() : nullptr, act, C.data(), wg, count);
+        });
+        ExpectBitwise(C, ref, "act=" + std::to_string(act) + " " + Describe(s));
+      }
+      // C == residual
+      std::vector<float> C = res;
+      kiln_uk_matmul_q8a8_f32(A.data(), M, K, w.packed.data(), N, bias.data(), C.data(), act,
+                              C.data(), 0, 1);
+      ExpectBitwise(C, Q8A8Ref(A, M, w, bias.data(), res.data(), act), "C == residual");
+    }
+}
+
+TEST(UkQ8A8Matmul, GluBitwiseEqualToTheScalarDefinition) {
+  std::mt19937 rng(42);
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{37, 33}, {258, 70}})
+    for (int64_t M : {1, 3, 7})
+      for (int act : {KILN_UK_ACT_SILU, KILN_UK_ACT_GELU_TANH}) {
+        Q8A8Weight g = RandomQ8A8Weight(K, N, rng), u = RandomQ8A8Weight(K, N, rng);
+        std::vector<float> A = Random(M * K, rng);
+        std::vector<float> ref = UkAct(Q8A8PreActRef(A, M, g), act), up = Q8A8PreActRef(A, M, u);
+        for (size_t j = 0; j < ref.size(); ++j) ref[j] *= up[j];
+        for (const Schedule &s : kSchedules) {
+          std::vector<float> C(M * N, kNaN);
+          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+            kiln_uk_matmul_glu_q8a8_f32(A.data(), M, K, g.packed.data(), u.packed.data(), N, act,
+                                        C.data(), wg, count);
+          });
+          ExpectBitwise(C, ref, "M=" + std::to_string(M) + " K=" + std::to_string(K) +
+                                    " act=" + std::to_string(act) + " " + Describe(s));
+        }
+      }
+}
+
+TEST(UkQ8A8Matmul, CloseToTheFloatProduct) {
+  // Quantization error only: per-row int8 activations, int8 weights.
+  std::mt19937 rng(43);
+  const int64_t M = 5, K = 512, N = 48;
+  Q8A8Weight w = RandomQ8A8Weight(K, N, rng);
+  std::vector<float> A = Random(M * K, rng);
+  std::vector<double> ref(M * N, 0.0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < N; ++n)
+        ref[m * N + n] += A[m * K + k] * w.q[k * N + n] * HalfToDouble(w.scales[n]);
+  std::vector<float> C(M * N, kNaN);
+  kiln_uk_matmul_q8a8_f32(A.data(), M, K, w.packed.data(), N, nullptr, nullptr, 0, C.data(), 0, 1);
+  ExpectClose(C, ref, 2e-2, "w8a8 vs f32");
+}
+
+TEST(UkQ8A8Matmul, RoundsHalfAwayFromZeroAndClamps) {
+  // Identity weight with scale 1: the output is qa * s_a, and s_a = 1 here
+  // (amax = 127).
+  const int64_t K = 9, N = 9;
+  Q8A8Weight w{K, N, std::vector<int8_t>(K * N, 0), std::vector<uint16_t>(N, 0x3C00), {}};
+  for (int64_t k = 0; k < K; ++k) w.q[k * N + k] = 1;
+  w.packed.assign(kiln_uk_packed_q8a8_size(K, N), 0);
+  kiln_uk_pack_q8a8(w.q.data(), w.scales.data(), K, N, w.packed.data());
+  std::vector<float> A = {127.0f, 0.5f, -0.5f, 1.5f, -2.5f, 0.49999997f, 126.5f, -126.5f, -127.0f};
+  std::vector<float> want = {127, 1, -1, 2, -3, 0, 127, -127, -127};
+  std::vector<float> C(N, kNaN);
+  kiln_uk_matmul_q8a8_f32(A.data(), 1, K, w.packed.data(), N, nullptr, nullptr, 0, C.data(), 0, 1);
+  ExpectBitwise(C, want, "rounding");
+}
+
+TEST(UkQ8A8Matmul, ZeroRowGivesExactlyTheBias) {
+  std::mt19937 rng(44);
+  const int64_t M = 3, K = 100, N = 37;
+  Q8A8Weight w = RandomQ8A8Weight(K, N, rng);
+  std::vector<float> A = Random(M * K, rng), bias = Random(N, rng);
+  std::fill(A.begin() + K, A.begin() + 2 * K, 0.0f);  // row 1
+  for (int64_t rows : {int64_t{1}, M}) {
+    const float *a = rows == 1 ? A.data() + K : A.data();
+    std::vector<float> C(rows * N, kNaN);
+    kiln_uk_matmul_q8a8_f32(a, rows, K, w.packed.data(), N, bias.data(), nullptr, 0, C.data(), 0,
+                            1);
+    std::vector<float> row(C.begin() + (rows == 1 ? 0 : N), C.begin() + (rows == 1 ? N : 2 * N));
+    ExpectBitwise(row, bias, "M=" + std::to_string(rows));
+  }
+}
+
+// A row's result is the same alone or batched, with any number of
+// workgroups (K = 32768 takes several row chunks).
+TEST(UkQ8A8Matmul, RowsAreBitwiseTheSameForAnyMAndCount) {
+  std::mt19937 rng(45);
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{1000, 90}, {32768, 20}}) {
+    const int64_t M = 7;
+    Q8A8Weight g = RandomQ8A8Weight(K, N, rng), u = RandomQ8A8Weight(K, N, rng);
+    std::vector<float> A = Random(M * K, rng), bias = Random(N, rng);
+    auto run = [&](const float *a, int64_t rows, bool glu, int64_t count) {
+      std::vector<float> C(rows * N, kNaN);
+      for (int64_t wg = 0; wg < count; ++wg) {
+        if (glu)
+          kiln_uk_matmul_glu_q8a8_f32(a, rows, K, g.packed.data(), u.packed.data(), N,
+                                      KILN_UK_ACT_SILU, C.data(), wg, count);
+        else
+          kiln_uk_matmul_q8a8_f32(a, rows, K, g.packed.data(), N, bias.data(), nullptr,
+                                  KILN_UK_ACT_GELU_ERF, C.data(), wg, count);
+      }
+      return C;
+    };
+    for (bool glu : {false, true}) {
+      std::vector<float> all = run(A.data(), M, glu, 1);
+      EXPECT_EQ(all, run(A.data(), M, glu, 3)) << "count 3, K=" << K << (glu ? " (glu)" : "");
+      for (int64_t r = 0; r < M; ++r) {
+        std::vector<float> one = run(A.data() + r * K, 1, glu, 1);
+        EXPECT_EQ(std::memcmp(one.data(), all.data() + r * N, N * sizeof(float)), 0)
+            << "row " << r << " K=" << K << (glu ? " (glu)" : "");
+      }
+    }
+  }
+}
+
 //===-- Norms --------------------------------------------------------------===//
 
 TEST(UkNorm, RmsNormAndLayerNorm) {

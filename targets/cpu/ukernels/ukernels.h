@@ -97,6 +97,55 @@ void kiln_uk_matmul_glu_q_f32(const float *A, int64_t M, int64_t K, const uint8_
                               const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                               int32_t has_zp, int32_t act, float *C, int64_t wg, int64_t count);
 
+/** w8a8 (int8 weights x int8 activations): W [K, N] = q[k, n] * s_w[n],
+ *  q int8 (symmetric), one scale per column (f16 bits). Layout: K4 = K
+ *  rounded up to a multiple of 4, P = ceil(N/16) panels of 16 columns; per
+ *  panel K4/4 blocks of 64 bytes, block b holding, for column j = 0..15, the
+ *  4 bytes q[4b..4b+3, 16p+j] (zero padded past K and N), i.e. each 32-bit
+ *  lane j is one column's 4 consecutive k (the operand order of sdot/udot
+ *  and of VNNI); then P * 16 f32 scales (0 past N). Returns the size in
+ *  bytes, P * (16 * K4 + 64); 0 when K <= 0, N <= 0 or K > 32768 (the int32
+ *  sums of the kernels stay exact up to there). */
+int64_t kiln_uk_packed_q8a8_size(int64_t K, int64_t N);
+
+/** Packs q [K, N] (int8) and scales_f16 [N] into `packed`
+ *  (kiln_uk_packed_q8a8_size bytes; nothing is written when it is 0).
+ *  Single-threaded; used at compile time. */
+void kiln_uk_pack_q8a8(const int8_t *q, const uint16_t *scales_f16, int64_t K, int64_t N,
+                       uint8_t *packed);
+
+/** C[M,N] = act(A @ W + bias) + residual with W packed by kiln_uk_pack_q8a8
+ *  and each row of A quantized to int8 at run time: amax = max_k |A[m,k]|;
+ *  s_a = amax / 127 and inv = 127 / amax (s_a = 1, inv = 0 when
+ *  !(amax > 0)); qa[k] = round half away from zero (A[m,k] * inv), clamped
+ *  to [-127, 127]; acc = sum_k qa[k] q[k,n] in int32 (exact); then
+ *  ((float)acc * s_a) * s_w[n] in f32, in that order, and the epilogue of
+ *  kiln_uk_matmul_f32 (bias [N] or NULL, act, residual [M,N] or NULL, which
+ *  may alias C). A must be finite. Panels are split across workgroups, each
+ *  quantizing the rows itself; a row's result is bitwise the same for any M
+ *  and count, and for the _dotprod variant below. K <= 32768. */
+void kiln_uk_matmul_q8a8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bq, int64_t N,
+                             const float *bias, const float *residual, int32_t act, float *C,
+                             int64_t wg, int64_t count);
+
+/** GLU form: C = act(A @ Wg) * (A @ Wu), both weights w8a8-packed; A's rows
+ *  are quantized once for both (same quantization as above). */
+void kiln_uk_matmul_glu_q8a8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                 const uint8_t *Bu_q, int64_t N, int32_t act, float *C,
+                                 int64_t wg, int64_t count);
+
+#if defined(__aarch64__)
+/** aarch64 only, for targets with the dot product (+dotprod, Armv8.2+): the
+ *  same functions with an sdot inner loop; bitwise the same results.
+ *  kiln-compile calls these names where the target has +dotprod. */
+void kiln_uk_matmul_q8a8_f32_dotprod(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                     int64_t N, const float *bias, const float *residual,
+                                     int32_t act, float *C, int64_t wg, int64_t count);
+void kiln_uk_matmul_glu_q8a8_f32_dotprod(const float *A, int64_t M, int64_t K,
+                                         const uint8_t *Bg_q, const uint8_t *Bu_q, int64_t N,
+                                         int32_t act, float *C, int64_t wg, int64_t count);
+#endif
+
 /** kv8: kiln_uk_paged_attention_f32 over int8 pools [num_blocks,
  *  block_size, KVH, hd + 4] bytes: each (slot, kv head) row is hd int8 values
  *  followed by its f32 scale (value = scale * int8). hd <= 256. */
