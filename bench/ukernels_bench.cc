@@ -205,6 +205,51 @@ void QMatmulArgs(benchmark::internal::Benchmark *b) {
 }
 BENCHMARK(BM_QMatmul)->Apply(QMatmulArgs)->UseRealTime();
 
+// args: M, K, N, threads, copies. w8a8: int8 weights, rows of A quantized
+// to int8 inside the kernel (the generic, portable accumulation).
+void BM_Q8A8Matmul(benchmark::State &state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const int threads = static_cast<int>(state.range(3)), copies = static_cast<int>(state.range(4));
+  Buffer A = RandomBuffer(M * K, 1), C(M * N);
+  const int64_t size = kiln_uk_packed_q8a8_size(K, N);
+  std::vector<Buffer> packed;
+  {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> qd(-127, 127);
+    std::vector<int8_t> q(K * N);
+    for (auto &x : q) x = static_cast<int8_t>(qd(rng));
+    std::vector<uint16_t> scales(N, 0x2000);  // 2^-7
+    for (int c = 0; c < copies; ++c) {
+      packed.emplace_back(size / sizeof(float) + 1);
+      kiln_uk_pack_q8a8(q.data(), scales.data(), K, N, reinterpret_cast<uint8_t *>(packed.back().p));
+    }
+  }
+  SpinPool &pool = Pool(threads);
+  int which = 0;
+  for (auto _ : state) {
+    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
+    which = (which + 1) % copies;
+    pool.Run([&](int64_t wg) {
+      kiln_uk_matmul_q8a8_f32(A.p, M, K, w, N, nullptr, nullptr, KILN_UK_ACT_NONE, C.p, wg,
+                              threads);
+    });
+    benchmark::ClobberMemory();
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+}
+BENCHMARK(BM_Q8A8Matmul)
+    ->ArgNames({"M", "K", "N", "threads", "copies"})
+    ->Args({1, 1024, 2816, 1, 1})
+    ->Args({16, 1024, 2816, 1, 1})
+    ->Args({128, 1024, 2816, 1, 1})
+    ->Args({1, 1024, 2816, 1, 24})
+    ->Args({1, 1024, 2816, 2, 24})
+    ->UseRealTime();
+
 // args: S, T, threads. LLaMA-200M-like heads: H 16, KVH 4, hd 64, causal.
 void BM_Attention(benchmark::State &state) {
   const int64_t S = state.range(0), T = state.range(1), B = 1, H = 16, KVH = 4, hd = 64;
