@@ -195,12 +195,9 @@ int compile(const CompileOptions &options, std::string &error) {
         quant = s;
       } else if (part == "kv8") {
         kv8 = true;
-      } else if (part == "w8a8") {
-        error = "--quantize=w8a8 is not implemented yet (implemented: w8, w4gN, w8gN, kv8)";
-        return 1;
       } else {
         error = "unknown --quantize scheme '" + part.str() +
-                "' (known: w8, w4g32, w4g128, w4gN, w8gN, kv8)";
+                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, kv8)";
         return 1;
       }
     }
@@ -267,7 +264,7 @@ int compile(const CompileOptions &options, std::string &error) {
       return 1;
     }
     if (quant) {
-      if (quant->bits != 8 || quant->group != 0) {
+      if (quant->bits != 8 || quant->group != 0 || quant->activationBits) {
         error = "--prune=2:4 combines with --quantize=w8 only (got " + quant->name() + ")";
         return 1;
       }

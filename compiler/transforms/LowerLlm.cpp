@@ -205,11 +205,13 @@ private:
     return p;
   }
 
-  /// How a quantized weight was packed (kiln_uk_pack_q).
+  /// How a quantized weight was packed (kiln_uk_pack_q, or
+  /// kiln_uk_pack_q8a8 for a w8a8 weight).
   struct QuantInfo {
     int32_t bits = 0;
     int64_t group = 0;
     bool zeroPoints = false;
+    bool int8Activations = false;
   };
 
   /// The weight `dq` (an llm.dequantize of constants) packed for the
@@ -228,17 +230,27 @@ private:
     info.bits = type.getElementType().isInteger(4) ? 4 : 8;
     info.group = group;
     info.zeroPoints = zeroPoints || zps;
-    SmallVector<Attribute> keyParts{data, scales, b.getBoolAttr(info.zeroPoints)};
+    // w8a8: the verifier has checked i8, per column, no zero points.
+    info.int8Activations = dq.getActivationBits().has_value();
+    SmallVector<Attribute> keyParts{data, scales, b.getBoolAttr(info.zeroPoints),
+                                    b.getBoolAttr(info.int8Activations)};
     if (zps)
       keyParts.push_back(zps);
     Attribute key = b.getArrayAttr(keyParts);
-    if (auto it = packedQ.find(key); it != packedQ.end())
+    if (auto it = packedQ.find(key); it != packedQ.end()) {
+      // Another dequantize of the same constants (a GLU whose gate and up are
+      // equal): it shares the packing, and must be erased with the first.
+      if (!llvm::is_contained(quantized, dq))
+        quantized.push_back(dq);
       return it->second;
-    int64_t size = kiln_uk_packed_q_size(K, N, info.bits, group, info.zeroPoints);
+    }
+    int64_t size = info.int8Activations
+                       ? kiln_uk_packed_q8a8_size(K, N)
+                       : kiln_uk_packed_q_size(K, N, info.bits, group, info.zeroPoints);
     if (size <= 0)
       return user->emitOpError() << "no quantized kernel takes " << info.bits
                                  << "-bit weights [" << K << ", " << N << "] in groups of "
-                                 << group;
+                                 << group << (info.int8Activations ? " with int8 activations" : "");
     Attribute shared = cache ? cache->lookup(key) : Attribute();
     if (!shared) {
       std::vector<char> ds, ss, zs;
@@ -254,9 +266,14 @@ private:
         z = zeros.data();
       }
       auto blob = HeapAsmResourceBlob::allocate(size_t(size), 64);
-      kiln_uk_pack_q(reinterpret_cast<const int8_t *>(qBytes->data()),
-                     reinterpret_cast<const uint16_t *>(sBytes->data()), z, K, N, info.bits,
-                     group, reinterpret_cast<uint8_t *>(blob.getMutableData().data()));
+      auto *out = reinterpret_cast<uint8_t *>(blob.getMutableData().data());
+      if (info.int8Activations)
+        kiln_uk_pack_q8a8(reinterpret_cast<const int8_t *>(qBytes->data()),
+                          reinterpret_cast<const uint16_t *>(sBytes->data()), K, N, out);
+      else
+        kiln_uk_pack_q(reinterpret_cast<const int8_t *>(qBytes->data()),
+                       reinterpret_cast<const uint16_t *>(sBytes->data()), z, K, N, info.bits,
+                       group, out);
       auto ptype = RankedTensorType::get({size}, b.getIntegerType(8));
       std::string name = "qpacked" + std::to_string(packedQ.size());
       if (auto res = dyn_cast<DenseResourceElementsAttr>(data))
@@ -322,6 +339,8 @@ private:
     int64_t K = rtype.getDimSize(0), N = rtype.getDimSize(1);
     ElementsAttr idx = match::constant(sp.getIndices());
     auto dq = sp.getValues().getDefiningOp<llm::DequantizeOp>();
+    if (dq && dq.getActivationBits())
+      return user->emitOpError("no 2:4 kernel takes int8 activations (w8a8)");
     ElementsAttr values = match::constant(dq ? dq.getData() : sp.getValues());
     ElementsAttr scales = dq ? match::constant(dq.getScales()) : ElementsAttr();
     if (!idx || !values || (dq && (!scales || dq.getZeroPoints() ||
@@ -416,8 +435,12 @@ private:
     if (auto dq = w.getDefiningOp<llm::DequantizeOp>()) {
       QuantInfo info;
       wp = packedQuant(dq, op, false, info);
-      scheme.i32(info.bits).i64(info.group).i32(info.zeroPoints ? 1 : 0);
-      callee = "kiln_uk_matmul_q_f32";
+      if (info.int8Activations) {
+        callee = "kiln_uk_matmul_q8a8_f32";
+      } else {
+        scheme.i32(info.bits).i64(info.group).i32(info.zeroPoints ? 1 : 0);
+        callee = "kiln_uk_matmul_q_f32";
+      }
     } else if (auto sp = w.getDefiningOp<llm::Sparse24Op>()) {
       int32_t bits = 0;
       wp = packedS24(sp, op, bits);
@@ -454,7 +477,8 @@ private:
   /// The GLU half of a gated MLP with quantized gate and up weights.
   FailureOr<Value> quantGlu(llm::GatedMlpOp g, llm::DequantizeOp gate, llm::DequantizeOp up) {
     if (gate.getData().getType() != up.getData().getType() ||
-        gate.getGroupSize() != up.getGroupSize())
+        gate.getGroupSize() != up.getGroupSize() ||
+        gate.getActivationBits() != up.getActivationBits())
       return g.emitOpError("gate and up weights must be quantized alike");
     bool zp = gate.getZeroPoints() || up.getZeroPoints();
     QuantInfo gi, ui;
@@ -464,6 +488,12 @@ private:
     Value x = g.getInput();
     int64_t F = cast<RankedTensorType>(gate.getType()).getDimSize(1);
     Args a{b};
+    if (gi.int8Activations) {
+      a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
+          .i32(*llm::activationCode(g.getActivation())).ptr(3);
+      return call(g.getLoc(), "kiln_uk_matmul_glu_q8a8_f32", {x, *gp, *upk},
+                  emptyWithLast(x, F), a);
+    }
     a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F).i32(gi.bits)
         .i64(gi.group).i32(zp ? 1 : 0).i32(*llm::activationCode(g.getActivation())).ptr(3);
     return call(g.getLoc(), "kiln_uk_matmul_glu_q_f32", {x, *gp, *upk}, emptyWithLast(x, F), a);

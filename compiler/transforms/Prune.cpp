@@ -261,7 +261,7 @@ private:
     Value values = cst(parts[1]);
     if (parts.size() > 2)
       values = llm::DequantizeOp::create(b, loc, half(b.getF32Type()), values, cst(parts[2]),
-                                         Value(), b.getI64IntegerAttr(K / 2))
+                                         Value(), b.getI64IntegerAttr(K / 2), IntegerAttr())
                    .getResult();
     return llm::Sparse24Op::create(b, loc, RankedTensorType::get({K, N}, b.getF32Type()), values,
                                    idx)

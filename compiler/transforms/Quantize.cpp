@@ -72,6 +72,8 @@ std::string QuantScheme::name() const {
   std::string s = "w" + std::to_string(bits);
   if (group)
     s += "g" + std::to_string(group);
+  if (activationBits)
+    s += "a" + std::to_string(activationBits);
   return s;
 }
 
@@ -79,6 +81,11 @@ std::optional<QuantScheme> parseWeightScheme(StringRef name) {
   QuantScheme s;
   if (name == "w8" || name == "w4") {
     s.bits = name == "w8" ? 8 : 4;
+    return s;
+  }
+  if (name == "w8a8") {
+    s.bits = 8;
+    s.activationBits = 8;
     return s;
   }
   if (name.consume_front("w4g"))
@@ -826,7 +833,10 @@ private:
       return std::make_pair(cst(parts[1]), method);
     Value q = cst(parts[1]), s = cst(parts[2]);
     Value z = parts.size() > 3 ? cst(parts[3]) : Value();
-    Value dq = llm::DequantizeOp::create(b, loc, f32Type, q, s, z, b.getI64IntegerAttr(group));
+    IntegerAttr actBits =
+        scheme.activationBits ? b.getI64IntegerAttr(scheme.activationBits) : IntegerAttr();
+    Value dq = llm::DequantizeOp::create(b, loc, f32Type, q, s, z, b.getI64IntegerAttr(group),
+                                         actBits);
     return std::make_pair(dq, method);
   }
 

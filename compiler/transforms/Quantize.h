@@ -22,9 +22,13 @@ struct QuantScheme {
   int64_t group = 0;
   /// Also quantize the LM head (the matmul onto the vocabulary).
   bool head = false;
+  /// 8: the matmuls also quantize their input rows to int8 at run time
+  /// (w8a8); 0: activations stay f32.
+  int activationBits = 0;
 
   /// "w8", "w4g32", "w4g128" (generally w4gN, N a multiple of 8), "w4"
-  /// (int4 per output channel).
+  /// (int4 per output channel), "w8a8" (int8 weights per output channel and
+  /// int8 activations per row).
   std::string name() const;
 };
 

@@ -377,7 +377,7 @@ private:
     auto type = RankedTensorType::get(dt.getShape(), rewriter.getF32Type());
     return llm::DequantizeOp::create(rewriter, loc, type, c(q.data), c(q.scales),
                                      c(q.zeroPoints),
-                                     rewriter.getI64IntegerAttr(q.groupSize));
+                                     rewriter.getI64IntegerAttr(q.groupSize), IntegerAttr());
   }
 
   static std::string nameOf(Value v, StringRef dflt) {

@@ -410,7 +410,7 @@ public:
       return failure();
     llvmModule->setTargetTriple(tm->getTargetTriple());
     llvmModule->setDataLayout(tm->createDataLayout());
-    if (failed(linkUkernels(*llvmModule, error)))
+    if (failed(linkUkernels(*llvmModule, target.features, error)))
       return failure();
     addEntryPoints(*llvmModule, out.kernelNames);
     for (llvm::Function &f : *llvmModule)

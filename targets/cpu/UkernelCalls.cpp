@@ -91,7 +91,8 @@ LogicalResult lowerUkernelCalls(ModuleOp module, std::string &error) {
   return success();
 }
 
-LogicalResult linkUkernels(llvm::Module &m, std::string &error) {
+LogicalResult linkUkernels(llvm::Module &m, llvm::StringRef features,
+                           std::string &error) {
   bool needed = llvm::any_of(m, [](const llvm::Function &f) {
     return f.isDeclaration() && f.getName().starts_with("kiln_uk_");
   });
@@ -120,6 +121,16 @@ LogicalResult linkUkernels(llvm::Module &m, std::string &error) {
     return failure();
   }
   std::unique_ptr<llvm::Module> uk = std::move(*parsed);
+  // A microkernel with a `_dotprod` twin (the Armv8.2 sdot/udot form, in the
+  // aarch64 bitcode only) is called by that name where the target has the
+  // dot product; the twin computes the same bits.
+  SmallVector<StringRef> featureList;
+  features.split(featureList, ',');
+  if (llvm::is_contained(featureList, "+dotprod"))
+    for (llvm::Function &f : m)
+      if (f.isDeclaration() && f.getName().starts_with("kiln_uk_") &&
+          uk->getFunction((f.getName() + "_dotprod").str()))
+        f.setName(f.getName() + "_dotprod");
   uk->setTargetTriple(m.getTargetTriple());
   uk->setDataLayout(m.getDataLayout());
   if (llvm::Linker::linkModules(m, std::move(uk),

@@ -18,8 +18,10 @@ inline constexpr llvm::StringLiteral kUkernelKernelAttr = "kiln.ukernel";
 /// Replaces buffer-level llm.ukernel ops by func.call of their microkernel.
 mlir::LogicalResult lowerUkernelCalls(mlir::ModuleOp module, std::string &error);
 
-/// Links the microkernels `m` calls into it (no-op when it calls none).
-mlir::LogicalResult linkUkernels(llvm::Module &m, std::string &error);
+/// Links the microkernels `m` calls into it (no-op when it calls none);
+/// `features` (the target's) picks the `_dotprod` twins where it has +dotprod.
+mlir::LogicalResult linkUkernels(llvm::Module &m, llvm::StringRef features,
+                                 std::string &error);
 } // namespace kiln
 
 #endif

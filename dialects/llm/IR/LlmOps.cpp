@@ -117,6 +117,13 @@ LogicalResult DequantizeOp::verify() {
   }
   if (result.getShape() != data.getShape() || !result.getElementType().isF32())
     return emitOpError("result must be f32 of the data's shape");
+  if (std::optional<int64_t> ab = getActivationBits()) {
+    if (*ab != 8)
+      return emitOpError() << "activation_bits must be 8, got " << *ab;
+    if (!et.isSignlessInteger(8) || g != K || getZeroPoints())
+      return emitOpError("activation_bits = 8 takes i8 data with one scale per column "
+                         "(group_size = K) and no zero points");
+  }
   return success();
 }
 

@@ -122,6 +122,13 @@ def Llm_DequantizeOp : Llm_Op<"dequantize", [Pure]> {
     kernel that reads the weight, which unpacks the integers in registers.
     The f32 weight never exists in memory.
 
+    `activation_bits = 8` (w8a8; i8 data, one scale per column, no zero
+    points) asks the matmuls that read the weight to also quantize their
+    input: each row x becomes `round(x * 127 / max|x|)` in int8 at run time,
+    the product is taken on integers (int32 sums: `sdot` on targets with
+    the Armv8.2 dot product) and scaled back by `max|x| / 127 * scale[n]`.
+    The op's own value is still the f32 weight; only the kernels differ.
+
     ```mlir
     %w = llm.dequantize %q scales %s zero_points %z {group_size = 32 : i64}
            : tensor<256x768xi4>, tensor<8x768xf16>, tensor<8x768xi8> -> tensor<256x768xf32>
@@ -129,7 +136,8 @@ def Llm_DequantizeOp : Llm_Op<"dequantize", [Pure]> {
   }];
   let arguments = (ins AnyRankedTensor:$data, AnyRankedTensor:$scales,
                        Optional<AnyRankedTensor>:$zero_points,
-                       I64Attr:$group_size);
+                       I64Attr:$group_size,
+                       OptionalAttr<I64Attr>:$activation_bits);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $data `scales` $scales (`zero_points` $zero_points^)? attr-dict `:`

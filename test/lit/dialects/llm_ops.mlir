@@ -165,6 +165,32 @@ func.func @dequantize(%x: tensor<?x64xf32>, %q4: tensor<64x16xi4>, %s4: tensor<2
 
 // -----
 
+// w8a8: int8 activations at run time on an int8 per-column weight.
+// CHECK-LABEL: func @dequantize_w8a8
+// CHECK: llm.dequantize %arg0 scales %arg1 {activation_bits = 8 : i64, group_size = 64 : i64}
+func.func @dequantize_w8a8(%q: tensor<64x16xi8>, %s: tensor<1x16xf16>) -> tensor<64x16xf32> {
+  %w = llm.dequantize %q scales %s {activation_bits = 8 : i64, group_size = 64 : i64} : tensor<64x16xi8>, tensor<1x16xf16> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
+
+// -----
+
+func.func @dequantize_w8a8_grouped(%q: tensor<64x16xi8>, %s: tensor<2x16xf16>) -> tensor<64x16xf32> {
+  // expected-error @+1 {{activation_bits = 8 takes i8 data with one scale per column (group_size = K) and no zero points}}
+  %w = llm.dequantize %q scales %s {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<64x16xi8>, tensor<2x16xf16> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
+
+// -----
+
+func.func @dequantize_w8a8_bits(%q: tensor<64x16xi8>, %s: tensor<1x16xf16>) -> tensor<64x16xf32> {
+  // expected-error @+1 {{activation_bits must be 8, got 4}}
+  %w = llm.dequantize %q scales %s {activation_bits = 4 : i64, group_size = 64 : i64} : tensor<64x16xi8>, tensor<1x16xf16> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
+
+// -----
+
 func.func @dequantize_group_not_dividing(%q: tensor<64x16xi4>, %s: tensor<3x16xf16>) -> tensor<64x16xf32> {
   // expected-error @+1 {{group_size 24 must divide K = 64}}
   %w = llm.dequantize %q scales %s {group_size = 24 : i64} : tensor<64x16xi4>, tensor<3x16xf16> -> tensor<64x16xf32>

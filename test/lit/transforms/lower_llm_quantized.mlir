@@ -42,6 +42,48 @@ func.func @gated(%x: tensor<?x32xf32>) -> tensor<?x32xf32> {
 
 // -----
 
+// w8a8 (activation_bits = 8): the int8 x int8 kernels on the k4-interleaved
+// layout (kiln_uk_pack_q8a8): K = 64 x 16 columns of bytes plus 16 f32
+// scales = 1088 bytes, with no bits / group / zero-point arguments. The GLU
+// gets its w8a8 form; a plain w8 weight (no activation_bits) next to them
+// keeps the f32-activation kernel.
+// CHECK-LABEL: func @w8a8
+// CHECK: llm.ukernel "kiln_uk_matmul_glu_q8a8_f32" {{.*}} args [{{.*}}, 64, 2 : i32, array<i64: 3>]
+// CHECK: llm.ukernel "kiln_uk_matmul_q8a8_f32" {{.*}} tensor<2176xi8>) {{.*}} args [array<i64: 0>, array<i64: 0, 0>, array<i64: 0, 1>, array<i64: 1>, 32, array<i64: -1>, array<i64: -1>, 0 : i32, array<i64: 2>]
+// CHECK: llm.ukernel "kiln_uk_matmul_q_f32" {{.*}} args [{{.*}}, 32, 8 : i32, 32, 0 : i32,
+// CHECK-NOT: llm.dequantize
+func.func @w8a8(%x: tensor<?x32xf32>) -> (tensor<?x32xf32>, tensor<?x32xf32>) {
+  %q = arith.constant dense<3> : tensor<32x64xi8>
+  %s = arith.constant dense<1.0> : tensor<1x64xf16>
+  %g = llm.dequantize %q scales %s {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<32x64xi8>, tensor<1x64xf16> -> tensor<32x64xf32>
+  %u = llm.dequantize %q scales %s {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<32x64xi8>, tensor<1x64xf16> -> tensor<32x64xf32>
+  %qd = arith.constant dense<-5> : tensor<64x32xi8>
+  %sd = arith.constant dense<0.5> : tensor<1x32xf16>
+  %d = llm.dequantize %qd scales %sd {activation_bits = 8 : i64, group_size = 64 : i64} : tensor<64x32xi8>, tensor<1x32xf16> -> tensor<64x32xf32>
+  %y = llm.gated_mlp %x, %g, %u, %d : tensor<?x32xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>
+  %qe = arith.constant dense<-7> : tensor<32x32xi8>
+  %se = arith.constant dense<0.25> : tensor<1x32xf16>
+  %e = llm.dequantize %qe scales %se {group_size = 32 : i64} : tensor<32x32xi8>, tensor<1x32xf16> -> tensor<32x32xf32>
+  %z = llm.matmul %x, %e : tensor<?x32xf32>, tensor<32x32xf32> -> tensor<?x32xf32>
+  return %y, %z : tensor<?x32xf32>, tensor<?x32xf32>
+}
+
+// -----
+
+// Near miss: gate and up quantized unalike (only one has int8 activations).
+func.func @w8a8_mixed_glu(%x: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %q = arith.constant dense<3> : tensor<32x64xi8>
+  %s = arith.constant dense<1.0> : tensor<1x64xf16>
+  %g = llm.dequantize %q scales %s {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<32x64xi8>, tensor<1x64xf16> -> tensor<32x64xf32>
+  %u = llm.dequantize %q scales %s {group_size = 32 : i64} : tensor<32x64xi8>, tensor<1x64xf16> -> tensor<32x64xf32>
+  %d = arith.constant dense<1.0> : tensor<64x32xf32>
+  // expected-error @+1 {{gate and up weights must be quantized alike}}
+  %y = llm.gated_mlp %x, %g, %u, %d : tensor<?x32xf32>, tensor<32x64xf32>, tensor<32x64xf32>, tensor<64x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
 // Near miss: a dequantized weight read by anything but a matmul kernel
 // would have to exist in f32: refused.
 func.func @not_a_weight(%x: tensor<64x16xf32>) -> tensor<64x16xf32> {

@@ -1,6 +1,7 @@
 // RUN: kiln-opt %s --split-input-file --kiln-llm-quantize=scheme=w8 | FileCheck %s --check-prefix=W8
 // RUN: kiln-opt %s --split-input-file --kiln-llm-quantize=scheme=w4g32 | FileCheck %s --check-prefix=W4
 // RUN: kiln-opt %s --split-input-file --kiln-llm-quantize="scheme=w4g32 quantize-head=true" | FileCheck %s --check-prefix=HEAD
+// RUN: kiln-opt %s --split-input-file --kiln-llm-quantize=scheme=w8a8 | FileCheck %s --check-prefix=W8A8
 
 // w8: int8 per output column, s = max|W| / 127 rounded to f16 (0x2008 =
 // 0.0078735), q = round(W / s): 0.5 -> 64, -1 -> -127, 1 -> 127, 0.25 -> 32.
@@ -8,9 +9,18 @@
 // W8: %[[Q:.*]] = arith.constant dense_resource<[[QN:.*]]> : tensor<2x2xi8>
 // W8: %[[S:.*]] = arith.constant dense_resource<[[SN:.*]]> : tensor<1x2xf16>
 // W8: %[[W:.*]] = llm.dequantize %[[Q]] scales %[[S]] {group_size = 2 : i64} : tensor<2x2xi8>, tensor<1x2xf16> -> tensor<2x2xf32>
+// W8-NOT: activation_bits
 // W8: llm.matmul %arg0, %[[W]]
 // W8: [[QN]]: "0x4000000040817F20"
 // W8: [[SN]]: "0x4000000008200820"
+// w8a8: the same integers and scales; the dequantize also asks its matmul
+// for int8 activations.
+// W8A8-LABEL: func @w8
+// W8A8: %[[Q:.*]] = arith.constant dense_resource<[[QN:.*]]> : tensor<2x2xi8>
+// W8A8: %[[S:.*]] = arith.constant dense_resource<[[SN:.*]]> : tensor<1x2xf16>
+// W8A8: llm.dequantize %[[Q]] scales %[[S]] {activation_bits = 8 : i64, group_size = 2 : i64}
+// W8A8: [[QN]]: "0x4000000040817F20"
+// W8A8: [[SN]]: "0x4000000008200820"
 func.func @w8(%x: tensor<?x2xf32>) -> tensor<?x2xf32> {
   %w = arith.constant dense<[[0.5, -1.0], [1.0, 0.25]]> : tensor<2x2xf32>
   %y = llm.matmul %x, %w : tensor<?x2xf32>, tensor<2x2xf32> -> tensor<?x2xf32>
