@@ -2,7 +2,7 @@
 """Accuracy of kiln-compile --quantize on an LLM fixture, by the fixture's own protocol.
 
     python3 test/e2e/check_quantized.py --fixture ../shared/fixtures/llama-s [--bin-dir build/bin]
-        [--schemes w8,w4g32] [--threads 2]
+        [--schemes w8,w8a8,w4g32] [--threads 2]
 
 For each scheme (`+` joins schemes: w4g32+kv8 is --quantize=w4g32,kv8): compile
 model.onnx with --quantize=SCHEME, then
@@ -10,7 +10,7 @@ model.onnx with --quantize=SCHEME, then
                text and window, relative to the f32 reference valid_perplexity:
                w8 <= +1 %, kv8 <= +1 %, w4gN <= +6 % (issue 8's targets; a
                combination is held to its weight scheme's limit);
-  greedy       (w8 only) kiln-generate --temperature 0 --max-tokens 48 on every
+  greedy       (w8, w8a8) kiln-generate --temperature 0 --max-tokens 48 on every
                reference prompt: at least 40 of the 48 ids equal greedy_48,
                position by position;
   size         the artifact holds the weights as --report counts them after
@@ -34,7 +34,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fixture", required=True)
     p.add_argument("--bin-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
-    p.add_argument("--schemes", default="w8,w4g32,kv8,w4g32+kv8")
+    p.add_argument("--schemes", default="w8,w8a8,w4g32,kv8,w4g32+kv8")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     ref = json.load(open(os.path.join(args.fixture, "reference.json")))
