@@ -20,8 +20,10 @@ set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 if(NOT KILN_AARCH64_LIBS)
   if(DEFINED ENV{KILN_AARCH64_LIBS})
     set(KILN_AARCH64_LIBS $ENV{KILN_AARCH64_LIBS})
-  else()
+  elseif(DEFINED ENV{HOME} AND NOT "$ENV{HOME}" STREQUAL "")
     set(KILN_AARCH64_LIBS $ENV{HOME}/.cache/kiln/aarch64-libs)
+  else() # as scripts/setup.sh: ${HOME:-/root}
+    set(KILN_AARCH64_LIBS /root/.cache/kiln/aarch64-libs)
   endif()
 endif()
 set(KILN_AARCH64_LIBS ${KILN_AARCH64_LIBS} CACHE PATH
