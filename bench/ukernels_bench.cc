@@ -155,6 +155,31 @@ BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime();
 // The quantized matmul. args: M, K, N, bits, group (0 = K), threads, copies.
 // weights_GB/s counts the packed bytes (integers + scales + zero points),
 // the bytes the kernel actually reads.
+/// The timed part every packed-weight matmul benchmark shares: each
+/// iteration runs `matmul(weights, wg)` on the next of the `copies` packings
+/// (copies > 1 streams weights from memory rather than cache) across
+/// `threads` workgroups, then reports the rate of 2*M*K*N operations under
+/// `rate_name`, the weight bytes read per second and the weights' footprint.
+template <typename MatmulFn>
+void RunPackedMatmul(benchmark::State &state, const std::vector<Buffer> &packed, int64_t size,
+                     int threads, int64_t M, int64_t K, int64_t N, const char *rate_name,
+                     MatmulFn matmul) {
+  const int copies = static_cast<int>(packed.size());
+  SpinPool &pool = Pool(threads);
+  int which = 0;
+  for (auto _ : state) {
+    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
+    which = (which + 1) % copies;
+    pool.Run([&](int64_t wg) { matmul(w, wg); });
+    benchmark::ClobberMemory();
+  }
+  state.counters[rate_name] = benchmark::Counter(2.0 * M * K * N * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+}
+
 void BM_QMatmul(benchmark::State &state) {
   const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
   const int32_t bits = static_cast<int32_t>(state.range(3));
@@ -176,22 +201,11 @@ void BM_QMatmul(benchmark::State &state) {
                      reinterpret_cast<uint8_t *>(packed.back().p));
     }
   }
-  SpinPool &pool = Pool(threads);
-  int which = 0;
-  for (auto _ : state) {
-    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
-    which = (which + 1) % copies;
-    pool.Run([&](int64_t wg) {
-      kiln_uk_matmul_q_f32(A.p, M, K, w, N, bits, group, has_zp, nullptr, nullptr,
-                           KILN_UK_ACT_NONE, C.p, wg, threads);
-    });
-    benchmark::ClobberMemory();
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weights_GB/s"] =
-      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+  RunPackedMatmul(state, packed, size, threads, M, K, N, "GFLOP/s",
+                  [&](const uint8_t *w, int64_t wg) {
+                    kiln_uk_matmul_q_f32(A.p, M, K, w, N, bits, group, has_zp, nullptr, nullptr,
+                                         KILN_UK_ACT_NONE, C.p, wg, threads);
+                  });
 }
 
 void QMatmulArgs(benchmark::internal::Benchmark *b) {
@@ -224,22 +238,11 @@ void BM_Q8A8Matmul(benchmark::State &state) {
       kiln_uk_pack_q8a8(q.data(), scales.data(), K, N, reinterpret_cast<uint8_t *>(packed.back().p));
     }
   }
-  SpinPool &pool = Pool(threads);
-  int which = 0;
-  for (auto _ : state) {
-    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
-    which = (which + 1) % copies;
-    pool.Run([&](int64_t wg) {
-      kiln_uk_matmul_q8a8_f32(A.p, M, K, w, N, nullptr, nullptr, KILN_UK_ACT_NONE, C.p, wg,
-                              threads);
-    });
-    benchmark::ClobberMemory();
-  }
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
-                                               benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weights_GB/s"] =
-      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+  RunPackedMatmul(state, packed, size, threads, M, K, N, "GOP/s",
+                  [&](const uint8_t *w, int64_t wg) {
+                    kiln_uk_matmul_q8a8_f32(A.p, M, K, w, N, nullptr, nullptr, KILN_UK_ACT_NONE,
+                                            C.p, wg, threads);
+                  });
 }
 BENCHMARK(BM_Q8A8Matmul)
     ->ArgNames({"M", "K", "N", "threads", "copies"})
@@ -398,22 +401,11 @@ void BM_S24Matmul(benchmark::State &state) {
                        scales.data(), K, N, bits, reinterpret_cast<uint8_t *>(packed.back().p));
     }
   }
-  SpinPool &pool = Pool(threads);
-  int which = 0;
-  for (auto _ : state) {
-    const auto *w = reinterpret_cast<const uint8_t *>(packed[which].p);
-    which = (which + 1) % copies;
-    pool.Run([&](int64_t wg) {
-      kiln_uk_matmul_s24_f32(A.p, M, K, w, N, bits, nullptr, nullptr, KILN_UK_ACT_NONE, C.p, wg,
-                             threads);
-    });
-    benchmark::ClobberMemory();
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weights_GB/s"] =
-      benchmark::Counter(size * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["weights_MiB"] = double(size) * copies / (1 << 20);
+  RunPackedMatmul(state, packed, size, threads, M, K, N, "GFLOP/s",
+                  [&](const uint8_t *w, int64_t wg) {
+                    kiln_uk_matmul_s24_f32(A.p, M, K, w, N, bits, nullptr, nullptr,
+                                           KILN_UK_ACT_NONE, C.p, wg, threads);
+                  });
 }
 
 void S24MatmulArgs(benchmark::internal::Benchmark *b) {
