@@ -26,11 +26,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+import e2e_checks
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOGITS_TOL = 1e-3
@@ -52,12 +53,8 @@ class Checks:
 
 
 def run(cmd):
-    """(returncode, stdout, stderr); a timeout reads as returncode None."""
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
-        return r.returncode, r.stdout, r.stderr
-    except subprocess.TimeoutExpired:
-        return None, "", f"timed out after {TIMEOUT_S} s"
+    """e2e_checks.run with this script's longer timeout."""
+    return e2e_checks.run(cmd, TIMEOUT_S)
 
 
 def last_line(text):
