@@ -23,6 +23,9 @@ namespace kiln::hal {
 struct DeviceOptions {
   /// Worker threads for the cpu driver; 0 = std::thread::hardware_concurrency().
   int threads = 0;
+  /// Which device of a driver that sees several ("vulkan:1" -> 1); -1 lets
+  /// the driver choose.
+  int device_index = -1;
 };
 
 /// A block of device memory. Buffers are shared (std::shared_ptr) because a

@@ -22,15 +22,23 @@ class DriverRegistry {
   /// The process-wide registry with the built-in drivers in it.
   static DriverRegistry& Global();
 
-  /// Adds a driver; AlreadyExists when the name is taken.
-  Status Register(std::string name, DeviceFactory factory);
-  /// Creates a device; NotFound names the available drivers.
+  /// Adds a driver; AlreadyExists when the name is taken. `indexed` drivers
+  /// see several devices and accept "name:N" (DeviceOptions::device_index).
+  Status Register(std::string name, DeviceFactory factory, bool indexed = false);
+  /// Creates a device from "driver" or "driver:N" (N >= 0 becomes
+  /// options.device_index); NotFound names the available drivers,
+  /// InvalidArgument a bad N or an index for a driver with one device.
   StatusOr<std::unique_ptr<Device>> Create(std::string_view name, const DeviceOptions& options) const;
   /// Registered driver names, sorted.
   std::vector<std::string> Names() const;
 
  private:
-  std::vector<std::pair<std::string, DeviceFactory>> drivers_;
+  struct Driver {
+    std::string name;
+    DeviceFactory factory;
+    bool indexed = false;
+  };
+  std::vector<Driver> drivers_;
 };
 
 /// Shorthand for DriverRegistry::Global().Create(name, options).
