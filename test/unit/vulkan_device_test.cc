@@ -392,6 +392,28 @@ TEST_P(VulkanDeviceTest, BuffersAndExecutablesMayOutliveTheDevice) {
   out.reset();
 }
 
+TEST_P(VulkanDeviceTest, DroppedBuffersAreNotReusedWhilePendingWorkReadsThem) {
+  std::unique_ptr<Executable> exe = Load();
+  ASSERT_TRUE(exe);
+  const int64_t n = 5000;
+  std::vector<float> a(n), expected(n);
+  for (int64_t i = 0; i < n; ++i) a[i] = i, expected[i] = 2.0f * i;
+  std::shared_ptr<Buffer> in = Floats(a), out = Alloc(n * 4);
+  const std::vector<int64_t> shape = {n};
+  std::vector<BufferBinding> args = {{in.get(), 0, DType::kF32, shape}, {out.get(), 0, DType::kF32, shape}};
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(device_->Dispatch(*exe, kScale2, args, 2).ok());
+    // Drop the input while the dispatch may still read it; a new buffer of
+    // the same size must not get its memory before that.
+    in.reset();
+    std::shared_ptr<Buffer> other = Floats(std::vector<float>(n, -100));
+    EXPECT_EQ(ReadFloats(*out, n), expected) << "round " << round;
+    // Memory that is free again is reused, with the contents it is given.
+    in = Floats(a);
+    args[0].buffer = in.get();
+  }
+}
+
 TEST(VulkanRegistryTest, SelectsDevicesByIndex) {
   StatusOr<std::unique_ptr<Device>> first = CreateDevice("vulkan");
   if (!first.ok() && NoVulkan(first.status())) GTEST_SKIP() << first.status().message();

@@ -8,7 +8,9 @@
 #include <deque>
 #include <functional>
 #include <limits>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,17 @@ constexpr size_t kMaxBatchesInFlight = 8;
 /// Largest staging buffer for Upload/Download without host-visible memory;
 /// bigger transfers go in chunks.
 constexpr uint64_t kMaxStagingBytes = uint64_t{64} << 20;
+/// Most bytes of dropped buffers kept for reuse.
+constexpr uint64_t kMaxPooledBytes = uint64_t{256} << 20;
+
+/// VkBuffer size for `size` bytes: never 0 (kiln has empty tensors, Vulkan
+/// no empty buffers), and rounded so that buffers of nearby sizes can reuse
+/// each other's memory (at most ~6 % more).
+uint64_t RoundedSize(uint64_t size) {
+  const uint64_t granule = size <= (uint64_t{64} << 10) ? 256 : size <= (uint64_t{16} << 20) ? (uint64_t{64} << 10)
+                                                                                             : (uint64_t{1} << 20);
+  return std::max<uint64_t>(granule, (size + granule - 1) / granule * granule);
+}
 
 const char* DeviceTypeName(VkPhysicalDeviceType type) {
   switch (type) {
@@ -112,6 +125,22 @@ class Context {
   /// vkAllocateMemory of a type in `type_bits` with all `flags`.
   int FindMemoryType(uint32_t type_bits, VkMemoryPropertyFlags flags) const;
 
+  /// The memory of a buffer: a VkBuffer bound to its own allocation.
+  struct Memory {
+    VkBuffer buffer = VK_NULL_HANDLE;
+    VkDeviceMemory memory = VK_NULL_HANDLE;
+    uint8_t* mapped = nullptr;
+  };
+  /// Memory of a dropped buffer of VkBuffer size `size`, if one is pooled.
+  std::optional<Memory> TakePooledLocked(uint64_t size);
+  /// Keeps dropped memory (no batch uses it any more) for the next
+  /// Allocate of the same size, as long as the pool has room: the executor
+  /// allocates the same intermediates on every run, and vkAllocateMemory is
+  /// slow on real drivers.
+  void RecycleLocked(uint64_t size, Memory m);
+  /// Frees the pooled memory (before retrying an allocation that failed).
+  void DrainPoolLocked();
+
  private:
   StatusOr<std::unique_ptr<Batch>> NewBatch();
   void DestroyBatch(Batch& batch);
@@ -123,6 +152,8 @@ class Context {
   uint64_t next_serial_ = 0;  // serial of the newest batch opened so far
   uint64_t completed_serial_ = 0;
   std::deque<std::pair<uint64_t, std::function<void()>>> releases_;
+  std::multimap<uint64_t, Memory> pool_;  // by VkBuffer size
+  uint64_t pooled_bytes_ = 0;
 
   VkBuffer staging_ = VK_NULL_HANDLE;
   VkDeviceMemory staging_memory_ = VK_NULL_HANDLE;
@@ -139,6 +170,7 @@ Context::~Context() {
     if (open_) DestroyBatch(*open_);
     for (auto& b : in_flight_) DestroyBatch(*b);
     for (auto& b : free_) DestroyBatch(*b);
+    DrainPoolLocked();
     if (staging_) vk.vkDestroyBuffer(device, staging_, nullptr);
     if (staging_memory_) vk.vkFreeMemory(device, staging_memory_, nullptr);
     if (command_pool) vk.vkDestroyCommandPool(device, command_pool, nullptr);
@@ -158,6 +190,34 @@ int Context::FindMemoryType(uint32_t type_bits, VkMemoryPropertyFlags flags) con
   for (uint32_t i = 0; i < memory.memoryTypeCount; ++i)
     if ((type_bits & (1u << i)) && (memory.memoryTypes[i].propertyFlags & flags) == flags) return static_cast<int>(i);
   return -1;
+}
+
+std::optional<Context::Memory> Context::TakePooledLocked(uint64_t size) {
+  auto it = pool_.find(size);
+  if (it == pool_.end()) return std::nullopt;
+  Memory m = it->second;
+  pool_.erase(it);
+  pooled_bytes_ -= size;
+  return m;
+}
+
+void Context::RecycleLocked(uint64_t size, Memory m) {
+  if (pooled_bytes_ + size <= kMaxPooledBytes) {
+    pool_.emplace(size, m);
+    pooled_bytes_ += size;
+    return;
+  }
+  vk.vkDestroyBuffer(device, m.buffer, nullptr);
+  vk.vkFreeMemory(device, m.memory, nullptr);  // unmaps too
+}
+
+void Context::DrainPoolLocked() {
+  for (auto& [size, m] : pool_) {
+    vk.vkDestroyBuffer(device, m.buffer, nullptr);
+    vk.vkFreeMemory(device, m.memory, nullptr);
+  }
+  pool_.clear();
+  pooled_bytes_ = 0;
 }
 
 StatusOr<std::unique_ptr<Context::Batch>> Context::NewBatch() {
@@ -326,14 +386,15 @@ class VulkanBuffer final : public Buffer {
   VulkanBuffer(std::shared_ptr<Context> ctx, uint64_t size, bool read_only)
       : Buffer(size, read_only), ctx_(std::move(ctx)) {}
   ~VulkanBuffer() override {
-    if (!buffer_ && !memory_) return;
     Context* ctx = ctx_.get();
-    VkBuffer buffer = buffer_;
-    VkDeviceMemory memory = memory_;
     std::lock_guard<std::mutex> lock(ctx->mu);
-    ctx->ReleaseLocked([ctx, buffer, memory] {
-      if (buffer) ctx->vk.vkDestroyBuffer(ctx->device, buffer, nullptr);
-      if (memory) ctx->vk.vkFreeMemory(ctx->device, memory, nullptr);  // unmaps too
+    if (!buffer_ || !memory_) {  // Allocate failed half-way
+      if (buffer_) ctx->vk.vkDestroyBuffer(ctx->device, buffer_, nullptr);
+      if (memory_) ctx->vk.vkFreeMemory(ctx->device, memory_, nullptr);
+      return;
+    }
+    ctx->ReleaseLocked([ctx, size = vk_size_, m = Context::Memory{buffer_, memory_, mapped_}] {
+      ctx->RecycleLocked(size, m);
     });
   }
 
@@ -341,7 +402,7 @@ class VulkanBuffer final : public Buffer {
 
   VkBuffer buffer_ = VK_NULL_HANDLE;
   VkDeviceMemory memory_ = VK_NULL_HANDLE;
-  uint64_t vk_size_ = 0;         // size of the VkBuffer (>= 4, >= size())
+  uint64_t vk_size_ = 0;           // size of the VkBuffer: RoundedSize(size())
   uint8_t* mapped_ = nullptr;    // persistent mapping when host-visible
   mutable uint64_t last_use_ = 0;  // serial of the newest batch that uses it
 
@@ -533,12 +594,21 @@ class VulkanDevice final : public Device {
 
 StatusOr<std::shared_ptr<Buffer>> VulkanDevice::NewBuffer(uint64_t size, bool read_only) {
   Context& c = *ctx_;
-  // Zero-size buffers are legal in kiln, not in Vulkan; copies are 4-aligned.
-  const uint64_t vk_size = std::max<uint64_t>(4, (size + 3) & ~uint64_t{3});
+  const uint64_t vk_size = RoundedSize(size);
   if (size > c.max_allocation || vk_size < size)
     return ResourceExhaustedError(StrCat("vulkan: cannot allocate ", size, " bytes (the device's largest allocation is ",
                                          c.max_allocation, " bytes)"));
   auto buffer = std::make_shared<VulkanBuffer>(ctx_, size, read_only);
+  buffer->vk_size_ = vk_size;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (std::optional<Context::Memory> m = c.TakePooledLocked(vk_size)) {
+      buffer->buffer_ = m->buffer;
+      buffer->memory_ = m->memory;
+      buffer->mapped_ = m->mapped;
+      return std::shared_ptr<Buffer>(std::move(buffer));
+    }
+  }
   VkBufferCreateInfo info{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
   info.size = vk_size;
   info.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
@@ -547,7 +617,6 @@ StatusOr<std::shared_ptr<Buffer>> VulkanDevice::NewBuffer(uint64_t size, bool re
   Status status = VkCheck(c.vk.vkCreateBuffer(c.device, &info, nullptr, &handle), "vkCreateBuffer");
   if (!status.ok()) return status.Annotate(StrCat("allocating ", size, " bytes"));
   buffer->buffer_ = handle;
-  buffer->vk_size_ = vk_size;
   VkMemoryRequirements req;
   c.vk.vkGetBufferMemoryRequirements(c.device, buffer->buffer_, &req);
   constexpr VkMemoryPropertyFlags kUnified =
@@ -562,6 +631,11 @@ StatusOr<std::shared_ptr<Buffer>> VulkanDevice::NewBuffer(uint64_t size, bool re
   alloc.memoryTypeIndex = static_cast<uint32_t>(type);
   VkDeviceMemory memory = VK_NULL_HANDLE;
   VkResult r = c.vk.vkAllocateMemory(c.device, &alloc, nullptr, &memory);
+  if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
+    std::lock_guard<std::mutex> lock(c.mu);  // pooled memory may be what is missing
+    c.DrainPoolLocked();
+    r = c.vk.vkAllocateMemory(c.device, &alloc, nullptr, &memory);
+  }
   if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY)
     return ResourceExhaustedError(StrCat("vulkan: out of memory allocating ", size, " bytes (vkAllocateMemory: ",
                                          VkResultName(r), ")"));
