@@ -1,6 +1,8 @@
 //===- TargetRegistry.cpp - Target descriptions and their registry --------===//
 #include "targets/TargetRegistry.h"
 
+#include "mlir/Dialect/SPIRV/IR/SPIRVEnums.h"
+
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/JSON.h"
@@ -61,6 +63,31 @@ static std::vector<TargetDescription> makeTargets() {
   cpu("aarch64-neon-dotprod", "aarch64-unknown-linux-gnu", "cortex-a76",
       "+neon,+fp-armv8,+v8.2a,+dotprod,+fullfp16", 128, "elf-aarch64",
       "64-bit ARM with NEON dot product (Armv8.2-A: Cortex-A55/A76, Neoverse N1)");
+
+  // Any desktop-class Vulkan 1.1 GPU (NVIDIA, AMD, Intel) and Mesa's
+  // lavapipe: SPIR-V 1.3, 64-bit ints and floats, 8/16-bit storage, subgroup
+  // arithmetic. Limits are the ones all of those meet; a device profile
+  // (targets/profiles/*.json) describes a smaller or a bigger part.
+  {
+    TargetDescription d;
+    d.name = "vulkan-spirv";
+    d.kind = TargetKind::Vulkan;
+    d.executableFormat = "spirv";
+    d.summary = "any Vulkan 1.1 GPU with 64-bit and 8/16-bit storage (SPIR-V 1.3)";
+    d.spirvVersion = "1.3";
+    d.spirvCapabilities = {"Shader", "Int8", "Int16", "Int64", "Float16", "Float64",
+                           "StorageBuffer8BitAccess", "StorageBuffer16BitAccess",
+                           "GroupNonUniform", "GroupNonUniformArithmetic",
+                           "GroupNonUniformShuffle"};
+    d.spirvExtensions = {"SPV_KHR_storage_buffer_storage_class", "SPV_KHR_8bit_storage",
+                         "SPV_KHR_16bit_storage"};
+    d.subgroupSize = 32;
+    d.workgroupSize = 64;
+    d.maxWorkgroupInvocations = 1024;
+    d.maxSharedMemoryBytes = 32768;
+    d.maxPushConstantBytes = 128;
+    t.push_back(std::move(d));
+  }
 
   // host: this machine's CPU, whatever it is.
   TargetDescription host;
@@ -147,6 +174,93 @@ static bool validateCpuTarget(const TargetDescription &d, std::string &error) {
   return true;
 }
 
+/// A Vulkan device profile: the SPIR-V version, capabilities and extensions
+/// its driver accepts and the limits kiln's kernels must stay within (see
+/// docs/targets.md). Names are checked against MLIR's SPIR-V enums.
+template <typename Fail>
+static std::optional<TargetDescription> loadVulkanProfile(const llvm::json::Object &o,
+                                                          Fail fail) {
+  static const char *const known[] = {
+      "name", "kind", "summary", "spirv_version", "capabilities", "extensions",
+      "subgroup_size", "workgroup_size", "max_workgroup_invocations",
+      "max_shared_memory_bytes", "max_push_constant_bytes"};
+  for (const auto &kv : o)
+    if (llvm::find(known, kv.first.str()) == std::end(known))
+      return fail("unknown key '" + kv.first.str() + "' for a vulkan profile");
+  TargetDescription d = *lookupTarget("vulkan-spirv");
+  d.summary.clear();
+  auto name = o.getString("name");
+  if (!name || name->empty())
+    return fail("\"name\" (a string) is required");
+  d.name = name->str();
+  if (auto s = o.getString("summary"))
+    d.summary = s->str();
+  else if (o.get("summary"))
+    return fail("\"summary\" must be a string");
+  if (const llvm::json::Value *v = o.get("spirv_version")) {
+    static const char *const versions[] = {"1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"};
+    auto s = v->getAsString();
+    if (!s || llvm::find(versions, s->str()) == std::end(versions))
+      return fail("\"spirv_version\" must be one of \"1.0\" .. \"1.6\"");
+    d.spirvVersion = s->str();
+  }
+  auto names = [&](const char *key, std::vector<std::string> &out,
+                   auto valid) -> std::optional<std::string> {
+    const llvm::json::Value *v = o.get(key);
+    if (!v)
+      return std::nullopt;
+    const llvm::json::Array *a = v->getAsArray();
+    if (!a)
+      return std::string("\"") + key + "\" must be an array of strings";
+    out.clear();
+    for (const llvm::json::Value &e : *a) {
+      auto s = e.getAsString();
+      if (!s)
+        return std::string("\"") + key + "\" must be an array of strings";
+      if (!valid(*s))
+        return std::string("unknown SPIR-V ") + (key[0] == 'c' ? "capability" : "extension") +
+               " '" + s->str() + "'";
+      out.push_back(s->str());
+    }
+    return std::nullopt;
+  };
+  if (auto e = names("capabilities", d.spirvCapabilities,
+                     [](llvm::StringRef s) { return mlir::spirv::symbolizeCapability(s).has_value(); }))
+    return fail(*e);
+  if (auto e = names("extensions", d.spirvExtensions,
+                     [](llvm::StringRef s) { return mlir::spirv::symbolizeExtension(s).has_value(); }))
+    return fail(*e);
+  if (!llvm::is_contained(d.spirvCapabilities, "Shader"))
+    return fail("\"capabilities\" must contain \"Shader\" (Vulkan compute)");
+  struct Limit {
+    const char *key;
+    unsigned *out;
+    unsigned max;
+  } limits[] = {{"subgroup_size", &d.subgroupSize, 128},
+                {"workgroup_size", &d.workgroupSize, 1024},
+                {"max_workgroup_invocations", &d.maxWorkgroupInvocations, 1u << 20},
+                {"max_shared_memory_bytes", &d.maxSharedMemoryBytes, 1u << 30},
+                {"max_push_constant_bytes", &d.maxPushConstantBytes, 1u << 16}};
+  for (const Limit &l : limits) {
+    const llvm::json::Value *v = o.get(l.key);
+    if (!v)
+      continue;
+    auto n = v->getAsInteger();
+    if (!n || *n <= 0 || *n > l.max)
+      return fail(std::string("\"") + l.key + "\" must be an integer in 1.." + std::to_string(l.max));
+    *l.out = static_cast<unsigned>(*n);
+  }
+  if (!llvm::isPowerOf2_32(d.subgroupSize))
+    return fail("\"subgroup_size\" must be a power of two");
+  if (d.workgroupSize > d.maxWorkgroupInvocations)
+    return fail("\"workgroup_size\" exceeds \"max_workgroup_invocations\"");
+  if (d.maxPushConstantBytes < 128)
+    return fail("\"max_push_constant_bytes\" must be at least 128 (Vulkan's minimum)");
+  if (d.summary.empty())
+    d.summary = "Vulkan device profile " + d.name;
+  return d;
+}
+
 std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
                                                 std::string &error) {
   auto buffer = llvm::MemoryBuffer::getFile(path);
@@ -164,6 +278,14 @@ std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
   const llvm::json::Object *o = json->getAsObject();
   if (!o)
     return fail("expected a JSON object");
+  std::string kindName = "cpu";
+  if (const llvm::json::Value *k = o->get("kind")) {
+    if (!k->getAsString() || (*k->getAsString() != "cpu" && *k->getAsString() != "vulkan"))
+      return fail("\"kind\" must be \"cpu\" or \"vulkan\"");
+    kindName = k->getAsString()->str();
+  }
+  if (kindName == "vulkan")
+    return loadVulkanProfile(*o, fail);
   static const char *const known[] = {"name", "kind", "summary", "triple", "cpu",
                                       "features", "vector_bits", "l1_cache_bytes",
                                       "l2_cache_bytes"};
@@ -191,9 +313,6 @@ std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
     out = static_cast<unsigned>(*n);
     return true;
   };
-  std::string kind = "cpu";
-  if (!str("kind", kind, false) || kind != "cpu")
-    return fail("\"kind\" must be \"cpu\" (the only kind a target file describes so far)");
   if (!str("name", d.name, true) || d.name.empty())
     return fail("\"name\" (a string) is required");
   if (!str("triple", d.triple, true))
@@ -222,11 +341,13 @@ std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
 
 TargetBackend &backendFor(TargetKind kind) {
   static std::unique_ptr<TargetBackend> cpu = createCpuBackend();
+  static std::unique_ptr<TargetBackend> vulkan = createVulkanBackend();
   switch (kind) {
+  case TargetKind::Vulkan:
+    return *vulkan;
   case TargetKind::Cpu:
-    return *cpu;
   default:
-    return *cpu; // only the CPU backend exists so far; lookup never yields others
+    return *cpu; // no CUDA backend yet; lookup never yields one
   }
 }
 

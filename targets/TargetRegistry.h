@@ -34,6 +34,15 @@ struct TargetDescription {
   unsigned l2CacheBytes = 1024 * 1024;
   /// Artifact executable format, e.g. "elf-x86_64".
   std::string executableFormat;
+  // Vulkan / SPIR-V (kind == Vulkan): what the device's driver accepts.
+  std::string spirvVersion = "1.3"; // "1.0" .. "1.6"
+  std::vector<std::string> spirvCapabilities; // e.g. "Shader", "Int64"
+  std::vector<std::string> spirvExtensions;   // e.g. "SPV_KHR_8bit_storage"
+  unsigned subgroupSize = 32;
+  unsigned workgroupSize = 64; // invocations per workgroup kiln's kernels use
+  unsigned maxWorkgroupInvocations = 1024;
+  unsigned maxSharedMemoryBytes = 16384; // workgroup (shared) memory
+  unsigned maxPushConstantBytes = 128;
 };
 
 /// Output of a backend: one executable with its kernels.
@@ -75,6 +84,7 @@ std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
 TargetBackend &backendFor(TargetKind kind);
 
 std::unique_ptr<TargetBackend> createCpuBackend();
+std::unique_ptr<TargetBackend> createVulkanBackend();
 
 } // namespace kiln
 

@@ -584,6 +584,18 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "no output file (-o)";
     return 1;
   }
+  if (options.emitExecutable) {
+    std::string errorMessage;
+    auto out = openOutputFile(options.output, &errorMessage);
+    if (!out) {
+      error = errorMessage;
+      return 1;
+    }
+    out->os().write(exe.binary.data(), exe.binary.size());
+    out->keep();
+    progress.step("wrote the " + exe.format + " executable to " + options.output);
+    return 0;
+  }
   if (failed(writeArtifact(*module, exe, *target, metadata, options.output,
                            error)))
     return 1;

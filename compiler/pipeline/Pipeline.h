@@ -23,6 +23,9 @@ struct CompileOptions {
   std::string target = "host";
   Phase compileTo = Phase::Artifact;
   bool emitMlir = false;
+  /// Write the target's executable itself (ELF shared object, SPIR-V
+  /// module) instead of an artifact: for spirv-val, objdump, a vendor's tools.
+  bool emitExecutable = false;
   bool verbose = false; // progress lines on stderr
   bool report = false;  // per-layer fusion report on stdout
   /// LLM extras embedded in the artifact; empty = look beside the model for

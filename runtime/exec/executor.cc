@@ -42,6 +42,17 @@ std::string SigShapeToString(const fb::TensorSig& sig) {
 }
 
 /// One execution of one Function: owns the register files.
+/// An executable without kernels (a model that only reshapes or returns its
+/// constants): nothing to hand to the device, and a SPIR-V module without an
+/// entry point would not even be valid.
+class EmptyExecutable final : public hal::Executable {
+ public:
+  const std::vector<hal::KernelInfo>& kernels() const override { return kernels_; }
+
+ private:
+  std::vector<hal::KernelInfo> kernels_;
+};
+
 class Interpreter {
  public:
   Interpreter(const artifact::Artifact& artifact, hal::Device& device, const ExecutorOptions& options,
@@ -334,6 +345,10 @@ StatusOr<std::unique_ptr<Executor>> Executor::Create(const artifact::Artifact& a
     for (uint32_t k = 0; exe.kernels() && k < exe.kernels()->size(); ++k) {
       const fb::Kernel& kernel = *exe.kernels()->Get(k);
       spec.kernels.push_back({kernel.name()->str(), ToVector(kernel.arg_ranks()), kernel.distributable()});
+    }
+    if (spec.kernels.empty()) {
+      executor->executables_.push_back(std::make_unique<EmptyExecutable>());
+      continue;
     }
     StatusOr<std::unique_ptr<hal::Executable>> loaded = device.LoadExecutable(spec);
     if (!loaded.ok()) return loaded.status().Annotate(StrCat("executable ", e, " (", spec.format, ")"));

@@ -10,6 +10,7 @@
 #include "targets/TargetRegistry.h"
 
 #include "dialects/exec/IR/ExecDialect.h"
+#include "targets/common/KernelPrep.h"
 #include "targets/cpu/UkernelCalls.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -94,24 +95,6 @@ bool distribute(func::FuncOp fn) {
   loop.getLowerBoundMutable().assign(lbs);
   loop.getStepMutable().assign(steps);
   return true;
-}
-
-/// Kernels return their results in the trailing `outs` arguments. After
-/// bufferization a result is usually that very buffer (the empty tensor was
-/// eliminated); otherwise it is copied in. Then the results are dropped.
-void returnThroughOuts(func::FuncOp fn) {
-  auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
-  unsigned n = ret.getNumOperands();
-  unsigned firstOut = fn.getNumArguments() - n;
-  OpBuilder b(ret);
-  for (unsigned i = 0; i < n; ++i) {
-    Value v = ret.getOperand(i), out = fn.getArgument(firstOut + i);
-    if (v != out)
-      memref::CopyOp::create(b, ret.getLoc(), v, out);
-  }
-  func::ReturnOp::create(b, ret.getLoc());
-  ret.erase();
-  fn.setType(FunctionType::get(fn.getContext(), fn.getArgumentTypes(), {}));
 }
 
 /// Tiles the op that produces a kernel's result along one parallel dim into
@@ -203,38 +186,6 @@ void tileForWorkgroups(func::FuncOp fn, unsigned targetTiles) {
       rewriter.replaceAllUsesWith(r, repl);
 }
 
-/// memref.copy would lower to a call into MLIR's C runner library, which the
-/// runtime does not have; linalg.copy lowers to plain loops.
-struct CopyToLinalg : OpRewritePattern<memref::CopyOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(memref::CopyOp op,
-                                PatternRewriter &rewriter) const override {
-    rewriter.replaceOpWithNewOp<linalg::CopyOp>(op, op.getSource(),
-                                                op.getTarget());
-    return success();
-  }
-};
-
-LogicalResult runPipeline(ModuleOp module, StringRef pipeline,
-                          std::string &error) {
-  // `pipeline` is the textual form "builtin.module(...)" (as for mlir-opt).
-  std::string diag;
-  llvm::raw_string_ostream os(diag);
-  auto parsed = parsePassPipeline(pipeline, os);
-  PassManager pm(module.getContext());
-  if (succeeded(parsed))
-    static_cast<OpPassManager &>(pm) = std::move(*parsed);
-  if (failed(parsed)) {
-    error = "internal: bad pass pipeline: " + os.str();
-    return failure();
-  }
-  if (failed(pm.run(module))) {
-    error = "code generation failed";
-    return failure();
-  }
-  return success();
-}
-
 std::unique_ptr<llvm::TargetMachine>
 makeTargetMachine(const TargetDescription &target, std::string &error) {
   static bool initialized = [] {
@@ -312,22 +263,7 @@ public:
                         std::string &error) override {
     MLIRContext *ctx = module.getContext();
     out.format = target.executableFormat;
-    // Keep only kernels.
-    SmallVector<std::string> kernels;
-    for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
-      if (!fn->hasAttr(exec::kKernelAttr)) {
-        fn.erase();
-        continue;
-      }
-      fn.setPublic();
-      kernels.push_back(fn.getSymName().str());
-      // Inputs may be shared (a constant mapped read-only, another kernel's
-      // result): bufferization must copy rather than write into them.
-      unsigned numOuts = fn.getNumResults();
-      for (unsigned i = exec::kNumWorkgroupArgs;
-           i < fn.getNumArguments() - numOuts; ++i)
-        fn.setArgAttr(i, "bufferization.writable", BoolAttr::get(ctx, false));
-    }
+    keepKernels(module);
     // Enough tiles for any thread count a CPU driver is likely to use.
     constexpr unsigned kTargetTiles = 64;
     for (auto fn : module.getOps<func::FuncOp>())
@@ -351,14 +287,8 @@ public:
                            "bufferization-lower-deallocations,canonicalize,cse)",
                            error)))
       return failure();
-    {
-      RewritePatternSet patterns(ctx);
-      patterns.add<CopyToLinalg>(ctx);
-      if (failed(applyPatternsGreedily(module, std::move(patterns)))) {
-        error = "internal: copy lowering did not converge";
-        return failure();
-      }
-    }
+    if (failed(lowerMemrefCopies(module, error)))
+      return failure();
     if (failed(lowerUkernelCalls(module, error)))
       return failure();
     if (stopAfter == "bufferized")

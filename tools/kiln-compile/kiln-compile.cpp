@@ -20,7 +20,7 @@ static cl::opt<std::string> compileTo(
     "compile-to", cl::desc("stop after phase: import, llm, linalg, dispatch, "
                            "bufferized, loops, llvm, artifact"),
     cl::init("artifact"), cl::cat(category));
-static cl::opt<std::string> emit("emit", cl::desc("output kind: kiln or mlir"),
+static cl::opt<std::string> emit("emit", cl::desc("output kind: kiln (the artifact), mlir, or executable (the target binary alone: ELF .so, SPIR-V .spv)"),
                                  cl::init(""), cl::cat(category));
 static cl::opt<bool> listTargets("list-targets", cl::desc("list known targets"),
                                  cl::cat(category));
@@ -172,8 +172,12 @@ int main(int argc, char **argv) {
     options.emitMlir = true;
     if (options.compileTo == kiln::Phase::Artifact)
       options.compileTo = kiln::Phase::Llvm;
+  } else if (emit == "executable") {
+    if (options.compileTo != kiln::Phase::Artifact)
+      return fail("--emit=executable writes the final code; drop --compile-to");
+    options.emitExecutable = true;
   } else if (!emit.empty() && emit != "kiln") {
-    return fail("unknown --emit '" + emit + "' (known: kiln, mlir)");
+    return fail("unknown --emit '" + emit + "' (known: kiln, mlir, executable)");
   } else if (options.compileTo != kiln::Phase::Artifact) {
     options.emitMlir = true;
   }

@@ -1,0 +1,65 @@
+//===- GpuKernelSteps.h - The steps from a kernel to a GPU function -*- C++ -*-===//
+//
+// The Vulkan backend turns each bufferized `exec.kernel` function into a
+// gpu.func in four steps, each in its own file:
+//
+//   tileForInvocations  (GpuTiling.cpp)    on tensors: one tile per output
+//                                          element row, producers fused
+//   distributeKernel    (GpuDistribute.cpp) on loops: grid-stride loops over
+//                                          invocations, barriers, temporaries
+//                                          in private or workgroup memory
+//   flattenKernelMemrefs (FlattenMemrefs.cpp) N-d buffers -> 1-d storage
+//                                          buffers, dims from push constants
+//   outlineGpuKernels   (VulkanCodegen.cpp) func.func -> gpu.func
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_TARGETS_VULKAN_GPUKERNELSTEPS_H
+#define KILN_TARGETS_VULKAN_GPUKERNELSTEPS_H
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Support/LogicalResult.h"
+#include "llvm/ADT/StringRef.h"
+
+#include <string>
+
+namespace kiln {
+
+struct TargetDescription;
+
+/// Name of the placeholder `func.call @__kiln_push_constant(i32) -> i32`
+/// that reads word N of the push constants (replaced during SPIR-V
+/// conversion).
+constexpr llvm::StringLiteral kPushConstantFn = "__kiln_push_constant";
+
+/// Tiles the op that produces a kernel's result by 1 along each parallel dim
+/// that its fused producers keep (so no invocation recomputes a reduction),
+/// and fuses the producers into an scf.forall. Leaves other kernels alone.
+void tileForInvocations(mlir::func::FuncOp fn);
+
+/// How a kernel's invocations share its work.
+enum class GpuMapping {
+  /// One parallel loop nest, spread over all invocations of all workgroups.
+  Grid,
+  /// Several loop nests in sequence: one workgroup, each nest spread over its
+  /// invocations, with a barrier between nests.
+  Workgroup,
+};
+
+/// Rewrites a kernel on loops (after convert-linalg-to-parallel-loops) so that
+/// every invocation runs its share: the workgroup-id/count arguments are
+/// replaced by GPU ids, parallel loops become grid-stride loops, and
+/// temporaries move to private (per invocation) or workgroup memory.
+mlir::FailureOr<GpuMapping> distributeKernel(mlir::func::FuncOp fn,
+                                             const TargetDescription &target,
+                                             std::string &error);
+
+/// Replaces every memref argument by a 1-d storage buffer of its element type
+/// and every access by one at the row-major linear index; dynamic dims are
+/// read from push constants (word k = dim d of argument a, counting every dim
+/// of every argument in order). Temporaries become 1-d too.
+mlir::LogicalResult flattenKernelMemrefs(mlir::func::FuncOp fn,
+                                         std::string &error);
+
+} // namespace kiln
+
+#endif

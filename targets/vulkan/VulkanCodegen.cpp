@@ -1,0 +1,354 @@
+//===- VulkanCodegen.cpp - exec.kernel functions -> one SPIR-V module ------===//
+//
+// Kernels are tiled for invocations and bufferized like the CPU's, lowered
+// to loops, spread over GPU invocations (GpuDistribute.cpp), given 1-d
+// storage-buffer arguments (FlattenMemrefs.cpp), outlined into gpu.funcs of
+// one gpu.module, converted to the spirv dialect for the target's SPIR-V
+// version, capabilities and limits, and serialized. The runtime ABI (see
+// runtime/hal/README.md): entry point = kernel name; descriptor set 0,
+// binding i = argument i; push constants = every dim of every argument as
+// int32, in order.
+//
+//===----------------------------------------------------------------------===//
+#include "targets/TargetRegistry.h"
+
+#include "dialects/llm/IR/LlmDialect.h"
+#include "targets/common/KernelPrep.h"
+#include "targets/vulkan/GpuKernelSteps.h"
+
+#include "mlir/Conversion/ArithToSPIRV/ArithToSPIRV.h"
+#include "mlir/Conversion/ControlFlowToSPIRV/ControlFlowToSPIRV.h"
+#include "mlir/Conversion/FuncToSPIRV/FuncToSPIRV.h"
+#include "mlir/Conversion/GPUToSPIRV/GPUToSPIRV.h"
+#include "mlir/Conversion/IndexToSPIRV/IndexToSPIRV.h"
+#include "mlir/Conversion/MathToSPIRV/MathToSPIRV.h"
+#include "mlir/Conversion/MemRefToSPIRV/MemRefToSPIRV.h"
+#include "mlir/Conversion/SCFToSPIRV/SCFToSPIRV.h"
+#include "mlir/Conversion/UBToSPIRV/UBToSPIRV.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVAttributes.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVDialect.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
+#include "mlir/Dialect/SPIRV/Transforms/SPIRVConversion.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/Target/SPIRV/Serialization.h"
+#include "mlir/Transforms/DialectConversion.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+/// `func.call @__kiln_push_constant(N)` -> load of push constant word N.
+struct PushConstantCall : OpConversionPattern<func::CallOp> {
+  PushConstantCall(const TypeConverter &tc, MLIRContext *ctx, unsigned words)
+      : OpConversionPattern(tc, ctx, /*benefit=*/10), words(words) {}
+  LogicalResult
+  matchAndRewrite(func::CallOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    if (op.getCallee() != kPushConstantFn)
+      return failure();
+    std::optional<int64_t> word = getConstantIntValue(op.getOperand(0));
+    if (!word)
+      return rewriter.notifyMatchFailure(op, "push constant index not constant");
+    Value v = spirv::getPushConstantValue(op, words, *word,
+                                          rewriter.getI32Type(), rewriter);
+    rewriter.replaceOp(op, v);
+    return success();
+  }
+  unsigned words;
+};
+
+/// gpu.barrier between loop nests must also make storage-buffer writes
+/// visible (MLIR's lowering only orders workgroup memory).
+struct FullBarrier : OpConversionPattern<gpu::BarrierOp> {
+  FullBarrier(const TypeConverter &tc, MLIRContext *ctx)
+      : OpConversionPattern(tc, ctx, /*benefit=*/10) {}
+  LogicalResult
+  matchAndRewrite(gpu::BarrierOp op, OpAdaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto semantics = spirv::MemorySemantics::AcquireRelease |
+                     spirv::MemorySemantics::UniformMemory |
+                     spirv::MemorySemantics::WorkgroupMemory;
+    rewriter.replaceOpWithNewOp<spirv::ControlBarrierOp>(
+        op, spirv::Scope::Workgroup, spirv::Scope::Workgroup, semantics);
+    return success();
+  }
+};
+
+/// GLSL's transcendental functions take 16/32-bit floats only: an f64 one is
+/// computed in f32 (ONNX models use f64 rarely, and never for accuracy that
+/// an f32 exp or cos would spoil).
+struct F64MathInF32 : RewritePattern {
+  explicit F64MathInF32(MLIRContext *ctx)
+      : RewritePattern(MatchAnyOpTypeTag(), /*benefit=*/1, ctx) {}
+  LogicalResult matchAndRewrite(Operation *op,
+                                PatternRewriter &rewriter) const override {
+    if (!isa<math::ExpOp, math::Exp2Op, math::ExpM1Op, math::LogOp,
+             math::Log2Op, math::Log10Op, math::Log1pOp, math::SinOp,
+             math::CosOp, math::TanOp, math::TanhOp, math::AsinOp,
+             math::AcosOp, math::AtanOp, math::Atan2Op, math::SinhOp,
+             math::CoshOp, math::AsinhOp, math::AcoshOp, math::AtanhOp,
+             math::PowFOp, math::ErfOp>(op))
+      return failure();
+    auto isF64 = [](Type t) { return t.isF64(); };
+    if (op->getNumResults() != 1 || !isF64(op->getResult(0).getType()) ||
+        !llvm::all_of(op->getOperandTypes(), isF64))
+      return failure();
+    Location loc = op->getLoc();
+    Type f32 = rewriter.getF32Type();
+    SmallVector<Value> operands;
+    for (Value v : op->getOperands())
+      operands.push_back(arith::TruncFOp::create(rewriter, loc, f32, v));
+    OperationState state(loc, op->getName(), operands, TypeRange{f32},
+                         op->getAttrs());
+    Operation *narrow = rewriter.create(state);
+    rewriter.replaceOpWithNewOp<arith::ExtFOp>(op, op->getResult(0).getType(),
+                                               narrow->getResult(0));
+    return success();
+  }
+};
+
+FailureOr<spirv::TargetEnvAttr> targetEnv(MLIRContext *ctx,
+                                          const TargetDescription &t,
+                                          std::string &error) {
+  std::string caps, exts;
+  for (const std::string &c : t.spirvCapabilities)
+    caps += (caps.empty() ? "" : ", ") + c;
+  for (const std::string &e : t.spirvExtensions)
+    exts += (exts.empty() ? "" : ", ") + e;
+  std::string text =
+      "#spirv.target_env<#spirv.vce<v" + t.spirvVersion + ", [" + caps + "], [" +
+      exts + "]>, api=Vulkan, #spirv.resource_limits<max_compute_shared_memory_size = " +
+      std::to_string(t.maxSharedMemoryBytes) +
+      ", max_compute_workgroup_invocations = " +
+      std::to_string(t.maxWorkgroupInvocations) +
+      ", max_compute_workgroup_size = [" + std::to_string(t.maxWorkgroupInvocations) +
+      ", " + std::to_string(t.maxWorkgroupInvocations) + ", 64], subgroup_size = " +
+      std::to_string(t.subgroupSize) + ">>";
+  auto attr = dyn_cast_or_null<spirv::TargetEnvAttr>(parseAttribute(text, ctx));
+  if (!attr) {
+    error = "internal: bad SPIR-V target environment " + text;
+    return failure();
+  }
+  return attr;
+}
+
+/// Moves every kernel into a gpu.module as a gpu.func with the Vulkan entry
+/// point and interface ABI attributes.
+gpu::GPUModuleOp outline(ModuleOp module, spirv::TargetEnvAttr env,
+                         unsigned workgroupSize) {
+  MLIRContext *ctx = module.getContext();
+  OpBuilder b(ctx);
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), b.getUnitAttr());
+  b.setInsertionPointToEnd(module.getBody());
+  auto gm = gpu::GPUModuleOp::create(b, module.getLoc(), "kiln_kernels");
+  gm->setAttr(spirv::getTargetEnvAttrName(), env);
+  b.setInsertionPointToStart(gm.getBody());
+  auto wgSize = b.getDenseI32ArrayAttr({static_cast<int32_t>(workgroupSize), 1, 1});
+  for (auto fn : llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
+    if (fn.isExternal()) {
+      fn->moveBefore(gm.getBody(), gm.getBody()->begin());
+      continue;
+    }
+    auto gf = gpu::GPUFuncOp::create(b, fn.getLoc(), fn.getSymName(),
+                                     fn.getFunctionType());
+    gf->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+    gf->setAttr(spirv::getEntryPointABIAttrName(),
+                spirv::EntryPointABIAttr::get(ctx, wgSize, std::nullopt, std::nullopt));
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      gf.setArgAttr(i, spirv::getInterfaceVarABIAttrName(),
+                    spirv::getInterfaceVarABIAttr(0, i, std::nullopt, ctx));
+    if (auto words = fn->getAttr("kiln.push_constant_words"))
+      gf->setAttr("kiln.push_constant_words", words);
+    Region &body = gf.getBody();
+    body.front().erase();
+    body.takeBody(fn.getBody());
+    Operation *ret = body.front().getTerminator();
+    OpBuilder rb(ret);
+    gpu::ReturnOp::create(rb, ret->getLoc());
+    ret->erase();
+    fn.erase();
+  }
+  return gm;
+}
+
+LogicalResult convertToSpirv(gpu::GPUModuleOp gm, std::string &error) {
+  MLIRContext *ctx = gm.getContext();
+  {
+    // No GLSL instruction computes erf; a polynomial does.
+    RewritePatternSet patterns(ctx);
+    populatePolynomialApproximateErfPattern(patterns);
+    populatePolynomialApproximateErfcPattern(patterns);
+    math::populateExpansionPatterns(patterns, {});
+    patterns.add<F64MathInF32>(ctx);
+    (void)applyPatternsGreedily(gm, std::move(patterns));
+  }
+  unsigned words = 0;
+  gm.walk([&](gpu::GPUFuncOp f) {
+    if (auto w = f->getAttrOfType<IntegerAttr>("kiln.push_constant_words"))
+      words = std::max<unsigned>(words, w.getInt());
+  });
+  // The placeholder's declaration goes; its calls are converted below.
+  if (auto decl = gm.lookupSymbol<func::FuncOp>(kPushConstantFn))
+    decl.erase();
+  spirv::TargetEnvAttr env = spirv::lookupTargetEnvOrDefault(gm);
+  std::unique_ptr<ConversionTarget> target = SPIRVConversionTarget::get(env);
+  SPIRVConversionOptions options;
+  SPIRVTypeConverter typeConverter(env, options);
+  RewritePatternSet patterns(ctx);
+  patterns.add<PushConstantCall>(typeConverter, ctx, std::max(words, 1u));
+  patterns.add<FullBarrier>(typeConverter, ctx);
+  populateGPUToSPIRVPatterns(typeConverter, patterns);
+  ScfToSPIRVContext scfContext;
+  populateSCFToSPIRVPatterns(typeConverter, scfContext, patterns);
+  arith::populateArithToSPIRVPatterns(typeConverter, patterns);
+  populateMathToSPIRVPatterns(typeConverter, patterns);
+  populateMemRefToSPIRVPatterns(typeConverter, patterns);
+  populateFuncToSPIRVPatterns(typeConverter, patterns);
+  cf::populateControlFlowToSPIRVPatterns(typeConverter, patterns);
+  index::populateIndexToSPIRVPatterns(typeConverter, patterns);
+  ub::populateUBToSPIRVConversionPatterns(typeConverter, patterns);
+  if (failed(applyFullConversion(gm.getOperation(), *target, std::move(patterns)))) {
+    error = "lowering to SPIR-V failed";
+    return failure();
+  }
+  return success();
+}
+
+class VulkanBackend : public TargetBackend {
+public:
+  LogicalResult compile(ModuleOp module, const TargetDescription &target,
+                        CompiledExecutable &out, StringRef stopAfter,
+                        std::string &error) override {
+    MLIRContext *ctx = module.getContext();
+    ctx->loadDialect<gpu::GPUDialect, spirv::SPIRVDialect, math::MathDialect,
+                     scf::SCFDialect, memref::MemRefDialect>();
+    out.format = target.executableFormat;
+    if (keepKernels(module).empty()) {
+      out.binary.clear(); // nothing to run (see the executor's EmptyExecutable)
+      return success();
+    }
+    WalkResult uk = module.walk([&](llm::UkernelOp op) {
+      error = "'" + op.getCallee().str() + "' (an LLM microkernel) has no " +
+              target.name + " implementation yet";
+      return WalkResult::interrupt();
+    });
+    if (uk.wasInterrupted())
+      return failure();
+    for (auto fn : module.getOps<func::FuncOp>())
+      tileForInvocations(fn);
+    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
+        failed(runPipeline(module,
+                           "builtin.module(eliminate-empty-tensors,"
+                           "one-shot-bufferize{bufferize-function-boundaries "
+                           "function-boundary-type-conversion=identity-layout-map})",
+                           error)))
+      return failure();
+    for (auto fn : module.getOps<func::FuncOp>())
+      returnThroughOuts(fn);
+    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
+        failed(lowerMemrefCopies(module, error)))
+      return failure();
+    if (stopAfter == "bufferized")
+      return success();
+    if (failed(runPipeline(module,
+                           "builtin.module(func.func(scf-forall-to-parallel,"
+                           "convert-linalg-to-parallel-loops),canonicalize,"
+                           "lower-affine,canonicalize,cse)",
+                           error)))
+      return failure();
+
+    out.kernels.clear();
+    out.kernelNames.clear();
+    SmallVector<func::FuncOp> kernels(module.getOps<func::FuncOp>());
+    for (func::FuncOp fn : kernels) {
+      CompiledExecutable::Kernel k;
+      k.symbol = fn.getSymName().str();
+      for (Type t : fn.getArgumentTypes().drop_front(2))
+        k.argRanks.push_back(cast<MemRefType>(t).getRank());
+      FailureOr<GpuMapping> mapping = distributeKernel(fn, target, error);
+      if (failed(mapping)) {
+        error = "kernel '" + k.symbol + "': " + error;
+        return failure();
+      }
+      k.distributable = *mapping == GpuMapping::Grid;
+      out.kernels.push_back(std::move(k));
+      out.kernelNames.push_back(fn.getSymName().str());
+    }
+    {
+      OpBuilder b(module.getBodyRegion());
+      auto decl = func::FuncOp::create(
+          b, module.getLoc(), kPushConstantFn,
+          b.getFunctionType({b.getI32Type()}, {b.getI32Type()}));
+      decl.setPrivate();
+    }
+    for (auto [fn, k] : llvm::zip(kernels, out.kernels)) {
+      if (failed(flattenKernelMemrefs(fn, error))) {
+        error = "kernel '" + k.symbol + "': " + error;
+        return failure();
+      }
+      auto words = fn->getAttrOfType<IntegerAttr>("kiln.push_constant_words");
+      if (words && words.getInt() * 4 > target.maxPushConstantBytes) {
+        error = "kernel '" + k.symbol + "' needs " + std::to_string(words.getInt() * 4) +
+                " bytes of push constants (every dim of its " +
+                std::to_string(k.argRanks.size()) + " buffers); " + target.name +
+                " allows " + std::to_string(target.maxPushConstantBytes);
+        return failure();
+      }
+      auto shared = fn->getAttrOfType<IntegerAttr>("kiln.workgroup_bytes");
+      if (shared && shared.getInt() > target.maxSharedMemoryBytes) {
+        error = "kernel '" + k.symbol + "' needs " + std::to_string(shared.getInt()) +
+                " bytes of workgroup memory; " + target.name + " has " +
+                std::to_string(target.maxSharedMemoryBytes);
+        return failure();
+      }
+    }
+    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)))
+      return failure();
+    if (stopAfter == "loops")
+      return success();
+
+    FailureOr<spirv::TargetEnvAttr> env = targetEnv(ctx, target, error);
+    if (failed(env))
+      return failure();
+    gpu::GPUModuleOp gm = outline(module, *env, target.workgroupSize);
+    if (failed(convertToSpirv(gm, error)) ||
+        failed(runPipeline(module,
+                           "builtin.module(spirv.module(spirv-lower-abi-attrs,"
+                           "spirv-update-vce))",
+                           error)))
+      return failure();
+    if (stopAfter == "llvm")
+      return success();
+    auto spirvModules = llvm::to_vector(module.getOps<spirv::ModuleOp>());
+    if (spirvModules.size() != 1) {
+      error = "internal: expected one spirv.module";
+      return failure();
+    }
+    SmallVector<uint32_t, 0> words;
+    if (failed(spirv::serialize(spirvModules.front(), words))) {
+      error = "internal: SPIR-V serialization failed";
+      return failure();
+    }
+    const char *bytes = reinterpret_cast<const char *>(words.data());
+    out.binary.assign(bytes, bytes + words.size() * sizeof(uint32_t));
+    return success();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<TargetBackend> createVulkanBackend() {
+  return std::make_unique<VulkanBackend>();
+}
+
+} // namespace kiln
