@@ -451,6 +451,8 @@ def run_case(case, opts, tools):
             for name, path in inputs:
                 argv += ["--input", "%s=%s" % (name, path)]
             argv += ["--output-dir", out_dir]
+            if opts.device:
+                argv += ["--device", opts.device]
             if opts.threads is not None:
                 argv += ["--threads", str(opts.threads)]
             run_tool("kiln-run", argv, opts.timeout, work)
@@ -655,6 +657,8 @@ def parse_args(argv):
                    help="where per-case temporary directories go (default: system tmp)")
     p.add_argument("--keep-work", action="store_true",
                    help="keep the per-case temporary directories")
+    p.add_argument("--device", default=None,
+                   help="kiln-run --device (e.g. vulkan; default: kiln-run's, cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="kiln-run --threads (default: 1 when --jobs > 1, "
                         "otherwise not passed)")
@@ -748,8 +752,9 @@ def main(argv):
         os.makedirs(opts.work_dir, exist_ok=True)
     opts.work_root = tempfile.mkdtemp(prefix="kiln-conformance.", dir=opts.work_dir)
 
-    out("Running %d ONNX node tests (target %s, %d jobs%s) from %s"
-        % (len(cases), opts.target, opts.jobs,
+    out("Running %d ONNX node tests (target %s%s, %d jobs%s) from %s"
+        % (len(cases), opts.target,
+           ", device %s" % opts.device if opts.device else "", opts.jobs,
            ", kiln-run --threads %d" % opts.threads if opts.threads else "",
            opts.data_dir))
 
