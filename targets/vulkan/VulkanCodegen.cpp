@@ -15,6 +15,7 @@
 #include "dialects/llm/IR/LlmDialect.h"
 #include "targets/common/KernelPrep.h"
 #include "targets/vulkan/GpuKernelSteps.h"
+#include "targets/vulkan/GpuUkernels.h"
 
 #include "mlir/Conversion/ArithToSPIRV/ArithToSPIRV.h"
 #include "mlir/Conversion/ControlFlowToSPIRV/ControlFlowToSPIRV.h"
@@ -237,13 +238,6 @@ public:
       out.binary.clear(); // nothing to run (see the executor's EmptyExecutable)
       return success();
     }
-    WalkResult uk = module.walk([&](llm::UkernelOp op) {
-      error = "'" + op.getCallee().str() + "' (an LLM microkernel) has no " +
-              target.name + " implementation yet";
-      return WalkResult::interrupt();
-    });
-    if (uk.wasInterrupted())
-      return failure();
     for (auto fn : module.getOps<func::FuncOp>())
       tileForInvocations(fn);
     if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
@@ -258,6 +252,9 @@ public:
     if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
         failed(lowerMemrefCopies(module, error)))
       return failure();
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (failed(expandGpuUkernels(fn, error)))
+        return failure();
     if (stopAfter == "bufferized")
       return success();
     if (failed(runPipeline(module,

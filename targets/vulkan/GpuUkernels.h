@@ -1,0 +1,58 @@
+//===- GpuUkernels.h - LLM microkernels as GPU loop nests ------*- C++ -*-===//
+//
+// On the CPU an `llm.ukernel` op calls a C microkernel (targets/cpu/
+// ukernels/*.c). On a GPU target the same op, after bufferization (its
+// operands are memrefs; it writes its `outputs` in place), is replaced by
+// scf/memref code computing the same thing, in the form distributeKernel
+// (GpuDistribute.cpp) spreads over invocations:
+//
+//   - one top-level scf.parallel over independent work items (each
+//     iteration writes its own output elements and reads nothing another
+//     iteration writes);
+//   - inside it: scf.for / scf.if, memref.load / memref.store on the op's
+//     operands, arith and math ops, and memref.alloca of STATIC shape for
+//     per-item scratch (private memory, at most 16 KiB);
+//   - sizes from memref.dim on the operands, scalars from the op's `args`.
+//
+// Each callee has one expander; GpuUkernels.cpp holds the table.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_TARGETS_VULKAN_GPUUKERNELS_H
+#define KILN_TARGETS_VULKAN_GPUUKERNELS_H
+
+#include "dialects/llm/IR/LlmDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Support/LogicalResult.h"
+
+#include <string>
+
+namespace kiln {
+
+/// Replaces `op` (bufferized) by its loop nest; on failure sets `error`.
+using GpuUkernelExpander = mlir::LogicalResult (*)(llm::UkernelOp op,
+                                                   mlir::RewriterBase &rewriter,
+                                                   std::string &error);
+
+/// Expands every llm.ukernel op in `fn`; a callee without a GPU expander is
+/// a one-line error naming it.
+mlir::LogicalResult expandGpuUkernels(mlir::func::FuncOp fn, std::string &error);
+
+// GpuUkernelsDense.cpp: embedding, norms, matmuls, heads, rotary.
+mlir::LogicalResult expandEmbeddingF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandRmsNormF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandLayerNormF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandMatmulF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandMatmulGluF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+
+// GpuUkernelsAttention.cpp: the paged KV cache.
+mlir::LogicalResult expandKvCacheWriteF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandPagedAttentionF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+
+} // namespace kiln
+
+#endif
