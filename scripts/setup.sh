@@ -30,6 +30,10 @@ PKGS=(
   python3-torch libopenblas0-pthread
   # the fixtures' widen.py (llama-wide, the bandwidth-bound LLM) encodes with SentencePiece
   python3-sentencepiece
+  # vulkan: headers (the driver dlopens libvulkan.so.1), the loader, Mesa's
+  # lavapipe (a Vulkan 1.3 device on the CPU, for CI), spirv-val / spirv-as
+  # (lit tests, the driver's test kernels), vulkaninfo to see the devices
+  libvulkan-dev libvulkan1 mesa-vulkan-drivers spirv-tools vulkan-tools
   # aarch64: the runtime's cross compiler, and qemu-user to run it here
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
 )
