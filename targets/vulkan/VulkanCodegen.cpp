@@ -225,6 +225,36 @@ LogicalResult convertToSpirv(gpu::GPUModuleOp gm, std::string &error) {
   return success();
 }
 
+/// 64-bit types need capabilities a profile may lack (phone GPUs have no
+/// Float64): say so instead of failing inside the SPIR-V conversion.
+LogicalResult checkCapabilities(func::FuncOp fn, const TargetDescription &target,
+                                std::string &error) {
+  auto has = [&](llvm::StringRef cap) {
+    return llvm::is_contained(target.spirvCapabilities, cap.str());
+  };
+  std::string missing;
+  fn.walk([&](Operation *op) {
+    auto check = [&](Type t) {
+      if (auto m = dyn_cast<MemRefType>(t))
+        t = m.getElementType();
+      if (t.isF64() && !has("Float64"))
+        missing = "f64 (capability Float64)";
+      else if (t.isInteger(64) && !has("Int64"))
+        missing = "i64 (capability Int64)";
+    };
+    for (Type t : op->getResultTypes())
+      check(t);
+    for (Type t : op->getOperandTypes())
+      check(t);
+    return missing.empty() ? WalkResult::advance() : WalkResult::interrupt();
+  });
+  if (missing.empty())
+    return success();
+  error = "kernel '" + fn.getSymName().str() + "' computes in " + missing +
+          ", which target '" + target.name + "' does not have";
+  return failure();
+}
+
 class VulkanBackend : public TargetBackend {
 public:
   LogicalResult compile(ModuleOp module, const TargetDescription &target,
@@ -293,6 +323,8 @@ public:
         error = "kernel '" + k.symbol + "': " + error;
         return failure();
       }
+      if (failed(checkCapabilities(fn, target, error)))
+        return failure();
       auto words = fn->getAttrOfType<IntegerAttr>("kiln.push_constant_words");
       if (words && words.getInt() * 4 > target.maxPushConstantBytes) {
         error = "kernel '" + k.symbol + "' needs " + std::to_string(words.getInt() * 4) +
