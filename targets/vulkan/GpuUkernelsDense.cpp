@@ -1,39 +1,554 @@
-//===- GpuUkernelsDense.cpp - (stub: being written) ---------------------===//
+//===- GpuUkernelsDense.cpp - Dense LLM microkernels as GPU loop nests -----===//
+//
+// The GPU versions of the f32 microkernels of targets/cpu/ukernels that are
+// not attention: embedding (layout.c), RMSNorm and LayerNorm (norm.c), the
+// matmul and its GLU form over weights in the packed panel layout (matmul.c,
+// pack.c), head split/merge (layout.c) and rotary embedding (rotary.c). Each
+// reads its operands and scalars from the op's C argument list (`args`, see
+// LowerLlm.cpp) exactly as the C function would, and becomes the form of
+// GpuUkernels.h: one scf.parallel over output elements (rows for the norms).
+//
+// The arithmetic follows the C code operation by operation, in the same
+// order, so that the GPU computes what the CPU does up to the rounding of
+// the device's own division and square root:
+// - every `a * b + c` that clang contracts into one fused multiply-add (one
+//   C expression) is a math.fma here, and nothing else is fused;
+// - the matmul sums each output element over k in order, one FMA chain, as
+//   every path of matmul.c does;
+// - the norms' sums keep the 64 partial sums of norm.c's four 16-lane
+//   accumulators and reduce them in the same tree;
+// - exp and erfc are uk_math.h's polynomials built from arith ops, not
+//   math.exp: GLSL's exp may be off by 3 + 2|x| ulp, and identical
+//   activations keep greedy decoding equal to the CPU's.
+//
+//===----------------------------------------------------------------------===//
 #include "targets/vulkan/GpuUkernels.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
 
 namespace kiln {
-LogicalResult expandEmbeddingF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+namespace {
+
+/// The 16 lanes of the C code's vectors (UK_W).
+constexpr int64_t kLanes = 16;
+
+/// Builds the loop nest of one llm.ukernel op: typed access to its C
+/// argument list and the few arith/scf shapes the expanders share.
+class Expansion {
+public:
+  Expansion(llm::UkernelOp op, RewriterBase &rw)
+      : op(op), rw(rw), loc(op.getLoc()), args(op.getArgs()) {}
+
+  /// Checks the argument list has `n` entries and that argument `out` names
+  /// an output buffer.
+  LogicalResult expect(unsigned n, std::string &error) {
+    if (args.size() != n) {
+      error = "'" + op.getCallee().str() + "' takes " + std::to_string(n) +
+              " arguments, got " + std::to_string(args.size());
+      return failure();
+    }
+    for (Attribute a : args)
+      if (auto ref = dyn_cast<DenseI64ArrayAttr>(a))
+        if (ref.empty() || ref[0] >= (int64_t)op->getNumOperands() ||
+            (ref[0] >= 0 && !isa<MemRefType>(op->getOperand(ref[0]).getType()))) {
+          error = "internal: '" + op.getCallee().str() +
+                  "' has an argument that is not a buffer operand";
+          return failure();
+        }
+    return success();
+  }
+
+  /// Argument `i` (a pointer) as a 1-d row-major view of its operand, or a
+  /// null Value for a NULL pointer. The C code indexes flat arrays, and so
+  /// does this.
+  Value buffer(unsigned i) {
+    int64_t idx = cast<DenseI64ArrayAttr>(args[i])[0];
+    if (idx < 0)
+      return Value();
+    Value v = op->getOperand(idx);
+    auto t = cast<MemRefType>(v.getType());
+    if (t.getRank() == 1)
+      return v;
+    if (t.getRank() == 0)
+      return memref::ExpandShapeOp::create(rw, loc, MemRefType::get({1}, t.getElementType()),
+                                           v, ArrayRef<ReassociationIndices>{});
+    ReassociationIndices all;
+    for (int64_t d = 0; d < t.getRank(); ++d)
+      all.push_back(d);
+    return memref::CollapseShapeOp::create(rw, loc, v, ArrayRef<ReassociationIndices>{all});
+  }
+
+  /// Argument `i` as an index: an integer literal, or a product of dims.
+  Value size(unsigned i) {
+    if (auto lit = dyn_cast<IntegerAttr>(args[i]))
+      return idx(lit.getInt());
+    auto ref = cast<DenseI64ArrayAttr>(args[i]);
+    Value v = op->getOperand(ref[0]);
+    Value prod = idx(1);
+    for (int64_t d : ref.asArrayRef().drop_front())
+      prod = mul(prod, memref::DimOp::create(rw, loc, v, d));
+    return prod;
+  }
+
+  int64_t intArg(unsigned i) { return cast<IntegerAttr>(args[i]).getInt(); }
+  float floatArg(unsigned i) {
+    return cast<FloatAttr>(args[i]).getValue().convertToFloat();
+  }
+
+  // Index arithmetic.
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); }
+  Value add(Value a, Value b) { return arith::AddIOp::create(rw, loc, a, b); }
+  Value sub(Value a, Value b) { return arith::SubIOp::create(rw, loc, a, b); }
+  Value mul(Value a, Value b) { return arith::MulIOp::create(rw, loc, a, b); }
+  Value div(Value a, Value b) { return arith::DivUIOp::create(rw, loc, a, b); }
+  Value rem(Value a, Value b) { return arith::RemUIOp::create(rw, loc, a, b); }
+  Value lt(Value a, Value b) {
+    return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::slt, a, b);
+  }
+  Value select(Value c, Value a, Value b) {
+    return arith::SelectOp::create(rw, loc, c, a, b);
+  }
+  /// Row-major linear index of `ivs` in `dims`.
+  Value linear(ArrayRef<Value> ivs, ArrayRef<Value> dims) {
+    Value r = ivs[0];
+    for (size_t i = 1; i < ivs.size(); ++i)
+      r = add(mul(r, dims[i]), ivs[i]);
+    return r;
+  }
+
+  // f32 arithmetic, one op per C operator.
+  Value f(float v) {
+    return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v));
+  }
+  Value fadd(Value a, Value b) { return arith::AddFOp::create(rw, loc, a, b); }
+  Value fsub(Value a, Value b) { return arith::SubFOp::create(rw, loc, a, b); }
+  Value fmul(Value a, Value b) { return arith::MulFOp::create(rw, loc, a, b); }
+  Value fdiv(Value a, Value b) { return arith::DivFOp::create(rw, loc, a, b); }
+  Value fneg(Value a) { return arith::NegFOp::create(rw, loc, a); }
+  /// a * b + c with one rounding (clang's contraction of one expression).
+  Value fma(Value a, Value b, Value c) { return math::FmaOp::create(rw, loc, a, b, c); }
+  Value flt(Value a, Value b) {
+    return arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OLT, a, b);
+  }
+  Value fgt(Value a, Value b) {
+    return arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, a, b);
+  }
+
+  Value load(Value buf, Value i) { return memref::LoadOp::create(rw, loc, buf, ValueRange{i}); }
+  void store(Value v, Value buf, Value i) {
+    memref::StoreOp::create(rw, loc, v, buf, ValueRange{i});
+  }
+  /// (float)D of an index, through int32 as the device's index is.
+  Value toFloat(Value v) {
+    Value i = arith::IndexCastOp::create(rw, loc, rw.getI32Type(), v);
+    return arith::SIToFPOp::create(rw, loc, rw.getF32Type(), i);
+  }
+  /// An int64 id at buf[i] clamped into [0, n - 1], as an index
+  /// (uk_clamp64: n <= 0 is the caller's to exclude).
+  Value clampedId(Value buf, Value i, Value n) {
+    Value id = load(buf, i);
+    Type it = id.getType();
+    Value hi = arith::IndexCastOp::create(rw, loc, it, sub(n, idx(1)));
+    Value zero = arith::ConstantOp::create(rw, loc, rw.getIntegerAttr(it, 0));
+    id = arith::MinSIOp::create(rw, loc, arith::MaxSIOp::create(rw, loc, id, zero), hi);
+    return arith::IndexCastOp::create(rw, loc, rw.getIndexType(), id);
+  }
+
+  /// Opens the one scf.parallel over [0, ubs) and moves the insertion point
+  /// into its body; returns the induction variables.
+  SmallVector<Value> parallel(ArrayRef<Value> ubs) {
+    SmallVector<Value> lbs(ubs.size(), idx(0)), steps(ubs.size(), idx(1));
+    auto p = scf::ParallelOp::create(rw, loc, lbs, ubs, steps);
+    rw.setInsertionPointToStart(p.getBody());
+    return SmallVector<Value>(p.getInductionVars());
+  }
+
+  /// scf.for from lb to ub by step carrying `inits`; `body(iv, carried)`
+  /// returns the next values. Returns the final ones.
+  SmallVector<Value> loop(Value lb, Value ub, Value step, ValueRange inits,
+                          function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    auto f = scf::ForOp::create(rw, loc, lb, ub, step, inits);
+    {
+      OpBuilder::InsertionGuard g(rw);
+      rw.setInsertionPointToStart(f.getBody());
+      SmallVector<Value> next = body(f.getInductionVar(), f.getRegionIterArgs());
+      if (f.getBody()->empty() || !f.getBody()->back().hasTrait<OpTrait::IsTerminator>())
+        scf::YieldOp::create(rw, loc, next);
+    }
+    return SmallVector<Value>(f.getResults());
+  }
+
+  /// `cond ? thenFn() : elseFn()` where only the taken side may be
+  /// evaluated (it loads from a buffer that may be empty otherwise).
+  Value ifElse(Value cond, Type t, function_ref<Value()> thenFn,
+               function_ref<Value()> elseFn) {
+    auto i = scf::IfOp::create(rw, loc, TypeRange{t}, cond, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPointToStart(i.thenBlock());
+    scf::YieldOp::create(rw, loc, thenFn());
+    rw.setInsertionPointToStart(i.elseBlock());
+    scf::YieldOp::create(rw, loc, elseFn());
+    return i.getResult(0);
+  }
+
+  /// Side effects only: then / else bodies with no results.
+  void ifThenElse(Value cond, function_ref<void()> thenFn, function_ref<void()> elseFn) {
+    auto i = scf::IfOp::create(rw, loc, TypeRange{}, cond, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPoint(i.thenBlock()->getTerminator());
+    thenFn();
+    rw.setInsertionPoint(i.elseBlock()->getTerminator());
+    elseFn();
+  }
+
+  /// uk_expf (uk_math.h): Cody-Waite reduction, Cephes polynomial, 2^n as
+  /// two factors; the same operations in the same order.
+  Value exp(Value x) {
+    Type i32 = rw.getI32Type();
+    const float magic = 12582912.0f;
+    x = select(flt(x, f(-104.0f)), f(-104.0f), x);
+    x = select(fgt(x, f(88.8f)), f(88.8f), x);
+    Value t = fma(x, f(1.44269504088896341f), f(magic));
+    Value n = arith::SubIOp::create(
+        rw, loc, arith::BitcastOp::create(rw, loc, i32, t),
+        arith::ConstantIntOp::create(rw, loc, i32, llvm::bit_cast<int32_t>(magic)));
+    Value nf = fsub(t, f(magic));
+    Value r = fma(fneg(nf), f(0.693359375f), x);
+    r = fma(fneg(nf), f(-2.12194440e-4f), r);
+    Value p = f(1.9875691500e-4f);
+    for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                    1.6666665459e-1f, 5.0000001201e-1f})
+      p = fma(p, r, f(c));
+    Value y = fadd(fma(p, fmul(r, r), r), f(1.0f));
+    Value one = arith::ConstantIntOp::create(rw, loc, i32, 1);
+    Value n1 = arith::ShRSIOp::create(rw, loc, n, one);
+    Value n2 = arith::SubIOp::create(rw, loc, n, n1);
+    auto pow2 = [&](Value e) {
+      Value bias = arith::ConstantIntOp::create(rw, loc, i32, 127);
+      Value sh = arith::ConstantIntOp::create(rw, loc, i32, 23);
+      Value bits = arith::ShLIOp::create(rw, loc, arith::AddIOp::create(rw, loc, e, bias), sh);
+      return arith::BitcastOp::create(rw, loc, rw.getF32Type(), bits);
+    };
+    return fmul(fmul(y, pow2(n1)), pow2(n2));
+  }
+
+  /// uk_erfcf (uk_math.h): Numerical Recipes' erfcc.
+  Value erfc(Value z) {
+    Value neg = flt(z, f(0.0f));
+    Value az = select(neg, fneg(z), z);
+    Value t = fdiv(f(1.0f), fma(f(0.5f), az, f(1.0f)));
+    Value p = f(0.17087277f);
+    for (float c : {-0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f, -0.18628806f,
+                    0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f})
+      p = fma(p, t, f(c));
+    Value r = fmul(t, exp(fma(fneg(az), az, p)));
+    return select(neg, fsub(f(2.0f), r), r);
+  }
+
+  /// uk_act_v: the KILN_UK_ACT_* codes; an unknown code is the identity.
+  Value activation(Value x, int64_t act) {
+    switch (act) {
+    case 1: { // gelu_tanh as x * sigmoid(2y)
+      Value inner = fma(fmul(fmul(f(0.044715f), x), x), x, x);
+      Value y = fmul(f(0.79788456080286536f), inner);
+      return fdiv(x, fadd(f(1.0f), exp(fmul(f(-2.0f), y))));
+    }
+    case 2: // silu
+      return fdiv(x, fadd(f(1.0f), exp(fneg(x))));
+    case 3: // gelu_erf = 0.5 x erfc(-x / sqrt 2)
+      return fmul(fmul(f(0.5f), x), erfc(fmul(fneg(x), f(0.70710678118654752f))));
+    default:
+      return x;
+    }
+  }
+
+  /// norm.c's sum over x[base .. base + D) of term(x[i]) (with `square`:
+  /// fma(d, d, acc) of d = term(x[i]), else acc + d): four 16-lane
+  /// accumulators over blocks of 64, the remaining blocks of 16 into the
+  /// first, ((a0 + a1) + (a2 + a3)) reduced as a halving tree, then the
+  /// tail in order. Lanes are computed one at a time into a 16-float
+  /// private array.
+  Value rowSum(Value x, Value base, Value D, bool square,
+               function_ref<Value(Value)> term) {
+    Value zero = f(0.0f);
+    auto acc = [&](Value a, Value d) { return square ? fma(d, d, a) : fadd(a, d); };
+    auto elem = [&](Value i) { return term(load(x, add(base, i))); };
+    Value c16 = idx(kLanes), c64 = idx(4 * kLanes);
+    Value d64 = mul(div(D, c64), c64), d16 = mul(div(D, c16), c16);
+    auto lanes = memref::AllocaOp::create(rw, loc, MemRefType::get({kLanes}, rw.getF32Type()));
+    loop(idx(0), c16, idx(1), {}, [&](Value l, ValueRange) {
+      SmallVector<Value> a = loop(
+          idx(0), d64, c64, {zero, zero, zero, zero}, [&](Value i, ValueRange a) {
+            SmallVector<Value> next;
+            for (int j = 0; j < 4; ++j)
+              next.push_back(acc(a[j], elem(add(add(i, idx(j * kLanes)), l))));
+            return next;
+          });
+      a[0] = loop(d64, d16, c16, {a[0]}, [&](Value i, ValueRange a0) {
+        return SmallVector<Value>{acc(a0[0], elem(add(i, l)))};
+      })[0];
+      store(fadd(fadd(a[0], a[1]), fadd(a[2], a[3])), lanes, l);
+      return SmallVector<Value>{};
+    });
+    SmallVector<Value> v;
+    for (int64_t l = 0; l < kLanes; ++l)
+      v.push_back(load(lanes, idx(l)));
+    for (int64_t w = kLanes / 2; w >= 1; w /= 2)
+      for (int64_t l = 0; l < w; ++l)
+        v[l] = fadd(v[l], v[l + w]);
+    return loop(d16, D, idx(1), {v[0]}, [&](Value i, ValueRange s) {
+      return SmallVector<Value>{acc(s[0], elem(i))};
+    })[0];
+  }
+
+  /// Erases the op; before bufferization its results are its outputs.
+  LogicalResult finish() {
+    rw.setInsertionPoint(op);
+    if (op->getNumResults() != 0)
+      rw.replaceOp(op, op.getOutputs());
+    else
+      rw.eraseOp(op);
+    return success();
+  }
+
+  llm::UkernelOp op;
+  RewriterBase &rw;
+  Location loc;
+  ArrayAttr args;
+};
+
+/// C = act(A @ B + bias) + residual (Bu == null) or act(A @ Bg) * (A @ Bu):
+/// one work item per output element, each one FMA chain over k in order.
+/// B [K, N] is in panels of 16 columns, k-major inside a panel: element
+/// (k, n) is at (n / 16) * K * 16 + k * 16 + n % 16.
+void matmul(Expansion &e, Value A, Value M, Value K, Value Bp, Value Bu, Value N,
+            Value bias, Value residual, int64_t act, Value C) {
+  SmallVector<Value> iv = e.parallel({M, N});
+  Value row = iv[0], n = iv[1];
+  Value c16 = e.idx(kLanes);
+  Value panel = e.add(e.mul(e.mul(e.div(n, c16), K), c16), e.rem(n, c16));
+  Value aRow = e.mul(row, K);
+  Value zero = e.f(0.0f);
+  SmallVector<Value> inits{zero};
+  if (Bu)
+    inits.push_back(zero);
+  SmallVector<Value> acc =
+      e.loop(e.idx(0), K, e.idx(1), inits, [&](Value k, ValueRange c) {
+        Value a = e.load(A, e.add(aRow, k));
+        Value w = e.add(panel, e.mul(k, c16));
+        SmallVector<Value> next{e.fma(a, e.load(Bp, w), c[0])};
+        if (Bu)
+          next.push_back(e.fma(a, e.load(Bu, w), c[1]));
+        return next;
+      });
+  Value out = e.add(e.mul(row, N), n);
+  Value y = acc[0];
+  if (Bu) {
+    y = e.fmul(e.activation(y, act), acc[1]);
+  } else {
+    if (bias)
+      y = e.fadd(y, e.load(bias, n));
+    y = e.activation(y, act);
+    if (residual)
+      y = e.fadd(y, e.load(residual, out));
+  }
+  e.store(y, C, out);
 }
-LogicalResult expandRmsNormF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+/// norm.c's uk_norm_apply: out = (x - shift) * scale * w (+ b), one work
+/// item per row (the sums need the whole row).
+void normApply(Expansion &e, Value x, Value base, Value D, Value shift, Value scale,
+               Value w, Value b, Value out) {
+  e.loop(e.idx(0), D, e.idx(1), {}, [&](Value i, ValueRange) {
+    Value at = e.add(base, i);
+    Value v = e.load(x, at);
+    if (shift)
+      v = e.fsub(v, shift);
+    Value y = e.fmul(e.fmul(v, scale), e.load(w, i));
+    if (b)
+      y = e.fadd(y, e.load(b, i));
+    e.store(y, out, at);
+    return SmallVector<Value>{};
+  });
 }
-LogicalResult expandLayerNormF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+} // namespace
+
+// kiln_uk_embedding_f32(table, V, D, ids, N, pos_table, max_pos, pos, out):
+// one work item per output element.
+LogicalResult expandEmbeddingF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(9, error)))
+    return failure();
+  Value table = e.buffer(0), V = e.size(1), D = e.size(2), ids = e.buffer(3), N = e.size(4);
+  Value posTable = e.buffer(5), maxPos = e.size(6), pos = e.buffer(7), out = e.buffer(8);
+  SmallVector<Value> iv = e.parallel({N, D});
+  Value r = iv[0], i = iv[1];
+  Value zero = e.f(0.0f);
+  Value y = e.ifElse(e.lt(e.idx(0), V), rw.getF32Type(), [&] {
+    return e.load(table, e.add(e.mul(e.clampedId(ids, r, V), D), i));
+  }, [&] { return zero; });
+  if (posTable) {
+    y = e.ifElse(e.lt(e.idx(0), maxPos), rw.getF32Type(), [&] {
+      Value p = pos ? e.clampedId(pos, r, maxPos)
+                    : e.select(e.lt(r, maxPos), r, e.sub(maxPos, e.idx(1)));
+      return e.fadd(y, e.load(posTable, e.add(e.mul(p, D), i)));
+    }, [&] { return y; });
+  }
+  e.store(y, out, e.add(e.mul(r, D), i));
+  return e.finish();
 }
-LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+// kiln_uk_rms_norm_f32(x, rows, D, w, eps, out): one work item per row.
+LogicalResult expandRmsNormF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(6, error)))
+    return failure();
+  Value x = e.buffer(0), rows = e.size(1), D = e.size(2), w = e.buffer(3);
+  float eps = e.floatArg(4);
+  Value out = e.buffer(5);
+  Value r = e.parallel({rows})[0];
+  Value base = e.mul(r, D);
+  Value Df = e.toFloat(D);
+  // The C code subtracts a shift of 0.0f, which changes no value.
+  Value ms = e.fdiv(e.rowSum(x, base, D, /*square=*/true, [](Value v) { return v; }), Df);
+  Value sqrt = math::SqrtOp::create(rw, op.getLoc(), e.fadd(ms, e.f(eps)));
+  Value scale = e.fdiv(e.f(1.0f), sqrt);
+  normApply(e, x, base, D, Value(), scale, w, Value(), out);
+  return e.finish();
 }
-LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+// kiln_uk_layer_norm_f32(x, rows, D, w, b, eps, out): one work item per row;
+// the variance is a second pass over (x - mean)^2 as in norm.c.
+LogicalResult expandLayerNormF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(7, error)))
+    return failure();
+  Value x = e.buffer(0), rows = e.size(1), D = e.size(2), w = e.buffer(3), b = e.buffer(4);
+  float eps = e.floatArg(5);
+  Value out = e.buffer(6);
+  Value r = e.parallel({rows})[0];
+  Value base = e.mul(r, D);
+  Value Df = e.toFloat(D);
+  Value mean = e.fdiv(e.rowSum(x, base, D, /*square=*/false, [](Value v) { return v; }), Df);
+  Value var = e.fdiv(
+      e.rowSum(x, base, D, /*square=*/true, [&](Value v) { return e.fsub(v, mean); }), Df);
+  Value sqrt = math::SqrtOp::create(rw, op.getLoc(), e.fadd(var, e.f(eps)));
+  Value scale = e.fdiv(e.f(1.0f), sqrt);
+  normApply(e, x, base, D, mean, scale, w, b, out);
+  return e.finish();
 }
-LogicalResult expandSplitHeadsF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+// kiln_uk_matmul_f32(A, M, K, Bpacked, N, bias, residual, act, C).
+LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(9, error)))
+    return failure();
+  matmul(e, e.buffer(0), e.size(1), e.size(2), e.buffer(3), Value(), e.size(4), e.buffer(5),
+         e.buffer(6), e.intArg(7), e.buffer(8));
+  return e.finish();
 }
-LogicalResult expandMergeHeadsF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+// kiln_uk_matmul_glu_f32(A, M, K, Bg_packed, Bu_packed, N, act, C).
+LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(8, error)))
+    return failure();
+  matmul(e, e.buffer(0), e.size(1), e.size(2), e.buffer(3), e.buffer(4), e.size(5), Value(),
+         Value(), e.intArg(6), e.buffer(7));
+  return e.finish();
 }
-LogicalResult expandRotaryF32(llm::UkernelOp op, RewriterBase &, std::string &error) {
-  error = "'" + op.getCallee().str() + "' has no GPU version yet";
-  return failure();
+
+// kiln_uk_split_heads_f32(x, B, S, H, hd, out): x [B, S, H*hd] -> out
+// [B, H, S, hd], one work item per output element.
+LogicalResult expandSplitHeadsF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(6, error)))
+    return failure();
+  Value x = e.buffer(0), B = e.size(1), S = e.size(2), H = e.size(3), hd = e.size(4);
+  Value out = e.buffer(5);
+  SmallVector<Value> iv = e.parallel({B, H, S, hd});
+  Value b = iv[0], h = iv[1], s = iv[2], i = iv[3];
+  e.store(e.load(x, e.linear({b, s, h, i}, {B, S, H, hd})), out,
+          e.linear({b, h, s, i}, {B, H, S, hd}));
+  return e.finish();
 }
+
+// kiln_uk_merge_heads_f32(x, B, H, S, hd, out): x [B, H, S, hd] -> out
+// [B, S, H*hd], one work item per output element.
+LogicalResult expandMergeHeadsF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(6, error)))
+    return failure();
+  Value x = e.buffer(0), B = e.size(1), H = e.size(2), S = e.size(3), hd = e.size(4);
+  Value out = e.buffer(5);
+  SmallVector<Value> iv = e.parallel({B, S, H, hd});
+  Value b = iv[0], s = iv[1], h = iv[2], i = iv[3];
+  e.store(e.load(x, e.linear({b, h, s, i}, {B, H, S, hd})), out,
+          e.linear({b, s, h, i}, {B, S, H, hd}));
+  return e.finish();
+}
+
+// kiln_uk_rotary_f32(x, B, H, S, hd, cos, sin, max_pos, positions, out):
+// one work item per pair (i, i + hd/2) of a row, plus the last element of
+// an odd hd; an item reads both before it writes either, so out may alias x.
+LogicalResult expandRotaryF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+  Expansion e(op, rw);
+  if (failed(e.expect(10, error)))
+    return failure();
+  Value x = e.buffer(0), B = e.size(1), H = e.size(2), S = e.size(3), hd = e.size(4);
+  Value cosT = e.buffer(5), sinT = e.buffer(6), maxPos = e.size(7), positions = e.buffer(8);
+  Value out = e.buffer(9);
+  Value half = e.div(hd, e.idx(2));
+  SmallVector<Value> iv = e.parallel({B, H, S, e.sub(hd, half)});
+  Value b = iv[0], s = iv[2], i = iv[3];
+  Value row = e.mul(e.linear({b, iv[1], s}, {B, H, S}), hd);
+  Value pair = e.lt(i, half);
+  Value x1At = e.add(row, i), x2At = e.add(x1At, half);
+  e.ifThenElse(
+      e.lt(e.idx(0), maxPos),
+      [&] {
+        Value bs = e.add(e.mul(b, S), s);
+        Value pos = positions ? e.clampedId(positions, bs, maxPos)
+                              : e.select(e.lt(s, maxPos), s, e.sub(maxPos, e.idx(1)));
+        Value tab = e.mul(pos, hd);
+        e.ifThenElse(
+            pair,
+            [&] {
+              Value x1 = e.load(x, x1At), x2 = e.load(x, x2At);
+              Value c1At = e.add(tab, i), c2At = e.add(c1At, half);
+              // y1 = x1 * c - x2 * sn and y2 = x2 * c + x1 * sn, contracted
+              // by clang into an FMA on the first product.
+              Value y1 = e.fma(x1, e.load(cosT, c1At), e.fneg(e.fmul(x2, e.load(sinT, c1At))));
+              Value y2 = e.fma(x2, e.load(cosT, c2At), e.fmul(x1, e.load(sinT, c2At)));
+              e.store(y1, out, x1At);
+              e.store(y2, out, x2At);
+            },
+            [&] { // i == hd / 2 of an odd hd: the last element, scaled by cos
+              Value last = e.sub(hd, e.idx(1));
+              e.store(e.fmul(e.load(x, e.add(row, last)), e.load(cosT, e.add(tab, last))), out,
+                      e.add(row, last));
+            });
+      },
+      [&] { // no table to read: the row is copied unrotated
+        e.ifThenElse(
+            pair,
+            [&] {
+              Value x1 = e.load(x, x1At), x2 = e.load(x, x2At);
+              e.store(x1, out, x1At);
+              e.store(x2, out, x2At);
+            },
+            [&] {
+              Value last = e.add(row, e.sub(hd, e.idx(1)));
+              e.store(e.load(x, last), out, last);
+            });
+      });
+  return e.finish();
+}
+
 } // namespace kiln
