@@ -43,22 +43,24 @@ class Checks:
         return 1 if self.failed else 0
 
 
-def perplexity(bin_dir, art, fixture, ref, threads, prefix=()):
+def perplexity(bin_dir, art, fixture, ref, threads, prefix=(), extra=()):
     """kiln-perplexity --json on reference.json's perplexity_protocol: (result dict, None) or (None, error).
-    `prefix` runs the tool through another program (e.g. qemu-aarch64)."""
+    `prefix` runs the tool through another program (e.g. qemu-aarch64); `extra`
+    are more flags (e.g. --device vulkan)."""
     proto = ref["perplexity_protocol"]
     text = os.path.normpath(os.path.join(fixture, proto["text"]))
     rc, out, err = run([*prefix, os.path.join(bin_dir, "kiln-perplexity"), art, "--text", text, "--window",
-                        str(proto["window"]), "--threads", str(threads), "--json"])
+                        str(proto["window"]), "--threads", str(threads), "--json", *extra])
     if rc != 0:
         return None, last_line(err)
     return json.loads(out), None
 
 
-def greedy_ids(bin_dir, art, prompt, threads, prefix=()):
+def greedy_ids(bin_dir, art, prompt, threads, prefix=(), extra=()):
     """kiln-generate --temperature 0 --max-tokens 48 on a reference prompt: (ids, None) or (None, error)."""
     rc, out, err = run([*prefix, os.path.join(bin_dir, "kiln-generate"), art, "--json", "--temperature", "0",
-                        "--max-tokens", "48", "--ignore-eos", "--threads", str(threads), "--prompt", prompt["text"]])
+                        "--max-tokens", "48", "--ignore-eos", "--threads", str(threads), "--prompt", prompt["text"],
+                        *extra])
     if rc != 0:
         return None, last_line(err)
     return json.loads(out).get("ids") or [], None
