@@ -318,7 +318,8 @@ TEST(IndexArithTest, Semantics) {
 
 TEST(RegistryTest, UnknownDriverAndNullDriver) {
   StatusOr<std::unique_ptr<hal::Device>> d = hal::CreateDevice("tpu");
-  EXPECT_EQ(d.status().message(), "unknown device 'tpu' (available: cpu, null)");
+  // Optional drivers (vulkan) follow when they were built.
+  EXPECT_EQ(d.status().message().rfind("unknown device 'tpu' (available: cpu, null", 0), 0u) << d.status().message();
   std::unique_ptr<hal::Device> null = *hal::CreateDevice("null");
   EXPECT_EQ(null->Allocate(16).status().code(), StatusCode::kUnimplemented);
   EXPECT_EQ(null->Wait().code(), StatusCode::kUnimplemented);
