@@ -658,6 +658,11 @@ StatusOr<std::unique_ptr<Executable>> VulkanDevice::LoadExecutable(const Executa
   const VkPhysicalDeviceLimits& limits = c.props.limits;
   const uint32_t max_args = std::min({limits.maxPerStageDescriptorStorageBuffers,
                                       limits.maxDescriptorSetStorageBuffers, kDescriptorsPerBatch});
+  // The compiler declares ONE push-constant block per module, sized for the
+  // kernel with the most dims; every entry point's pipeline layout must cover
+  // that whole block, so all kernels get the module-wide size (their own
+  // dims first, zeros after).
+  uint32_t module_push_bytes = 0;
   for (const KernelInfo& kernel : spec.kernels) {
     KILN_RETURN_IF_ERROR(module.CheckKernel(kernel.name));
     if (kernel.arg_ranks.size() > max_args)
@@ -672,6 +677,7 @@ StatusOr<std::unique_ptr<Executable>> VulkanDevice::LoadExecutable(const Executa
       return InvalidArgumentError(StrCat("vulkan: kernel '", kernel.name, "' needs ", words * 4,
                                          " bytes of push constants (one int32 per argument dim), more than the device's "
                                          "maxPushConstantsSize of ", limits.maxPushConstantsSize));
+    module_push_bytes = std::max(module_push_bytes, static_cast<uint32_t>(words * 4));
   }
 
   VkShaderModuleCreateInfo module_info{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
@@ -698,7 +704,7 @@ StatusOr<std::unique_ptr<Executable>> VulkanDevice::LoadExecutable(const Executa
                      "vkCreateDescriptorSetLayout");
     if (!status.ok()) break;
 
-    for (int rank : info.arg_ranks) k.push_constant_bytes += 4 * static_cast<uint32_t>(rank);
+    k.push_constant_bytes = module_push_bytes;
     VkPushConstantRange range{VK_SHADER_STAGE_COMPUTE_BIT, 0, k.push_constant_bytes};
     VkPipelineLayoutCreateInfo layout_info{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
     layout_info.setLayoutCount = 1;
@@ -742,7 +748,8 @@ Status VulkanDevice::Dispatch(const Executable& executable, int kernel, std::spa
   if (workgroup_count < 1) return InvalidArgumentError(StrCat("vulkan: workgroup count ", workgroup_count, " < 1"));
   const VkPhysicalDeviceLimits& limits = ctx_->props.limits;
 
-  // Push constants: every argument's dims in order, as int32.
+  // Push constants: every argument's dims in order, as int32, then zeros up
+  // to the module-wide block size.
   std::vector<int32_t> push;
   push.reserve(k.push_constant_bytes / 4);
   std::vector<VkDescriptorBufferInfo> infos(args.size());
@@ -811,6 +818,7 @@ Status VulkanDevice::Dispatch(const Executable& executable, int kernel, std::spa
   c.Barrier(batch->cb);
   c.vk.vkCmdBindPipeline(batch->cb, VK_PIPELINE_BIND_POINT_COMPUTE, k.pipeline);
   if (set) c.vk.vkCmdBindDescriptorSets(batch->cb, VK_PIPELINE_BIND_POINT_COMPUTE, k.layout, 0, 1, &set, 0, nullptr);
+  push.resize(k.push_constant_bytes / 4, 0);
   if (k.push_constant_bytes)
     c.vk.vkCmdPushConstants(batch->cb, k.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k.push_constant_bytes, push.data());
   c.vk.vkCmdDispatch(batch->cb, groups, 1, 1);
