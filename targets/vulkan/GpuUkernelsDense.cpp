@@ -18,8 +18,9 @@
 // - the norms' sums keep the 64 partial sums of norm.c's four 16-lane
 //   accumulators and reduce them in the same tree;
 // - exp and erfc are uk_math.h's polynomials built from arith ops, not
-//   math.exp: GLSL's exp may be off by 3 + 2|x| ulp, and identical
-//   activations keep greedy decoding equal to the CPU's.
+//   math.exp: GLSL's exp may be off by 3 + 2|x| ulp, and activations as
+//   close to the CPU's as possible keep greedy decoding equal to it. Only
+//   exp's rounding to an integer differs (see Expansion::exp).
 //
 //===----------------------------------------------------------------------===//
 #include "targets/vulkan/GpuUkernels.h"
@@ -207,17 +208,18 @@ public:
   }
 
   /// uk_expf (uk_math.h): Cody-Waite reduction, Cephes polynomial, 2^n as
-  /// two factors; the same operations in the same order.
+  /// two factors; the same operations in the same order, except that n is
+  /// rounded by math.roundeven rather than by adding and subtracting
+  /// 1.5 * 2^23: shader compilers (Mesa's NIR) fold (t + c) - c into t,
+  /// which loses the rounding. (The C code rounds the exact product x *
+  /// log2(e); here the f32 product is rounded, which can differ by one at a
+  /// tie, where both n give exp(x) to the same accuracy.)
   Value exp(Value x) {
     Type i32 = rw.getI32Type();
-    const float magic = 12582912.0f;
     x = select(flt(x, f(-104.0f)), f(-104.0f), x);
     x = select(fgt(x, f(88.8f)), f(88.8f), x);
-    Value t = fma(x, f(1.44269504088896341f), f(magic));
-    Value n = arith::SubIOp::create(
-        rw, loc, arith::BitcastOp::create(rw, loc, i32, t),
-        arith::ConstantIntOp::create(rw, loc, i32, llvm::bit_cast<int32_t>(magic)));
-    Value nf = fsub(t, f(magic));
+    Value nf = math::RoundEvenOp::create(rw, loc, fmul(x, f(1.44269504088896341f)));
+    Value n = arith::FPToSIOp::create(rw, loc, i32, nf);
     Value r = fma(fneg(nf), f(0.693359375f), x);
     r = fma(fneg(nf), f(-2.12194440e-4f), r);
     Value p = f(1.9875691500e-4f);
