@@ -67,10 +67,24 @@ void returnThroughOuts(func::FuncOp fn) {
 }
 
 namespace {
+/// The buffer under any memref.casts.
+Value stripCasts(Value v) {
+  while (auto cast = v.getDefiningOp<memref::CastOp>())
+    v = cast.getSource();
+  return v;
+}
+
 struct CopyToLinalg : OpRewritePattern<memref::CopyOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(memref::CopyOp op,
                                 PatternRewriter &rewriter) const override {
+    // A result bufferized into its own `outs` buffer through a cast is
+    // copied onto itself: nothing to do (and, as a loop nest, it would make
+    // a GPU kernel look like two nests).
+    if (stripCasts(op.getSource()) == stripCasts(op.getTarget())) {
+      rewriter.eraseOp(op);
+      return success();
+    }
     rewriter.replaceOpWithNewOp<linalg::CopyOp>(op, op.getSource(),
                                                 op.getTarget());
     return success();
