@@ -3,8 +3,13 @@
 
 #include "dialects/exec/IR/ExecDialect.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Interfaces/TilingInterface.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -49,6 +54,91 @@ std::vector<std::string> keepKernels(ModuleOp module) {
       fn.setArgAttr(i, "bufferization.writable", BoolAttr::get(ctx, false));
   }
   return kernels;
+}
+
+linalg::LinalgOp tileableResultOp(func::FuncOp fn, bool consumerMayExtract) {
+  auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
+  if (ret.getNumOperands() != 1)
+    return nullptr;
+  // Dispatch formation yields every result through materialize_in_destination.
+  auto mat = ret.getOperand(0)
+                 .getDefiningOp<bufferization::MaterializeInDestinationOp>();
+  if (!mat)
+    return nullptr;
+  auto consumer = mat.getSource().getDefiningOp<linalg::LinalgOp>();
+  if (!consumer || !isa<TilingInterface>(consumer.getOperation()))
+    return nullptr;
+  WalkResult plain = fn.walk([&](Operation *op) {
+    if (isa<tensor::PadOp, tensor::ExtractSliceOp, tensor::InsertSliceOp,
+            tensor::InsertOp, scf::ForOp, scf::IfOp, scf::WhileOp>(op) ||
+        (!consumerMayExtract && isa<tensor::ExtractOp>(op)))
+      return WalkResult::interrupt();
+    for (Type t : op->getResultTypes())
+      if (auto shaped = dyn_cast<ShapedType>(t);
+          shaped && shaped.hasRank() &&
+          llvm::is_contained(shaped.getShape(), 0))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (plain.wasInterrupted())
+    return nullptr;
+  // Producers are fused through slices of their results: keep that to ops
+  // whose maps are projected permutations (no convolution-style indexing)
+  // and that read nothing data-dependently.
+  WalkResult simpleMaps = fn.walk([&](linalg::LinalgOp op) {
+    if (op.getOperation() == consumer.getOperation())
+      return WalkResult::advance();
+    for (AffineMap m : op.getIndexingMapsArray())
+      if (!m.isProjectedPermutation())
+        return WalkResult::interrupt();
+    bool extracts = false;
+    op->walk([&](tensor::ExtractOp) { extracts = true; });
+    return extracts ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  if (simpleMaps.wasInterrupted())
+    return nullptr;
+  return consumer;
+}
+
+bool isPlainDimIn(ArrayRef<AffineMap> maps, unsigned d) {
+  for (AffineMap m : maps)
+    for (AffineExpr e : m.getResults())
+      if (e.isFunctionOfDim(d) && !isa<AffineDimExpr>(e))
+        return false;
+  return true;
+}
+
+void tileAndFuseIntoForall(linalg::LinalgOp consumer,
+                           ArrayRef<OpFoldResult> sizes) {
+  IRRewriter rewriter(consumer.getContext());
+  rewriter.setInsertionPoint(consumer);
+  scf::SCFTilingOptions tiling;
+  tiling.setTileSizes(sizes).setLoopType(
+      scf::SCFTilingOptions::LoopType::ForallOp);
+  scf::SCFTileAndFuseOptions options;
+  options.setTilingOptions(tiling);
+  auto tilable = cast<TilingInterface>(consumer.getOperation());
+  FailureOr<scf::SCFTileAndFuseResult> result =
+      scf::tileConsumerAndFuseProducersUsingSCF(rewriter, tilable, options);
+  if (failed(result))
+    return;
+  for (OpResult r : consumer->getResults())
+    if (Value repl = result->replacements.lookup(r))
+      rewriter.replaceAllUsesWith(r, repl);
+}
+
+LogicalResult bufferizeKernels(ModuleOp module, std::string &error) {
+  if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
+      failed(runPipeline(
+          module,
+          "builtin.module(eliminate-empty-tensors,"
+          "one-shot-bufferize{bufferize-function-boundaries "
+          "function-boundary-type-conversion=identity-layout-map})",
+          error)))
+    return failure();
+  for (auto fn : module.getOps<func::FuncOp>())
+    returnThroughOuts(fn);
+  return success();
 }
 
 void returnThroughOuts(func::FuncOp fn) {

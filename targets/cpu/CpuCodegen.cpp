@@ -103,63 +103,20 @@ bool distribute(func::FuncOp fn) {
 /// one parallel loop that `distribute` can split across workgroups. Leaves
 /// the kernel alone where tiling does not apply.
 void tileForWorkgroups(func::FuncOp fn, unsigned targetTiles) {
-  auto ret = cast<func::ReturnOp>(fn.getBody().front().getTerminator());
-  if (ret.getNumOperands() != 1)
+  // Padding, slicing and data-dependent reads (tensor.extract in a body)
+  // keep their one-workgroup form, as do empty tensors.
+  linalg::LinalgOp consumer = tileableResultOp(fn, /*consumerMayExtract=*/false);
+  if (!consumer)
     return;
-  auto mat = ret.getOperand(0)
-                 .getDefiningOp<bufferization::MaterializeInDestinationOp>();
-  if (!mat)
-    return;
-  auto consumer = mat.getSource().getDefiningOp<TilingInterface>();
-  if (!consumer || !isa<linalg::LinalgOp>(consumer.getOperation()))
-    return;
-  // Only plain linalg kernels: padding, slicing and data-dependent reads
-  // (tensor.extract in a body) keep their one-workgroup form, as do empty
-  // tensors.
-  WalkResult plain = fn.walk([](Operation *op) {
-    if (isa<tensor::PadOp, tensor::ExtractSliceOp, tensor::InsertSliceOp,
-            tensor::ExtractOp, tensor::InsertOp, scf::ForOp, scf::IfOp,
-            scf::WhileOp>(op))
-      return WalkResult::interrupt();
-    for (Type t : op->getResultTypes())
-      if (auto shaped = dyn_cast<ShapedType>(t);
-          shaped && shaped.hasRank() &&
-          llvm::is_contained(shaped.getShape(), 0))
-        return WalkResult::interrupt();
-    return WalkResult::advance();
-  });
-  if (plain.wasInterrupted())
-    return;
-  // Producers are fused through slices of their results: keep that to ops
-  // whose maps are projected permutations (no convolution-style indexing).
-  WalkResult simpleMaps = fn.walk([&](linalg::LinalgOp op) {
-    if (op.getOperation() == consumer.getOperation())
-      return WalkResult::advance();
-    for (AffineMap m : op.getIndexingMapsArray())
-      if (!m.isProjectedPermutation())
-        return WalkResult::interrupt();
-    return WalkResult::advance();
-  });
-  if (simpleMaps.wasInterrupted())
-    return;
-  auto consumerMaps = cast<linalg::LinalgOp>(consumer.getOperation())
-                          .getIndexingMapsArray();
-  // A dim may be tiled when every map uses it, if at all, as a plain dim.
-  auto tileable = [&](unsigned d) {
-    for (AffineMap m : consumerMaps)
-      for (AffineExpr e : m.getResults())
-        if (e.isFunctionOfDim(d) && !isa<AffineDimExpr>(e))
-          return false;
-    return true;
-  };
-  IRRewriter rewriter(fn.getContext());
-  rewriter.setInsertionPoint(consumer);
-  SmallVector<Range> domain = consumer.getIterationDomain(rewriter);
-  SmallVector<utils::IteratorType> iterators = consumer.getLoopIteratorTypes();
+  SmallVector<AffineMap> consumerMaps = consumer.getIndexingMapsArray();
+  OpBuilder b(consumer);
+  SmallVector<Range> domain =
+      cast<TilingInterface>(consumer.getOperation()).getIterationDomain(b);
+  SmallVector<utils::IteratorType> iterators = consumer.getIteratorTypesArray();
   int dim = -1;
   int64_t tile = 1;
   for (auto [i, it] : llvm::enumerate(iterators)) {
-    if (it != utils::IteratorType::parallel || !tileable(i))
+    if (it != utils::IteratorType::parallel || !isPlainDimIn(consumerMaps, i))
       continue;
     std::optional<int64_t> size = getConstantIntValue(domain[i].size);
     if (size && *size < 2)
@@ -171,19 +128,9 @@ void tileForWorkgroups(func::FuncOp fn, unsigned targetTiles) {
   }
   if (dim < 0)
     return;
-  SmallVector<OpFoldResult> sizes(iterators.size(), rewriter.getIndexAttr(0));
-  sizes[dim] = rewriter.getIndexAttr(tile);
-  scf::SCFTilingOptions tiling;
-  tiling.setTileSizes(sizes).setLoopType(scf::SCFTilingOptions::LoopType::ForallOp);
-  scf::SCFTileAndFuseOptions options;
-  options.setTilingOptions(tiling);
-  FailureOr<scf::SCFTileAndFuseResult> result =
-      scf::tileConsumerAndFuseProducersUsingSCF(rewriter, consumer, options);
-  if (failed(result))
-    return;
-  for (OpResult r : consumer->getResults())
-    if (Value repl = result->replacements.lookup(r))
-      rewriter.replaceAllUsesWith(r, repl);
+  SmallVector<OpFoldResult> sizes(iterators.size(), b.getIndexAttr(0));
+  sizes[dim] = b.getIndexAttr(tile);
+  tileAndFuseIntoForall(consumer, sizes);
 }
 
 std::unique_ptr<llvm::TargetMachine>
@@ -268,17 +215,8 @@ public:
     constexpr unsigned kTargetTiles = 64;
     for (auto fn : module.getOps<func::FuncOp>())
       tileForWorkgroups(fn, kTargetTiles);
-    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)))
+    if (failed(bufferizeKernels(module, error)))
       return failure();
-    if (failed(runPipeline(
-            module,
-            "builtin.module(eliminate-empty-tensors,"
-            "one-shot-bufferize{bufferize-function-boundaries "
-            "function-boundary-type-conversion=identity-layout-map})",
-            error)))
-      return failure();
-    for (auto fn : module.getOps<func::FuncOp>())
-      returnThroughOuts(fn);
     // Temporaries a kernel allocates are freed before it returns.
     if (failed(runPipeline(module,
                            "builtin.module(canonicalize,cse,"

@@ -270,15 +270,8 @@ public:
     }
     for (auto fn : module.getOps<func::FuncOp>())
       tileForInvocations(fn);
-    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
-        failed(runPipeline(module,
-                           "builtin.module(eliminate-empty-tensors,"
-                           "one-shot-bufferize{bufferize-function-boundaries "
-                           "function-boundary-type-conversion=identity-layout-map})",
-                           error)))
+    if (failed(bufferizeKernels(module, error)))
       return failure();
-    for (auto fn : module.getOps<func::FuncOp>())
-      returnThroughOuts(fn);
     if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
         failed(lowerMemrefCopies(module, error)))
       return failure();
