@@ -21,9 +21,8 @@ import shutil
 import sys
 import tempfile
 
-from e2e_checks import Checks, greedy_ids, last_line, perplexity, run
+from e2e_checks import Checks, check_greedy_exact, check_perplexity_close, last_line, run
 
-PPL_REL_TOL = 0.005
 
 
 def main():
@@ -70,28 +69,9 @@ def main():
                       f"{args.target}{' ' + args.quantize if args.quantize else ''}: "
                       f"kernels ELF e_machine {machine} (183 = AArch64)")
 
-        for k, prompt in enumerate(ref["prompts"]):
-            ids, error = greedy_ids(args.run_bin_dir, art, prompt, args.threads, prefix)
-            if error:
-                checks.report(f"greedy {k}", False, error)
-                continue
-            want = prompt["greedy_48"]
-            first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
-            if first is None and len(ids) != len(want):
-                first = min(len(ids), len(want))
-            checks.report(f"greedy {k}", first is None,
-                          f"{len(want)} tokens equal greedy_48" if first is None else
-                          f"token {first} differs: {ids[first:first + 4]} vs {want[first:first + 4]}")
-
+        check_greedy_exact(checks, args.run_bin_dir, art, ref, args.threads, prefix)
         if args.perplexity:
-            got, error = perplexity(args.run_bin_dir, art, fixture, ref, args.threads, prefix)
-            if error:
-                checks.report("perplexity", False, error)
-            else:
-                want = ref["valid_perplexity"]
-                rel = abs(got["perplexity"] - want) / want
-                checks.report("perplexity", rel <= PPL_REL_TOL,
-                              f"{got['perplexity']:.4f} vs {want:.4f} ({rel * 100:.3f} %)")
+            check_perplexity_close(checks, args.run_bin_dir, art, fixture, ref, args.threads, prefix)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return checks.finish()

@@ -19,9 +19,8 @@ import shutil
 import sys
 import tempfile
 
-from e2e_checks import Checks, greedy_ids, last_line, perplexity, run
+from e2e_checks import Checks, check_greedy_exact, check_perplexity_close, last_line, run
 
-PPL_REL_TOL = 0.005
 SPIRV_MAGIC = (0x07230203).to_bytes(4, "little")
 
 
@@ -51,28 +50,9 @@ def main():
             blob = f.read()
         checks.report("compile", SPIRV_MAGIC in blob, f"{args.target}: SPIR-V module in the artifact")
 
-        for k, prompt in enumerate(ref["prompts"]):
-            ids, error = greedy_ids(args.bin_dir, art, prompt, 1, extra=extra)
-            if error:
-                checks.report(f"greedy {k}", False, error)
-                continue
-            want = prompt["greedy_48"]
-            first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
-            if first is None and len(ids) != len(want):
-                first = min(len(ids), len(want))
-            checks.report(f"greedy {k}", first is None,
-                          f"{len(want)} tokens equal greedy_48" if first is None else
-                          f"token {first} differs: {ids[first:first + 4]} vs {want[first:first + 4]}")
-
+        check_greedy_exact(checks, args.bin_dir, art, ref, 1, extra=extra)
         if args.perplexity:
-            got, error = perplexity(args.bin_dir, art, fixture, ref, 1, extra=extra)
-            if error:
-                checks.report("perplexity", False, error)
-            else:
-                want = ref["valid_perplexity"]
-                rel = abs(got["perplexity"] - want) / want
-                checks.report("perplexity", rel <= PPL_REL_TOL,
-                              f"{got['perplexity']:.4f} vs {want:.4f} ({rel * 100:.3f} %)")
+            check_perplexity_close(checks, args.bin_dir, art, fixture, ref, 1, extra=extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return checks.finish()

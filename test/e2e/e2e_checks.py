@@ -66,6 +66,37 @@ def greedy_ids(bin_dir, art, prompt, threads, prefix=(), extra=()):
     return json.loads(out).get("ids") or [], None
 
 
+PPL_REL_TOL = 0.005
+
+
+def check_greedy_exact(checks, bin_dir, art, ref, threads, prefix=(), extra=()):
+    """One check per reference prompt: greedy ids equal greedy_48 exactly."""
+    for k, prompt in enumerate(ref["prompts"]):
+        ids, error = greedy_ids(bin_dir, art, prompt, threads, prefix, extra)
+        if error:
+            checks.report(f"greedy {k}", False, error)
+            continue
+        want = prompt["greedy_48"]
+        first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
+        if first is None and len(ids) != len(want):
+            first = min(len(ids), len(want))
+        checks.report(f"greedy {k}", first is None,
+                      f"{len(want)} tokens equal greedy_48" if first is None else
+                      f"token {first} differs: {ids[first:first + 4]} vs {want[first:first + 4]}")
+
+
+def check_perplexity_close(checks, bin_dir, art, fixture, ref, threads, prefix=(), extra=()):
+    """Perplexity within PPL_REL_TOL of the reference's valid_perplexity."""
+    got, error = perplexity(bin_dir, art, fixture, ref, threads, prefix, extra)
+    if error:
+        checks.report("perplexity", False, error)
+        return
+    want = ref["valid_perplexity"]
+    rel = abs(got["perplexity"] - want) / want
+    checks.report("perplexity", rel <= PPL_REL_TOL,
+                  f"{got['perplexity']:.4f} vs {want:.4f} ({rel * 100:.3f} %)")
+
+
 def check_size(checks, name, art, report, f32_bytes, what):
     """The artifact holds the weights as --report's total counts them after `what` plus what the f32
     artifact holds besides its weights (code, norms), within 2 %: no f32 copy of a weight is left."""
