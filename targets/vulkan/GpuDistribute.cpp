@@ -9,12 +9,18 @@
 // parallel nest is spread over its invocations, a barrier separates nests,
 // and a step that writes but is not parallel runs in invocation 0.
 //
+// A parallel loop tagged kiln.gpu_cooperative (GpuWorkgroup.h) has work
+// items for whole workgroups: alone in a kernel, item i goes to workgroups
+// i, i + G, ...; as one step of several, the one workgroup runs the items
+// in turn.
+//
 // Temporaries are tagged for flattenKernelMemrefs: allocated inside a
 // parallel loop = private to an invocation; outside = shared by the
 // workgroup.
 //
 //===----------------------------------------------------------------------===//
 #include "targets/vulkan/GpuKernelSteps.h"
+#include "targets/vulkan/GpuWorkgroup.h"
 
 #include "targets/TargetRegistry.h"
 
@@ -31,6 +37,15 @@ namespace kiln {
 namespace {
 
 constexpr llvm::StringLiteral kMemoryAttr = "kiln.gpu_memory";
+
+bool isCooperative(scf::ParallelOp p) { return p->hasAttr(kCooperativeAttr); }
+
+/// A temporary already placed in workgroup memory (a cooperative kernel's
+/// scratch).
+bool isWorkgroupAlloc(Operation *op) {
+  auto tag = op->getAttrOfType<StringAttr>(kMemoryAttr);
+  return isa<memref::AllocOp>(op) && tag && tag.getValue() == "workgroup";
+}
 
 /// Replaces `p` by a loop over its linearized iteration space starting at
 /// `id` with step `count`.
@@ -124,6 +139,17 @@ LogicalResult spreadOverWorkgroup(RewriterBase &rewriter, Block &block,
       op->setAttr(kMemoryAttr, rewriter.getStringAttr("workgroup"));
       continue;
     }
+    if (auto p = dyn_cast<scf::ParallelOp>(op); p && isCooperative(p)) {
+      // The whole workgroup runs every item, one after another.
+      p->walk([&](Operation *a) {
+        if (isa<memref::AllocaOp>(a))
+          a->setAttr(kMemoryAttr, rewriter.getStringAttr("private"));
+      });
+      rewriter.setInsertionPointAfter(p);
+      gpu::BarrierOp::create(rewriter, loc);
+      serialize(rewriter, p);
+      continue;
+    }
     if (auto p = dyn_cast<scf::ParallelOp>(op)) {
       p->walk([&](Operation *a) {
         if (isa<memref::AllocOp, memref::AllocaOp>(a))
@@ -200,7 +226,7 @@ FailureOr<GpuMapping> distributeKernel(func::FuncOp fn,
       only = p;
       continue;
     }
-    grid &= isMemoryEffectFree(&op);
+    grid &= isMemoryEffectFree(&op) || isWorkgroupAlloc(&op);
   }
   grid &= static_cast<bool>(only);
 
@@ -209,14 +235,20 @@ FailureOr<GpuMapping> distributeKernel(func::FuncOp fn,
   Value wgId = fn.getArgument(0), wgCount = fn.getArgument(1);
   GpuMapping mapping;
   if (grid) {
-    Value id = gpu::GlobalIdOp::create(rewriter, loc, gpu::Dimension::x);
-    Value groups = gpu::GridDimOp::create(rewriter, loc, gpu::Dimension::x);
-    Value count = arith::MulIOp::create(rewriter, loc, groups, wgSize);
     only->walk([&](Operation *a) {
       if (isa<memref::AllocOp, memref::AllocaOp>(a))
         a->setAttr(kMemoryAttr, rewriter.getStringAttr("private"));
     });
-    gridStride(rewriter, only, id, count);
+    if (isCooperative(only)) {
+      Value group = gpu::BlockIdOp::create(rewriter, loc, gpu::Dimension::x);
+      Value groups = gpu::GridDimOp::create(rewriter, loc, gpu::Dimension::x);
+      gridStride(rewriter, only, group, groups);
+    } else {
+      Value id = gpu::GlobalIdOp::create(rewriter, loc, gpu::Dimension::x);
+      Value groups = gpu::GridDimOp::create(rewriter, loc, gpu::Dimension::x);
+      Value count = arith::MulIOp::create(rewriter, loc, groups, wgSize);
+      gridStride(rewriter, only, id, count);
+    }
     mapping = GpuMapping::Grid;
   } else {
     // Workgroups other than the first have nothing to do (the runtime

@@ -23,7 +23,8 @@ static const llvm::StringMap<GpuUkernelExpander> &expanders() {
   return table;
 }
 
-LogicalResult expandGpuUkernels(func::FuncOp fn, std::string &error) {
+LogicalResult expandGpuUkernels(func::FuncOp fn, const GpuKernelConfig &config,
+                                std::string &error) {
   SmallVector<llm::UkernelOp> ops;
   fn.walk([&](llm::UkernelOp op) { ops.push_back(op); });
   IRRewriter rewriter(fn.getContext());
@@ -35,7 +36,7 @@ LogicalResult expandGpuUkernels(func::FuncOp fn, std::string &error) {
       return failure();
     }
     rewriter.setInsertionPoint(op);
-    if (failed(it->second(op, rewriter, error)))
+    if (failed(it->second(op, rewriter, config, error)))
       return failure();
   }
   return success();

@@ -8,7 +8,9 @@
 //
 //   - one top-level scf.parallel over independent work items (each
 //     iteration writes its own output elements and reads nothing another
-//     iteration writes);
+//     iteration writes), run by one invocation each -- or, for the
+//     reductions (norms, matmuls, attention), a cooperative loop whose items
+//     are run by a whole workgroup each (GpuWorkgroup.h);
 //   - inside it: scf.for / scf.if, memref.load / memref.store on the op's
 //     operands, arith and math ops, and memref.alloca of STATIC shape for
 //     per-item scratch (private memory, at most 16 KiB);
@@ -21,6 +23,7 @@
 #define KILN_TARGETS_VULKAN_GPUUKERNELS_H
 
 #include "dialects/llm/IR/LlmDialect.h"
+#include "targets/vulkan/GpuWorkgroup.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/PatternMatch.h"
@@ -33,25 +36,27 @@ namespace kiln {
 /// Replaces `op` (bufferized) by its loop nest; on failure sets `error`.
 using GpuUkernelExpander = mlir::LogicalResult (*)(llm::UkernelOp op,
                                                    mlir::RewriterBase &rewriter,
+                                                   const GpuKernelConfig &config,
                                                    std::string &error);
 
 /// Expands every llm.ukernel op in `fn`; a callee without a GPU expander is
 /// a one-line error naming it.
-mlir::LogicalResult expandGpuUkernels(mlir::func::FuncOp fn, std::string &error);
+mlir::LogicalResult expandGpuUkernels(mlir::func::FuncOp fn, const GpuKernelConfig &config,
+                                      std::string &error);
 
 // GpuUkernelsDense.cpp: embedding, norms, matmuls, heads, rotary.
-mlir::LogicalResult expandEmbeddingF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandRmsNormF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandLayerNormF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandMatmulF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandMatmulGluF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandEmbeddingF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandRmsNormF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandLayerNormF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandMatmulF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandMatmulGluF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 
 // GpuUkernelsAttention.cpp: the paged KV cache.
-mlir::LogicalResult expandKvCacheWriteF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
-mlir::LogicalResult expandPagedAttentionF32(llm::UkernelOp, mlir::RewriterBase &, std::string &);
+mlir::LogicalResult expandKvCacheWriteF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandPagedAttentionF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 
 } // namespace kiln
 

@@ -3,10 +3,12 @@
 // GPU versions of kiln_uk_kv_cache_write_f32 and kiln_uk_paged_attention_f32
 // (targets/cpu/ukernels/attention.c): same operands, same `args`, same
 // results. The cache write is one invocation per copied element. Attention
-// is one invocation per (head, token row): it finds the row's sequence,
-// walks the visible keys through the block table with an online softmax
-// (running max and sum, the weighted V rows accumulated in private memory)
-// and writes its output row; rows no sequence covers are zeros.
+// is one workgroup per (head, token row) (GpuWorkgroup.h): it finds the
+// row's sequence; each invocation walks its share of the visible keys
+// through the block table with an online softmax (running max and sum, the
+// weighted V rows accumulated in private memory); the shares are merged by
+// workgroup reductions (maximum, then the rescaled sums) and invocation 0
+// writes the output row. Rows no sequence covers are zeros.
 //
 //===----------------------------------------------------------------------===//
 #include "targets/vulkan/GpuUkernels.h"
@@ -62,7 +64,7 @@ LogicalResult checkOperands(llm::UkernelOp op, unsigned ins, std::string &error)
 } // namespace
 
 LogicalResult expandKvCacheWriteF32(llm::UkernelOp op, RewriterBase &rewriter,
-                                    std::string &error) {
+                                    const GpuKernelConfig &, std::string &error) {
   if (failed(checkOperands(op, 2, error)))
     return failure();
   Location loc = op.getLoc();
@@ -91,7 +93,7 @@ LogicalResult expandKvCacheWriteF32(llm::UkernelOp op, RewriterBase &rewriter,
 }
 
 LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
-                                      std::string &error) {
+                                      const GpuKernelConfig &config, std::string &error) {
   if (failed(checkOperands(op, 6, error)))
     return failure();
   Location loc = op.getLoc();
@@ -129,114 +131,118 @@ LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
     return arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(v)).getResult();
   };
   auto accType = MemRefType::get({hdStatic}, f32);
-  scf::ParallelOp::create(
-      rewriter, loc, ValueRange{zero, zero}, ValueRange{h, n}, ValueRange{one, one},
-      [&](OpBuilder &, Location, ValueRange iv) {
-        Value head = iv[0], t = iv[1];
-        // The sequence whose query rows hold t (-1: none).
-        auto find = scf::ForOp::create(
-            rewriter, loc, zero, batch, one, ValueRange{minusOne},
-            [&](OpBuilder &, Location, Value b, ValueRange acc) {
-              Value q0 = x.loadIndex(starts, {b});
-              Value q1 = x.loadIndex(starts, {x.add(b, one)});
-              Value hit = x.land(x.land(x.le(q0, t), x.lt(t, q1)), x.le(q1, n));
-              Value sel = arith::SelectOp::create(rewriter, loc, hit, b, acc[0]);
-              scf::YieldOp::create(rewriter, loc, sel);
-            });
-        Value b = find.getResult(0);
-        Value covered = x.ge(b, zero);
-        auto branch = scf::IfOp::create(rewriter, loc, covered, /*withElse=*/true);
-        // Not covered: zeros.
-        rewriter.setInsertionPointToStart(branch.elseBlock());
-        scf::ForOp::create(rewriter, loc, zero, hd, one, ValueRange{},
-                           [&](OpBuilder &, Location, Value d, ValueRange) {
-                             memref::StoreOp::create(rewriter, loc, fc(0.0f), out,
-                                                     ValueRange{zero, head, t, d});
-                             scf::YieldOp::create(rewriter, loc);
-                           });
-        // Covered: online softmax over the visible keys.
-        rewriter.setInsertionPointToStart(branch.thenBlock());
+  Value negInf = fc(-std::numeric_limits<float>::infinity());
+  Value scale = fc(scaleValue);
+  WorkgroupBuilder wg(rewriter, loc, config);
+  SmallVector<Value> iv = wg.items({h, n});
+  Value head = iv[0], t = iv[1];
+  // The sequence whose query rows hold t (-1: none); the same in every
+  // invocation, so the branches below are uniform.
+  auto find = scf::ForOp::create(
+      rewriter, loc, zero, batch, one, ValueRange{minusOne},
+      [&](OpBuilder &, Location, Value b, ValueRange acc) {
         Value q0 = x.loadIndex(starts, {b});
         Value q1 = x.loadIndex(starts, {x.add(b, one)});
-        Value s = x.sub(t, q0), rows = x.sub(q1, q0);
-        Value total = x.max(x.min(x.loadIndex(lens, {b}), x.mul(m, bs)), zero);
-        Value last = x.sub(total, one);
-        Value lim = causal ? x.min(x.add(x.sub(total, rows), s), last) : last;
-        Value c = x.min(x.div(head, group), x.sub(kvh, one));
-        Value acc = memref::AllocaOp::create(rewriter, loc, accType);
-        scf::ForOp::create(rewriter, loc, zero, hd, one, ValueRange{},
-                           [&](OpBuilder &, Location, Value d, ValueRange) {
-                             memref::StoreOp::create(rewriter, loc, fc(0.0f), acc, d);
-                             scf::YieldOp::create(rewriter, loc);
-                           });
-        Value negInf = fc(-std::numeric_limits<float>::infinity());
-        Value scale = fc(scaleValue);
-        auto keys = scf::ForOp::create(
-            rewriter, loc, zero, x.add(lim, one), one, ValueRange{negInf, fc(0.0f)},
-            [&](OpBuilder &, Location, Value j, ValueRange ml) {
-              Value blk = x.loadIndex(tables, {b, x.div(j, bs)});
-              Value valid = x.land(x.ge(blk, zero), x.lt(blk, numBlocks));
-              auto ifValid = scf::IfOp::create(
-                  rewriter, loc, valid,
-                  [&](OpBuilder &, Location) {
-                    Value off = x.rem(j, bs);
-                    auto dot = scf::ForOp::create(
-                        rewriter, loc, zero, hd, one, ValueRange{fc(0.0f)},
-                        [&](OpBuilder &, Location, Value d, ValueRange sum) {
-                          Value qv = memref::LoadOp::create(rewriter, loc, q,
-                                                            ValueRange{zero, head, t, d});
-                          Value kv = memref::LoadOp::create(rewriter, loc, kPool,
-                                                            ValueRange{blk, off, c, d});
-                          Value next = math::FmaOp::create(rewriter, loc, qv, kv, sum[0]);
-                          scf::YieldOp::create(rewriter, loc, next);
-                        });
-                    Value score = arith::MulFOp::create(rewriter, loc, dot.getResult(0), scale);
-                    Value mOld = ml[0], lOld = ml[1];
-                    Value mNew = arith::MaximumFOp::create(rewriter, loc, mOld, score);
-                    Value first = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OEQ,
-                                                        mOld, negInf);
-                    Value alpha = arith::SelectOp::create(
-                        rewriter, loc, first, fc(0.0f),
-                        math::ExpOp::create(rewriter, loc,
-                                            arith::SubFOp::create(rewriter, loc, mOld, mNew)));
-                    Value p = math::ExpOp::create(rewriter, loc,
-                                                  arith::SubFOp::create(rewriter, loc, score, mNew));
-                    Value lNew = math::FmaOp::create(rewriter, loc, lOld, alpha, p);
-                    scf::ForOp::create(
-                        rewriter, loc, zero, hd, one, ValueRange{},
-                        [&](OpBuilder &, Location, Value d, ValueRange) {
-                          Value vv = memref::LoadOp::create(rewriter, loc, vPool,
-                                                            ValueRange{blk, off, c, d});
-                          Value a = memref::LoadOp::create(rewriter, loc, acc, d);
-                          Value scaled = arith::MulFOp::create(rewriter, loc, a, alpha);
-                          Value next = math::FmaOp::create(rewriter, loc, p, vv, scaled);
-                          memref::StoreOp::create(rewriter, loc, next, acc, d);
-                          scf::YieldOp::create(rewriter, loc);
-                        });
-                    scf::YieldOp::create(rewriter, loc, ValueRange{mNew, lNew});
-                  },
-                  [&](OpBuilder &, Location) {
-                    scf::YieldOp::create(rewriter, loc, ValueRange{ml[0], ml[1]});
-                  });
-              scf::YieldOp::create(rewriter, loc, ifValid.getResults());
-            });
-        Value l = keys.getResult(1);
-        Value positive = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OGT, l,
-                                               fc(0.0f));
-        Value inv = arith::SelectOp::create(
-            rewriter, loc, positive, arith::DivFOp::create(rewriter, loc, fc(1.0f), l),
-            fc(0.0f));
-        scf::ForOp::create(rewriter, loc, zero, hd, one, ValueRange{},
-                           [&](OpBuilder &, Location, Value d, ValueRange) {
-                             Value a = memref::LoadOp::create(rewriter, loc, acc, d);
-                             memref::StoreOp::create(rewriter, loc,
-                                                     arith::MulFOp::create(rewriter, loc, a, inv),
-                                                     out, ValueRange{zero, head, t, d});
-                             scf::YieldOp::create(rewriter, loc);
-                           });
-        rewriter.setInsertionPointAfter(branch);
-        scf::ReduceOp::create(rewriter, loc);
+        Value hit = x.land(x.land(x.le(q0, t), x.lt(t, q1)), x.le(q1, n));
+        Value sel = arith::SelectOp::create(rewriter, loc, hit, b, acc[0]);
+        scf::YieldOp::create(rewriter, loc, sel);
       });
+  Value b = find.getResult(0);
+  Value covered = x.ge(b, zero);
+  auto branch = scf::IfOp::create(rewriter, loc, covered, /*withElse=*/true);
+  // Not covered: zeros.
+  rewriter.setInsertionPointToStart(branch.elseBlock());
+  wg.strided(hd, {}, [&](Value d, ValueRange) {
+    memref::StoreOp::create(rewriter, loc, fc(0.0f), out, ValueRange{zero, head, t, d});
+    return SmallVector<Value>{};
+  });
+  // Covered: each invocation runs an online softmax over its share of the
+  // visible keys (j = tid, tid + size, ...), then the shares are merged.
+  rewriter.setInsertionPointToStart(branch.thenBlock());
+  Value q0 = x.loadIndex(starts, {b});
+  Value q1 = x.loadIndex(starts, {x.add(b, one)});
+  Value s = x.sub(t, q0), rows = x.sub(q1, q0);
+  Value total = x.max(x.min(x.loadIndex(lens, {b}), x.mul(m, bs)), zero);
+  Value last = x.sub(total, one);
+  Value lim = causal ? x.min(x.add(x.sub(total, rows), s), last) : last;
+  Value c = x.min(x.div(head, group), x.sub(kvh, one));
+  Value acc = memref::AllocaOp::create(rewriter, loc, accType);
+  scf::ForOp::create(rewriter, loc, zero, hd, one, ValueRange{},
+                     [&](OpBuilder &, Location, Value d, ValueRange) {
+                       memref::StoreOp::create(rewriter, loc, fc(0.0f), acc, d);
+                       scf::YieldOp::create(rewriter, loc);
+                     });
+  SmallVector<Value> ml = wg.strided(
+      x.max(x.add(lim, one), zero), {negInf, fc(0.0f)}, [&](Value j, ValueRange ml) {
+        Value blk = x.loadIndex(tables, {b, x.div(j, bs)});
+        Value valid = x.land(x.ge(blk, zero), x.lt(blk, numBlocks));
+        auto ifValid = scf::IfOp::create(
+            rewriter, loc, valid,
+            [&](OpBuilder &, Location) {
+              Value off = x.rem(j, bs);
+              auto dot = scf::ForOp::create(
+                  rewriter, loc, zero, hd, one, ValueRange{fc(0.0f)},
+                  [&](OpBuilder &, Location, Value d, ValueRange sum) {
+                    Value qv =
+                        memref::LoadOp::create(rewriter, loc, q, ValueRange{zero, head, t, d});
+                    Value kv =
+                        memref::LoadOp::create(rewriter, loc, kPool, ValueRange{blk, off, c, d});
+                    Value next = math::FmaOp::create(rewriter, loc, qv, kv, sum[0]);
+                    scf::YieldOp::create(rewriter, loc, next);
+                  });
+              Value score = arith::MulFOp::create(rewriter, loc, dot.getResult(0), scale);
+              Value mOld = ml[0], lOld = ml[1];
+              Value mNew = arith::MaximumFOp::create(rewriter, loc, mOld, score);
+              Value first =
+                  arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
+              Value alpha = arith::SelectOp::create(
+                  rewriter, loc, first, fc(0.0f),
+                  math::ExpOp::create(rewriter, loc,
+                                      arith::SubFOp::create(rewriter, loc, mOld, mNew)));
+              Value p = math::ExpOp::create(rewriter, loc,
+                                            arith::SubFOp::create(rewriter, loc, score, mNew));
+              Value lNew = math::FmaOp::create(rewriter, loc, lOld, alpha, p);
+              scf::ForOp::create(
+                  rewriter, loc, zero, hd, one, ValueRange{},
+                  [&](OpBuilder &, Location, Value d, ValueRange) {
+                    Value vv =
+                        memref::LoadOp::create(rewriter, loc, vPool, ValueRange{blk, off, c, d});
+                    Value a = memref::LoadOp::create(rewriter, loc, acc, d);
+                    Value scaled = arith::MulFOp::create(rewriter, loc, a, alpha);
+                    Value next = math::FmaOp::create(rewriter, loc, p, vv, scaled);
+                    memref::StoreOp::create(rewriter, loc, next, acc, d);
+                    scf::YieldOp::create(rewriter, loc);
+                  });
+              scf::YieldOp::create(rewriter, loc, ValueRange{mNew, lNew});
+            },
+            [&](OpBuilder &, Location) {
+              scf::YieldOp::create(rewriter, loc, ValueRange{ml[0], ml[1]});
+            });
+        return SmallVector<Value>(ifValid.getResults());
+      });
+  // Merge: rescale every share to the workgroup's maximum, then sum the
+  // weights and the weighted V rows across the workgroup.
+  Value mMax = wg.allReduce({ml[0]}, CombineKind::Max)[0];
+  Value empty = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OEQ, ml[0], negInf);
+  Value factor = arith::SelectOp::create(
+      rewriter, loc, empty, fc(0.0f),
+      math::ExpOp::create(rewriter, loc, arith::SubFOp::create(rewriter, loc, ml[0], mMax)));
+  Value l = wg.allReduce({arith::MulFOp::create(rewriter, loc, ml[1], factor).getResult()},
+                         CombineKind::Add)[0];
+  Value positive = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OGT, l, fc(0.0f));
+  Value inv = arith::SelectOp::create(
+      rewriter, loc, positive, arith::DivFOp::create(rewriter, loc, fc(1.0f), l), fc(0.0f));
+  SmallVector<Value> weighted;
+  for (int64_t d = 0; d < hdStatic; ++d) {
+    Value a = memref::LoadOp::create(rewriter, loc, acc, ValueRange{x.c(d)});
+    weighted.push_back(arith::MulFOp::create(rewriter, loc, a, factor));
+  }
+  SmallVector<Value> sums = wg.allReduce(weighted, CombineKind::Add);
+  wg.inFirst([&] {
+    for (int64_t d = 0; d < hdStatic; ++d)
+      memref::StoreOp::create(rewriter, loc, arith::MulFOp::create(rewriter, loc, sums[d], inv),
+                              out, ValueRange{zero, head, t, x.c(d)});
+  });
   rewriter.eraseOp(op);
   return success();
 }

@@ -6,17 +6,17 @@
 // pack.c), head split/merge (layout.c) and rotary embedding (rotary.c). Each
 // reads its operands and scalars from the op's C argument list (`args`, see
 // LowerLlm.cpp) exactly as the C function would, and becomes the form of
-// GpuUkernels.h: one scf.parallel over output elements (rows for the norms).
+// GpuUkernels.h: one scf.parallel over output elements for the layout ops,
+// a cooperative loop (GpuWorkgroup.h) for the reductions: a row per
+// workgroup for the norms, 4 rows by 16 * P columns for the matmuls.
 //
-// The arithmetic follows the C code operation by operation, in the same
-// order, so that the GPU computes what the CPU does up to the rounding of
-// the device's own division and square root:
+// The arithmetic follows the C code operation by operation where it can:
 // - every `a * b + c` that clang contracts into one fused multiply-add (one
 //   C expression) is a math.fma here, and nothing else is fused;
-// - the matmul sums each output element over k in order, one FMA chain, as
-//   every path of matmul.c does;
-// - the norms' sums keep the 64 partial sums of norm.c's four 16-lane
-//   accumulators and reduce them in the same tree;
+// - the sums are split over invocations and so rounded in another order
+//   than on the CPU (matmul.c keeps one FMA chain per output, norm.c 64
+//   partial sums); greedy decoding of the fixtures stays equal to their
+//   references (test/e2e/check_vulkan.py);
 // - exp and erfc are uk_math.h's polynomials built from arith ops, not
 //   math.exp: GLSL's exp may be off by 3 + 2|x| ulp, and activations as
 //   close to the CPU's as possible keep greedy decoding equal to it. Only
@@ -111,6 +111,14 @@ public:
   Value lt(Value a, Value b) {
     return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::slt, a, b);
   }
+  Value le(Value a, Value b) {
+    return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::sle, a, b);
+  }
+  Value eq(Value a, Value b) {
+    return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, a, b);
+  }
+  Value land(Value a, Value b) { return arith::AndIOp::create(rw, loc, a, b); }
+  Value ceilDiv(Value a, int64_t b) { return div(add(a, idx(b - 1)), idx(b)); }
   Value select(Value c, Value a, Value b) {
     return arith::SelectOp::create(rw, loc, c, a, b);
   }
@@ -197,6 +205,14 @@ public:
     return i.getResult(0);
   }
 
+  /// Side effects only: `thenFn` where `cond` holds.
+  void ifThen(Value cond, function_ref<void()> thenFn) {
+    auto i = scf::IfOp::create(rw, loc, TypeRange{}, cond, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPoint(i.thenBlock()->getTerminator());
+    thenFn();
+  }
+
   /// Side effects only: then / else bodies with no results.
   void ifThenElse(Value cond, function_ref<void()> thenFn, function_ref<void()> elseFn) {
     auto i = scf::IfOp::create(rw, loc, TypeRange{}, cond, /*withElseRegion=*/true);
@@ -269,45 +285,6 @@ public:
     }
   }
 
-  /// norm.c's sum over x[base .. base + D) of term(x[i]) (with `square`:
-  /// fma(d, d, acc) of d = term(x[i]), else acc + d): four 16-lane
-  /// accumulators over blocks of 64, the remaining blocks of 16 into the
-  /// first, ((a0 + a1) + (a2 + a3)) reduced as a halving tree, then the
-  /// tail in order. Lanes are computed one at a time into a 16-float
-  /// private array.
-  Value rowSum(Value x, Value base, Value D, bool square,
-               function_ref<Value(Value)> term) {
-    Value zero = f(0.0f);
-    auto acc = [&](Value a, Value d) { return square ? fma(d, d, a) : fadd(a, d); };
-    auto elem = [&](Value i) { return term(load(x, add(base, i))); };
-    Value c16 = idx(kLanes), c64 = idx(4 * kLanes);
-    Value d64 = mul(div(D, c64), c64), d16 = mul(div(D, c16), c16);
-    auto lanes = memref::AllocaOp::create(rw, loc, MemRefType::get({kLanes}, rw.getF32Type()));
-    loop(idx(0), c16, idx(1), {}, [&](Value l, ValueRange) {
-      SmallVector<Value> a = loop(
-          idx(0), d64, c64, {zero, zero, zero, zero}, [&](Value i, ValueRange a) {
-            SmallVector<Value> next;
-            for (int j = 0; j < 4; ++j)
-              next.push_back(acc(a[j], elem(add(add(i, idx(j * kLanes)), l))));
-            return next;
-          });
-      a[0] = loop(d64, d16, c16, {a[0]}, [&](Value i, ValueRange a0) {
-        return SmallVector<Value>{acc(a0[0], elem(add(i, l)))};
-      })[0];
-      store(fadd(fadd(a[0], a[1]), fadd(a[2], a[3])), lanes, l);
-      return SmallVector<Value>{};
-    });
-    SmallVector<Value> v;
-    for (int64_t l = 0; l < kLanes; ++l)
-      v.push_back(load(lanes, idx(l)));
-    for (int64_t w = kLanes / 2; w >= 1; w /= 2)
-      for (int64_t l = 0; l < w; ++l)
-        v[l] = fadd(v[l], v[l + w]);
-    return loop(d16, D, idx(1), {v[0]}, [&](Value i, ValueRange s) {
-      return SmallVector<Value>{acc(s[0], elem(i))};
-    })[0];
-  }
-
   /// Erases the op; before bufferization its results are its outputs.
   LogicalResult finish() {
     rw.setInsertionPoint(op);
@@ -324,11 +301,28 @@ public:
   ArrayAttr args;
 };
 
-/// C = act(A @ B + bias) + residual (Bu == null) or act(A @ Bg) * (A @ Bu):
-/// one work item per output element, each one FMA chain over k in order.
+/// The epilogue of one output element from its sums over k.
+Value matmulEpilogue(Expansion &e, Value acc, Value accUp, Value n, Value out, Value bias,
+                     Value residual, int64_t act) {
+  if (accUp)
+    return e.fmul(e.activation(acc, act), accUp);
+  Value y = acc;
+  if (bias)
+    y = e.fadd(y, e.load(bias, n));
+  y = e.activation(y, act);
+  if (residual)
+    y = e.fadd(y, e.load(residual, out));
+  return y;
+}
+
+/// C = act(A @ B + bias) + residual (Bu == null) or act(A @ Bg) * (A @ Bu).
 /// B [K, N] is in panels of 16 columns, k-major inside a panel: element
-/// (k, n) is at (n / 16) * K * 16 + k * 16 + n % 16.
-void matmul(Expansion &e, Value A, Value M, Value K, Value Bp, Value Bu, Value N,
+/// (k, n) is at (n / 16) * K * 16 + k * 16 + n % 16 (the last panel padded
+/// with zeros).
+///
+/// One invocation per output element, each one FMA chain over k in order:
+/// for workgroup sizes the cooperative form below cannot split.
+void matmulPerElement(Expansion &e, Value A, Value M, Value K, Value Bp, Value Bu, Value N,
             Value bias, Value residual, int64_t act, Value C) {
   SmallVector<Value> iv = e.parallel({M, N});
   Value row = iv[0], n = iv[1];
@@ -349,24 +343,92 @@ void matmul(Expansion &e, Value A, Value M, Value K, Value Bp, Value Bu, Value N
         return next;
       });
   Value out = e.add(e.mul(row, N), n);
-  Value y = acc[0];
-  if (Bu) {
-    y = e.fmul(e.activation(y, act), acc[1]);
-  } else {
-    if (bias)
-      y = e.fadd(y, e.load(bias, n));
-    y = e.activation(y, act);
-    if (residual)
-      y = e.fadd(y, e.load(residual, out));
-  }
-  e.store(y, C, out);
+  e.store(matmulEpilogue(e, acc[0], Bu ? acc[1] : Value(), n, out, bias, residual, act), C, out);
 }
 
-/// norm.c's uk_norm_apply: out = (x - shift) * scale * w (+ b), one work
-/// item per row (the sums need the whole row).
-void normApply(Expansion &e, Value x, Value base, Value D, Value shift, Value scale,
-               Value w, Value b, Value out) {
-  e.loop(e.idx(0), D, e.idx(1), {}, [&](Value i, ValueRange) {
+/// The same product, cooperative. A work item is (a block of 4 rows of A,
+/// a group of panels); a workgroup of 64 * P invocations takes P panels.
+/// Invocation t works on column c = (t / 4) % 16 of panel t / 64 and on
+/// the k of one residue s = t % 4: each step of the workgroup reads 4
+/// consecutive k-rows of every panel, 256 contiguous bytes each, and each
+/// weight feeds all 4 rows (a decode GEMV reads the weights once). The 4
+/// partial sums of a column are then added across neighbouring lanes
+/// (subgroup shuffles, or shared memory). A last block of fewer than 4
+/// rows goes row by row.
+void matmul(Expansion &e, const GpuKernelConfig &cfg, Value A, Value M, Value K, Value Bp,
+            Value Bu, Value N, Value bias, Value residual, int64_t act, Value C) {
+  constexpr int64_t kSlices = 4, kRows = 4;
+  if (cfg.workgroupSize % (kLanes * kSlices) != 0) {
+    matmulPerElement(e, A, M, K, Bp, Bu, N, bias, residual, act, C);
+    return;
+  }
+  int64_t perGroup = cfg.workgroupSize / (kLanes * kSlices);
+  WorkgroupBuilder wg(e.rw, e.loc, cfg);
+  Value panels = e.ceilDiv(N, kLanes);
+  SmallVector<Value> iv = wg.items({e.ceilDiv(M, kRows), e.ceilDiv(panels, perGroup)});
+  Value t = wg.tid();
+  Value s = e.rem(t, e.idx(kSlices));
+  Value c = e.rem(e.div(t, e.idx(kSlices)), e.idx(kLanes));
+  Value panel = e.add(e.mul(iv[1], e.idx(perGroup)), e.div(t, e.idx(kSlices * kLanes)));
+  Value kEnd = e.select(e.lt(panel, panels), K, e.idx(0));
+  Value n = e.add(e.mul(panel, e.idx(kLanes)), c);
+  Value wBase = e.add(e.mul(e.mul(panel, K), e.idx(kLanes)), c);
+  Value firstRow = e.mul(iv[0], e.idx(kRows));
+  int64_t perRow = Bu ? 2 : 1;
+  auto block = [&](Value row0, int64_t rows) {
+    SmallVector<Value> inits(rows * perRow, e.f(0.0f));
+    SmallVector<Value> acc = e.loop(s, kEnd, e.idx(kSlices), inits, [&](Value k, ValueRange a) {
+      Value at = e.add(wBase, e.mul(k, e.idx(kLanes)));
+      Value w = e.load(Bp, at);
+      Value wu = Bu ? e.load(Bu, at) : Value();
+      SmallVector<Value> next;
+      for (int64_t j = 0; j < rows; ++j) {
+        Value x = e.load(A, e.add(e.mul(e.add(row0, e.idx(j)), K), k));
+        next.push_back(e.fma(x, w, a[j * perRow]));
+        if (Bu)
+          next.push_back(e.fma(x, wu, a[j * perRow + 1]));
+      }
+      return next;
+    });
+    SmallVector<Value> sums = wg.clusterSum(acc, kSlices);
+    e.ifThen(e.land(e.eq(s, e.idx(0)), e.lt(n, N)), [&] {
+      for (int64_t j = 0; j < rows; ++j) {
+        Value out = e.add(e.mul(e.add(row0, e.idx(j)), N), n);
+        Value y = matmulEpilogue(e, sums[j * perRow], Bu ? sums[j * perRow + 1] : Value(), n,
+                                 out, bias, residual, act);
+        e.store(y, C, out);
+      }
+    });
+  };
+  e.ifThenElse(
+      e.le(e.add(firstRow, e.idx(kRows)), M), [&] { block(firstRow, kRows); },
+      [&] {
+        e.loop(firstRow, M, e.idx(1), {}, [&](Value row, ValueRange) {
+          block(row, 1);
+          return SmallVector<Value>{};
+        });
+      });
+}
+
+/// The sum over i in [0, D) of term(x[base + i]) (with `square`: of its
+/// square), split over a workgroup: each invocation adds its elements (i =
+/// tid, tid + size, ...) in one chain, then the partial sums are reduced
+/// across the workgroup.
+Value rowSum(Expansion &e, WorkgroupBuilder &wg, Value x, Value base, Value D, bool square,
+             function_ref<Value(Value)> term) {
+  Value partial = wg.strided(D, {e.f(0.0f)}, [&](Value i, ValueRange acc) {
+    Value d = term(e.load(x, e.add(base, i)));
+    return SmallVector<Value>{square ? e.fma(d, d, acc[0]) : e.fadd(acc[0], d)};
+  })[0];
+  return wg.allReduce({partial}, CombineKind::Add)[0];
+}
+
+/// norm.c's uk_norm_apply: out = (x - shift) * scale * w (+ b), the row's
+/// elements spread over the workgroup. Each invocation reads the elements
+/// it writes, so out may alias x.
+void normApply(Expansion &e, WorkgroupBuilder &wg, Value x, Value base, Value D, Value shift,
+               Value scale, Value w, Value b, Value out) {
+  wg.strided(D, {}, [&](Value i, ValueRange) {
     Value at = e.add(base, i);
     Value v = e.load(x, at);
     if (shift)
@@ -383,7 +445,8 @@ void normApply(Expansion &e, Value x, Value base, Value D, Value shift, Value sc
 
 // kiln_uk_embedding_f32(table, V, D, ids, N, pos_table, max_pos, pos, out):
 // one work item per output element.
-LogicalResult expandEmbeddingF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandEmbeddingF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &,
+                               std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(9, error)))
     return failure();
@@ -407,68 +470,73 @@ LogicalResult expandEmbeddingF32(llm::UkernelOp op, RewriterBase &rw, std::strin
 }
 
 // kiln_uk_rms_norm_f32(x, rows, D, w, eps, out): one work item per row.
-LogicalResult expandRmsNormF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandRmsNormF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config, std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(6, error)))
     return failure();
   Value x = e.buffer(0), rows = e.size(1), D = e.size(2), w = e.buffer(3);
   float eps = e.floatArg(4);
   Value out = e.buffer(5);
-  Value r = e.parallel({rows})[0];
+  WorkgroupBuilder wg(rw, op.getLoc(), config);
+  Value r = wg.items({rows})[0];
   Value base = e.mul(r, D);
   Value Df = e.toFloat(D);
   // The C code subtracts a shift of 0.0f, which changes no value.
-  Value ms = e.fdiv(e.rowSum(x, base, D, /*square=*/true, [](Value v) { return v; }), Df);
+  Value ms = e.fdiv(rowSum(e, wg, x, base, D, /*square=*/true, [](Value v) { return v; }), Df);
   Value sqrt = math::SqrtOp::create(rw, op.getLoc(), e.fadd(ms, e.f(eps)));
   Value scale = e.fdiv(e.f(1.0f), sqrt);
-  normApply(e, x, base, D, Value(), scale, w, Value(), out);
+  normApply(e, wg, x, base, D, Value(), scale, w, Value(), out);
   return e.finish();
 }
 
 // kiln_uk_layer_norm_f32(x, rows, D, w, b, eps, out): one work item per row;
 // the variance is a second pass over (x - mean)^2 as in norm.c.
-LogicalResult expandLayerNormF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandLayerNormF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config, std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(7, error)))
     return failure();
   Value x = e.buffer(0), rows = e.size(1), D = e.size(2), w = e.buffer(3), b = e.buffer(4);
   float eps = e.floatArg(5);
   Value out = e.buffer(6);
-  Value r = e.parallel({rows})[0];
+  WorkgroupBuilder wg(rw, op.getLoc(), config);
+  Value r = wg.items({rows})[0];
   Value base = e.mul(r, D);
   Value Df = e.toFloat(D);
-  Value mean = e.fdiv(e.rowSum(x, base, D, /*square=*/false, [](Value v) { return v; }), Df);
+  Value mean =
+      e.fdiv(rowSum(e, wg, x, base, D, /*square=*/false, [](Value v) { return v; }), Df);
   Value var = e.fdiv(
-      e.rowSum(x, base, D, /*square=*/true, [&](Value v) { return e.fsub(v, mean); }), Df);
+      rowSum(e, wg, x, base, D, /*square=*/true, [&](Value v) { return e.fsub(v, mean); }),
+      Df);
   Value sqrt = math::SqrtOp::create(rw, op.getLoc(), e.fadd(var, e.f(eps)));
   Value scale = e.fdiv(e.f(1.0f), sqrt);
-  normApply(e, x, base, D, mean, scale, w, b, out);
+  normApply(e, wg, x, base, D, mean, scale, w, b, out);
   return e.finish();
 }
 
 // kiln_uk_matmul_f32(A, M, K, Bpacked, N, bias, residual, act, C).
-LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config, std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(9, error)))
     return failure();
-  matmul(e, e.buffer(0), e.size(1), e.size(2), e.buffer(3), Value(), e.size(4), e.buffer(5),
+  matmul(e, config, e.buffer(0), e.size(1), e.size(2), e.buffer(3), Value(), e.size(4), e.buffer(5),
          e.buffer(6), e.intArg(7), e.buffer(8));
   return e.finish();
 }
 
 // kiln_uk_matmul_glu_f32(A, M, K, Bg_packed, Bu_packed, N, act, C).
-LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config, std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(8, error)))
     return failure();
-  matmul(e, e.buffer(0), e.size(1), e.size(2), e.buffer(3), e.buffer(4), e.size(5), Value(),
+  matmul(e, config, e.buffer(0), e.size(1), e.size(2), e.buffer(3), e.buffer(4), e.size(5), Value(),
          Value(), e.intArg(6), e.buffer(7));
   return e.finish();
 }
 
 // kiln_uk_split_heads_f32(x, B, S, H, hd, out): x [B, S, H*hd] -> out
 // [B, H, S, hd], one work item per output element.
-LogicalResult expandSplitHeadsF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandSplitHeadsF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &,
+                               std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(6, error)))
     return failure();
@@ -483,7 +551,8 @@ LogicalResult expandSplitHeadsF32(llm::UkernelOp op, RewriterBase &rw, std::stri
 
 // kiln_uk_merge_heads_f32(x, B, H, S, hd, out): x [B, H, S, hd] -> out
 // [B, S, H*hd], one work item per output element.
-LogicalResult expandMergeHeadsF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandMergeHeadsF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &,
+                               std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(6, error)))
     return failure();
@@ -499,7 +568,8 @@ LogicalResult expandMergeHeadsF32(llm::UkernelOp op, RewriterBase &rw, std::stri
 // kiln_uk_rotary_f32(x, B, H, S, hd, cos, sin, max_pos, positions, out):
 // one work item per pair (i, i + hd/2) of a row, plus the last element of
 // an odd hd; an item reads both before it writes either, so out may alias x.
-LogicalResult expandRotaryF32(llm::UkernelOp op, RewriterBase &rw, std::string &error) {
+LogicalResult expandRotaryF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &,
+                               std::string &error) {
   Expansion e(op, rw);
   if (failed(e.expect(10, error)))
     return failure();

@@ -275,8 +275,9 @@ public:
     if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
         failed(lowerMemrefCopies(module, error)))
       return failure();
+    GpuKernelConfig config = GpuKernelConfig::forTarget(target);
     for (auto fn : module.getOps<func::FuncOp>())
-      if (failed(expandGpuUkernels(fn, error)))
+      if (failed(expandGpuUkernels(fn, config, error)))
         return failure();
     if (stopAfter == "bufferized")
       return success();

@@ -1,0 +1,212 @@
+//===- GpuWorkgroup.cpp - Code that a workgroup's invocations run together -===//
+#include "targets/vulkan/GpuWorkgroup.h"
+
+#include "targets/TargetRegistry.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+using namespace mlir;
+
+namespace kiln {
+
+GpuKernelConfig GpuKernelConfig::forTarget(const TargetDescription &target) {
+  GpuKernelConfig c;
+  c.workgroupSize = target.workgroupSize;
+  c.subgroupSize = target.subgroupSize;
+  auto has = [&](llvm::StringRef cap) {
+    return llvm::is_contained(target.spirvCapabilities, cap);
+  };
+  c.subgroupReduce = has("GroupNonUniformArithmetic");
+  c.subgroupShuffle = has("GroupNonUniformShuffle");
+  return c;
+}
+
+SmallVector<Value> WorkgroupBuilder::items(ArrayRef<Value> ubs) {
+  Type f32 = rw.getF32Type();
+  auto alloc = memref::AllocOp::create(
+      rw, loc, MemRefType::get({cfg.workgroupSize * kChunk}, f32));
+  alloc->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
+  scratch = alloc;
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
+  SmallVector<Value> lbs(ubs.size(), zero), steps(ubs.size(), one);
+  auto p = scf::ParallelOp::create(rw, loc, lbs, ubs, steps);
+  p->setAttr(kCooperativeAttr, rw.getUnitAttr());
+  rw.setInsertionPointToStart(p.getBody());
+  return SmallVector<Value>(p.getInductionVars());
+}
+
+Value WorkgroupBuilder::tid() {
+  return gpu::ThreadIdOp::create(rw, loc, gpu::Dimension::x);
+}
+
+void WorkgroupBuilder::barrier() { gpu::BarrierOp::create(rw, loc); }
+
+void WorkgroupBuilder::inFirst(function_ref<void()> body) {
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value first = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, tid(), zero);
+  auto guard = scf::IfOp::create(rw, loc, first, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPoint(guard.thenBlock()->getTerminator());
+  body();
+}
+
+SmallVector<Value> WorkgroupBuilder::strided(
+    Value n, ValueRange inits,
+    function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value step = arith::ConstantIndexOp::create(rw, loc, cfg.workgroupSize);
+  Value t = tid();
+  auto loop = scf::ForOp::create(rw, loc, zero, n, step, inits);
+  OpBuilder::InsertionGuard g(rw);
+  // The builders add terminators where there are no results; each block
+  // gets its yield below instead.
+  auto openBlock = [&](Block *block) {
+    if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
+      rw.eraseOp(&block->back());
+    rw.setInsertionPointToEnd(block);
+  };
+  openBlock(loop.getBody());
+  Value i = arith::AddIOp::create(rw, loc, loop.getInductionVar(), t);
+  Value in = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::slt, i, n);
+  ValueRange carried = loop.getRegionIterArgs();
+  auto branch = scf::IfOp::create(rw, loc, carried.getTypes(), in, /*withElseRegion=*/true);
+  scf::YieldOp::create(rw, loc, branch.getResults());
+  openBlock(branch.thenBlock());
+  scf::YieldOp::create(rw, loc, body(i, carried));
+  openBlock(branch.elseBlock());
+  scf::YieldOp::create(rw, loc, carried);
+  return SmallVector<Value>(loop.getResults());
+}
+
+Value WorkgroupBuilder::identity(CombineKind kind) {
+  float v = kind == CombineKind::Add ? 0.0f : -std::numeric_limits<float>::infinity();
+  return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v));
+}
+
+Value WorkgroupBuilder::combine(CombineKind kind, Value a, Value b) {
+  if (kind == CombineKind::Add)
+    return arith::AddFOp::create(rw, loc, a, b);
+  return arith::MaxNumFOp::create(rw, loc, a, b);
+}
+
+SmallVector<Value> WorkgroupBuilder::allReduce(ValueRange values, CombineKind kind) {
+  SmallVector<Value> totals;
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
+  for (size_t first = 0; first < values.size(); first += kChunk) {
+    ValueRange chunk = values.slice(first, std::min<size_t>(kChunk, values.size() - first));
+    Value width = arith::ConstantIndexOp::create(rw, loc, chunk.size());
+    // The scratch may still be read by the previous reduction.
+    barrier();
+    Value slot, slots;
+    SmallVector<Value> part(chunk.begin(), chunk.end());
+    if (cfg.subgroupReduce) {
+      // Each subgroup reduces in registers; lane 0 of subgroup s writes
+      // row s of the scratch.
+      auto op = kind == CombineKind::Add ? gpu::AllReduceOperation::ADD
+                                         : gpu::AllReduceOperation::MAXNUMF;
+      for (Value &v : part)
+        v = gpu::SubgroupReduceOp::create(rw, loc, v, op, /*uniform=*/false);
+      slot = gpu::SubgroupIdOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
+      slots = gpu::NumSubgroupsOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
+      Value lane = gpu::LaneIdOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
+      Value leader = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, lane, zero);
+      auto guard = scf::IfOp::create(rw, loc, leader, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard g(rw);
+      rw.setInsertionPoint(guard.thenBlock()->getTerminator());
+      for (auto [i, v] : llvm::enumerate(part)) {
+        Value at = arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, slot, width),
+                                         arith::ConstantIndexOp::create(rw, loc, i));
+        memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
+      }
+    } else {
+      // Every invocation writes its own row.
+      slot = tid();
+      slots = arith::ConstantIndexOp::create(rw, loc, cfg.workgroupSize);
+      for (auto [i, v] : llvm::enumerate(part)) {
+        Value at = arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, slot, width),
+                                         arith::ConstantIndexOp::create(rw, loc, i));
+        memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
+      }
+    }
+    barrier();
+    // Every invocation folds the rows in the same order: equal totals.
+    SmallVector<Value> inits(chunk.size(), identity(kind));
+    auto fold = scf::ForOp::create(rw, loc, zero, slots, one, inits);
+    {
+      OpBuilder::InsertionGuard g(rw);
+      rw.setInsertionPointToStart(fold.getBody());
+      SmallVector<Value> next;
+      Value row = arith::MulIOp::create(rw, loc, fold.getInductionVar(), width);
+      for (auto [i, acc] : llvm::enumerate(fold.getRegionIterArgs())) {
+        Value at = arith::AddIOp::create(rw, loc, row, arith::ConstantIndexOp::create(rw, loc, i));
+        Value v = memref::LoadOp::create(rw, loc, scratch, ValueRange{at});
+        next.push_back(combine(kind, acc, v));
+      }
+      scf::YieldOp::create(rw, loc, next);
+    }
+    llvm::append_range(totals, fold.getResults());
+  }
+  return totals;
+}
+
+SmallVector<Value> WorkgroupBuilder::clusterSum(ValueRange values, int64_t lanes) {
+  SmallVector<Value> sums(values.begin(), values.end());
+  if (lanes <= 1)
+    return sums;
+  if (cfg.subgroupShuffle && cfg.subgroupSize >= lanes) {
+    // Butterfly: after step `off` every lane holds the sum of its 2 * off
+    // neighbours; a + b and b + a round alike, so all lanes agree.
+    for (int64_t off = 1; off < lanes; off *= 2)
+      for (Value &v : sums) {
+        auto shuffled = gpu::ShuffleOp::create(rw, loc, v, static_cast<int32_t>(off),
+                                               static_cast<int32_t>(cfg.subgroupSize),
+                                               gpu::ShuffleMode::XOR);
+        v = arith::AddFOp::create(rw, loc, v, shuffled.getShuffleResult());
+      }
+    return sums;
+  }
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
+  Value t = tid();
+  Value group = arith::SubIOp::create(
+      rw, loc, t, arith::RemUIOp::create(rw, loc, t, arith::ConstantIndexOp::create(rw, loc, lanes)));
+  SmallVector<Value> out;
+  for (size_t first = 0; first < sums.size(); first += kChunk) {
+    ArrayRef<Value> chunk = ArrayRef<Value>(sums).slice(
+        first, std::min<size_t>(kChunk, sums.size() - first));
+    Value width = arith::ConstantIndexOp::create(rw, loc, chunk.size());
+    barrier();
+    for (auto [i, v] : llvm::enumerate(chunk)) {
+      Value at = arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, t, width),
+                                       arith::ConstantIndexOp::create(rw, loc, i));
+      memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
+    }
+    barrier();
+    SmallVector<Value> inits(chunk.size(), identity(CombineKind::Add));
+    auto fold = scf::ForOp::create(rw, loc, zero,
+                                   arith::ConstantIndexOp::create(rw, loc, lanes), one, inits);
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPointToStart(fold.getBody());
+    Value row = arith::MulIOp::create(
+        rw, loc, arith::AddIOp::create(rw, loc, group, fold.getInductionVar()), width);
+    SmallVector<Value> next;
+    for (auto [i, acc] : llvm::enumerate(fold.getRegionIterArgs())) {
+      Value at = arith::AddIOp::create(rw, loc, row, arith::ConstantIndexOp::create(rw, loc, i));
+      next.push_back(combine(CombineKind::Add, acc,
+                             memref::LoadOp::create(rw, loc, scratch, ValueRange{at})));
+    }
+    scf::YieldOp::create(rw, loc, next);
+    rw.setInsertionPointAfter(fold);
+    llvm::append_range(out, fold.getResults());
+  }
+  return out;
+}
+
+} // namespace kiln

@@ -1,0 +1,105 @@
+//===- GpuWorkgroup.h - Code that a workgroup's invocations run together -*- C++ -*-===//
+//
+// Most kernels give each invocation its own output elements (grid mode, see
+// GpuDistribute.cpp). Reductions over long rows -- the norms, the matmuls'
+// sums over k, attention's softmax over the keys -- instead give each work
+// item (a row, a 16-column panel, a (head, token) pair) to a whole
+// workgroup: its invocations split the reduction, then combine their
+// partial results through subgroup operations and workgroup shared memory.
+//
+// An expander writes such a kernel as one scf.parallel over work items
+// tagged `kiln.gpu_cooperative` (WorkgroupBuilder::items). Its body is run
+// by every invocation of a workgroup at once: it may use gpu.thread_id,
+// gpu.barrier and the subgroup ops, and every branch around them must be
+// uniform (taken alike by the whole workgroup). distributeKernel spreads the
+// items over workgroups (item i in workgroups i, i + G, ...), or, in a
+// kernel of several steps, runs them one after another in the one workgroup.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_TARGETS_VULKAN_GPUWORKGROUP_H
+#define KILN_TARGETS_VULKAN_GPUWORKGROUP_H
+
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/ADT/StringRef.h"
+
+namespace kiln {
+
+struct TargetDescription;
+
+/// Marks an scf.parallel whose iterations are work items of a whole
+/// workgroup (see above).
+constexpr llvm::StringLiteral kCooperativeAttr = "kiln.gpu_cooperative";
+
+/// What the target lets cooperative code use.
+struct GpuKernelConfig {
+  /// Invocations per workgroup (the kernels' fixed local size).
+  int64_t workgroupSize = 64;
+  /// gpu.subgroup_reduce, gpu.subgroup_id, gpu.num_subgroups, gpu.lane_id
+  /// (SPIR-V GroupNonUniformArithmetic).
+  bool subgroupReduce = false;
+  /// gpu.shuffle xor among the lanes of a subgroup (GroupNonUniformShuffle).
+  bool subgroupShuffle = false;
+  /// Lanes per subgroup that the target promises at least.
+  int64_t subgroupSize = 1;
+
+  static GpuKernelConfig forTarget(const TargetDescription &target);
+};
+
+enum class CombineKind { Add, Max };
+
+/// Builds cooperative code at the rewriter's insertion point.
+class WorkgroupBuilder {
+public:
+  /// At most this many values go through shared memory at once; longer
+  /// vectors are reduced in chunks.
+  static constexpr int64_t kChunk = 8;
+
+  WorkgroupBuilder(mlir::RewriterBase &rw, mlir::Location loc, const GpuKernelConfig &cfg)
+      : rw(rw), loc(loc), cfg(cfg) {}
+
+  /// Allocates the shared scratch (workgroupSize * kChunk floats) and opens
+  /// the cooperative loop over [0, ubs); moves the insertion point into its
+  /// body and returns the induction variables. The kernel's own code must
+  /// be at function level (not nested in a loop).
+  llvm::SmallVector<mlir::Value> items(llvm::ArrayRef<mlir::Value> ubs);
+
+  /// This invocation's index in the workgroup.
+  mlir::Value tid();
+  int64_t size() const { return cfg.workgroupSize; }
+  const GpuKernelConfig &config() const { return cfg; }
+
+  /// for i in [0, n) spread over the invocations (i = tid, tid + size, ...)
+  /// carrying `inits`: `body(i, carried)` returns the next values. The trip
+  /// count is the same in every invocation (iterations past n keep the
+  /// carried values), so subgroup code after the loop sees them all.
+  llvm::SmallVector<mlir::Value>
+  strided(mlir::Value n, mlir::ValueRange inits,
+          llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value, mlir::ValueRange)> body);
+
+  /// Each value combined over every invocation of the workgroup; every
+  /// invocation gets the same totals.
+  llvm::SmallVector<mlir::Value> allReduce(mlir::ValueRange values, CombineKind kind);
+
+  /// Each value summed over the `lanes` invocations tid - tid % lanes ...
+  /// (lanes a power of two dividing size()); each of them gets the sum.
+  llvm::SmallVector<mlir::Value> clusterSum(mlir::ValueRange values, int64_t lanes);
+
+  void barrier();
+
+  /// `body()` in invocation 0 only (a uniform branch around it is fine).
+  void inFirst(llvm::function_ref<void()> body);
+
+private:
+  mlir::Value combine(CombineKind kind, mlir::Value a, mlir::Value b);
+  mlir::Value identity(CombineKind kind);
+
+  mlir::RewriterBase &rw;
+  mlir::Location loc;
+  const GpuKernelConfig &cfg;
+  mlir::Value scratch; // workgroup memory, size * kChunk f32
+};
+
+} // namespace kiln
+
+#endif
