@@ -33,8 +33,11 @@ constexpr llvm::StringLiteral kPushConstantFn = "__kiln_push_constant";
 
 /// Tiles the op that produces a kernel's result by 1 along each parallel dim
 /// that its fused producers keep (so no invocation recomputes a reduction),
-/// and fuses the producers into an scf.forall. Leaves other kernels alone.
-void tileForInvocations(mlir::func::FuncOp fn);
+/// and fuses the producers into an scf.forall. A reduction with few outputs
+/// is split over `workgroupSize` invocations instead (partial results in at
+/// most half of `maxSharedBytes`). Leaves other kernels alone.
+void tileForInvocations(mlir::func::FuncOp fn, int64_t workgroupSize,
+                        int64_t maxSharedBytes);
 
 /// How a kernel's invocations share its work.
 enum class GpuMapping {

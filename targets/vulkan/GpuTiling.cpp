@@ -7,18 +7,80 @@
 // reductions along the last axis) and no invocation recomputes a producer's
 // reduction for its neighbours.
 //
+// A reduction with few outputs (a full reduction has one) would leave most
+// invocations idle and have one walk the whole input. Its longest reduction
+// dim is split instead: one workgroup's invocations each reduce a slice
+// into a partial result (in workgroup memory), and a merge step combines
+// the partials.
+//
 //===----------------------------------------------------------------------===//
 #include "targets/vulkan/GpuKernelSteps.h"
 
 #include "targets/common/KernelPrep.h"
 
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+
+#include <limits>
+
 using namespace mlir;
 
 namespace kiln {
 
-void tileForInvocations(func::FuncOp fn) {
+/// Splits the reduction of `consumer` over `threads` invocations when it has
+/// fewer static outputs than a quarter of them and a reduction at least
+/// twice as long as there are invocations; returns whether it did.
+static bool splitSmallReduction(linalg::LinalgOp consumer, int64_t threads,
+                                int64_t maxSharedBytes) {
+  if (consumer->getNumResults() != 1 || consumer.getNumDpsInits() != 1)
+    return false;
+  auto resultType = dyn_cast<RankedTensorType>(consumer->getResult(0).getType());
+  if (!resultType || !resultType.hasStaticShape() ||
+      !resultType.getElementType().isIntOrFloat())
+    return false;
+  SmallVector<utils::IteratorType> iterators = consumer.getIteratorTypesArray();
+  SmallVector<int64_t> ranges = consumer.getStaticLoopRanges();
+  int64_t outputs = 1, reduced = 1;
+  int split = -1;
+  for (auto [d, it] : llvm::enumerate(iterators)) {
+    bool dynamic = ShapedType::isDynamic(ranges[d]);
+    if (it == utils::IteratorType::parallel) {
+      if (dynamic)
+        return false;
+      outputs *= ranges[d];
+      continue;
+    }
+    reduced = dynamic ? std::numeric_limits<int64_t>::max() : reduced * ranges[d];
+    if (split < 0 || dynamic ||
+        (!ShapedType::isDynamic(ranges[split]) && ranges[d] > ranges[split]))
+      split = d;
+  }
+  int64_t elemBytes = (resultType.getElementTypeBitWidth() + 7) / 8;
+  if (split < 0 || outputs * 4 > threads || reduced < 2 * threads ||
+      outputs * threads * elemBytes * 2 > maxSharedBytes)
+    return false;
+  Builder b(consumer.getContext());
+  SmallVector<OpFoldResult> numThreads(iterators.size(), b.getIndexAttr(0));
+  numThreads[split] = b.getIndexAttr(threads);
+  scf::SCFTilingOptions tiling;
+  tiling.setLoopType(scf::SCFTilingOptions::LoopType::ForallOp)
+      .setNumThreads(numThreads)
+      .setReductionTilingStrategy(ReductionTilingStrategy::PartialReductionOuterParallel)
+      .setReductionDims({static_cast<unsigned>(split)});
+  IRRewriter rewriter(consumer.getContext());
+  rewriter.setInsertionPoint(consumer);
+  FailureOr<scf::SCFTilingResult> result =
+      scf::tileUsingSCF(rewriter, cast<TilingInterface>(consumer.getOperation()), tiling);
+  if (failed(result))
+    return false;
+  rewriter.replaceOp(consumer, result->replacements);
+  return true;
+}
+
+void tileForInvocations(func::FuncOp fn, int64_t workgroupSize, int64_t maxSharedBytes) {
   linalg::LinalgOp consumer = tileableResultOp(fn, /*consumerMayExtract=*/true);
   if (!consumer)
+    return;
+  if (splitSmallReduction(consumer, workgroupSize, maxSharedBytes))
     return;
   SmallVector<AffineMap> maps = consumer.getIndexingMapsArray();
   SmallVector<utils::IteratorType> iterators = consumer.getIteratorTypesArray();

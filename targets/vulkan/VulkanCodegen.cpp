@@ -269,7 +269,7 @@ public:
       return success();
     }
     for (auto fn : module.getOps<func::FuncOp>())
-      tileForInvocations(fn);
+      tileForInvocations(fn, target.workgroupSize, target.maxSharedMemoryBytes);
     if (failed(bufferizeKernels(module, error)))
       return failure();
     if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||

@@ -5,6 +5,7 @@ pad.onnx      Pad [4, 8] -> [6, 10]: a gather, one invocation per element
 reduce.onnx   ReduceSum over axis 1 of [3, 2, 2], keepdims: kernels of several
               loop nests (one workgroup, barriers between them)
 exp64.onnx    Exp on f64 [8] (needs the Float64 capability)
+fullsum.onnx  ReduceSum of [1000] to a scalar: one output, a long reduction
 """
 import os
 import sys
@@ -40,3 +41,8 @@ save(helper.make_graph(
     [helper.make_node("Exp", ["x"], ["y"], name="exp")], "exp64",
     [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [8])],
     [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [8])]), "exp64.onnx")
+
+save(helper.make_graph(
+    [helper.make_node("ReduceSum", ["x"], ["y"], keepdims=0, name="fullsum")], "fullsum",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1000])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])]), "fullsum.onnx")
