@@ -39,6 +39,18 @@ using GpuUkernelExpander = mlir::LogicalResult (*)(llm::UkernelOp op,
                                                    const GpuKernelConfig &config,
                                                    std::string &error);
 
+// The op's C argument list (`args`, see LowerLlm.cpp), decoded as the C
+// function reads it.
+
+/// Checks the list has `n` entries and that every pointer names a buffer
+/// operand.
+mlir::LogicalResult expectUkernelArgs(llm::UkernelOp op, unsigned n, std::string &error);
+/// Pointer argument `i` as a 1-d row-major view of its operand (the C code
+/// indexes flat arrays), or a null Value for NULL.
+mlir::Value ukernelBuffer(llm::UkernelOp op, unsigned i, mlir::RewriterBase &rw);
+/// Size argument `i` as an index: an integer literal, or a product of dims.
+mlir::Value ukernelSize(llm::UkernelOp op, unsigned i, mlir::RewriterBase &rw);
+
 /// Expands every llm.ukernel op in `fn`; a callee without a GPU expander is
 /// a one-line error naming it.
 mlir::LogicalResult expandGpuUkernels(mlir::func::FuncOp fn, const GpuKernelConfig &config,
@@ -54,7 +66,10 @@ mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, co
 mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 
-// GpuUkernelsAttention.cpp: the paged KV cache.
+// GpuUkernelsAttention.cpp: attention and the KV caches (concatenated and
+// paged).
+mlir::LogicalResult expandKvAppendF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandAttentionF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandKvCacheWriteF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandPagedAttentionF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 

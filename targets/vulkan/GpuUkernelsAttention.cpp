@@ -1,17 +1,21 @@
 //===- GpuUkernelsAttention.cpp - The paged KV cache on a GPU ---------------===//
 //
-// GPU versions of kiln_uk_kv_cache_write_f32 and kiln_uk_paged_attention_f32
-// (targets/cpu/ukernels/attention.c): same operands, same `args`, same
-// results. The cache write is one invocation per copied element. Attention
-// is one workgroup per (head, token row) (GpuWorkgroup.h): it finds the
-// row's sequence; each invocation walks its share of the visible keys
-// through the block table with an online softmax (running max and sum, the
-// weighted V rows accumulated in private memory); the shares are merged by
-// workgroup reductions (maximum, then the rescaled sums) and invocation 0
-// writes the output row. Rows no sequence covers are zeros.
+// GPU versions of the attention microkernels of targets/cpu/ukernels/
+// attention.c -- kiln_uk_kv_append_f32 and kiln_uk_attention_f32 (the
+// concatenated KV cache), kiln_uk_kv_cache_write_f32 and
+// kiln_uk_paged_attention_f32 (the paged one): same operands, same `args`,
+// same results. The cache writes are one invocation per copied element.
+// Attention is one workgroup per query row (GpuWorkgroup.h): each
+// invocation walks its share of the visible keys (j = tid, tid + size, ...)
+// with an online softmax (running max and sum, the weighted V rows in
+// private memory); the shares are merged by workgroup reductions (the
+// maximum, then the rescaled sums) and invocation 0 writes the row. Rows
+// that see no key are zeros.
 //
 //===----------------------------------------------------------------------===//
 #include "targets/vulkan/GpuUkernels.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -51,6 +55,124 @@ struct Ix {
     return arith::IndexCastOp::create(r, loc, r.getIndexType(), v);
   }
 };
+
+/// One query row of attention, on flat (1-d) buffers.
+struct AttentionRow {
+  Value q, k, v, out;
+  Value qBase, outBase; // flat index of the row's first element
+  int64_t hd;
+  float scale;
+  /// Keys [0, numKeys) are visible (numKeys may be <= 0).
+  Value numKeys;
+  /// For key j: whether it is seen, and the flat index of its K and V rows
+  /// (read only where seen). Borrowed: the callable must outlive the row.
+  function_ref<std::pair<Value, Value>(Value j)> key;
+};
+
+/// The cooperative online softmax of one row (see above).
+void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const AttentionRow &a) {
+  Ix x{rw, loc};
+  Type f32 = rw.getF32Type();
+  auto fc = [&](float v) {
+    return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v)).getResult();
+  };
+  Value zero = x.c(0), one = x.c(1), hd = x.c(a.hd);
+  Value negInf = fc(-std::numeric_limits<float>::infinity());
+  Value scale = fc(a.scale);
+  Value acc = memref::AllocaOp::create(rw, loc, MemRefType::get({a.hd}, f32));
+  scf::ForOp::create(rw, loc, zero, hd, one, ValueRange{},
+                     [&](OpBuilder &, Location, Value d, ValueRange) {
+                       memref::StoreOp::create(rw, loc, fc(0.0f), acc, d);
+                       scf::YieldOp::create(rw, loc);
+                     });
+  SmallVector<Value> ml = wg.strided(
+      x.max(a.numKeys, zero), {negInf, fc(0.0f)}, [&](Value j, ValueRange ml) {
+        auto [seen, row] = a.key(j);
+        auto ifSeen = scf::IfOp::create(
+            rw, loc, seen,
+            [&](OpBuilder &, Location) {
+              auto dot = scf::ForOp::create(
+                  rw, loc, zero, hd, one, ValueRange{fc(0.0f)},
+                  [&](OpBuilder &, Location, Value d, ValueRange sum) {
+                    Value qv = memref::LoadOp::create(rw, loc, a.q, ValueRange{x.add(a.qBase, d)});
+                    Value kv = memref::LoadOp::create(rw, loc, a.k, ValueRange{x.add(row, d)});
+                    scf::YieldOp::create(rw, loc,
+                                         math::FmaOp::create(rw, loc, qv, kv, sum[0]).getResult());
+                  });
+              Value score = arith::MulFOp::create(rw, loc, dot.getResult(0), scale);
+              Value mOld = ml[0], lOld = ml[1];
+              Value mNew = arith::MaximumFOp::create(rw, loc, mOld, score);
+              Value first = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
+              Value alpha = arith::SelectOp::create(
+                  rw, loc, first, fc(0.0f),
+                  math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, mOld, mNew)));
+              Value p =
+                  math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, score, mNew));
+              Value lNew = math::FmaOp::create(rw, loc, lOld, alpha, p);
+              scf::ForOp::create(
+                  rw, loc, zero, hd, one, ValueRange{},
+                  [&](OpBuilder &, Location, Value d, ValueRange) {
+                    Value vv = memref::LoadOp::create(rw, loc, a.v, ValueRange{x.add(row, d)});
+                    Value old = memref::LoadOp::create(rw, loc, acc, d);
+                    Value scaled = arith::MulFOp::create(rw, loc, old, alpha);
+                    memref::StoreOp::create(rw, loc, math::FmaOp::create(rw, loc, p, vv, scaled),
+                                            acc, d);
+                    scf::YieldOp::create(rw, loc);
+                  });
+              scf::YieldOp::create(rw, loc, ValueRange{mNew, lNew});
+            },
+            [&](OpBuilder &, Location) {
+              scf::YieldOp::create(rw, loc, ValueRange{ml[0], ml[1]});
+            });
+        return SmallVector<Value>(ifSeen.getResults());
+      });
+  // Rescale every share to the workgroup's maximum, then sum the weights
+  // and the weighted V rows across the workgroup.
+  Value mMax = wg.allReduce({ml[0]}, CombineKind::Max)[0];
+  Value empty = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, ml[0], negInf);
+  Value factor = arith::SelectOp::create(
+      rw, loc, empty, fc(0.0f),
+      math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, ml[0], mMax)));
+  Value l = wg.allReduce({arith::MulFOp::create(rw, loc, ml[1], factor).getResult()},
+                         CombineKind::Add)[0];
+  Value positive = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, l, fc(0.0f));
+  Value inv = arith::SelectOp::create(
+      rw, loc, positive, arith::DivFOp::create(rw, loc, fc(1.0f), l), fc(0.0f));
+  SmallVector<Value> weighted;
+  for (int64_t d = 0; d < a.hd; ++d) {
+    Value old = memref::LoadOp::create(rw, loc, acc, ValueRange{x.c(d)});
+    weighted.push_back(arith::MulFOp::create(rw, loc, old, factor));
+  }
+  SmallVector<Value> sums = wg.allReduce(weighted, CombineKind::Add);
+  wg.inFirst([&] {
+    for (int64_t d = 0; d < a.hd; ++d)
+      memref::StoreOp::create(rw, loc, arith::MulFOp::create(rw, loc, sums[d], inv), a.out,
+                              ValueRange{x.add(a.outBase, x.c(d))});
+  });
+}
+
+/// The head size, static on this target (it sizes the private accumulator).
+FailureOr<int64_t> staticHeadSize(llm::UkernelOp op, Value q, std::string &error) {
+  auto t = cast<MemRefType>(q.getType());
+  if (t.getRank() != 4 || t.isDynamicDim(3)) {
+    error = "'" + op.getCallee().str() + "' needs a static head size on this target";
+    return failure();
+  }
+  return t.getDimSize(3);
+}
+
+/// The f32 scale and i32 causal flag: the two arguments before `out`.
+LogicalResult scaleAndCausal(llm::UkernelOp op, float &scale, bool &causal, std::string &error) {
+  ArrayRef<Attribute> args = op.getArgs().getValue();
+  if (args.size() < 3 || !isa<FloatAttr>(args[args.size() - 3]) ||
+      !isa<IntegerAttr>(args[args.size() - 2])) {
+    error = "internal: unexpected '" + op.getCallee().str() + "' arguments";
+    return failure();
+  }
+  scale = cast<FloatAttr>(args[args.size() - 3]).getValueAsDouble();
+  causal = cast<IntegerAttr>(args[args.size() - 2]).getInt() != 0;
+  return success();
+}
 
 LogicalResult checkOperands(llm::UkernelOp op, unsigned ins, std::string &error) {
   if (op.getInputs().size() != ins || op.getOutputs().size() != 1 ||
@@ -92,52 +214,125 @@ LogicalResult expandKvCacheWriteF32(llm::UkernelOp op, RewriterBase &rewriter,
   return success();
 }
 
+// kiln_uk_kv_append_f32(past, cur, B, KVH, P, S, hd, out): out [B, KVH,
+// P + S, hd] = concat(past, cur) along axis 2, one invocation per element.
+LogicalResult expandKvAppendF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &,
+                                std::string &error) {
+  if (failed(expectUkernelArgs(op, 8, error)))
+    return failure();
+  Location loc = op.getLoc();
+  Ix x{rw, loc};
+  Value past = ukernelBuffer(op, 0, rw), cur = ukernelBuffer(op, 1, rw);
+  Value B = ukernelSize(op, 2, rw), kvh = ukernelSize(op, 3, rw), P = ukernelSize(op, 4, rw),
+        S = ukernelSize(op, 5, rw), hd = ukernelSize(op, 6, rw), out = ukernelBuffer(op, 7, rw);
+  Value T = x.add(P, S), zero = x.c(0), one = x.c(1);
+  scf::ParallelOp::create(
+      rw, loc, ValueRange{zero, zero, zero}, ValueRange{x.mul(B, kvh), T, hd},
+      ValueRange{one, one, one}, [&](OpBuilder &, Location, ValueRange iv) {
+        Value bc = iv[0], t = iv[1], d = iv[2];
+        Value fromPast = x.lt(t, P);
+        auto v = scf::IfOp::create(
+            rw, loc, fromPast,
+            [&](OpBuilder &, Location) {
+              Value at = x.add(x.mul(x.add(x.mul(bc, P), t), hd), d);
+              scf::YieldOp::create(rw, loc,
+                                   memref::LoadOp::create(rw, loc, past, ValueRange{at}).getResult());
+            },
+            [&](OpBuilder &, Location) {
+              Value at = x.add(x.mul(x.add(x.mul(bc, S), x.sub(t, P)), hd), d);
+              scf::YieldOp::create(rw, loc,
+                                   memref::LoadOp::create(rw, loc, cur, ValueRange{at}).getResult());
+            });
+        memref::StoreOp::create(rw, loc, v.getResult(0), out,
+                                ValueRange{x.add(x.mul(x.add(x.mul(bc, T), t), hd), d)});
+        scf::ReduceOp::create(rw, loc);
+      });
+  rw.eraseOp(op);
+  return success();
+}
+
+// kiln_uk_attention_f32(q, k, v, mask, B, H, KVH, S, T, hd, scale, causal,
+// out): q/out [B, H, S, hd], k/v [B, KVH, T, hd], mask [B, T] (0: not
+// seen) or NULL; row s sees keys up to T - S + s when causal.
+LogicalResult expandAttentionF32(llm::UkernelOp op, RewriterBase &rw,
+                                 const GpuKernelConfig &config, std::string &error) {
+  float scale;
+  bool causal;
+  if (failed(expectUkernelArgs(op, 13, error)) ||
+      failed(scaleAndCausal(op, scale, causal, error)))
+    return failure();
+  Value qOperand = op->getOperand(cast<DenseI64ArrayAttr>(op.getArgs()[0])[0]);
+  FailureOr<int64_t> hdStatic = staticHeadSize(op, qOperand, error);
+  if (failed(hdStatic))
+    return failure();
+  Location loc = op.getLoc();
+  Ix x{rw, loc};
+  Value q = ukernelBuffer(op, 0, rw), k = ukernelBuffer(op, 1, rw), v = ukernelBuffer(op, 2, rw),
+        mask = ukernelBuffer(op, 3, rw);
+  Value B = ukernelSize(op, 4, rw), H = ukernelSize(op, 5, rw), kvh = ukernelSize(op, 6, rw),
+        S = ukernelSize(op, 7, rw), T = ukernelSize(op, 8, rw), out = ukernelBuffer(op, 12, rw);
+  Value hd = x.c(*hdStatic), zero = x.c(0), one = x.c(1);
+  Value group = x.max(x.div(H, kvh), one);
+  WorkgroupBuilder wg(rw, loc, config);
+  SmallVector<Value> iv = wg.items({B, H, S});
+  Value b = iv[0], h = iv[1], s = iv[2];
+  Value c = x.min(x.div(h, group), x.sub(kvh, one));
+  Value last = x.sub(T, one);
+  Value lim = causal ? x.min(x.add(x.sub(T, S), s), last) : last;
+  // No kv heads: no keys (k and v are empty).
+  Value numKeys = arith::SelectOp::create(rw, loc, x.lt(zero, kvh), x.add(lim, one), zero);
+  Value rowBase = x.mul(x.add(x.mul(x.add(x.mul(b, H), h), S), s), hd);
+  Value kvRow0 = x.mul(x.add(x.mul(b, kvh), c), T);
+  auto key = [&](Value j) -> std::pair<Value, Value> {
+    Value seen = arith::ConstantIntOp::create(rw, loc, 1, 1);
+    if (mask) {
+      Value m = memref::LoadOp::create(rw, loc, mask, ValueRange{x.add(x.mul(b, T), j)});
+      Value zeroMask = arith::ConstantIntOp::create(rw, loc, m.getType(), 0);
+      seen = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ne, m, zeroMask);
+    }
+    return {seen, x.mul(x.add(kvRow0, j), hd)};
+  };
+  AttentionRow row{q, k, v, out, rowBase, rowBase, *hdStatic, scale, numKeys, key};
+  attendRow(wg, rw, loc, row);
+  rw.eraseOp(op);
+  return success();
+}
+
 LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
                                       const GpuKernelConfig &config, std::string &error) {
-  if (failed(checkOperands(op, 6, error)))
+  float scale;
+  bool causal;
+  if (failed(checkOperands(op, 6, error)) || failed(scaleAndCausal(op, scale, causal, error)))
     return failure();
   Location loc = op.getLoc();
   Ix x{rewriter, loc};
   ValueRange in = op.getInputs();
   Value q = in[0], kPool = in[1], vPool = in[2], tables = in[3], lens = in[4],
         starts = in[5], out = op.getOutputs()[0];
-  auto qType = cast<MemRefType>(q.getType());
-  if (qType.isDynamicDim(3)) {
-    error = "paged attention needs a static head size on this target";
+  FailureOr<int64_t> hdStatic = staticHeadSize(op, q, error);
+  if (failed(hdStatic))
     return failure();
-  }
-  int64_t hdStatic = qType.getDimSize(3);
-  float scaleValue = 0.0f;
-  bool causal = false;
-  // args: ... f32 scale, i32 causal, ptr(out) — the last three.
-  ArrayRef<Attribute> args = op.getArgs().getValue();
-  if (args.size() < 3 || !isa<FloatAttr>(args[args.size() - 3]) ||
-      !isa<IntegerAttr>(args[args.size() - 2])) {
-    error = "internal: unexpected paged attention arguments";
-    return failure();
-  }
-  scaleValue = cast<FloatAttr>(args[args.size() - 3]).getValueAsDouble();
-  causal = cast<IntegerAttr>(args[args.size() - 2]).getInt() != 0;
 
   // q/out [1, H, N, hd]; pools [num_blocks, block_size, KVH, hd];
   // tables [B, M]; lens [B]; starts [B + 1].
-  Value h = x.dim(q, 1), n = x.dim(q, 2), hd = x.c(hdStatic);
+  Value h = x.dim(q, 1), n = x.dim(q, 2), hd = x.c(*hdStatic);
   Value numBlocks = x.dim(kPool, 0), bs = x.dim(kPool, 1), kvh = x.dim(kPool, 2);
   Value batch = x.dim(lens, 0), m = x.dim(tables, 1);
   Value zero = x.c(0), one = x.c(1), minusOne = x.c(-1);
   Value group = x.max(x.div(h, kvh), one);
-  Type f32 = rewriter.getF32Type();
-  auto fc = [&](float v) {
-    return arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(v)).getResult();
+  auto flat = [&](Value buf) {
+    ReassociationIndices all{0, 1, 2, 3};
+    return memref::CollapseShapeOp::create(rewriter, loc, buf,
+                                           ArrayRef<ReassociationIndices>{all})
+        .getResult();
   };
-  auto accType = MemRefType::get({hdStatic}, f32);
-  Value negInf = fc(-std::numeric_limits<float>::infinity());
-  Value scale = fc(scaleValue);
+  Value qFlat = flat(q), kFlat = flat(kPool), vFlat = flat(vPool), outFlat = flat(out);
   WorkgroupBuilder wg(rewriter, loc, config);
   SmallVector<Value> iv = wg.items({h, n});
   Value head = iv[0], t = iv[1];
+  Value rowBase = x.mul(x.add(x.mul(head, n), t), hd);
   // The sequence whose query rows hold t (-1: none); the same in every
-  // invocation, so the branches below are uniform.
+  // invocation, so the branch on it is uniform.
   auto find = scf::ForOp::create(
       rewriter, loc, zero, batch, one, ValueRange{minusOne},
       [&](OpBuilder &, Location, Value b, ValueRange acc) {
@@ -153,11 +348,11 @@ LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
   // Not covered: zeros.
   rewriter.setInsertionPointToStart(branch.elseBlock());
   wg.strided(hd, {}, [&](Value d, ValueRange) {
-    memref::StoreOp::create(rewriter, loc, fc(0.0f), out, ValueRange{zero, head, t, d});
+    memref::StoreOp::create(rewriter, loc, arith::ConstantOp::create(
+                                               rewriter, loc, rewriter.getF32FloatAttr(0.0f)),
+                            outFlat, ValueRange{x.add(rowBase, d)});
     return SmallVector<Value>{};
   });
-  // Covered: each invocation runs an online softmax over its share of the
-  // visible keys (j = tid, tid + size, ...), then the shares are merged.
   rewriter.setInsertionPointToStart(branch.thenBlock());
   Value q0 = x.loadIndex(starts, {b});
   Value q1 = x.loadIndex(starts, {x.add(b, one)});
@@ -166,83 +361,15 @@ LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
   Value last = x.sub(total, one);
   Value lim = causal ? x.min(x.add(x.sub(total, rows), s), last) : last;
   Value c = x.min(x.div(head, group), x.sub(kvh, one));
-  Value acc = memref::AllocaOp::create(rewriter, loc, accType);
-  scf::ForOp::create(rewriter, loc, zero, hd, one, ValueRange{},
-                     [&](OpBuilder &, Location, Value d, ValueRange) {
-                       memref::StoreOp::create(rewriter, loc, fc(0.0f), acc, d);
-                       scf::YieldOp::create(rewriter, loc);
-                     });
-  SmallVector<Value> ml = wg.strided(
-      x.max(x.add(lim, one), zero), {negInf, fc(0.0f)}, [&](Value j, ValueRange ml) {
-        Value blk = x.loadIndex(tables, {b, x.div(j, bs)});
-        Value valid = x.land(x.ge(blk, zero), x.lt(blk, numBlocks));
-        auto ifValid = scf::IfOp::create(
-            rewriter, loc, valid,
-            [&](OpBuilder &, Location) {
-              Value off = x.rem(j, bs);
-              auto dot = scf::ForOp::create(
-                  rewriter, loc, zero, hd, one, ValueRange{fc(0.0f)},
-                  [&](OpBuilder &, Location, Value d, ValueRange sum) {
-                    Value qv =
-                        memref::LoadOp::create(rewriter, loc, q, ValueRange{zero, head, t, d});
-                    Value kv =
-                        memref::LoadOp::create(rewriter, loc, kPool, ValueRange{blk, off, c, d});
-                    Value next = math::FmaOp::create(rewriter, loc, qv, kv, sum[0]);
-                    scf::YieldOp::create(rewriter, loc, next);
-                  });
-              Value score = arith::MulFOp::create(rewriter, loc, dot.getResult(0), scale);
-              Value mOld = ml[0], lOld = ml[1];
-              Value mNew = arith::MaximumFOp::create(rewriter, loc, mOld, score);
-              Value first =
-                  arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
-              Value alpha = arith::SelectOp::create(
-                  rewriter, loc, first, fc(0.0f),
-                  math::ExpOp::create(rewriter, loc,
-                                      arith::SubFOp::create(rewriter, loc, mOld, mNew)));
-              Value p = math::ExpOp::create(rewriter, loc,
-                                            arith::SubFOp::create(rewriter, loc, score, mNew));
-              Value lNew = math::FmaOp::create(rewriter, loc, lOld, alpha, p);
-              scf::ForOp::create(
-                  rewriter, loc, zero, hd, one, ValueRange{},
-                  [&](OpBuilder &, Location, Value d, ValueRange) {
-                    Value vv =
-                        memref::LoadOp::create(rewriter, loc, vPool, ValueRange{blk, off, c, d});
-                    Value a = memref::LoadOp::create(rewriter, loc, acc, d);
-                    Value scaled = arith::MulFOp::create(rewriter, loc, a, alpha);
-                    Value next = math::FmaOp::create(rewriter, loc, p, vv, scaled);
-                    memref::StoreOp::create(rewriter, loc, next, acc, d);
-                    scf::YieldOp::create(rewriter, loc);
-                  });
-              scf::YieldOp::create(rewriter, loc, ValueRange{mNew, lNew});
-            },
-            [&](OpBuilder &, Location) {
-              scf::YieldOp::create(rewriter, loc, ValueRange{ml[0], ml[1]});
-            });
-        return SmallVector<Value>(ifValid.getResults());
-      });
-  // Merge: rescale every share to the workgroup's maximum, then sum the
-  // weights and the weighted V rows across the workgroup.
-  Value mMax = wg.allReduce({ml[0]}, CombineKind::Max)[0];
-  Value empty = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OEQ, ml[0], negInf);
-  Value factor = arith::SelectOp::create(
-      rewriter, loc, empty, fc(0.0f),
-      math::ExpOp::create(rewriter, loc, arith::SubFOp::create(rewriter, loc, ml[0], mMax)));
-  Value l = wg.allReduce({arith::MulFOp::create(rewriter, loc, ml[1], factor).getResult()},
-                         CombineKind::Add)[0];
-  Value positive = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OGT, l, fc(0.0f));
-  Value inv = arith::SelectOp::create(
-      rewriter, loc, positive, arith::DivFOp::create(rewriter, loc, fc(1.0f), l), fc(0.0f));
-  SmallVector<Value> weighted;
-  for (int64_t d = 0; d < hdStatic; ++d) {
-    Value a = memref::LoadOp::create(rewriter, loc, acc, ValueRange{x.c(d)});
-    weighted.push_back(arith::MulFOp::create(rewriter, loc, a, factor));
-  }
-  SmallVector<Value> sums = wg.allReduce(weighted, CombineKind::Add);
-  wg.inFirst([&] {
-    for (int64_t d = 0; d < hdStatic; ++d)
-      memref::StoreOp::create(rewriter, loc, arith::MulFOp::create(rewriter, loc, sums[d], inv),
-                              out, ValueRange{zero, head, t, x.c(d)});
-  });
+  auto key = [&](Value j) -> std::pair<Value, Value> {
+    Value blk = x.loadIndex(tables, {b, x.div(j, bs)});
+    Value valid = x.land(x.ge(blk, zero), x.lt(blk, numBlocks));
+    Value slot = x.add(x.mul(blk, bs), x.rem(j, bs));
+    return {valid, x.mul(x.add(x.mul(slot, kvh), c), hd)};
+  };
+  AttentionRow row{qFlat, kFlat, vFlat, outFlat, rowBase, rowBase, *hdStatic, scale,
+                   x.add(lim, one), key};
+  attendRow(wg, rewriter, loc, row);
   rewriter.eraseOp(op);
   return success();
 }

@@ -45,56 +45,11 @@ public:
   Expansion(llm::UkernelOp op, RewriterBase &rw)
       : op(op), rw(rw), loc(op.getLoc()), args(op.getArgs()) {}
 
-  /// Checks the argument list has `n` entries and that argument `out` names
-  /// an output buffer.
   LogicalResult expect(unsigned n, std::string &error) {
-    if (args.size() != n) {
-      error = "'" + op.getCallee().str() + "' takes " + std::to_string(n) +
-              " arguments, got " + std::to_string(args.size());
-      return failure();
-    }
-    for (Attribute a : args)
-      if (auto ref = dyn_cast<DenseI64ArrayAttr>(a))
-        if (ref.empty() || ref[0] >= (int64_t)op->getNumOperands() ||
-            (ref[0] >= 0 && !isa<MemRefType>(op->getOperand(ref[0]).getType()))) {
-          error = "internal: '" + op.getCallee().str() +
-                  "' has an argument that is not a buffer operand";
-          return failure();
-        }
-    return success();
+    return expectUkernelArgs(op, n, error);
   }
-
-  /// Argument `i` (a pointer) as a 1-d row-major view of its operand, or a
-  /// null Value for a NULL pointer. The C code indexes flat arrays, and so
-  /// does this.
-  Value buffer(unsigned i) {
-    int64_t idx = cast<DenseI64ArrayAttr>(args[i])[0];
-    if (idx < 0)
-      return Value();
-    Value v = op->getOperand(idx);
-    auto t = cast<MemRefType>(v.getType());
-    if (t.getRank() == 1)
-      return v;
-    if (t.getRank() == 0)
-      return memref::ExpandShapeOp::create(rw, loc, MemRefType::get({1}, t.getElementType()),
-                                           v, ArrayRef<ReassociationIndices>{});
-    ReassociationIndices all;
-    for (int64_t d = 0; d < t.getRank(); ++d)
-      all.push_back(d);
-    return memref::CollapseShapeOp::create(rw, loc, v, ArrayRef<ReassociationIndices>{all});
-  }
-
-  /// Argument `i` as an index: an integer literal, or a product of dims.
-  Value size(unsigned i) {
-    if (auto lit = dyn_cast<IntegerAttr>(args[i]))
-      return idx(lit.getInt());
-    auto ref = cast<DenseI64ArrayAttr>(args[i]);
-    Value v = op->getOperand(ref[0]);
-    Value prod = idx(1);
-    for (int64_t d : ref.asArrayRef().drop_front())
-      prod = mul(prod, memref::DimOp::create(rw, loc, v, d));
-    return prod;
-  }
+  Value buffer(unsigned i) { return ukernelBuffer(op, i, rw); }
+  Value size(unsigned i) { return ukernelSize(op, i, rw); }
 
   int64_t intArg(unsigned i) { return cast<IntegerAttr>(args[i]).getInt(); }
   float floatArg(unsigned i) {

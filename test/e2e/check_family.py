@@ -4,6 +4,7 @@ kiln-run and compares the logits with PyTorch's (reference.npz).
 
     check_family.py --preset tiny-llama [--bin-dir build/bin] [--tol 1e-3]
     check_family.py --model-dir DIR      [--bin-dir build/bin] [--tol 1e-3]
+    check_family.py --preset tiny-qwen --target vulkan-spirv --device vulkan
 
 Checks, each within --tol (max absolute difference):
   model.onnx            the prompt's logits [1, n, V]
@@ -44,8 +45,14 @@ def run(cmd, what):
     return r
 
 
+# --target / --device of the run (main): the compile target and the HAL driver.
+TARGET = "host"
+DEVICE = "cpu"
+
+
 def compile_model(bin_dir, onnx_path, art, kv_cache="concat"):
-    run([os.path.join(bin_dir, "kiln-compile"), onnx_path, f"--kv-cache={kv_cache}", "-o", art], "kiln-compile")
+    run([os.path.join(bin_dir, "kiln-compile"), onnx_path, f"--kv-cache={kv_cache}",
+         f"--target={TARGET}", "-o", art], "kiln-compile")
 
 
 def kiln_run(bin_dir, art, feeds, work, tag):
@@ -53,7 +60,8 @@ def kiln_run(bin_dir, art, feeds, work, tag):
     out_dir = os.path.join(work, f"{tag}_out")
     os.makedirs(in_dir, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
-    cmd = [os.path.join(bin_dir, "kiln-run"), art, "--threads", "2", "-o", out_dir]
+    cmd = [os.path.join(bin_dir, "kiln-run"), art, "--threads", "2", f"--device={DEVICE}",
+           "-o", out_dir]
     for name, arr in feeds.items():
         path = os.path.join(in_dir, f"{name}.npy")
         np.save(path, arr)
@@ -163,10 +171,14 @@ def main():
     p.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"))
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument("--target", default="host", help="kiln-compile --target")
+    p.add_argument("--device", default="cpu", help="kiln-run --device")
     a = p.parse_args()
+    global TARGET, DEVICE
+    TARGET, DEVICE = a.target, a.device
 
     work = tempfile.mkdtemp(prefix="kiln-e2e-family-")
-    label = a.preset or a.model_dir
+    label = (a.preset or a.model_dir) + ("" if a.target == "host" else f" on {a.target}")
     try:
         model_dir = a.model_dir
         if a.preset:
