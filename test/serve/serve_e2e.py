@@ -2,7 +2,7 @@
 """End-to-end tests of kiln-serve on a compiled fixture model.
 
     serve_e2e.py --case CASE --bin-dir BUILD/bin --model llama-s.kiln
-                 [--node node] [--promtool promtool]
+                 [--node node] [--promtool promtool] [--device vulkan]
 
 Each case starts its own kiln-serve on port 0 (the port comes from the
 server's first stdout line), runs its checks, and stops the server with
@@ -52,7 +52,7 @@ class Server:
         self.args = args
         self.stderr = tempfile.TemporaryFile()
         cmd = [os.path.join(args.bin_dir, "kiln-serve"), args.model, "--port", "0",
-               "--threads", "1", "--model-name", MODEL_NAME, *extra]
+               "--threads", "1", "--model-name", MODEL_NAME, "--device", args.device, *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         first = self._line(20)
         event = json.loads(first)
@@ -141,6 +141,7 @@ class Server:
 def generate(args, prompt=None, prompt_ids=None, max_tokens=24, temperature=0.0, seed=None, ignore_eos=False):
     """kiln-generate --json: {"prompt_ids", "ids", "text"}."""
     cmd = [os.path.join(args.bin_dir, "kiln-generate"), args.model, "--json", "--threads", "1",
+           "--device", args.device,
            "--max-tokens", str(max_tokens), "--temperature", str(temperature)]
     if prompt is not None:
         cmd += ["--prompt", prompt]
@@ -607,6 +608,7 @@ def main():
     p.add_argument("--model", required=True, help="compiled llama-s .kiln")
     p.add_argument("--node", default="node")
     p.add_argument("--promtool", default="promtool")
+    p.add_argument("--device", default="cpu", help="HAL driver of kiln-serve and kiln-generate")
     args = p.parse_args()
     if args.case in ("openai", "concurrency"):
         here = os.path.dirname(os.path.abspath(__file__))
