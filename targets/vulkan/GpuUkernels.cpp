@@ -16,6 +16,8 @@ static const llvm::StringMap<GpuUkernelExpander> &expanders() {
       {"kiln_uk_layer_norm_f32", expandLayerNormF32},
       {"kiln_uk_matmul_f32", expandMatmulF32},
       {"kiln_uk_matmul_glu_f32", expandMatmulGluF32},
+      {"kiln_uk_matmul_q_f32", expandMatmulQF32},
+      {"kiln_uk_matmul_glu_q_f32", expandMatmulGluQF32},
       {"kiln_uk_split_heads_f32", expandSplitHeadsF32},
       {"kiln_uk_merge_heads_f32", expandMergeHeadsF32},
       {"kiln_uk_rotary_f32", expandRotaryF32},
@@ -23,6 +25,8 @@ static const llvm::StringMap<GpuUkernelExpander> &expanders() {
       {"kiln_uk_attention_f32", expandAttentionF32},
       {"kiln_uk_kv_cache_write_f32", expandKvCacheWriteF32},
       {"kiln_uk_paged_attention_f32", expandPagedAttentionF32},
+      {"kiln_uk_kv_cache_write_q8", expandKvCacheWriteQ8},
+      {"kiln_uk_paged_attention_q8", expandPagedAttentionQ8},
   };
   return table;
 }

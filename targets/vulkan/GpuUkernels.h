@@ -56,7 +56,8 @@ mlir::Value ukernelSize(llm::UkernelOp op, unsigned i, mlir::RewriterBase &rw);
 mlir::LogicalResult expandGpuUkernels(mlir::func::FuncOp fn, const GpuKernelConfig &config,
                                       std::string &error);
 
-// GpuUkernelsDense.cpp: embedding, norms, matmuls, heads, rotary.
+// GpuUkernelsDense.cpp: embedding, norms, heads, rotary.
+// GpuUkernelsMatmul.cpp: matmuls over packed f32 weights.
 mlir::LogicalResult expandEmbeddingF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandRmsNormF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandLayerNormF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
@@ -66,10 +67,16 @@ mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, co
 mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 
+// GpuUkernelsMatmul.cpp: quantized weights (int8 / int4, group-wise).
+mlir::LogicalResult expandMatmulQF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandMatmulGluQF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+
 // GpuUkernelsAttention.cpp: attention and the KV caches (concatenated and
 // paged).
 mlir::LogicalResult expandKvAppendF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandAttentionF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandKvCacheWriteQ8(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandPagedAttentionQ8(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandKvCacheWriteF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandPagedAttentionF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 

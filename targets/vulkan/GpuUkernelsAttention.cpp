@@ -67,7 +67,33 @@ struct AttentionRow {
   /// For key j: whether it is seen, and the flat index of its K and V rows
   /// (read only where seen). Borrowed: the callable must outlive the row.
   function_ref<std::pair<Value, Value>(Value j)> key;
+  /// kv8: K and V rows are hd int8 values followed by their f32 scale (4
+  /// bytes); null for f32 rows.
+  bool int8 = false;
 };
+
+/// The f32 stored in 4 little-endian bytes of an i8 buffer at `at`.
+Value loadF32Bytes(RewriterBase &rw, Location loc, Value buf, Value at) {
+  Ix x{rw, loc};
+  Type i32 = rw.getI32Type();
+  Value bits = arith::ConstantIntOp::create(rw, loc, i32, 0);
+  for (int64_t i = 0; i < 4; ++i) {
+    Value b = memref::LoadOp::create(rw, loc, buf, ValueRange{x.add(at, x.c(i))});
+    Value w = arith::ExtUIOp::create(rw, loc, i32, b);
+    w = arith::ShLIOp::create(rw, loc, w, arith::ConstantIntOp::create(rw, loc, i32, 8 * i));
+    bits = arith::OrIOp::create(rw, loc, bits, w);
+  }
+  return arith::BitcastOp::create(rw, loc, rw.getF32Type(), bits);
+}
+
+/// Element `at` of a K or V buffer as f32 (int8 rows: the integer; the
+/// caller applies the row's scale).
+Value loadKv(RewriterBase &rw, Location loc, const AttentionRow &a, Value buf, Value at) {
+  Value v = memref::LoadOp::create(rw, loc, buf, ValueRange{at});
+  if (!a.int8)
+    return v;
+  return arith::SIToFPOp::create(rw, loc, rw.getF32Type(), v);
+}
 
 /// The cooperative online softmax of one row (see above).
 void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const AttentionRow &a) {
@@ -95,11 +121,14 @@ void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Atten
                   rw, loc, zero, hd, one, ValueRange{fc(0.0f)},
                   [&](OpBuilder &, Location, Value d, ValueRange sum) {
                     Value qv = memref::LoadOp::create(rw, loc, a.q, ValueRange{x.add(a.qBase, d)});
-                    Value kv = memref::LoadOp::create(rw, loc, a.k, ValueRange{x.add(row, d)});
+                    Value kv = loadKv(rw, loc, a, a.k, x.add(row, d));
                     scf::YieldOp::create(rw, loc,
                                          math::FmaOp::create(rw, loc, qv, kv, sum[0]).getResult());
                   });
               Value score = arith::MulFOp::create(rw, loc, dot.getResult(0), scale);
+              if (a.int8)
+                score = arith::MulFOp::create(rw, loc, score,
+                                              loadF32Bytes(rw, loc, a.k, x.add(row, hd)));
               Value mOld = ml[0], lOld = ml[1];
               Value mNew = arith::MaximumFOp::create(rw, loc, mOld, score);
               Value first = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
@@ -109,13 +138,18 @@ void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Atten
               Value p =
                   math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, score, mNew));
               Value lNew = math::FmaOp::create(rw, loc, lOld, alpha, p);
+              // kv8: the V row's scale goes with its weight.
+              Value pv = a.int8 ? arith::MulFOp::create(rw, loc, p,
+                                                        loadF32Bytes(rw, loc, a.v, x.add(row, hd)))
+                                      .getResult()
+                                : p;
               scf::ForOp::create(
                   rw, loc, zero, hd, one, ValueRange{},
                   [&](OpBuilder &, Location, Value d, ValueRange) {
-                    Value vv = memref::LoadOp::create(rw, loc, a.v, ValueRange{x.add(row, d)});
+                    Value vv = loadKv(rw, loc, a, a.v, x.add(row, d));
                     Value old = memref::LoadOp::create(rw, loc, acc, d);
                     Value scaled = arith::MulFOp::create(rw, loc, old, alpha);
-                    memref::StoreOp::create(rw, loc, math::FmaOp::create(rw, loc, p, vv, scaled),
+                    memref::StoreOp::create(rw, loc, math::FmaOp::create(rw, loc, pv, vv, scaled),
                                             acc, d);
                     scf::YieldOp::create(rw, loc);
                   });
@@ -298,8 +332,10 @@ LogicalResult expandAttentionF32(llm::UkernelOp op, RewriterBase &rw,
   return success();
 }
 
-LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
-                                      const GpuKernelConfig &config, std::string &error) {
+/// kiln_uk_paged_attention_f32 and, with int8 pools, _q8.
+static LogicalResult expandPagedAttention(llm::UkernelOp op, RewriterBase &rewriter,
+                                          const GpuKernelConfig &config, bool int8,
+                                          std::string &error) {
   float scale;
   bool causal;
   if (failed(checkOperands(op, 6, error)) || failed(scaleAndCausal(op, scale, causal, error)))
@@ -319,6 +355,8 @@ LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
   Value numBlocks = x.dim(kPool, 0), bs = x.dim(kPool, 1), kvh = x.dim(kPool, 2);
   Value batch = x.dim(lens, 0), m = x.dim(tables, 1);
   Value zero = x.c(0), one = x.c(1), minusOne = x.c(-1);
+  // A pool row: hd values (kv8: hd int8 and a 4-byte f32 scale).
+  Value rowStride = int8 ? x.c(*hdStatic + 4) : hd;
   Value group = x.max(x.div(h, kvh), one);
   auto flat = [&](Value buf) {
     ReassociationIndices all{0, 1, 2, 3};
@@ -365,12 +403,92 @@ LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rewriter,
     Value blk = x.loadIndex(tables, {b, x.div(j, bs)});
     Value valid = x.land(x.ge(blk, zero), x.lt(blk, numBlocks));
     Value slot = x.add(x.mul(blk, bs), x.rem(j, bs));
-    return {valid, x.mul(x.add(x.mul(slot, kvh), c), hd)};
+    return {valid, x.mul(x.add(x.mul(slot, kvh), c), rowStride)};
   };
   AttentionRow row{qFlat, kFlat, vFlat, outFlat, rowBase, rowBase, *hdStatic, scale,
-                   x.add(lim, one), key};
+                   x.add(lim, one), key, int8};
   attendRow(wg, rewriter, loc, row);
   rewriter.eraseOp(op);
+  return success();
+}
+
+LogicalResult expandPagedAttentionF32(llm::UkernelOp op, RewriterBase &rw,
+                                      const GpuKernelConfig &config, std::string &error) {
+  return expandPagedAttention(op, rw, config, /*int8=*/false, error);
+}
+
+LogicalResult expandPagedAttentionQ8(llm::UkernelOp op, RewriterBase &rw,
+                                     const GpuKernelConfig &config, std::string &error) {
+  return expandPagedAttention(op, rw, config, /*int8=*/true, error);
+}
+
+// kiln_uk_kv_cache_write_q8: per (token, kv head) row, scale = max|x| / 127
+// and q = x * (127 / max|x|) rounded half away from zero, clamped to
+// [-127, 127]; the scale's 4 bytes follow the row. One invocation per row.
+LogicalResult expandKvCacheWriteQ8(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &,
+                                   std::string &error) {
+  if (failed(checkOperands(op, 2, error)))
+    return failure();
+  Location loc = op.getLoc();
+  Ix x{rw, loc};
+  Value cur = op.getInputs()[0], slots = op.getInputs()[1], pool = op.getOutputs()[0];
+  // cur [1, KVH, N, hd]; pool [num_blocks, block_size, KVH, hd + 4] int8.
+  Value kvh = x.dim(cur, 1), n = x.dim(cur, 2), hd = x.dim(cur, 3);
+  Value numSlots = x.mul(x.dim(pool, 0), x.dim(pool, 1));
+  ReassociationIndices all{0, 1, 2, 3};
+  Value flat = memref::CollapseShapeOp::create(rw, loc, pool, ArrayRef<ReassociationIndices>{all});
+  Value zero = x.c(0), one = x.c(1);
+  Type i32 = rw.getI32Type(), i8 = rw.getI8Type();
+  auto fc = [&](float v) { return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v)).getResult(); };
+  auto ic = [&](int32_t v) { return arith::ConstantIntOp::create(rw, loc, i32, v).getResult(); };
+  scf::ParallelOp::create(
+      rw, loc, ValueRange{zero, zero}, ValueRange{n, kvh}, ValueRange{one, one},
+      [&](OpBuilder &, Location, ValueRange iv) {
+        Value t = iv[0], c = iv[1];
+        Value slot = x.loadIndex(slots, {t});
+        Value ok = x.land(x.ge(slot, zero), x.lt(slot, numSlots));
+        scf::IfOp::create(rw, loc, ok, [&](OpBuilder &, Location) {
+          auto src = [&](Value d) {
+            return memref::LoadOp::create(rw, loc, cur, ValueRange{zero, c, t, d}).getResult();
+          };
+          auto amax = scf::ForOp::create(
+              rw, loc, zero, hd, one, ValueRange{fc(0.0f)},
+              [&](OpBuilder &, Location, Value d, ValueRange m) {
+                Value a = math::AbsFOp::create(rw, loc, src(d));
+                Value bigger = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, a, m[0]);
+                scf::YieldOp::create(rw, loc,
+                                     arith::SelectOp::create(rw, loc, bigger, a, m[0]).getResult());
+              });
+          Value mx = amax.getResult(0);
+          Value s = arith::DivFOp::create(rw, loc, mx, fc(127.0f));
+          Value positive = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, mx, fc(0.0f));
+          Value inv = arith::SelectOp::create(
+              rw, loc, positive, arith::DivFOp::create(rw, loc, fc(127.0f), mx), fc(0.0f));
+          Value base = x.mul(x.add(x.mul(slot, kvh), c), x.add(hd, x.c(4)));
+          scf::ForOp::create(
+              rw, loc, zero, hd, one, ValueRange{},
+              [&](OpBuilder &, Location, Value d, ValueRange) {
+                Value r = arith::MulFOp::create(rw, loc, src(d), inv);
+                Value neg = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OLT, r, fc(0.0f));
+                Value half = arith::SelectOp::create(rw, loc, neg, fc(-0.5f), fc(0.5f));
+                Value v = arith::FPToSIOp::create(rw, loc, i32, arith::AddFOp::create(rw, loc, r, half));
+                v = arith::MinSIOp::create(rw, loc, arith::MaxSIOp::create(rw, loc, v, ic(-127)),
+                                           ic(127));
+                memref::StoreOp::create(rw, loc, arith::TruncIOp::create(rw, loc, i8, v), flat,
+                                        ValueRange{x.add(base, d)});
+                scf::YieldOp::create(rw, loc);
+              });
+          Value bits = arith::BitcastOp::create(rw, loc, i32, s);
+          for (int32_t i = 0; i < 4; ++i) {
+            Value byte = arith::ShRUIOp::create(rw, loc, bits, ic(8 * i));
+            memref::StoreOp::create(rw, loc, arith::TruncIOp::create(rw, loc, i8, byte), flat,
+                                    ValueRange{x.add(base, x.add(hd, x.c(i)))});
+          }
+          scf::YieldOp::create(rw, loc);
+        });
+        scf::ReduceOp::create(rw, loc);
+      });
+  rw.eraseOp(op);
   return success();
 }
 
