@@ -1,7 +1,8 @@
 //===- FlattenMemrefs.cpp - N-d kernel buffers -> 1-d storage buffers ------===//
 //
 // A Vulkan storage buffer is a runtime array: it has no shape, and the SPIR-V
-// lowering of memref.load needs strides it knows at compile time. So every
+// lowering of memref.load needs strides it knows at compile time (CUDA's
+// kernels take the same 1-d buffers, which keeps one ABI for both). So every
 // memref argument becomes a 1-d buffer and every access one at its row-major
 // linear index, computed through the views (subview, expand_shape,
 // collapse_shape, cast) that lead to it. Dynamic dims come from the push
@@ -35,13 +36,12 @@ struct Root {
 
 class Flattener {
 public:
-  Flattener(func::FuncOp fn, std::string &error)
-      : fn(fn), rewriter(fn.getContext()), error(error) {}
+  Flattener(func::FuncOp fn, const GpuMemorySpaces &spaces, std::string &error)
+      : fn(fn), spaces(spaces), rewriter(fn.getContext()), error(error) {}
 
   LogicalResult run() {
     Block &entry = fn.getBody().front();
     Location loc = fn.getLoc();
-    MLIRContext *ctx = fn.getContext();
     unsigned numArgs = fn.getNumArguments();
     rewriter.setInsertionPointToStart(&entry);
     unsigned word = 0;
@@ -50,7 +50,7 @@ public:
         word += t.getRank();
     unsigned totalWords = word;
     word = 0;
-    auto storage = spirv::StorageClassAttr::get(ctx, spirv::StorageClass::StorageBuffer);
+    Attribute storage = spaces.buffer;
     for (unsigned a = 0; a < numArgs; ++a) {
       auto t = dyn_cast<MemRefType>(fn.getArgumentTypes()[a]);
       if (!t) {
@@ -109,8 +109,7 @@ public:
                 std::to_string(kMaxPrivateBytes) + " bytes of private memory";
         return failure();
       }
-      auto space = spirv::StorageClassAttr::get(
-          ctx, shared ? spirv::StorageClass::Workgroup : spirv::StorageClass::Function);
+      Attribute space = shared ? spaces.workgroup : spaces.privateSpace;
       auto flatType = MemRefType::get({std::max<int64_t>(1, t.getNumElements())},
                                       t.getElementType(), MemRefLayoutAttrInterface(), space);
       rewriter.setInsertionPointToStart(&entry);
@@ -329,6 +328,7 @@ private:
   }
 
   func::FuncOp fn;
+  const GpuMemorySpaces &spaces;
   IRRewriter rewriter;
   std::string &error;
   llvm::DenseMap<Value, Root> roots;
@@ -336,8 +336,15 @@ private:
 
 } // namespace
 
-LogicalResult flattenKernelMemrefs(func::FuncOp fn, std::string &error) {
-  return Flattener(fn, error).run();
+LogicalResult flattenKernelMemrefs(func::FuncOp fn, const GpuMemorySpaces &spaces,
+                                   std::string &error) {
+  return Flattener(fn, spaces, error).run();
+}
+
+GpuMemorySpaces GpuMemorySpaces::spirv(MLIRContext *ctx) {
+  return {spirv::StorageClassAttr::get(ctx, spirv::StorageClass::StorageBuffer),
+          spirv::StorageClassAttr::get(ctx, spirv::StorageClass::Workgroup),
+          spirv::StorageClassAttr::get(ctx, spirv::StorageClass::Function)};
 }
 
 } // namespace kiln

@@ -17,6 +17,7 @@
 #define KILN_TARGETS_VULKAN_GPUKERNELSTEPS_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LogicalResult.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -25,6 +26,7 @@
 namespace kiln {
 
 struct TargetDescription;
+struct CompiledExecutable;
 
 /// Name of the placeholder `func.call @__kiln_push_constant(i32) -> i32`
 /// that reads word N of the push constants (replaced during SPIR-V
@@ -60,8 +62,27 @@ mlir::FailureOr<GpuMapping> distributeKernel(mlir::func::FuncOp fn,
 /// and every access by one at the row-major linear index; dynamic dims are
 /// read from push constants (word k = dim d of argument a, counting every dim
 /// of every argument in order). Temporaries become 1-d too.
-mlir::LogicalResult flattenKernelMemrefs(mlir::func::FuncOp fn,
+/// The memory spaces of a GPU target: arguments, workgroup (shared)
+/// temporaries, private temporaries.
+struct GpuMemorySpaces {
+  mlir::Attribute buffer, workgroup, privateSpace;
+  /// Vulkan: StorageBuffer, Workgroup, Function storage classes.
+  static GpuMemorySpaces spirv(mlir::MLIRContext *ctx);
+};
+
+mlir::LogicalResult flattenKernelMemrefs(mlir::func::FuncOp fn, const GpuMemorySpaces &spaces,
                                          std::string &error);
+
+/// The shared steps (GpuPipeline.cpp): tile, bufferize, expand the LLM
+/// microkernels, lower to loops, distribute, flatten; fills out.kernels.
+/// `checkKernel` vets each flattened kernel for the target. Sets `done`
+/// when there is nothing more to do: no kernels (out.binary empty) or
+/// `stopAfter` is "bufferized" or "loops".
+mlir::LogicalResult lowerKernelsForGpu(mlir::ModuleOp module, const TargetDescription &target,
+                                       const GpuMemorySpaces &spaces, CompiledExecutable &out,
+                                       llvm::StringRef stopAfter, bool &done,
+                                       llvm::function_ref<mlir::LogicalResult(mlir::func::FuncOp)> checkKernel,
+                                       std::string &error);
 
 } // namespace kiln
 

@@ -264,80 +264,12 @@ public:
     ctx->loadDialect<gpu::GPUDialect, spirv::SPIRVDialect, math::MathDialect,
                      scf::SCFDialect, memref::MemRefDialect>();
     out.format = target.executableFormat;
-    if (keepKernels(module).empty()) {
-      out.binary.clear(); // nothing to run (see the executor's EmptyExecutable)
-      return success();
-    }
-    for (auto fn : module.getOps<func::FuncOp>())
-      tileForInvocations(fn, target.workgroupSize, target.maxSharedMemoryBytes);
-    if (failed(bufferizeKernels(module, error)))
+    bool done = false;
+    if (failed(lowerKernelsForGpu(
+            module, target, GpuMemorySpaces::spirv(ctx), out, stopAfter, done,
+            [&](func::FuncOp fn) { return checkCapabilities(fn, target, error); }, error)))
       return failure();
-    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)) ||
-        failed(lowerMemrefCopies(module, error)))
-      return failure();
-    GpuKernelConfig config = GpuKernelConfig::forTarget(target);
-    for (auto fn : module.getOps<func::FuncOp>())
-      if (failed(expandGpuUkernels(fn, config, error)))
-        return failure();
-    if (stopAfter == "bufferized")
-      return success();
-    if (failed(runPipeline(module,
-                           "builtin.module(func.func(scf-forall-to-parallel,"
-                           "convert-linalg-to-parallel-loops),canonicalize,"
-                           "lower-affine,canonicalize,cse)",
-                           error)))
-      return failure();
-
-    out.kernels.clear();
-    out.kernelNames.clear();
-    SmallVector<func::FuncOp> kernels(module.getOps<func::FuncOp>());
-    for (func::FuncOp fn : kernels) {
-      CompiledExecutable::Kernel k;
-      k.symbol = fn.getSymName().str();
-      for (Type t : fn.getArgumentTypes().drop_front(2))
-        k.argRanks.push_back(cast<MemRefType>(t).getRank());
-      FailureOr<GpuMapping> mapping = distributeKernel(fn, target, error);
-      if (failed(mapping)) {
-        error = "kernel '" + k.symbol + "': " + error;
-        return failure();
-      }
-      k.distributable = *mapping == GpuMapping::Grid;
-      out.kernels.push_back(std::move(k));
-      out.kernelNames.push_back(fn.getSymName().str());
-    }
-    {
-      OpBuilder b(module.getBodyRegion());
-      auto decl = func::FuncOp::create(
-          b, module.getLoc(), kPushConstantFn,
-          b.getFunctionType({b.getI32Type()}, {b.getI32Type()}));
-      decl.setPrivate();
-    }
-    for (auto [fn, k] : llvm::zip(kernels, out.kernels)) {
-      if (failed(flattenKernelMemrefs(fn, error))) {
-        error = "kernel '" + k.symbol + "': " + error;
-        return failure();
-      }
-      if (failed(checkCapabilities(fn, target, error)))
-        return failure();
-      auto words = fn->getAttrOfType<IntegerAttr>("kiln.push_constant_words");
-      if (words && words.getInt() * 4 > target.maxPushConstantBytes) {
-        error = "kernel '" + k.symbol + "' needs " + std::to_string(words.getInt() * 4) +
-                " bytes of push constants (every dim of its " +
-                std::to_string(k.argRanks.size()) + " buffers); " + target.name +
-                " allows " + std::to_string(target.maxPushConstantBytes);
-        return failure();
-      }
-      auto shared = fn->getAttrOfType<IntegerAttr>("kiln.workgroup_bytes");
-      if (shared && shared.getInt() > target.maxSharedMemoryBytes) {
-        error = "kernel '" + k.symbol + "' needs " + std::to_string(shared.getInt()) +
-                " bytes of workgroup memory; " + target.name + " has " +
-                std::to_string(target.maxSharedMemoryBytes);
-        return failure();
-      }
-    }
-    if (failed(runPipeline(module, "builtin.module(canonicalize,cse)", error)))
-      return failure();
-    if (stopAfter == "loops")
+    if (done)
       return success();
 
     FailureOr<spirv::TargetEnvAttr> env = targetEnv(ctx, target, error);
