@@ -89,6 +89,28 @@ static std::vector<TargetDescription> makeTargets() {
     t.push_back(std::move(d));
   }
 
+  // NVIDIA GPUs through PTX: Ampere (A100, RTX 30xx) and Hopper (H100).
+  // Blocks of 128 threads (4 warps); 48 KiB of static shared memory is what
+  // every CUDA GPU gives a block without opting in.
+  auto cuda = [&](const char *name, const char *chip, const char *summary) {
+    TargetDescription d;
+    d.name = name;
+    d.kind = TargetKind::Cuda;
+    d.summary = summary;
+    d.triple = "nvptx64-nvidia-cuda";
+    d.cpu = chip;
+    d.features = "+ptx80";
+    d.executableFormat = "ptx";
+    d.subgroupSize = 32;
+    d.workgroupSize = 128;
+    d.maxWorkgroupInvocations = 1024;
+    d.maxSharedMemoryBytes = 48 * 1024;
+    d.maxPushConstantBytes = 4096; // kernel parameters
+    t.push_back(std::move(d));
+  };
+  cuda("cuda-sm80", "sm_80", "NVIDIA Ampere GPUs (A100, A10, RTX 30xx): PTX 8.0 for sm_80");
+  cuda("cuda-sm90", "sm_90", "NVIDIA Hopper GPUs (H100, H200): PTX 8.0 for sm_90");
+
   // host: this machine's CPU, whatever it is.
   TargetDescription host;
   host.name = "host";
@@ -342,12 +364,15 @@ std::optional<TargetDescription> loadTargetFile(llvm::StringRef path,
 TargetBackend &backendFor(TargetKind kind) {
   static std::unique_ptr<TargetBackend> cpu = createCpuBackend();
   static std::unique_ptr<TargetBackend> vulkan = createVulkanBackend();
+  static std::unique_ptr<TargetBackend> cuda = createCudaBackend();
   switch (kind) {
   case TargetKind::Vulkan:
     return *vulkan;
+  case TargetKind::Cuda:
+    return *cuda;
   case TargetKind::Cpu:
   default:
-    return *cpu; // no CUDA backend yet; lookup never yields one
+    return *cpu;
   }
 }
 

@@ -25,7 +25,8 @@ struct TargetDescription {
   std::string name;
   TargetKind kind = TargetKind::Cpu;
   std::string summary;
-  // CPU
+  // CPU (and CUDA: triple nvptx64-nvidia-cuda, cpu = the chip "sm_90",
+  // features = the PTX version "+ptx80")
   std::string triple;
   std::string cpu;
   std::string features;      // LLVM feature string, e.g. "+avx2,+fma"
@@ -34,7 +35,8 @@ struct TargetDescription {
   unsigned l2CacheBytes = 1024 * 1024;
   /// Artifact executable format, e.g. "elf-x86_64".
   std::string executableFormat;
-  // Vulkan / SPIR-V (kind == Vulkan): what the device's driver accepts.
+  // GPUs. Vulkan / SPIR-V (kind == Vulkan): what the device's driver
+  // accepts; CUDA uses the sizes and limits below.
   std::string spirvVersion = "1.3"; // "1.0" .. "1.6"
   std::vector<std::string> spirvCapabilities; // e.g. "Shader", "Int64"
   std::vector<std::string> spirvExtensions;   // e.g. "SPV_KHR_8bit_storage"
@@ -85,6 +87,7 @@ TargetBackend &backendFor(TargetKind kind);
 
 std::unique_ptr<TargetBackend> createCpuBackend();
 std::unique_ptr<TargetBackend> createVulkanBackend();
+std::unique_ptr<TargetBackend> createCudaBackend();
 
 } // namespace kiln
 

@@ -21,8 +21,10 @@ GpuKernelConfig GpuKernelConfig::forTarget(const TargetDescription &target) {
   auto has = [&](llvm::StringRef cap) {
     return llvm::is_contained(target.spirvCapabilities, cap);
   };
-  c.subgroupReduce = has("GroupNonUniformArithmetic");
-  c.subgroupShuffle = has("GroupNonUniformShuffle");
+  // CUDA: warps of 32 with shuffles; Vulkan: what the profile declares.
+  bool cuda = target.kind == TargetKind::Cuda;
+  c.subgroupReduce = cuda || has("GroupNonUniformArithmetic");
+  c.subgroupShuffle = cuda || has("GroupNonUniformShuffle");
   return c;
 }
 

@@ -440,6 +440,8 @@ def run_case(case, opts, tools):
         if not os.path.isfile(compiled):
             raise Failure("compile-error", "kiln-compile exited 0 but wrote no %s"
                           % os.path.basename(compiled))
+        if opts.compile_only:
+            return CaseResult(case, op)
 
         for ds in data_sets:
             ds_dir = os.path.join(case_dir, ds)
@@ -657,6 +659,10 @@ def parse_args(argv):
                    help="where per-case temporary directories go (default: system tmp)")
     p.add_argument("--keep-work", action="store_true",
                    help="keep the per-case temporary directories")
+    p.add_argument("--compile-only", action="store_true",
+                   help="stop after kiln-compile: a case passes when it compiles (for a "
+                        "target no device here can run, e.g. cuda-sm90; the CUDA backend "
+                        "assembles its PTX with ptxas where it finds one)")
     p.add_argument("--device", default=None,
                    help="kiln-run --device (e.g. vulkan; default: kiln-run's, cpu)")
     p.add_argument("--threads", type=int, default=None,
