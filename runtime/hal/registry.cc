@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "runtime/hal/cpu/cpu_device.h"
+#include "runtime/hal/cuda/cuda_device.h"
 #include "runtime/hal/null/null_device.h"
 #ifdef KILN_HAVE_VULKAN
 #include "runtime/hal/vulkan/vulkan_device.h"
@@ -20,6 +21,7 @@ DriverRegistry& DriverRegistry::Global() {
     // `indexed` ones accept "name:N".
     r->Register("cpu", cpu::CreateCpuDevice).IgnoreError();
     r->Register("null", null::CreateNullDevice).IgnoreError();
+    r->Register("cuda", cuda::CreateCudaDevice, /*indexed=*/true).IgnoreError();
 #ifdef KILN_HAVE_VULKAN
     r->Register("vulkan", vulkan::CreateVulkanDevice, /*indexed=*/true).IgnoreError();
 #endif

@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
     app.add_option("--top-p", flags.top_p, "nucleus sampling mass (1 = all)")->capture_default_str();
     app.add_option("--seed", flags.seed, "sampling seed (default: random)");
     app.add_flag("--ignore-eos", flags.ignore_eos, "do not stop at an end-of-sequence id");
-    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), null")->capture_default_str();
+    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), cuda, cuda:N (Nth NVIDIA GPU), null")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
     app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
     app.add_option("--speculative", flags.speculative,

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     app.add_option("artifact", flags.artifact, "the .kiln file")->required();
     app.add_option("--text", flags.text, "text file to score (UTF-8)")->required();
     app.add_option("--window", flags.window, "ids per window, each scored from an empty cache")->capture_default_str();
-    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), null")->capture_default_str();
+    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), cuda, cuda:N (Nth NVIDIA GPU), null")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
     app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
     app.add_flag("--json", flags.json, "print one JSON line");

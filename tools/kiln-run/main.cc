@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     Flags flags;
     CLI::App app{"Run a compiled .kiln artifact.", "kiln-run"};
     app.add_option("artifact", flags.artifact, "the .kiln file")->required();
-    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), null")->capture_default_str();
+    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), cuda, cuda:N (Nth NVIDIA GPU), null")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
     app.add_flag("--profile", flags.profile, "print time per kernel and host work on stderr at the end");
     app.add_option("-i,--input", flags.inputs, "NAME=FILE (.npy or ONNX TensorProto .pb), repeatable")

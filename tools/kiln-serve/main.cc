@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--max-body-bytes", flags.max_body_bytes, "largest request body; more is answered 413")
         ->capture_default_str();
-    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), null")->capture_default_str();
+    app.add_option("--device", flags.device, "HAL driver: cpu, vulkan, vulkan:N (Nth Vulkan device), cuda, cuda:N (Nth NVIDIA GPU), null")->capture_default_str();
     app.add_option("--threads", flags.threads, "cpu worker threads (0 = all cores)")->capture_default_str();
     try {
       app.parse(argc, argv);
