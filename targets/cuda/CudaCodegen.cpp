@@ -142,10 +142,57 @@ void lowerForNvvm(gpu::GPUModuleOp gm, unsigned warpSize, unsigned blockSize) {
   RewritePatternSet patterns(gm.getContext());
   populateGpuLowerSubgroupReduceToShufflePatterns(patterns, warpSize);
   populateGpuLowerClusteredSubgroupReduceToShufflePatterns(patterns, warpSize);
+  populateF64MathInF32Patterns(patterns);
   populateMathPolynomialApproximationPatterns(patterns);
   populatePolynomialApproximateErfcPattern(patterns);
   math::populateExpansionPatterns(patterns, {});
   (void)applyPatternsGreedily(gm, std::move(patterns));
+}
+
+/// The NVVM lowering turns the math that is left after the polynomials
+/// (sqrt, fabs, floor, fmod, ...) into calls of CUDA's libdevice, which kiln
+/// does not link (it comes with the toolkit only). Those few functions get
+/// bodies here, each one LLVM intrinsic that NVPTX selects to instructions
+/// (sqrt.rn, abs, cvt.rmi, ...). A libdevice call left is an error later.
+void defineLibdeviceSubset(gpu::GPUModuleOp gm) {
+  using Build = Value (*)(OpBuilder &, Location, ValueRange);
+  static const llvm::StringMap<Build> bodies = {
+      {"sqrt", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::SqrtOp::create(b, l, a[0]); }},
+      {"fabs", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::FAbsOp::create(b, l, a[0]); }},
+      {"floor", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::FFloorOp::create(b, l, a[0]); }},
+      {"ceil", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::FCeilOp::create(b, l, a[0]); }},
+      {"round", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::RoundOp::create(b, l, a[0]); }},
+      {"rint", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::RoundEvenOp::create(b, l, a[0]); }},
+      {"nearbyint", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::RoundEvenOp::create(b, l, a[0]); }},
+      {"trunc", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::FTruncOp::create(b, l, a[0]); }},
+      {"fmod", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::FRemOp::create(b, l, a[0], a[1]); }},
+      {"fmin", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::MinNumOp::create(b, l, a[0], a[1]); }},
+      {"fmax", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::MaxNumOp::create(b, l, a[0], a[1]); }},
+      {"copysign", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::CopySignOp::create(b, l, a[0], a[1]); }},
+      {"fma", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::FMAOp::create(b, l, a[0], a[1], a[2]); }},
+      {"exp2", [](OpBuilder &b, Location l, ValueRange a) -> Value { return LLVM::Exp2Op::create(b, l, a[0]); }},
+      {"rsqrt", [](OpBuilder &b, Location l, ValueRange a) -> Value {
+         Value one = LLVM::ConstantOp::create(b, l, a[0].getType(), b.getFloatAttr(a[0].getType(), 1.0));
+         return LLVM::FDivOp::create(b, l, one, LLVM::SqrtOp::create(b, l, a[0]));
+       }},
+  };
+  for (auto fn : gm.getOps<LLVM::LLVMFuncOp>()) {
+    StringRef name = fn.getName();
+    if (!fn.isExternal() || !name.consume_front("__nv_"))
+      continue;
+    // __nv_sqrtf is the f32 form of __nv_sqrt.
+    auto it = bodies.find(name);
+    if (it == bodies.end() && name.ends_with("f"))
+      it = bodies.find(name.drop_back());
+    if (it == bodies.end())
+      continue;
+    OpBuilder b(fn.getContext());
+    Block *entry = fn.addEntryBlock(b);
+    b.setInsertionPointToStart(entry);
+    Value result = it->second(b, fn.getLoc(), entry->getArguments());
+    LLVM::ReturnOp::create(b, fn.getLoc(), result);
+    fn.setLinkage(LLVM::Linkage::Internal);
+  }
 }
 
 /// ptxas, if this machine has one: $KILN_PTXAS (a path, or "off" to keep
@@ -251,6 +298,7 @@ public:
                          "canonicalize,cse,reconcile-unrealized-casts))",
                          error)))
       return failure();
+    defineLibdeviceSubset(gm);
     if (stopAfter == "llvm")
       return success();
     if (failed(runPipeline(module, "builtin.module(gpu-module-to-binary{format=isa})", error)))
@@ -263,9 +311,9 @@ public:
     auto object = cast<gpu::ObjectAttr>(binaries.front().getObjects()[0]);
     StringRef ptx = object.getObject().getValue();
     // A libdevice function left unresolved: the driver could not load it.
-    size_t at = ptx.find(".func __nv_");
+    size_t at = ptx.find("__nv_");
     if (at != StringRef::npos) {
-      StringRef name = ptx.substr(at + 6).take_until([](char c) { return c == '(' || c == ' '; });
+      StringRef name = ptx.substr(at).take_until([](char c) { return c == '(' || c == ' ' || c == ';'; });
       error = "a kernel calls " + name.str() +
               " (CUDA's libdevice), which kiln does not link: that math is not supported on " +
               target.name + " yet";

@@ -18,6 +18,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/Support/LogicalResult.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -72,6 +73,12 @@ struct GpuMemorySpaces {
 
 mlir::LogicalResult flattenKernelMemrefs(mlir::func::FuncOp fn, const GpuMemorySpaces &spaces,
                                          std::string &error);
+
+/// GPU math libraries (GLSL.std.450; NVPTX without libdevice) have no f64
+/// transcendental functions: these patterns compute an f64 exp, log, sin,
+/// tanh, pow, ... in f32 (ONNX models use f64 rarely, and never for accuracy
+/// that an f32 exp or cos would spoil).
+void populateF64MathInF32Patterns(mlir::RewritePatternSet &patterns);
 
 /// The shared steps (GpuPipeline.cpp): tile, bufferize, expand the LLM
 /// microkernels, lower to loops, distribute, flatten; fills out.kernels.

@@ -12,13 +12,54 @@
 #include "targets/common/KernelPrep.h"
 #include "targets/vulkan/GpuUkernels.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
 
 using namespace mlir;
 
 namespace kiln {
+namespace {
+
+/// An f64 transcendental op computed in f32 (see populateF64MathInF32Patterns).
+struct F64MathInF32 : RewritePattern {
+  explicit F64MathInF32(MLIRContext *ctx)
+      : RewritePattern(MatchAnyOpTypeTag(), /*benefit=*/1, ctx) {}
+  LogicalResult matchAndRewrite(Operation *op,
+                                PatternRewriter &rewriter) const override {
+    if (!isa<math::ExpOp, math::Exp2Op, math::ExpM1Op, math::LogOp,
+             math::Log2Op, math::Log10Op, math::Log1pOp, math::SinOp,
+             math::CosOp, math::TanOp, math::TanhOp, math::AsinOp,
+             math::AcosOp, math::AtanOp, math::Atan2Op, math::SinhOp,
+             math::CoshOp, math::AsinhOp, math::AcoshOp, math::AtanhOp,
+             math::PowFOp, math::ErfOp>(op))
+      return failure();
+    auto isF64 = [](Type t) { return t.isF64(); };
+    if (op->getNumResults() != 1 || !isF64(op->getResult(0).getType()) ||
+        !llvm::all_of(op->getOperandTypes(), isF64))
+      return failure();
+    Location loc = op->getLoc();
+    Type f32 = rewriter.getF32Type();
+    SmallVector<Value> operands;
+    for (Value v : op->getOperands())
+      operands.push_back(arith::TruncFOp::create(rewriter, loc, f32, v));
+    OperationState state(loc, op->getName(), operands, TypeRange{f32},
+                         op->getAttrs());
+    Operation *narrow = rewriter.create(state);
+    rewriter.replaceOpWithNewOp<arith::ExtFOp>(op, op->getResult(0).getType(),
+                                               narrow->getResult(0));
+    return success();
+  }
+};
+
+} // namespace
+
+void populateF64MathInF32Patterns(RewritePatternSet &patterns) {
+  patterns.add<F64MathInF32>(patterns.getContext());
+}
 
 LogicalResult lowerKernelsForGpu(ModuleOp module, const TargetDescription &target,
                                  const GpuMemorySpaces &spaces, CompiledExecutable &out,

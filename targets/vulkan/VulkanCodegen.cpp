@@ -85,39 +85,6 @@ struct FullBarrier : OpConversionPattern<gpu::BarrierOp> {
   }
 };
 
-/// GLSL's transcendental functions take 16/32-bit floats only: an f64 one is
-/// computed in f32 (ONNX models use f64 rarely, and never for accuracy that
-/// an f32 exp or cos would spoil).
-struct F64MathInF32 : RewritePattern {
-  explicit F64MathInF32(MLIRContext *ctx)
-      : RewritePattern(MatchAnyOpTypeTag(), /*benefit=*/1, ctx) {}
-  LogicalResult matchAndRewrite(Operation *op,
-                                PatternRewriter &rewriter) const override {
-    if (!isa<math::ExpOp, math::Exp2Op, math::ExpM1Op, math::LogOp,
-             math::Log2Op, math::Log10Op, math::Log1pOp, math::SinOp,
-             math::CosOp, math::TanOp, math::TanhOp, math::AsinOp,
-             math::AcosOp, math::AtanOp, math::Atan2Op, math::SinhOp,
-             math::CoshOp, math::AsinhOp, math::AcoshOp, math::AtanhOp,
-             math::PowFOp, math::ErfOp>(op))
-      return failure();
-    auto isF64 = [](Type t) { return t.isF64(); };
-    if (op->getNumResults() != 1 || !isF64(op->getResult(0).getType()) ||
-        !llvm::all_of(op->getOperandTypes(), isF64))
-      return failure();
-    Location loc = op->getLoc();
-    Type f32 = rewriter.getF32Type();
-    SmallVector<Value> operands;
-    for (Value v : op->getOperands())
-      operands.push_back(arith::TruncFOp::create(rewriter, loc, f32, v));
-    OperationState state(loc, op->getName(), operands, TypeRange{f32},
-                         op->getAttrs());
-    Operation *narrow = rewriter.create(state);
-    rewriter.replaceOpWithNewOp<arith::ExtFOp>(op, op->getResult(0).getType(),
-                                               narrow->getResult(0));
-    return success();
-  }
-};
-
 FailureOr<spirv::TargetEnvAttr> targetEnv(MLIRContext *ctx,
                                           const TargetDescription &t,
                                           std::string &error) {
@@ -190,7 +157,7 @@ LogicalResult convertToSpirv(gpu::GPUModuleOp gm, std::string &error) {
     populatePolynomialApproximateErfPattern(patterns);
     populatePolynomialApproximateErfcPattern(patterns);
     math::populateExpansionPatterns(patterns, {});
-    patterns.add<F64MathInF32>(ctx);
+    populateF64MathInF32Patterns(patterns);
     (void)applyPatternsGreedily(gm, std::move(patterns));
   }
   unsigned words = 0;

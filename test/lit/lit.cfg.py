@@ -19,3 +19,13 @@ config.substitutions.append(("%kiln_src", config.kiln_src_dir))
 config.substitutions.append(
     ("%node_tests", "/usr/share/libonnx-testdata/data/node"))
 config.substitutions.append(("%kiln_bin", config.kiln_bin_dir))
+
+# ptxas (the CUDA toolkit's assembler) checks the PTX of the cuda targets
+# where this machine has one.
+import shutil
+_ptxas = shutil.which("ptxas") or next(
+    (p for p in (os.path.join(os.environ.get("CUDA_HOME", ""), "bin", "ptxas"),
+                 "/usr/local/cuda/bin/ptxas") if os.path.isfile(p)), None)
+if _ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", _ptxas))
