@@ -20,7 +20,7 @@
 #include "targets/TargetRegistry.h"
 
 #include "targets/common/KernelPrep.h"
-#include "targets/vulkan/GpuKernelSteps.h"
+#include "targets/gpu/GpuKernelSteps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"

@@ -14,8 +14,8 @@
 
 #include "dialects/llm/IR/LlmDialect.h"
 #include "targets/common/KernelPrep.h"
-#include "targets/vulkan/GpuKernelSteps.h"
-#include "targets/vulkan/GpuUkernels.h"
+#include "targets/gpu/GpuKernelSteps.h"
+#include "targets/gpu/GpuUkernels.h"
 
 #include "mlir/Conversion/ArithToSPIRV/ArithToSPIRV.h"
 #include "mlir/Conversion/ControlFlowToSPIRV/ControlFlowToSPIRV.h"

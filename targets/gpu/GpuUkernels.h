@@ -19,11 +19,11 @@
 // Each callee has one expander; GpuUkernels.cpp holds the table.
 //
 //===----------------------------------------------------------------------===//
-#ifndef KILN_TARGETS_VULKAN_GPUUKERNELS_H
-#define KILN_TARGETS_VULKAN_GPUUKERNELS_H
+#ifndef KILN_TARGETS_GPU_GPUUKERNELS_H
+#define KILN_TARGETS_GPU_GPUUKERNELS_H
 
 #include "dialects/llm/IR/LlmDialect.h"
-#include "targets/vulkan/GpuWorkgroup.h"
+#include "targets/gpu/GpuWorkgroup.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/PatternMatch.h"

@@ -23,7 +23,7 @@
 //   exp's rounding to an integer differs (see UkernelBuilder::exp).
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuUkernelBuilder.h"
+#include "targets/gpu/GpuUkernelBuilder.h"
 
 using namespace mlir;
 

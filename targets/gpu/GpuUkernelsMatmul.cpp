@@ -9,7 +9,7 @@
 // kernel: the weights stay packed in memory.
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuUkernelBuilder.h"
+#include "targets/gpu/GpuUkernelBuilder.h"
 
 #include <functional>
 

@@ -16,8 +16,8 @@
 // kernel of several steps, runs them one after another in the one workgroup.
 //
 //===----------------------------------------------------------------------===//
-#ifndef KILN_TARGETS_VULKAN_GPUWORKGROUP_H
-#define KILN_TARGETS_VULKAN_GPUWORKGROUP_H
+#ifndef KILN_TARGETS_GPU_GPUWORKGROUP_H
+#define KILN_TARGETS_GPU_GPUWORKGROUP_H
 
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/STLFunctionalExtras.h"

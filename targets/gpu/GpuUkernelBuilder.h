@@ -6,10 +6,10 @@
 // erfc and activations built from arith ops.
 //
 //===----------------------------------------------------------------------===//
-#ifndef KILN_TARGETS_VULKAN_GPUUKERNELBUILDER_H
-#define KILN_TARGETS_VULKAN_GPUUKERNELBUILDER_H
+#ifndef KILN_TARGETS_GPU_GPUUKERNELBUILDER_H
+#define KILN_TARGETS_GPU_GPUUKERNELBUILDER_H
 
-#include "targets/vulkan/GpuUkernels.h"
+#include "targets/gpu/GpuUkernels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -17,7 +17,9 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 namespace kiln {
-
+// The expanders are written in MLIR's names; the using-directive stays in
+// this namespace.
+namespace gpu_ukernel {
 using namespace mlir;
 
 /// The 16 lanes of the C code's vectors (UK_W).
@@ -240,6 +242,11 @@ public:
   Location loc;
   ArrayAttr args;
 };
+
+} // namespace gpu_ukernel
+
+using gpu_ukernel::kLanes;
+using gpu_ukernel::UkernelBuilder;
 
 } // namespace kiln
 

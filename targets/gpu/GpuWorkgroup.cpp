@@ -1,5 +1,5 @@
 //===- GpuWorkgroup.cpp - Code that a workgroup's invocations run together -===//
-#include "targets/vulkan/GpuWorkgroup.h"
+#include "targets/gpu/GpuWorkgroup.h"
 
 #include "targets/TargetRegistry.h"
 

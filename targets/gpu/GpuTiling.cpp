@@ -14,7 +14,7 @@
 // the partials.
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuKernelSteps.h"
+#include "targets/gpu/GpuKernelSteps.h"
 
 #include "targets/common/KernelPrep.h"
 

@@ -1,7 +1,9 @@
 //===- GpuKernelSteps.h - The steps from a kernel to a GPU function -*- C++ -*-===//
 //
-// The Vulkan backend turns each bufferized `exec.kernel` function into a
-// gpu.func in four steps, each in its own file:
+// The GPU backends (Vulkan, CUDA) turn each bufferized `exec.kernel`
+// function into a gpu.func in these steps, each in its own file
+// (GpuPipeline.cpp runs them; the LLM microkernels are expanded between
+// bufferization and distribution, GpuUkernels.h):
 //
 //   tileForInvocations  (GpuTiling.cpp)    on tensors: one tile per output
 //                                          element row, producers fused
@@ -10,11 +12,12 @@
 //                                          in private or workgroup memory
 //   flattenKernelMemrefs (FlattenMemrefs.cpp) N-d buffers -> 1-d storage
 //                                          buffers, dims from push constants
-//   outlineGpuKernels   (VulkanCodegen.cpp) func.func -> gpu.func
+//   outline             (VulkanCodegen.cpp, CudaCodegen.cpp) func.func ->
+//                                          gpu.func of the target's module
 //
 //===----------------------------------------------------------------------===//
-#ifndef KILN_TARGETS_VULKAN_GPUKERNELSTEPS_H
-#define KILN_TARGETS_VULKAN_GPUKERNELSTEPS_H
+#ifndef KILN_TARGETS_GPU_GPUKERNELSTEPS_H
+#define KILN_TARGETS_GPU_GPUKERNELSTEPS_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"

@@ -13,7 +13,7 @@
 // that see no key are zeros.
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuUkernels.h"
+#include "targets/gpu/GpuUkernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 

@@ -6,11 +6,11 @@
 // outlines the kernels into a gpu.module and converts them for its device.
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuKernelSteps.h"
+#include "targets/gpu/GpuKernelSteps.h"
 
 #include "targets/TargetRegistry.h"
 #include "targets/common/KernelPrep.h"
-#include "targets/vulkan/GpuUkernels.h"
+#include "targets/gpu/GpuUkernels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"

@@ -19,8 +19,8 @@
 // workgroup.
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuKernelSteps.h"
-#include "targets/vulkan/GpuWorkgroup.h"
+#include "targets/gpu/GpuKernelSteps.h"
+#include "targets/gpu/GpuWorkgroup.h"
 
 #include "targets/TargetRegistry.h"
 

@@ -1,5 +1,5 @@
 //===- GpuUkernels.cpp - The table of GPU expanders of LLM microkernels ----===//
-#include "targets/vulkan/GpuUkernels.h"
+#include "targets/gpu/GpuUkernels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"

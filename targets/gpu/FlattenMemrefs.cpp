@@ -11,7 +11,7 @@
 // workgroup memory as distributeKernel tagged them.
 //
 //===----------------------------------------------------------------------===//
-#include "targets/vulkan/GpuKernelSteps.h"
+#include "targets/gpu/GpuKernelSteps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
