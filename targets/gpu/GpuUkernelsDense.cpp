@@ -1,16 +1,17 @@
-//===- GpuUkernelsDense.cpp - Dense LLM microkernels as GPU loop nests -----===//
+//===- GpuUkernelsDense.cpp - Layout and norm microkernels as GPU loop nests ===//
 //
 // The GPU versions of the f32 microkernels of targets/cpu/ukernels that are
-// not attention: embedding (layout.c), RMSNorm and LayerNorm (norm.c), the
-// matmul and its GLU form over weights in the packed panel layout (matmul.c,
-// pack.c), head split/merge (layout.c) and rotary embedding (rotary.c). Each
-// reads its operands and scalars from the op's C argument list (`args`, see
-// LowerLlm.cpp) exactly as the C function would, and becomes the form of
-// GpuUkernels.h: one scf.parallel over output elements for the layout ops,
-// a cooperative loop (GpuWorkgroup.h) for the reductions: a row per
-// workgroup for the norms, 4 rows by 16 * P columns for the matmuls.
+// neither matmuls (GpuUkernelsMatmul.cpp) nor attention
+// (GpuUkernelsAttention.cpp): embedding (layout.c), RMSNorm and LayerNorm
+// (norm.c), head split/merge (layout.c) and rotary embedding (rotary.c).
+// Each reads its operands and scalars from the op's C argument list
+// (`args`, see LowerLlm.cpp) exactly as the C function would, and becomes
+// the form of GpuUkernels.h: one scf.parallel over output elements for the
+// layout ops, a cooperative loop (GpuWorkgroup.h) with a row per workgroup
+// for the norms.
 //
-// The arithmetic follows the C code operation by operation where it can:
+// The arithmetic (here and in the matmuls) follows the C code operation by
+// operation where it can:
 // - every `a * b + c` that clang contracts into one fused multiply-add (one
 //   C expression) is a math.fma here, and nothing else is fused;
 // - the sums are split over invocations and so rounded in another order
