@@ -242,7 +242,14 @@ LogicalResult assemble(StringRef ptxas, StringRef ptx, StringRef chip, std::vect
   std::string arch = "-arch=" + chip.str();
   SmallVector<StringRef> args{ptxas, arch, "-O3", in, "-o", out};
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log), StringRef(log)};
-  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects);
+  std::string why;
+  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects, /*SecondsToWait=*/0,
+                                     /*MemoryLimit=*/0, &why);
+  if (rc < 0) {
+    error = "cannot run ptxas at '" + ptxas.str() + "'" + (why.empty() ? "" : ": " + why) +
+            " (KILN_PTXAS=off keeps the PTX)";
+    return failure();
+  }
   if (rc != 0) {
     std::string first = "exit " + std::to_string(rc);
     if (auto buf = llvm::MemoryBuffer::getFile(log)) {
