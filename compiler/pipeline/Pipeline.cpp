@@ -219,9 +219,19 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "unknown --quant-method '" + options.quantMethod + "' (known: rtn, awq, gptq)";
     return 1;
   }
-  if ((method || !options.calibration.empty()) && !quant) {
-    error = std::string(method ? "--quant-method" : "--calibration") +
-            " needs a weight scheme (--quantize=w8, w4g32, ...)";
+  // Wanda pruning reads the same calibration run (its channel norms).
+  const bool wanda = !options.prune.empty() && options.pruneMethod == "wanda";
+  if (method && !quant) {
+    error = "--quant-method needs a weight scheme (--quantize=w8, w4g32, ...)";
+    return 1;
+  }
+  if (!options.calibration.empty() && !quant && !wanda) {
+    error = "--calibration needs a weight scheme (--quantize=w8, w4g32, ...) or "
+            "--prune=2:4 --prune-method=wanda";
+    return 1;
+  }
+  if (wanda && options.calibration.empty()) {
+    error = "--prune-method=wanda needs --calibration FILE.txt (text to run the f32 model on)";
     return 1;
   }
   if (method && *method != QuantMethod::Rtn && options.calibration.empty()) {
@@ -229,12 +239,15 @@ int compile(const CompileOptions &options, std::string &error) {
             " needs --calibration FILE.txt (text to run the f32 model on)";
     return 1;
   }
-  if (method == QuantMethod::Rtn && !options.calibration.empty()) {
+  if (method == QuantMethod::Rtn && !options.calibration.empty() && !wanda) {
     error = "--quant-method=rtn does not use --calibration (use awq or gptq)";
     return 1;
   }
+  // With --prune the quantizer only sees what pruning left (2:4+w8 quantizes
+  // the kept values itself): rtn unless asked.
   if (!method)
-    method = options.calibration.empty() ? QuantMethod::Rtn : QuantMethod::Gptq;
+    method = options.calibration.empty() || !options.prune.empty() ? QuantMethod::Rtn
+                                                                     : QuantMethod::Gptq;
   // --prune=2:4 (docs/compression.md, "Pruning"): semi-structured 2:4 of
   // the linear layers, magnitude or wanda; with --quantize=w8 the kept
   // values are int8 (2:4+w8).
@@ -258,10 +271,6 @@ int compile(const CompileOptions &options, std::string &error) {
         return 1;
       }
       prune->method = *m;
-    }
-    if (prune->method == PruneOptions::Method::Wanda) {
-      error = "--prune-method=wanda is not implemented yet (needs the calibration run)";
-      return 1;
     }
     if (quant) {
       if (quant->bits != 8 || quant->group != 0 || quant->activationBits) {
@@ -464,7 +473,27 @@ int compile(const CompileOptions &options, std::string &error) {
     }
     metadata["llm.speculative"] = options.speculative;
   }
+  // One calibration run on the f32 model serves Wanda and AWQ / GPTQ.
+  CalibrationStats stats;
+  if (wanda || (quant && *method != QuantMethod::Rtn)) {
+    CalibrationOptions calibration;
+    calibration.text = options.calibration;
+    calibration.maxTokens = options.calibrationTokens;
+    calibration.verbose = options.verbose;
+    std::string summary;
+    if (!collectCalibrationStats(*module, calibration, metadata, stats, summary, error))
+      return 1;
+    progress.step(summary);
+  }
   if (prune) {
+    if (wanda)
+      prune->channelNorms = [&stats](Attribute weight) {
+        std::vector<double> norms;
+        if (const ActivationStats *a = stats.lookup(weight))
+          for (int64_t k = 0; k < a->channels; ++k)
+            norms.push_back(a->norm(k));
+        return norms;
+      };
     PruneCache shared; // a draft sharing the target's weights shares them pruned
     for (auto fn : module->getOps<func::FuncOp>()) {
       bool llm = false;
@@ -487,18 +516,8 @@ int compile(const CompileOptions &options, std::string &error) {
   if (quant) {
     QuantizeOptions quantOptions;
     quantOptions.method = *method;
-    CalibrationStats stats;
-    if (*method != QuantMethod::Rtn) {
-      CalibrationOptions calibration;
-      calibration.text = options.calibration;
-      calibration.maxTokens = options.calibrationTokens;
-      calibration.verbose = options.verbose;
-      std::string summary;
-      if (!collectCalibrationStats(*module, calibration, metadata, stats, summary, error))
-        return 1;
-      progress.step(summary);
+    if (*method != QuantMethod::Rtn)
       quantOptions.stats = &stats;
-    }
     QuantCache shared; // a draft sharing the target's weights shares them quantized
     for (auto fn : module->getOps<func::FuncOp>()) {
       bool llm = false;
