@@ -94,17 +94,8 @@ gpu::GPUModuleOp outline(ModuleOp module, const TargetDescription &target) {
       fn.erase(); // the dim placeholder: every call is gone
       continue;
     }
-    auto gf = gpu::GPUFuncOp::create(b, fn.getLoc(), fn.getSymName(), fn.getFunctionType());
-    gf->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+    gpu::GPUFuncOp gf = toGpuKernel(b, fn);
     gf.setKnownBlockSizeAttr(block);
-    Region &body = gf.getBody();
-    body.front().erase();
-    body.takeBody(fn.getBody());
-    Operation *ret = body.front().getTerminator();
-    OpBuilder rb(ret);
-    gpu::ReturnOp::create(rb, ret->getLoc());
-    ret->erase();
-    fn.erase();
     SmallVector<memref::AllocOp> shared;
     gf.walk([&](memref::AllocOp a) {
       if (isa_and_nonnull<gpu::AddressSpaceAttr>(a.getType().getMemorySpace()))

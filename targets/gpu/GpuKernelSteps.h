@@ -20,6 +20,7 @@
 #define KILN_TARGETS_GPU_GPUKERNELSTEPS_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Support/LogicalResult.h"
@@ -76,6 +77,11 @@ struct GpuMemorySpaces {
 
 mlir::LogicalResult flattenKernelMemrefs(mlir::func::FuncOp fn, const GpuMemorySpaces &spaces,
                                          std::string &error);
+
+/// Replaces kernel `fn` by a gpu.func kernel of the same name, type and
+/// body, created at `b`'s insertion point (inside the target's gpu.module);
+/// `fn` is erased. The backend adds its own attributes.
+mlir::gpu::GPUFuncOp toGpuKernel(mlir::OpBuilder &b, mlir::func::FuncOp fn);
 
 /// GPU math libraries (GLSL.std.450; NVPTX without libdevice) have no f64
 /// transcendental functions: these patterns compute an f64 exp, log, sin,

@@ -57,6 +57,20 @@ struct F64MathInF32 : RewritePattern {
 
 } // namespace
 
+gpu::GPUFuncOp toGpuKernel(OpBuilder &b, func::FuncOp fn) {
+  auto gf = gpu::GPUFuncOp::create(b, fn.getLoc(), fn.getSymName(), fn.getFunctionType());
+  gf->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  Region &body = gf.getBody();
+  body.front().erase();
+  body.takeBody(fn.getBody());
+  Operation *ret = body.front().getTerminator();
+  OpBuilder rb(ret);
+  gpu::ReturnOp::create(rb, ret->getLoc());
+  ret->erase();
+  fn.erase();
+  return gf;
+}
+
 void populateF64MathInF32Patterns(RewritePatternSet &patterns) {
   patterns.add<F64MathInF32>(patterns.getContext());
 }

@@ -127,24 +127,15 @@ gpu::GPUModuleOp outline(ModuleOp module, spirv::TargetEnvAttr env,
       fn->moveBefore(gm.getBody(), gm.getBody()->begin());
       continue;
     }
-    auto gf = gpu::GPUFuncOp::create(b, fn.getLoc(), fn.getSymName(),
-                                     fn.getFunctionType());
-    gf->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+    Attribute words = fn->getAttr("kiln.push_constant_words");
+    gpu::GPUFuncOp gf = toGpuKernel(b, fn);
     gf->setAttr(spirv::getEntryPointABIAttrName(),
                 spirv::EntryPointABIAttr::get(ctx, wgSize, std::nullopt, std::nullopt));
-    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+    for (unsigned i = 0; i < gf.getNumArguments(); ++i)
       gf.setArgAttr(i, spirv::getInterfaceVarABIAttrName(),
                     spirv::getInterfaceVarABIAttr(0, i, std::nullopt, ctx));
-    if (auto words = fn->getAttr("kiln.push_constant_words"))
+    if (words)
       gf->setAttr("kiln.push_constant_words", words);
-    Region &body = gf.getBody();
-    body.front().erase();
-    body.takeBody(fn.getBody());
-    Operation *ret = body.front().getTerminator();
-    OpBuilder rb(ret);
-    gpu::ReturnOp::create(rb, ret->getLoc());
-    ret->erase();
-    fn.erase();
   }
   return gm;
 }
