@@ -14,30 +14,12 @@
 #include <vector>
 
 #include "runtime/hal/registry.h"
+#include "test/unit/scoped_env.h"
 
 namespace kiln::hal::cuda {
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = getenv(name)) old_ = old;
-    if (value)
-      setenv(name, value, 1);
-    else
-      unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using kiln::testing::ScopedEnv;
 
 /// The fake's report functions.
 template <typename F>

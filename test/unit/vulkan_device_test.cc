@@ -20,6 +20,7 @@
 
 #include "runtime/exec/executor.h"
 #include "runtime/hal/registry.h"
+#include "test/unit/scoped_env.h"
 #include "runtime/hal/vulkan/spirv_module.h"
 #include "test/unit/artifact_builder.h"
 
@@ -38,27 +39,7 @@ ExecutableSpec TestKernels(const std::vector<uint8_t>& spirv) {
   return {"spirv", spirv, {{"add_f32", {1, 1, 1}, true}, {"scale2_f32", {1, 1}, true}, {"echo_dims", {2, 1}, false}}};
 }
 
-/// Sets an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = getenv(name)) old_ = old;
-    if (value)
-      setenv(name, value, 1);
-    else
-      unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using kiln::testing::ScopedEnv;
 
 /// A fresh directory for the pipeline cache, so tests never touch ~/.cache.
 std::string FreshDir(const std::string& name) {
