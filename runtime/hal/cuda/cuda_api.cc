@@ -4,26 +4,17 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
-#include <map>
-#include <mutex>
+
+#include "runtime/hal/shared_library.h"
 
 namespace kiln::hal::cuda {
 namespace {
 
 constexpr const char* kDefaultLibrary = "libcuda.so.1";
 
-/// dlopens `path` once per process and keeps it loaded; a failure is not
-/// remembered.
 StatusOr<void*> Open(const std::string& path) {
-  static std::mutex mu;
-  static auto* opened = new std::map<std::string, void*>();
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = opened->find(path); it != opened->end()) return it->second;
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle)
-    return UnavailableError(StrCat("cuda: ", path, " not found (no NVIDIA driver is installed on this machine)"));
-  (*opened)[path] = handle;
-  return handle;
+  if (void* handle = OpenSharedLibraryOnce(path)) return handle;
+  return UnavailableError(StrCat("cuda: ", path, " not found (no NVIDIA driver is installed on this machine)"));
 }
 
 }  // namespace

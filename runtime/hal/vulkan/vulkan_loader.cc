@@ -4,28 +4,18 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
-#include <map>
-#include <mutex>
+
+#include "runtime/hal/shared_library.h"
 
 namespace kiln::hal::vulkan {
 namespace {
 
 constexpr const char* kDefaultLibrary = "libvulkan.so.1";
 
-/// dlopens `path` once per process and keeps it loaded (ICDs register exit
-/// handlers, and reopening the loader per device would only cost time). A
-/// failure is not remembered, so a later call may find a newly set path.
 StatusOr<void*> Open(const std::string& path) {
-  static std::mutex mu;
-  static auto* opened = new std::map<std::string, void*>();
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = opened->find(path); it != opened->end()) return it->second;
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle)
-    return UnavailableError(StrCat("vulkan: ", path,
-                                   " not found (install a Vulkan loader and driver, e.g. libvulkan1 mesa-vulkan-drivers)"));
-  (*opened)[path] = handle;
-  return handle;
+  if (void* handle = OpenSharedLibraryOnce(path)) return handle;
+  return UnavailableError(StrCat("vulkan: ", path,
+                                 " not found (install a Vulkan loader and driver, e.g. libvulkan1 mesa-vulkan-drivers)"));
 }
 
 }  // namespace
