@@ -97,17 +97,43 @@ Value WorkgroupBuilder::combine(CombineKind kind, Value a, Value b) {
   return arith::MaxNumFOp::create(rw, loc, a, b);
 }
 
+void WorkgroupBuilder::storeRow(ArrayRef<Value> chunk, Value row) {
+  Value base = arith::MulIOp::create(
+      rw, loc, row, arith::ConstantIndexOp::create(rw, loc, chunk.size()));
+  for (auto [i, v] : llvm::enumerate(chunk)) {
+    Value at = arith::AddIOp::create(rw, loc, base, arith::ConstantIndexOp::create(rw, loc, i));
+    memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
+  }
+}
+
+SmallVector<Value> WorkgroupBuilder::foldRows(Value first, Value rows, size_t width,
+                                              CombineKind kind) {
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
+  Value w = arith::ConstantIndexOp::create(rw, loc, width);
+  SmallVector<Value> inits(width, identity(kind));
+  auto fold = scf::ForOp::create(rw, loc, zero, rows, one, inits);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPointToStart(fold.getBody());
+  Value row = arith::MulIOp::create(
+      rw, loc, arith::AddIOp::create(rw, loc, first, fold.getInductionVar()), w);
+  SmallVector<Value> next;
+  for (auto [i, acc] : llvm::enumerate(fold.getRegionIterArgs())) {
+    Value at = arith::AddIOp::create(rw, loc, row, arith::ConstantIndexOp::create(rw, loc, i));
+    next.push_back(combine(kind, acc, memref::LoadOp::create(rw, loc, scratch, ValueRange{at})));
+  }
+  scf::YieldOp::create(rw, loc, next);
+  return SmallVector<Value>(fold.getResults());
+}
+
 SmallVector<Value> WorkgroupBuilder::allReduce(ValueRange values, CombineKind kind) {
   SmallVector<Value> totals;
   Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
-  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
   for (size_t first = 0; first < values.size(); first += kChunk) {
-    ValueRange chunk = values.slice(first, std::min<size_t>(kChunk, values.size() - first));
-    Value width = arith::ConstantIndexOp::create(rw, loc, chunk.size());
+    SmallVector<Value> part(values.slice(first, std::min<size_t>(kChunk, values.size() - first)));
     // The scratch may still be read by the previous reduction.
     barrier();
-    Value slot, slots;
-    SmallVector<Value> part(chunk.begin(), chunk.end());
+    Value slots;
     if (cfg.subgroupReduce) {
       // Each subgroup reduces in registers; lane 0 of subgroup s writes
       // row s of the scratch.
@@ -115,45 +141,22 @@ SmallVector<Value> WorkgroupBuilder::allReduce(ValueRange values, CombineKind ki
                                          : gpu::AllReduceOperation::MAXNUMF;
       for (Value &v : part)
         v = gpu::SubgroupReduceOp::create(rw, loc, v, op, /*uniform=*/false);
-      slot = gpu::SubgroupIdOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
+      Value slot = gpu::SubgroupIdOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
       slots = gpu::NumSubgroupsOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
       Value lane = gpu::LaneIdOp::create(rw, loc, rw.getIndexType(), IntegerAttr());
       Value leader = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, lane, zero);
       auto guard = scf::IfOp::create(rw, loc, leader, /*withElseRegion=*/false);
       OpBuilder::InsertionGuard g(rw);
       rw.setInsertionPoint(guard.thenBlock()->getTerminator());
-      for (auto [i, v] : llvm::enumerate(part)) {
-        Value at = arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, slot, width),
-                                         arith::ConstantIndexOp::create(rw, loc, i));
-        memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
-      }
+      storeRow(part, slot);
     } else {
       // Every invocation writes its own row.
-      slot = tid();
       slots = arith::ConstantIndexOp::create(rw, loc, cfg.workgroupSize);
-      for (auto [i, v] : llvm::enumerate(part)) {
-        Value at = arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, slot, width),
-                                         arith::ConstantIndexOp::create(rw, loc, i));
-        memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
-      }
+      storeRow(part, tid());
     }
     barrier();
     // Every invocation folds the rows in the same order: equal totals.
-    SmallVector<Value> inits(chunk.size(), identity(kind));
-    auto fold = scf::ForOp::create(rw, loc, zero, slots, one, inits);
-    {
-      OpBuilder::InsertionGuard g(rw);
-      rw.setInsertionPointToStart(fold.getBody());
-      SmallVector<Value> next;
-      Value row = arith::MulIOp::create(rw, loc, fold.getInductionVar(), width);
-      for (auto [i, acc] : llvm::enumerate(fold.getRegionIterArgs())) {
-        Value at = arith::AddIOp::create(rw, loc, row, arith::ConstantIndexOp::create(rw, loc, i));
-        Value v = memref::LoadOp::create(rw, loc, scratch, ValueRange{at});
-        next.push_back(combine(kind, acc, v));
-      }
-      scf::YieldOp::create(rw, loc, next);
-    }
-    llvm::append_range(totals, fold.getResults());
+    llvm::append_range(totals, foldRows(zero, slots, part.size(), kind));
   }
   return totals;
 }
@@ -174,39 +177,17 @@ SmallVector<Value> WorkgroupBuilder::clusterSum(ValueRange values, int64_t lanes
       }
     return sums;
   }
-  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
-  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
   Value t = tid();
-  Value group = arith::SubIOp::create(
-      rw, loc, t, arith::RemUIOp::create(rw, loc, t, arith::ConstantIndexOp::create(rw, loc, lanes)));
+  Value count = arith::ConstantIndexOp::create(rw, loc, lanes);
+  Value group = arith::SubIOp::create(rw, loc, t, arith::RemUIOp::create(rw, loc, t, count));
   SmallVector<Value> out;
   for (size_t first = 0; first < sums.size(); first += kChunk) {
-    ArrayRef<Value> chunk = ArrayRef<Value>(sums).slice(
-        first, std::min<size_t>(kChunk, sums.size() - first));
-    Value width = arith::ConstantIndexOp::create(rw, loc, chunk.size());
+    ArrayRef<Value> chunk =
+        ArrayRef<Value>(sums).slice(first, std::min<size_t>(kChunk, sums.size() - first));
     barrier();
-    for (auto [i, v] : llvm::enumerate(chunk)) {
-      Value at = arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, t, width),
-                                       arith::ConstantIndexOp::create(rw, loc, i));
-      memref::StoreOp::create(rw, loc, v, scratch, ValueRange{at});
-    }
+    storeRow(chunk, t);
     barrier();
-    SmallVector<Value> inits(chunk.size(), identity(CombineKind::Add));
-    auto fold = scf::ForOp::create(rw, loc, zero,
-                                   arith::ConstantIndexOp::create(rw, loc, lanes), one, inits);
-    OpBuilder::InsertionGuard g(rw);
-    rw.setInsertionPointToStart(fold.getBody());
-    Value row = arith::MulIOp::create(
-        rw, loc, arith::AddIOp::create(rw, loc, group, fold.getInductionVar()), width);
-    SmallVector<Value> next;
-    for (auto [i, acc] : llvm::enumerate(fold.getRegionIterArgs())) {
-      Value at = arith::AddIOp::create(rw, loc, row, arith::ConstantIndexOp::create(rw, loc, i));
-      next.push_back(combine(CombineKind::Add, acc,
-                             memref::LoadOp::create(rw, loc, scratch, ValueRange{at})));
-    }
-    scf::YieldOp::create(rw, loc, next);
-    rw.setInsertionPointAfter(fold);
-    llvm::append_range(out, fold.getResults());
+    llvm::append_range(out, foldRows(group, count, chunk.size(), CombineKind::Add));
   }
   return out;
 }

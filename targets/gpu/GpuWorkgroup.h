@@ -91,6 +91,12 @@ public:
   void inFirst(llvm::function_ref<void()> body);
 
 private:
+  /// scratch[row * chunk.size() + i] = chunk[i].
+  void storeRow(llvm::ArrayRef<mlir::Value> chunk, mlir::Value row);
+  /// The `width` values of scratch rows first .. first + rows - 1, each
+  /// combined over the rows in order.
+  llvm::SmallVector<mlir::Value> foldRows(mlir::Value first, mlir::Value rows, size_t width,
+                                          CombineKind kind);
   mlir::Value combine(CombineKind kind, mlir::Value a, mlir::Value b);
   mlir::Value identity(CombineKind kind);
 
