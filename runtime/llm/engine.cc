@@ -198,21 +198,8 @@ StatusOr<std::vector<int64_t>> Engine::ProposeWithDraft(std::span<const int64_t>
     pos += static_cast<int64_t>(feed.size());
     draft_cached_ = pos;
     KILN_ASSIGN_OR_RETURN(std::vector<float> row, LastRow(logits));
-    int64_t next;
-    if (sampler.temperature == 0) {
-      next = Argmax(row);
-    } else {
-      std::vector<float> q = ProbsFromLogits(row, sampler);
-      double u = Uniform53(rng), acc = 0;
-      next = static_cast<int64_t>(q.size()) - 1;
-      for (size_t t = 0; t < q.size(); ++t)
-        if ((acc += q[t]) > u) {
-          next = static_cast<int64_t>(t);
-          break;
-        }
-      draft_probs->push_back(std::move(q));
-    }
-    if (next < 0) return InternalError("the draft's logits have no maximum");
+    const int64_t next = ProposeFromDraftLogits(row, sampler, rng, *draft_probs);
+    if (next < 0) return InternalError("the draft's logits give no id to propose");
     proposal.push_back(next);
     feed = {next};
   }

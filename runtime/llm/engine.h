@@ -29,6 +29,7 @@
 #include "runtime/llm/kv_block_manager.h"
 #include "runtime/llm/sampler.h"
 #include "runtime/llm/signature.h"
+#include "runtime/llm/speculative.h"
 
 namespace kiln::llm {
 
@@ -42,12 +43,6 @@ struct EngineOptions {
   /// hold (0 = the model's max_position_embeddings, else 4096).
   int64_t block_size = 16;
   int64_t kv_cache_tokens = 0;
-};
-
-/// Where speculative proposals come from.
-enum class Proposer {
-  kNgram,  // prompt lookup: the ids after the last n-gram's earlier occurrence
-  kDraft,  // the artifact's draft_forward (kiln-compile --speculative=layer-skip:N)
 };
 
 struct GenerateParams {

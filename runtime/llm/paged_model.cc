@@ -9,6 +9,9 @@ namespace kiln::llm {
 namespace {
 
 constexpr std::string_view kForward = "forward";
+constexpr std::string_view kDraftForward = "draft_forward";
+
+int64_t TokenBytes(const LlmSignature& s) { return 2 * s.num_layers * DTypeSize(s.kv_dtype) * s.kv_heads * s.head_dim; }
 
 io::Tensor I32(std::vector<int64_t> shape, const std::vector<int32_t>& values) {
   return io::Tensor::FromValues<int32_t>(DType::kI32, std::move(shape), values);
@@ -80,8 +83,14 @@ StatusOr<std::unique_ptr<PagedModel>> PagedModel::Open(std::unique_ptr<artifact:
   m->max_context_ = m->config_.max_positions ? *m->config_.max_positions : 4096;
   if (options.block_size <= 0) return InvalidArgumentError(StrCat("block size must be > 0, got ", options.block_size));
 
-  const int64_t token_bytes = DTypeSize(m->signature_.kv_dtype) * m->signature_.kv_heads * m->signature_.head_dim;
-  m->bytes_per_token_ = 2 * m->signature_.num_layers * token_bytes;
+  m->bytes_per_token_ = TokenBytes(m->signature_);
+  const fb::Function* draft = m->artifact_->FindFunction(kDraftForward);
+  if (draft) {
+    KILN_ASSIGN_OR_RETURN(m->draft_signature_, LlmSignature::FromForward(*draft));
+    if (!m->draft_signature_.paged)
+      return InvalidArgumentError("the artifact's draft_forward is not paged like its forward");
+    m->bytes_per_token_ += TokenBytes(m->draft_signature_);
+  }
   // One full context (+ a block of slack for the partial last block).
   const int64_t context_blocks = (m->max_context_ + options.block_size - 1) / options.block_size + 1;
   const int64_t block_bytes = m->bytes_per_token_ * options.block_size;
@@ -117,23 +126,50 @@ StatusOr<std::unique_ptr<PagedModel>> PagedModel::Open(std::unique_ptr<artifact:
     KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, m->device_->Allocate(static_cast<uint64_t>(bytes)));
     m->pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, m->signature_.kv_dtype, shape});
   }
+  if (draft) {
+    const LlmSignature& ds = m->draft_signature_;
+    const std::vector<int64_t> draft_shape = {num_blocks, options.block_size, ds.kv_heads, ds.head_dim};
+    KILN_ASSIGN_OR_RETURN(int64_t draft_bytes, CheckedByteSize(ds.kv_dtype, draft_shape));
+    for (int i = 0; i < 2 * ds.num_layers; ++i) {
+      KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer,
+                            m->device_->Allocate(static_cast<uint64_t>(draft_bytes)));
+      m->draft_pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, ds.kv_dtype, draft_shape});
+    }
+  }
   return m;
 }
 
-StatusOr<std::vector<float>> PagedModel::Run(std::span<const BatchEntry> batch, std::span<const KvBlockCopy> copies) {
-  if (batch.empty()) return InvalidArgumentError("an empty batch");
-  const int64_t block_size = blocks_->block_size();
-  // Copy-on-write: whole blocks, in every pool.
-  if (!copies.empty()) {
-    const uint64_t block_bytes =
-        static_cast<uint64_t>(block_size * signature_.kv_heads * signature_.head_dim * DTypeSize(signature_.kv_dtype));
-    for (const exec::DeviceTensor& pool : pools_)
+Status PagedModel::CopyBlocks(std::span<const KvBlockCopy> copies) {
+  if (copies.empty()) return OkStatus();
+  for (const auto* pools : {&pools_, &draft_pools_})
+    for (const exec::DeviceTensor& pool : *pools) {
+      // [blocks, block_size, heads, head_dim]: a block is one row of dim 0.
+      const uint64_t block_bytes =
+          static_cast<uint64_t>(pool.shape[1] * pool.shape[2] * pool.shape[3] * DTypeSize(pool.dtype));
       for (const KvBlockCopy& c : copies)
         KILN_RETURN_IF_ERROR(device_->CopyBuffer(*pool.buffer, static_cast<uint64_t>(c.src) * block_bytes,
                                                  *pool.buffer, static_cast<uint64_t>(c.dst) * block_bytes,
                                                  block_bytes));
-  }
+    }
+  return OkStatus();
+}
 
+StatusOr<std::vector<float>> PagedModel::Run(std::span<const BatchEntry> batch, std::span<const KvBlockCopy> copies) {
+  if (batch.empty()) return InvalidArgumentError("an empty batch");
+  KILN_RETURN_IF_ERROR(CopyBlocks(copies));
+  return RunFunction(kForward, pools_, signature_.num_layers, batch);
+}
+
+StatusOr<std::vector<float>> PagedModel::RunDraft(std::span<const BatchEntry> batch) {
+  if (!has_draft()) return FailedPreconditionError("the artifact has no draft_forward");
+  if (batch.empty()) return InvalidArgumentError("an empty batch");
+  return RunFunction(kDraftForward, draft_pools_, draft_signature_.num_layers, batch);
+}
+
+StatusOr<std::vector<float>> PagedModel::RunFunction(std::string_view function,
+                                                     std::span<const exec::DeviceTensor> pools, int num_layers,
+                                                     std::span<const BatchEntry> batch) {
+  const int64_t block_size = blocks_->block_size();
   std::vector<int32_t> tokens, positions, slots, query_start{0}, seq_lens, logits_rows;
   std::vector<std::span<const int64_t>> tables;
   size_t max_blocks = 1;
@@ -176,7 +212,7 @@ StatusOr<std::vector<float>> PagedModel::Run(std::span<const BatchEntry> batch, 
                    std::move(block_tables), std::move(slots), std::move(logits_rows), b,
                    static_cast<int64_t>(max_blocks)};
   KILN_ASSIGN_OR_RETURN(exec::DeviceTensor out,
-                        RunForwardFunction(*executor_, kForward, args, pools_, signature_.num_layers, vocab_));
+                        RunForwardFunction(*executor_, function, args, pools, num_layers, vocab_));
   if (no_logits) return std::vector<float>();
   KILN_ASSIGN_OR_RETURN(io::Tensor logits, executor_->Download(out));
   auto values = logits.values<float>();

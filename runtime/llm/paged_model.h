@@ -82,6 +82,16 @@ class PagedModel {
   /// [rows * vocab] vector.
   StatusOr<std::vector<float>> Run(std::span<const BatchEntry> batch, std::span<const KvBlockCopy> copies);
 
+  /// Whether the artifact has a `draft_forward` (kiln-compile --draft or
+  /// --speculative=layer-skip:N), with pools of its own beside the target's.
+  bool has_draft() const { return !draft_pools_.empty(); }
+  /// One `draft_forward` over `batch`: the same block tables and slots as
+  /// the target (the block manager's), the draft's own pools. Returns the
+  /// wanted logits rows like Run. Copies must have been applied (CopyBlocks).
+  StatusOr<std::vector<float>> RunDraft(std::span<const BatchEntry> batch);
+  /// Copy-on-write: copies whole blocks in every pool, the draft's included.
+  Status CopyBlocks(std::span<const KvBlockCopy> copies);
+
   KvBlockManager& blocks() { return *blocks_; }
   const KvBlockManager& blocks() const { return *blocks_; }
   const ModelConfig& config() const { return config_; }
@@ -89,11 +99,13 @@ class PagedModel {
   int64_t vocab_size() const { return vocab_; }
   /// Longest context a sequence may have (the model's positions).
   int64_t max_context() const { return max_context_; }
-  /// Bytes of one token's K/V over all layers.
+  /// Bytes of one token's K/V over all layers (the draft's included).
   int64_t bytes_per_token() const { return bytes_per_token_; }
 
  private:
   PagedModel() = default;
+  StatusOr<std::vector<float>> RunFunction(std::string_view function, std::span<const exec::DeviceTensor> pools,
+                                           int num_layers, std::span<const BatchEntry> batch);
 
   std::unique_ptr<artifact::Artifact> artifact_;
   std::unique_ptr<hal::Device> device_;
@@ -104,6 +116,8 @@ class PagedModel {
   int64_t max_context_ = 0;
   int64_t bytes_per_token_ = 0;
   std::vector<exec::DeviceTensor> pools_;  // [2 * layer + (value ? 1 : 0)]
+  LlmSignature draft_signature_;
+  std::vector<exec::DeviceTensor> draft_pools_;  // same blocks, the draft's heads
   std::unique_ptr<KvBlockManager> blocks_;
 };
 

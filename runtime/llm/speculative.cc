@@ -130,4 +130,13 @@ std::vector<float> ProbsFromLogits(std::span<const float> logits, const SamplerP
   return probs;
 }
 
+int64_t ProposeFromDraftLogits(std::span<const float> logits, const SamplerParams& params, std::mt19937_64& rng,
+                               std::vector<std::vector<float>>& draft_probs) {
+  if (params.temperature == 0) return Argmax(logits);
+  std::vector<float> q = ProbsFromLogits(logits, params);
+  const int64_t id = Draw(q.size(), [&](size_t y) { return IsProbability(q[y]) ? static_cast<double>(q[y]) : 0.0; }, rng);
+  if (id >= 0) draft_probs.push_back(std::move(q));
+  return id;
+}
+
 }  // namespace kiln::llm

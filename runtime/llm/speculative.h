@@ -30,6 +30,12 @@
 
 namespace kiln::llm {
 
+/// Where speculative proposals come from.
+enum class Proposer {
+  kNgram,  // prompt lookup: the ids after the last n-gram's earlier occurrence
+  kDraft,  // the artifact's draft_forward (kiln-compile --draft or --speculative=layer-skip:N)
+};
+
 /// Temperature 0: how many of the `proposed` tokens (k) the target agrees
 /// with, i.e. the length of the common prefix of `proposed` and
 /// `target_argmax`, where target_argmax[i] is the target's argmax after the
@@ -89,6 +95,13 @@ StatusOr<SpecStep> AcceptSampled(std::span<const int64_t> proposed,
 /// CheckSamplerParams rejects `params` (AcceptSampled then reports a row
 /// without mass).
 std::vector<float> ProbsFromLogits(std::span<const float> logits, const SamplerParams& params);
+
+/// A draft model's proposal from its `logits` row: the argmax at temperature
+/// 0; otherwise an id drawn (one Uniform53 of `rng`) from ProbsFromLogits,
+/// whose row is appended to `draft_probs` for AcceptSampled. -1 when the
+/// logits give nothing to choose.
+int64_t ProposeFromDraftLogits(std::span<const float> logits, const SamplerParams& params, std::mt19937_64& rng,
+                               std::vector<std::vector<float>>& draft_probs);
 
 }  // namespace kiln::llm
 

@@ -21,6 +21,9 @@ struct BatchingBackend::Sequence {
   std::optional<llm::Sampler> sampler;
   std::mt19937_64 spec_rng;      // speculative acceptance at temperature > 0
   std::vector<int64_t> proposal; // this step's speculative ids (after tokens.back())
+  std::vector<std::vector<float>> draft_probs;  // the draft's rows, when it sampled them
+  std::vector<int64_t> spec_slots;  // slots the draft rounds appended (positions computed..)
+  int64_t draft_computed = 0;    // tokens whose draft K/V are in the draft pools
   bool allocated = false;        // holds blocks
   bool running = false;
   bool done = false;
@@ -40,6 +43,11 @@ StatusOr<std::unique_ptr<BatchingBackend>> BatchingBackend::Create(std::unique_p
                                                                    const BatchingBackendOptions& options) {
   if (options.max_num_seqs < 1 || options.max_batched_tokens < 1 || options.max_queue < 0)
     return InvalidArgumentError("max_num_seqs and max_batched_tokens must be >= 1, max_queue >= 0");
+  if (options.num_speculative_tokens < 0)
+    return InvalidArgumentError(StrCat("speculative tokens must be >= 0, got ", options.num_speculative_tokens));
+  if (options.num_speculative_tokens > 0 && options.proposer == llm::Proposer::kDraft && !model->has_draft())
+    return InvalidArgumentError(
+        "the artifact has no draft_forward (compile with --draft DRAFT.onnx or --speculative=layer-skip:N)");
   std::unique_ptr<BatchingBackend> b(new BatchingBackend(std::move(model), options));
   b->thread_ = std::thread([raw = b.get()] { raw->Loop(); });
   return b;
@@ -176,15 +184,19 @@ void BatchingBackend::Speculate(Sequence& s, std::span<const float> rows) {
   } else {
     std::vector<std::vector<float>> probs;
     for (int64_t r = 0; r <= k; ++r) probs.push_back(llm::ProbsFromLogits(rows.subspan(r * vocab, vocab), sp));
-    StatusOr<llm::SpecStep> step = llm::AcceptSampled(s.proposal, {}, probs, s.spec_rng);
+    StatusOr<llm::SpecStep> step = llm::AcceptSampled(s.proposal, s.draft_probs, probs, s.spec_rng);
     if (!step.ok()) {
       FinishSequence(s, FinishReason::kError, step.status());
       return;
     }
     accepted = step->accepted, next = step->next;
   }
-  // The cache keeps the last id and the kept proposals; the rest is rolled back.
+  // The cache keeps the last id and the kept proposals; the rest is rolled
+  // back (the draft's K/V past it was for rejected ids).
   s.computed += 1 + accepted;
+  s.draft_computed = std::min(s.draft_computed, s.computed);
+  s.spec_slots.clear();
+  s.draft_probs.clear();
   if (Status t = model_->blocks().Truncate(s.id, s.computed); !t.ok()) {
     FinishSequence(s, FinishReason::kError, t);
     return;
@@ -198,6 +210,98 @@ void BatchingBackend::Speculate(Sequence& s, std::span<const float> rows) {
   Emit(s, next);
 }
 
+void BatchingBackend::ProposeWithDraft(int64_t budget) {
+  llm::KvBlockManager& blocks = model_->blocks();
+  // Who speculates, and how far: as Step's first phase will spend the budget.
+  std::vector<std::pair<Sequence*, int64_t>> drafting;  // sequence, most ids
+  for (Sequence* s : running_) {
+    if (!s->spec_slots.empty()) {
+      // Draft slots a previous step did not verify (it never should): drop them.
+      (void)blocks.Truncate(s->id, s->computed);
+      s->draft_computed = std::min(s->draft_computed, s->computed);
+      reset_prefix_cache_ = true;
+    }
+    s->proposal.clear();
+    s->draft_probs.clear();
+    s->spec_slots.clear();
+    if (budget <= 0) continue;
+    const int64_t remaining = static_cast<int64_t>(s->tokens.size()) - s->computed;
+    if (remaining != 1) {
+      budget -= std::min(remaining, budget);
+      continue;
+    }
+    const GenerationRequest& p = s->req->params;
+    const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
+                                            model_->max_context() - static_cast<int64_t>(s->tokens.size()),
+                                            budget - 1, options_.num_speculative_tokens});
+    budget -= 1 + std::max<int64_t>(room, 0);
+    if (room > 0) drafting.emplace_back(s, room);
+  }
+  // Round i feeds each sequence what its draft has not seen (round 0: the
+  // ids since draft_computed, the last one included; then its previous
+  // proposal) and appends a slot for the newest id, shared with the target.
+  std::deque<std::vector<int64_t>> store;
+  for (int64_t round = 0; !drafting.empty(); ++round) {
+    std::vector<llm::BatchEntry> batch;
+    std::vector<llm::KvBlockCopy> copies;
+    std::vector<Sequence*> fed;
+    for (auto& [s, room] : drafting) {
+      const int64_t start = s->draft_computed;
+      const int64_t newest = s->computed + round;  // the position whose slot is new
+      // The context is tokens, then the ids proposed so far.
+      const int64_t n = static_cast<int64_t>(s->tokens.size());
+      std::vector<int64_t> feed(s->tokens.begin() + std::min(start, n), s->tokens.end());
+      feed.insert(feed.end(), s->proposal.begin() + std::max<int64_t>(start - n, 0), s->proposal.end());
+      const int64_t last = feed.back();
+      StatusOr<llm::KvAppend> app = blocks.AppendSlots(s->id, std::span<const int64_t>(&last, 1));
+      if (!app.ok()) {
+        room = 0;  // no block for it now: verify what was proposed so far
+        continue;
+      }
+      copies.insert(copies.end(), app->copies.begin(), app->copies.end());
+      s->spec_slots.push_back(app->slots[0]);
+      StatusOr<std::span<const int64_t>> table = blocks.BlockTable(s->id);
+      const int64_t bs = blocks.block_size();
+      std::vector<int64_t> slots;
+      for (int64_t pos = start; pos < newest; ++pos) slots.push_back((*table)[pos / bs] * bs + pos % bs);
+      slots.push_back(app->slots[0]);
+      store.push_back(std::move(feed));
+      std::span<const int64_t> ids = store.back();
+      store.push_back(std::move(slots));
+      batch.push_back({s->id, ids, start, store.back(), /*want_logits=*/true, 1});
+      fed.push_back(s);
+    }
+    if (Status copied = model_->CopyBlocks(copies); !copied.ok()) {
+      // The target's copy-on-write did not happen either: these sequences
+      // cannot go on, and their new slots were never written.
+      for (Sequence* s : fed) FinishSequence(*s, FinishReason::kError, copied);
+      reset_prefix_cache_ = true;
+      return;
+    }
+    if (batch.empty()) return;
+    StatusOr<std::vector<float>> logits = model_->RunDraft(batch);
+    const int64_t vocab = model_->vocab_size();
+    for (size_t i = 0; i < fed.size(); ++i) {
+      Sequence& s = *fed[i];
+      if (!logits.ok()) {
+        // The draft's pools may be half written at these slots: it starts
+        // over next time; the target verifies what it proposed so far.
+        s.draft_computed = 0;
+        continue;
+      }
+      s.draft_computed = batch[i].start + static_cast<int64_t>(batch[i].tokens.size());
+      std::span<const float> row(logits->data() + i * vocab, vocab);
+      const int64_t id = llm::ProposeFromDraftLogits(row, s.req->params.sampler, s.spec_rng, s.draft_probs);
+      if (id >= 0) s.proposal.push_back(id);
+    }
+    // Sequences stop when they have their ids, failed, or could not append.
+    std::erase_if(drafting, [&](const std::pair<Sequence*, int64_t>& d) {
+      return !logits.ok() || static_cast<int64_t>(d.first->proposal.size()) <= round ||
+             static_cast<int64_t>(d.first->proposal.size()) >= d.second;
+    });
+  }
+}
+
 void BatchingBackend::Preempt(Request& req) {
   for (auto it = req.seqs.rbegin(); it != req.seqs.rend(); ++it) {
     Sequence& s = **it;
@@ -207,6 +311,12 @@ void BatchingBackend::Preempt(Request& req) {
     s.computed = 0;
     s.running = false;
     s.proposal.clear();  // its verification entry, if any, is dropped
+    s.draft_probs.clear();
+    s.draft_computed = 0;
+    // Slots the draft rounds appended were never written by the target:
+    // their blocks must not be served from the prefix cache.
+    if (!s.spec_slots.empty()) reset_prefix_cache_ = true;
+    s.spec_slots.clear();
     running_.remove(&s);
     waiting_.push_front(&s);
   }
@@ -257,16 +367,25 @@ void BatchingBackend::Step() {
   std::vector<llm::KvBlockCopy> copies;
 
   // 1. Running sequences: a decode token, or the next chunk of a prompt.
+  const bool draft = options_.num_speculative_tokens > 0 && options_.proposer == llm::Proposer::kDraft;
+  if (draft) ProposeWithDraft(budget);
   std::vector<Sequence*> snapshot(running_.begin(), running_.end());
   for (Sequence* s : snapshot) {
     if (!s->running || budget <= 0) continue;
     const int64_t remaining = static_cast<int64_t>(s->tokens.size()) - s->computed;
     int64_t chunk = std::min(remaining, budget);
     std::span<const int64_t> next(s->tokens.data() + s->computed, chunk);
-    // Speculation (decodes only): the last id plus the ids that followed
-    // the context's last n-gram before, verified in this one forward.
-    s->proposal.clear();
-    if (options_.num_speculative_tokens > 0 && remaining == 1) {
+    // Speculation (decodes only): the last id plus the proposed ids (the
+    // draft's, or those that followed the context's last n-gram before),
+    // verified in this one forward.
+    if (!draft) s->proposal.clear();
+    if (draft && !s->proposal.empty()) {
+      std::vector<int64_t> run{s->tokens.back()};
+      run.insert(run.end(), s->proposal.begin(), s->proposal.end());
+      token_store.push_back(std::move(run));
+      next = token_store.back();
+      chunk = static_cast<int64_t>(next.size());
+    } else if (!draft && options_.num_speculative_tokens > 0 && remaining == 1) {
       const GenerationRequest& p = s->req->params;
       const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
                                               model_->max_context() - static_cast<int64_t>(s->tokens.size()),
@@ -280,11 +399,13 @@ void BatchingBackend::Step() {
         chunk = static_cast<int64_t>(next.size());
       }
     }
-    StatusOr<llm::KvAppend> app = blocks.AppendSlots(s->id, next);
+    // The draft rounds appended the slots of all but the last id already.
+    const size_t have = s->spec_slots.size();
+    StatusOr<llm::KvAppend> app = blocks.AppendSlots(s->id, next.subspan(have));
     while (!app.ok() && app.status().code() == StatusCode::kResourceExhausted && s->running) {
       // No free block: preempt the most recently admitted request.
       Preempt(*running_.back()->req);
-      if (s->running) app = blocks.AppendSlots(s->id, next);
+      if (s->running) app = blocks.AppendSlots(s->id, next.subspan(have));
     }
     if (!s->running) continue;  // preempted itself
     if (!app.ok()) {
@@ -292,6 +413,8 @@ void BatchingBackend::Step() {
       continue;
     }
     copies.insert(copies.end(), app->copies.begin(), app->copies.end());
+    if (have > 0) app->slots.insert(app->slots.begin(), s->spec_slots.begin(), s->spec_slots.end());
+    s->spec_slots.clear();  // consumed: this entry writes them
     slot_store.push_back(std::move(app->slots));
     const bool spec = !s->proposal.empty();
     batch.push_back({s->id, next, s->computed, slot_store.back(),
@@ -313,7 +436,8 @@ void BatchingBackend::Step() {
     batch.erase(batch.begin() + i);
     dropped = true;
   }
-  if (dropped) blocks.ResetPrefixCache();
+  if (dropped || reset_prefix_cache_) blocks.ResetPrefixCache();
+  reset_prefix_cache_ = false;
 
   // 2. Waiting sequences, first come first served, while budget and seats last.
   while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < options_.max_num_seqs) {
@@ -325,6 +449,9 @@ void BatchingBackend::Step() {
     if (!alloc.ok()) break;
     waiting_.pop_front();
     s->proposal.clear();
+    s->draft_probs.clear();
+    s->spec_slots.clear();
+    s->draft_computed = 0;  // the draft catches up over the whole prompt
     s->allocated = s->running = true;
     running_.push_back(s);
     s->computed = alloc->num_cached_tokens;
@@ -368,6 +495,7 @@ void BatchingBackend::Step() {
             child->id = next_seq_id_++;
             child->tokens = s->tokens;
             child->computed = s->computed;
+            child->draft_computed = s->draft_computed;
             llm::SamplerParams sp = req.params.sampler;
             sp.seed += static_cast<uint64_t>(c);
             child->sampler = *llm::Sampler::Create(sp);

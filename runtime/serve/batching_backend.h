@@ -15,8 +15,10 @@
 //    (copy-on-write on their first own token) and sample with seed + i;
 //  - prefix caching: full blocks of earlier prompts are reused;
 //  - Cancel frees the request's blocks at the start of the next step.
-//  - with num_speculative_tokens, decoding sequences speculate independently
-//    (prompt lookup): each verifies its own proposals in the same forward.
+//  - with num_speculative_tokens, decoding sequences speculate independently:
+//    each proposes up to k ids (prompt lookup, or the artifact's
+//    draft_forward run k times over every decoding sequence at once) and
+//    verifies them in the same target forward.
 // Each sequence's tokens, positions and sampler are its own, and every
 // kernel computes a row the same way whatever else is in the batch, so a
 // request's greedy output does not depend on what it is batched with.
@@ -35,6 +37,7 @@
 
 #include "runtime/llm/paged_model.h"
 #include "runtime/llm/sampler.h"
+#include "runtime/llm/speculative.h"
 #include "runtime/serve/backend.h"
 
 namespace kiln::serve {
@@ -46,9 +49,12 @@ struct BatchingBackendOptions {
   int64_t max_batched_tokens = 512;
   /// Most requests waiting to start.
   int64_t max_queue = 1024;
-  /// Speculative decoding by prompt lookup: each decoding sequence proposes
-  /// up to this many ids, verified in the same batched forward; 0 = off.
+  /// Speculative decoding: each decoding sequence proposes up to this many
+  /// ids, verified in the same batched forward; 0 = off.
   int num_speculative_tokens = 0;
+  /// Where proposals come from: prompt lookup, or the artifact's
+  /// draft_forward (which it must have).
+  llm::Proposer proposer = llm::Proposer::kNgram;
 };
 
 class BatchingBackend final : public Backend {
@@ -81,6 +87,11 @@ class BatchingBackend final : public Backend {
   /// Keeps the verified proposals of `seq` (rows: its k + 1 logits rows),
   /// rolls the rest of its cache back and emits what it kept plus the next id.
   void Speculate(Sequence& seq, std::span<const float> rows);
+  /// Draft proposals for the decoding sequences of this step that have room
+  /// in `budget` (the same order and budget as Step's first phase): up to
+  /// num_speculative_tokens batched draft_forward rounds. Each round appends
+  /// the slot of the id it feeds (kept in Sequence::spec_slots).
+  void ProposeWithDraft(int64_t budget);
   /// Frees `req`'s blocks and sends it back to the queue front.
   void Preempt(Request& req);
   Status Admit(Sequence& seq, int64_t budget, std::vector<llm::BatchEntry>& batch, std::vector<Sequence*>& ran);
@@ -104,6 +115,7 @@ class BatchingBackend final : public Backend {
   std::list<Sequence*> running_;  // in admission order
   int64_t next_seq_id_ = 0;
   int64_t spec_drafted_ = 0, spec_accepted_ = 0;
+  bool reset_prefix_cache_ = false;  // a sequence with unwritten slots was preempted
 
   std::thread thread_;
 };

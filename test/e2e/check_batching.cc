@@ -1,6 +1,6 @@
 //===- check_batching.cc - Continuous batching on a real compiled LLM -------===//
 //
-//   check_batching ARTIFACT.kiln [--threads 2]
+//   check_batching ARTIFACT.kiln [THREADS] [DRAFT_ARTIFACT.kiln]
 //
 // Holds the BatchingBackend (runtime/serve) to the single-sequence Engine on
 // a paged artifact (compiled by the ctest wrapper from a shared fixture):
@@ -16,11 +16,26 @@
 //   prefix      a repeated prompt hits the prefix cache
 //   cancel      cancelling half of 16 running requests ends them with
 //               kCancelled at once; afterwards every block is free
+// With DRAFT_ARTIFACT (the same model compiled with --draft, so with a
+// draft_forward), speculation by the draft inside the batch:
+//   draft 64    the 64 with draft proposals == alone; counters; blocks free
+//   sampled     at temperature 1 a seeded request gives the same ids alone
+//               and batched with 15 others (each sequence's draft, RNG and
+//               acceptance are its own)
+//   preempted   a KV cache of one context with the draft: identical outputs
+//   chi-square  at temperature 1, the 2nd and 3rd ids (the first ones the
+//               draft proposes and the target verifies, k = 3) follow the
+//               target's distribution given the ids before them, through
+//               the Engine and through the backend (Pearson over the id's
+//               rank in the target's row: ranks 0..6 and the rest, 7 df,
+//               significance 0.001)
 // Prints one line per check and "N passed, N failed"; exit 1 on failure.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,6 +44,7 @@
 
 #include "runtime/llm/engine.h"
 #include "runtime/llm/paged_model.h"
+#include "runtime/llm/speculative.h"
 #include "runtime/serve/batching_backend.h"
 
 using namespace kiln;
@@ -95,7 +111,8 @@ serve::GenerationRequest Greedy(std::vector<int64_t> prompt, int64_t max_tokens)
 
 StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string& path, int threads,
                                                               int64_t kv_bytes, int64_t max_tokens_per_step = 512,
-                                                              int speculative = 0) {
+                                                              int speculative = 0,
+                                                              llm::Proposer proposer = llm::Proposer::kNgram) {
   KILN_ASSIGN_OR_RETURN(auto artifact, artifact::Artifact::Open(path));
   llm::PagedModelOptions mo;
   mo.threads = threads;
@@ -104,6 +121,7 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
   serve::BatchingBackendOptions bo;
   bo.max_batched_tokens = max_tokens_per_step;
   bo.num_speculative_tokens = speculative;
+  bo.proposer = proposer;
   return serve::BatchingBackend::Create(std::move(model), bo);
 }
 
@@ -113,7 +131,226 @@ std::string Diff(const std::vector<int64_t>& got, const std::vector<int64_t>& wa
   return got.size() == want.size() ? "" : "lengths " + std::to_string(got.size()) + " vs " + std::to_string(want.size());
 }
 
-int Main(const std::string& path, int threads) {
+/// Goodness of fit of sampled ids to the target's distributions: each id
+/// falls in the cell of its rank in the target's row for the context before
+/// it (ranks 0..kCells-2, then the rest), whose probability under the target
+/// is known per sample; Pearson's statistic over the summed expectations.
+class RankChiSquare {
+ public:
+  static constexpr int kCells = 8;
+  static constexpr double kCritical = 24.3219;  // chi-square, 7 df, alpha 0.001
+
+  void Add(std::span<const float> p, int64_t id) {
+    std::vector<float> sorted(p.begin(), p.end());
+    std::partial_sort(sorted.begin(), sorted.begin() + kCells - 1, sorted.end(), std::greater<float>());
+    double top = 0;
+    for (int c = 0; c < kCells - 1; ++c) expected_[c] += sorted[c], top += sorted[c];
+    expected_[kCells - 1] += std::max(0.0, 1.0 - top);
+    int64_t rank = 0;  // ids more likely than `id` (ties: the smaller id first)
+    for (size_t y = 0; y < p.size(); ++y)
+      rank += p[y] > p[id] || (p[y] == p[id] && static_cast<int64_t>(y) < id);
+    observed_[std::min<int64_t>(rank, kCells - 1)] += 1;
+  }
+  double Statistic() const {
+    double chi2 = 0;
+    for (int c = 0; c < kCells; ++c)
+      if (expected_[c] > 0) chi2 += (observed_[c] - expected_[c]) * (observed_[c] - expected_[c]) / expected_[c];
+    return chi2;
+  }
+  std::string Summary() const {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "statistic %.2f (critical %.2f)", Statistic(), kCritical);
+    return buf;
+  }
+
+ private:
+  double expected_[kCells] = {};
+  double observed_[kCells] = {};
+};
+
+/// The target's sampling distributions at temperature 1 after each context,
+/// computed once per context with the engine's Prefill.
+class TargetRows {
+ public:
+  explicit TargetRows(llm::Engine& engine) : engine_(engine) {}
+  StatusOr<std::span<const float>> After(const std::vector<int64_t>& context) {
+    auto it = rows_.find(context);
+    if (it == rows_.end()) {
+      KILN_ASSIGN_OR_RETURN(std::vector<float> logits, engine_.Prefill(context));
+      llm::SamplerParams sp;
+      sp.temperature = 1.0;
+      it = rows_.emplace(context, llm::ProbsFromLogits(logits, sp)).first;
+    }
+    return std::span<const float>(it->second);
+  }
+
+ private:
+  llm::Engine& engine_;
+  std::map<std::vector<int64_t>, std::vector<float>> rows_;
+};
+
+/// Adds a sample's 2nd and 3rd ids after `prompt` to `second` and `third`.
+Status AddSample(TargetRows& rows, const std::vector<int64_t>& prompt, const std::vector<int64_t>& ids,
+                 RankChiSquare& second, RankChiSquare& third) {
+  if (ids.size() < 3) return InternalError("a sample has fewer than 3 ids");
+  std::vector<int64_t> context = prompt;
+  context.push_back(ids[0]);
+  KILN_ASSIGN_OR_RETURN(std::span<const float> p2, rows.After(context));
+  second.Add(p2, ids[1]);
+  context.push_back(ids[1]);
+  KILN_ASSIGN_OR_RETURN(std::span<const float> p3, rows.After(context));
+  third.Add(p3, ids[2]);
+  return OkStatus();
+}
+
+/// Temperature 1 with the draft: the speculated ids follow the target.
+void CheckDraftDistribution(const std::string& path, int threads, const std::vector<int64_t>& prompt) {
+  constexpr int kSamples = 4000;
+  llm::EngineOptions eo;
+  eo.threads = threads;
+  StatusOr<std::unique_ptr<llm::Engine>> engine = llm::Engine::Open(path, eo);
+  StatusOr<std::unique_ptr<llm::Engine>> reference = llm::Engine::Open(path, eo);
+  if (!engine.ok() || !reference.ok()) return Report("open the draft artifact twice", false, "");
+  TargetRows rows(**reference);
+  serve::GenerationRequest r = Greedy(prompt, 5);  // 1 id, then k = 3 proposals
+  r.sampler.temperature = 1.0;
+  {
+    RankChiSquare second, third;
+    int64_t drafted = 0, accepted = 0;
+    Status st = OkStatus();
+    for (int i = 0; i < kSamples && st.ok(); ++i) {
+      llm::GenerateParams gp;
+      gp.max_tokens = r.max_tokens;
+      gp.ignore_eos = true;
+      gp.sampler = r.sampler;
+      gp.sampler.seed = 5000 + i;
+      gp.num_speculative_tokens = 3;
+      gp.proposer = llm::Proposer::kDraft;
+      StatusOr<llm::GenerateResult> g = (*engine)->Generate(prompt, gp);
+      st = g.ok() ? AddSample(rows, prompt, g->ids, second, third) : g.status();
+      if (g.ok()) drafted += g->draft_tokens, accepted += g->accepted_tokens;
+    }
+    Report("chi-square, Engine with the draft: 2nd id follows the target",
+           st.ok() && drafted > 0 && second.Statistic() < RankChiSquare::kCritical,
+           st.ok() ? second.Summary() + ", " + std::to_string(accepted) + " of " + std::to_string(drafted) + " kept"
+                   : st.message());
+    Report("chi-square, Engine with the draft: 3rd id follows the target",
+           st.ok() && third.Statistic() < RankChiSquare::kCritical, third.Summary());
+  }
+  {
+    StatusOr<std::unique_ptr<serve::BatchingBackend>> b =
+        MakeBackend(path, threads, 0, 512, 3, llm::Proposer::kDraft);
+    if (!b.ok()) return Report("open backend for the chi-square", false, b.status().message());
+    RankChiSquare second, third;
+    Status st = OkStatus();
+    for (int start = 0; start < kSamples && st.ok(); start += 500) {
+      std::vector<serve::GenerationRequest> reqs;
+      for (int i = start; i < std::min(kSamples, start + 500); ++i) {
+        serve::GenerationRequest q = r;
+        q.sampler.seed = 9000 + i;
+        reqs.push_back(q);
+      }
+      Collector c;
+      if (!c.SubmitAll(**b, reqs).ok() || !c.Wait(600)) st = InternalError("submitting or waiting failed");
+      for (size_t i = 0; i < reqs.size() && st.ok(); ++i) st = AddSample(rows, prompt, c.outcomes[i].ids[0], second, third);
+    }
+    serve::BackendStats stats = (*b)->Stats();
+    Report("chi-square, batched with the draft: 2nd id follows the target",
+           st.ok() && stats.spec_decode_draft_tokens_total > 0 && second.Statistic() < RankChiSquare::kCritical,
+           st.ok() ? second.Summary() + ", " + std::to_string(stats.spec_decode_accepted_tokens_total) + " of " +
+                         std::to_string(stats.spec_decode_draft_tokens_total) + " kept"
+                   : st.message());
+    Report("chi-square, batched with the draft: 3rd id follows the target",
+           st.ok() && third.Statistic() < RankChiSquare::kCritical, third.Summary());
+  }
+}
+
+/// Speculation by the artifact's draft_forward inside the batch.
+void CheckDraft(const std::string& path, int threads, const std::vector<std::vector<int64_t>>& prompts,
+                int64_t max_tokens) {
+  llm::EngineOptions eo;
+  eo.threads = threads;
+  StatusOr<std::unique_ptr<llm::Engine>> engine = llm::Engine::Open(path, eo);
+  if (!engine.ok()) return Report("open draft artifact", false, engine.status().message());
+  auto reference = [&](int64_t tokens) {
+    std::vector<std::vector<int64_t>> want;
+    for (auto& p : prompts) {
+      llm::GenerateParams gp;
+      gp.max_tokens = tokens;
+      gp.ignore_eos = true;
+      StatusOr<llm::GenerateResult> r = (*engine)->Generate(p, gp);
+      want.push_back(r.ok() ? r->ids : std::vector<int64_t>());
+    }
+    return want;
+  };
+  const std::vector<std::vector<int64_t>> want = reference(max_tokens);
+
+  StatusOr<std::unique_ptr<serve::BatchingBackend>> b =
+      MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kDraft);
+  if (!b.ok()) return Report("open backend with the draft", false, b.status().message());
+  {
+    std::vector<serve::GenerationRequest> many;
+    for (int i = 0; i < 64; ++i) many.push_back(Greedy(prompts[i % 4], max_tokens));
+    Collector c;
+    bool ok = c.SubmitAll(**b, many).ok() && c.Wait(600);
+    int bad = 0;
+    for (int i = 0; ok && i < 64; ++i) bad += c.outcomes[i].ids[0] != want[i % 4];
+    serve::BackendStats st = (*b)->Stats();
+    Report("batched 64 with draft speculation == alone", ok && bad == 0,
+           std::to_string(bad) + " of 64 differ, " + std::to_string((*b)->steps()) + " steps");
+    Report("draft speculation counters", st.spec_decode_draft_tokens_total > 0 &&
+                                             st.spec_decode_accepted_tokens_total > 0 &&
+                                             st.spec_decode_accepted_tokens_total <= st.spec_decode_draft_tokens_total,
+           std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
+               std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept");
+  }
+  {  // sampled: alone == batched
+    serve::GenerationRequest t = Greedy(prompts[2], 32);
+    t.sampler.temperature = 1.0;
+    t.sampler.seed = 77;
+    Collector alone;
+    bool ok = alone.SubmitAll(**b, {t}).ok() && alone.Wait();
+    std::vector<serve::GenerationRequest> crowd;
+    for (int i = 0; i < 16; ++i) {
+      serve::GenerationRequest r = t;
+      r.prompt_ids = prompts[i % 4];
+      r.sampler.seed = i == 5 ? 77 : 1000 + i;
+      if (i == 5) r.prompt_ids = prompts[2];
+      crowd.push_back(r);
+    }
+    Collector batched;
+    ok = ok && batched.SubmitAll(**b, crowd).ok() && batched.Wait();
+    Report("sampled with the draft: alone == batched with 15 others",
+           ok && alone.outcomes[0].ids[0] == batched.outcomes[5].ids[0] && alone.outcomes[0].ids[0].size() == 32, "");
+  }
+  (*b)->Shutdown(/*drain=*/true);
+  Report("every block free after draft speculation",
+         (*b)->model().blocks().NumBlocksInUse() == 0 && (*b)->model().blocks().CheckInvariants().ok(), "");
+
+  {  // preemption with the draft: room for one context plus a little
+    const int64_t context = (*b)->model().max_context();
+    const int64_t bytes = (context + 64) * (*b)->model().bytes_per_token();
+    StatusOr<std::unique_ptr<serve::BatchingBackend>> small =
+        MakeBackend(path, threads, bytes, 512, 4, llm::Proposer::kDraft);
+    if (!small.ok()) return Report("open small backend with the draft", false, small.status().message());
+    const int64_t long_tokens = 200;
+    const std::vector<std::vector<int64_t>> want_long = reference(long_tokens);
+    std::vector<serve::GenerationRequest> longs;
+    for (int i = 0; i < 16; ++i) longs.push_back(Greedy(prompts[i % 4], long_tokens));
+    Collector c;
+    bool ok = c.SubmitAll(**small, longs).ok() && c.Wait(600);
+    int bad = 0;
+    for (int i = 0; ok && i < 16; ++i) bad += c.outcomes[i].ids[0] != want_long[i % 4];
+    const int64_t pre = (*small)->preemptions();
+    (*small)->Shutdown(true);
+    Report("preempted with draft speculation == alone", ok && bad == 0 && pre > 0,
+           std::to_string(pre) + " preemptions, " + std::to_string(bad) + " of 16 differ");
+    Report("every block free after preemptions with the draft",
+           (*small)->model().blocks().NumBlocksInUse() == 0 && (*small)->model().blocks().CheckInvariants().ok(), "");
+  }
+}
+
+int Main(const std::string& path, int threads, const std::string& draft_path) {
   // Prompts of different lengths (ids from the vocabulary's middle).
   std::vector<std::vector<int64_t>> prompts;
   for (int p = 0; p < 4; ++p) {
@@ -275,6 +512,10 @@ int Main(const std::string& path, int threads) {
            std::to_string(pre) + " preemptions, " + std::to_string(bad) + " of 16 differ");
     Report("every block free after preemptions", (*small)->model().blocks().NumBlocksInUse() == 0, "");
   }
+  if (!draft_path.empty()) {
+    CheckDraft(draft_path, threads, prompts, max_tokens);
+    CheckDraftDistribution(draft_path, threads, prompts[0]);
+  }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
@@ -283,8 +524,8 @@ int Main(const std::string& path, int threads) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: check_batching ARTIFACT.kiln [threads]\n");
+    std::fprintf(stderr, "usage: check_batching ARTIFACT.kiln [THREADS] [DRAFT_ARTIFACT.kiln]\n");
     return 2;
   }
-  return Main(argv[1], argc > 2 ? std::atoi(argv[2]) : 2);
+  return Main(argv[1], argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? argv[3] : "");
 }

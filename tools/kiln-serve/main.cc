@@ -115,11 +115,17 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     model.vocab_size = paged->vocab_size();
     kiln::serve::BatchingBackendOptions backend_options;
     backend_options.max_num_seqs = flags.max_num_seqs;
-    // Speculation under batching: prompt lookup (a compiled-in draft is used
-    // by kiln-generate only, so far).
+    // Speculation under batching, as the artifact was compiled unless told:
+    // prompt lookup, or its draft_forward (--draft or layer-skip:N).
     std::string mode = flags.speculative;
-    if (mode == "auto") mode = paged->artifact().metadata("llm.speculative").value_or("") == "ngram" ? "ngram" : "off";
-    if (mode == "ngram") backend_options.num_speculative_tokens = flags.num_speculative_tokens;
+    if (mode == "auto") {
+      std::string_view compiled = paged->artifact().metadata("llm.speculative").value_or("");
+      mode = compiled == "ngram" ? "ngram" : paged->has_draft() ? "draft" : "off";
+    }
+    if (mode != "off") {
+      backend_options.num_speculative_tokens = flags.num_speculative_tokens;
+      backend_options.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
+    }
     backend_options.max_queue = flags.max_queue;
     KILN_ASSIGN_OR_RETURN(model.backend, kiln::serve::BatchingBackend::Create(std::move(paged), backend_options));
     return model;
@@ -253,10 +259,11 @@ int main(int argc, char** argv) {
     app.add_option("--kv-cache-memory", flags.kv_cache_memory_mb, "KV cache size in MiB (0 = every sequence's full context, at most 256 MiB, at least one context)")
         ->capture_default_str();
     app.add_option("--speculative", flags.speculative,
-                   "speculative decoding in the batch: ngram (prompt lookup), off, or auto (ngram when the "
-                   "artifact was compiled with --speculative=ngram)")
+                   "speculative decoding in the batch: ngram (prompt lookup), draft (the artifact's "
+                   "draft_forward), off, or auto (as the artifact was compiled: --speculative=ngram, "
+                   "--draft or --speculative=layer-skip:N)")
         ->capture_default_str()
-        ->check(CLI::IsMember({"auto", "off", "ngram"}));
+        ->check(CLI::IsMember({"auto", "off", "ngram", "draft"}));
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per sequence and step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
