@@ -2,7 +2,7 @@
 """Speculative decoding on llama-wide: each mode against no speculation, batch 1, one run.
 
     /usr/bin/python3 bench/spec_bench.py [--threads 2] [--max-tokens 128] [--skip-layers 1]
-        [--k 4] [--skip-k 2] [--write docs/speculative.md]
+        [--k 4] [--skip-k 2] [--concurrency 8] [--write docs/speculative.md]
 
 Builds llama-wide with ../shared/fixtures/widen.py into the cache dir on first
 use (about a minute), compiles it three ways (plain; --draft llama-draft;
@@ -12,13 +12,23 @@ reports decode tok/s, the ratio to no speculation, the acceptance rate
 (accepted / drafted ids) and tokens per target pass, and checks that every
 mode's ids equal the plain run's. Targets (issue 10, batch 1 on this CPU):
 draft model >= 1.6x, layer skip >= 1.15x, prompt lookup >= 1.0x.
+
+Then the same modes in kiln-serve (--speculative MODE): --concurrency
+requests at once (the four prompts, round robin; greedy, ignore_eos,
+--max-tokens ids), after one warm-up request; generated ids / wall time,
+acceptance and ids per target pass from /metrics (each pass of a sequence
+emits 1 + its kept proposals, so passes = generated - kept), and whether
+every completion's text equals the run without speculation.
 """
 import argparse
 import datetime
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPTS = ["Linux is", "A computer is", "The best way to", "Love is"]
@@ -45,6 +55,7 @@ def main():
     p.add_argument("--k", type=int, default=4, help="ids proposed per step (n-gram, draft model)")
     p.add_argument("--skip-layers", type=int, default=1, help="layers the layer-skip draft keeps")
     p.add_argument("--skip-k", type=int, default=2, help="ids proposed per step by the layer-skip draft")
+    p.add_argument("--concurrency", type=int, default=8, help="requests at once in kiln-serve (0: skip)")
     p.add_argument("--write", help="write the report into this markdown file (between markers)")
     args = p.parse_args()
 
@@ -112,6 +123,19 @@ def main():
         L.append(f"| {r['label']} | {r['k'] or '-'} | {r['tok_s']:.1f} | {rel:.2f}x | {acc} | {r['per_pass']:.2f} | "
                  f"{tgt} | {'yes' if r['ids'] == base['ids'] else 'NO'} |")
     L.append("")
+    served = serve_modes(args, arts, modes) if args.concurrency > 0 else []
+    if served:
+        sbase = served[0]
+        L += [f"In `kiln-serve` (continuous batching), {args.concurrency} requests at once, the same prompts round "
+              f"robin, greedy, {args.max_tokens} ids each, {args.threads} threads, after a warm-up request; "
+              "generated ids per second of wall time:", "",
+              "| mode | k | tok/s | vs none | acceptance | ids per target pass | same text as none |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for r in served:
+            acc = f"{100 * r['accepted'] / r['drafted']:.0f} % ({r['accepted']} / {r['drafted']})" if r["drafted"] else "-"
+            L.append(f"| {r['label']} | {r['k'] or '-'} | {r['tok_s']:.1f} | {r['tok_s'] / sbase['tok_s']:.2f}x | "
+                     f"{acc} | {r['per_pass']:.2f} | {'yes' if r['texts'] == sbase['texts'] else 'NO'} |")
+        L.append("")
     text = "\n".join(L) + "\n"
     print(text)
     if args.write:
@@ -124,7 +148,59 @@ def main():
         else:
             doc = doc.rstrip("\n") + f"\n\n## Benchmark\n\n{begin}\n{text}{end}\n"
         open(args.write, "w").write(doc)
-    return 0 if all(r["ids"] == base["ids"] for r in results) else 1
+    ok = all(r["ids"] == base["ids"] for r in results) and all(r["texts"] == served[0]["texts"] for r in served)
+    return 0 if ok else 1
+
+
+def serve_modes(args, arts, modes):
+    """Each mode in kiln-serve with args.concurrency requests at once."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from serve_bench import Server  # noqa: E402 (a sibling script)
+
+    def complete(port, prompt, out, i):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        body = json.dumps({"model": "m", "prompt": prompt, "max_tokens": args.max_tokens, "temperature": 0,
+                           "ignore_eos": True})
+        c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = json.loads(r.read())
+        c.close()
+        if r.status != 200:
+            raise RuntimeError(f"kiln-serve answered {r.status}: {data}")
+        out[i] = (data["choices"][0]["text"], data["usage"]["completion_tokens"])
+
+    results = []
+    for label, art, mode, k, extra in modes:
+        if "adaptive" in label:
+            continue  # kiln-serve has no adaptive k
+        server = Server(args.bin_dir, arts[art], args.threads,
+                        ["--model-name", "m", "--speculative", mode, "--num-speculative-tokens", str(k)])
+        try:
+            warm = [None]
+            complete(server.port, PROMPTS[0], warm, 0)
+            before = server.metrics()
+            out = [None] * args.concurrency
+            threads = [threading.Thread(target=complete, args=(server.port, PROMPTS[i % len(PROMPTS)], out, i))
+                       for i in range(args.concurrency)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            after = server.metrics()
+        finally:
+            server.stop()
+        delta = {n: after.get(n, 0) - before.get(n, 0) for n in
+                 ("kiln_generation_tokens_total", "kiln_spec_decode_draft_tokens_total",
+                  "kiln_spec_decode_accepted_tokens_total")}
+        generated = sum(n for _, n in out)
+        accepted = int(delta["kiln_spec_decode_accepted_tokens_total"])
+        results.append({"label": label, "k": k if mode != "off" else 0, "tok_s": generated / wall,
+                        "drafted": int(delta["kiln_spec_decode_draft_tokens_total"]), "accepted": accepted,
+                        "per_pass": generated / max(generated - accepted, 1), "texts": [t for t, _ in out]})
+        log(f"kiln-serve, {label}: {results[-1]['tok_s']:.1f} tok/s")
+    return results
 
 
 if __name__ == "__main__":
