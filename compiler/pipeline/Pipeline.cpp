@@ -212,11 +212,12 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "--quantize=kv8 needs the paged KV cache (not --kv-cache=concat)";
     return 1;
   }
-  // --quant-method / --calibration: rtn by default, gptq when a
-  // calibration text is given.
+  // --quant-method / --calibration: rtn by default; with a calibration
+  // text, gptq (smoothquant for w8a8).
   std::optional<QuantMethod> method;
   if (!options.quantMethod.empty() && !(method = parseQuantMethod(options.quantMethod))) {
-    error = "unknown --quant-method '" + options.quantMethod + "' (known: rtn, awq, gptq)";
+    error = "unknown --quant-method '" + options.quantMethod +
+            "' (known: rtn, awq, gptq, smoothquant)";
     return 1;
   }
   // Wanda pruning reads the same calibration run (its channel norms).
@@ -234,19 +235,24 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "--prune-method=wanda needs --calibration FILE.txt (text to run the f32 model on)";
     return 1;
   }
+  if (method == QuantMethod::SmoothQuant && !quant->activationBits) {
+    error = "--quant-method=smoothquant smooths int8 activations: it needs --quantize=w8a8";
+    return 1;
+  }
   if (method && *method != QuantMethod::Rtn && options.calibration.empty()) {
     error = "--quant-method=" + options.quantMethod +
             " needs --calibration FILE.txt (text to run the f32 model on)";
     return 1;
   }
   if (method == QuantMethod::Rtn && !options.calibration.empty() && !wanda) {
-    error = "--quant-method=rtn does not use --calibration (use awq or gptq)";
+    error = "--quant-method=rtn does not use --calibration (use awq, gptq or smoothquant)";
     return 1;
   }
   // With --prune the quantizer only sees what pruning left (2:4+w8 quantizes
   // the kept values itself): rtn unless asked.
   if (!method)
     method = options.calibration.empty() || !options.prune.empty() ? QuantMethod::Rtn
+             : quant->activationBits                               ? QuantMethod::SmoothQuant
                                                                      : QuantMethod::Gptq;
   // --prune=2:4 (docs/compression.md, "Pruning"): semi-structured 2:4 of
   // the linear layers, magnitude or wanda; with --quantize=w8 the kept

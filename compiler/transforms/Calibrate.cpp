@@ -41,8 +41,11 @@ void ActivationStats::accumulate(const float *x, int64_t rows) {
   qmath::gemmTN(rows, channels, channels, 1.0f, x, channels, x, channels, xtx.data(), channels,
                 /*upper=*/true);
   for (int64_t t = 0; t < rows; ++t)
-    for (int64_t k = 0; k < channels; ++k)
-      sumAbs[k] += std::fabs(x[t * channels + k]);
+    for (int64_t k = 0; k < channels; ++k) {
+      const float a = std::fabs(x[t * channels + k]);
+      sumAbs[k] += a;
+      maxAbs[k] = std::max(maxAbs[k], a);
+    }
   tokens += rows;
 }
 

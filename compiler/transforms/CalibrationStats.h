@@ -2,8 +2,8 @@
 //
 // Statistics of the input x (rows = tokens, K channels) that one or more
 // linear weights W [K, N] read, gathered over calibration text: the
-// products sum x^T x (K x K, for GPTQ's Hessian and AWQ's output error) and
-// sum |x_k| (AWQ's channel salience). Wanda-style pruning reads the channel
+// products sum x^T x (K x K, for GPTQ's Hessian and AWQ's output error),
+// sum |x_k| (AWQ's channel salience) and max |x_k| (SmoothQuant's scales). Wanda-style pruning reads the channel
 // norms ||x_k||_2 = sqrt(xtx[k, k]). No MLIR in here: the calibration runner
 // fills these, the quantizer (and any other compression pass) reads them.
 //
@@ -27,9 +27,12 @@ struct ActivationStats {
   std::vector<float> xtx;
   /// sum over rows of |x_k|, [K].
   std::vector<double> sumAbs;
+  /// max over rows of |x_k|, [K] (SmoothQuant's migration scales).
+  std::vector<float> maxAbs;
 
   explicit ActivationStats(int64_t channels = 0)
-      : channels(channels), xtx(channels * channels, 0.0f), sumAbs(channels, 0.0) {}
+      : channels(channels), xtx(channels * channels, 0.0f), sumAbs(channels, 0.0),
+        maxAbs(channels, 0.0f) {}
 
   /// Adds `rows` rows of x ([rows, K] row major).
   void accumulate(const float *x, int64_t rows);

@@ -106,6 +106,8 @@ std::optional<QuantMethod> parseQuantMethod(StringRef name) {
     return QuantMethod::Awq;
   if (name == "gptq")
     return QuantMethod::Gptq;
+  if (name == "smoothquant")
+    return QuantMethod::SmoothQuant;
   return std::nullopt;
 }
 
@@ -117,6 +119,8 @@ StringRef quantMethodName(QuantMethod method) {
     return "awq";
   case QuantMethod::Gptq:
     return "gptq";
+  case QuantMethod::SmoothQuant:
+    return "smoothquant";
   }
   return "rtn";
 }
@@ -479,7 +483,31 @@ AwqScales searchScales(ArrayRef<ArrayRef<float>> weights, ArrayRef<int64_t> widt
   return best;
 }
 
-/// How AWQ transforms one weight operand: W' = diag(rows) W diag(cols).
+/// SmoothQuant's migration scales for weights that all read x (Xiao et al.
+/// 2023): s_k = max|x_k|^a / max|W_k,:|^(1-a), the weight maximum over every
+/// reader's row k, so that x / s and diag(s) W share channel k's range.
+/// Channels that never fire, or weights rows of zeros, keep s = 1.
+AwqScales smoothScales(ArrayRef<ArrayRef<float>> weights, ArrayRef<int64_t> widths,
+                       const ActivationStats &st, double alpha) {
+  const int64_t K = st.channels;
+  std::vector<float> wmax(K, 0.0f);
+  for (size_t m = 0; m < weights.size(); ++m)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < widths[m]; ++n)
+        wmax[k] = std::max(wmax[k], std::fabs(weights[m][k * widths[m] + n]));
+  AwqScales out;
+  out.alpha = alpha;
+  out.s.assign(K, 1.0f);
+  for (int64_t k = 0; k < K; ++k)
+    if (st.maxAbs[k] > 0.0f && wmax[k] > 0.0f)
+      out.s[k] = (float)std::clamp(std::pow(double(st.maxAbs[k]), alpha) /
+                                       std::pow(double(wmax[k]), 1.0 - alpha),
+                                   1e-4, 1e4);
+  return out;
+}
+
+/// How AWQ or SmoothQuant transforms one weight operand:
+/// W' = diag(rows) W diag(cols).
 struct Scaling {
   std::vector<float> rows, cols;
   std::string method;
@@ -501,7 +529,8 @@ public:
     vocab = vocabularySize(fn);
     for (const EmbeddingTables &e : embeddingTables(fn))
       report.push_back({"embed", e.what, "f32 (kept: embeddings stay f32)", e.bytes, e.bytes});
-    if (opts.method == QuantMethod::Awq && failed(planAwq()))
+    if ((opts.method == QuantMethod::Awq || opts.method == QuantMethod::SmoothQuant) &&
+        failed(planScaling()))
       return failure();
     for (const LinearWeight &w : linearWeights(fn))
       if (failed(quantizeOperand(w.op, w.operand, w.layer, w.what)))
@@ -530,9 +559,10 @@ private:
     return attr && opts.stats ? opts.stats->lookup(attr) : nullptr;
   }
 
-  /// AWQ: chooses the scales of every group of weights whose input can
-  /// absorb them, and folds 1/s into what produces that input.
-  LogicalResult planAwq() {
+  /// AWQ or SmoothQuant: chooses the scales of every group of weights whose
+  /// input can absorb them, and folds 1/s into what produces that input.
+  LogicalResult planScaling() {
+    const bool smooth = opts.method == QuantMethod::SmoothQuant;
     using Use = std::pair<Operation *, unsigned>;
     auto weightData = [&](Use u, SmallVectorImpl<float> &storage) {
       return match::floatData(match::constant(u.first->getOperand(u.second)), storage);
@@ -551,14 +581,15 @@ private:
         widths.push_back(t.getDimSize(1));
       }
       int64_t K = st.channels;
-      out = searchScales(data, widths, st, scheme.bits, scheme.group ? scheme.group : K,
-                         opts.awqGrid);
+      out = smooth ? smoothScales(data, widths, st, opts.smoothAlpha)
+                   : searchScales(data, widths, st, scheme.bits, scheme.group ? scheme.group : K,
+                                  opts.awqGrid);
       return success();
     };
-    auto note = [](double alpha) {
+    auto note = [&](double alpha) {
       std::string s;
       llvm::raw_string_ostream os(s);
-      os << llvm::format("awq(a=%.2f)", alpha);
+      os << llvm::format(smooth ? "smoothquant(a=%.2f)" : "awq(a=%.2f)", alpha);
       return s;
     };
     Block &body = fn.getBody().front();
@@ -653,7 +684,7 @@ private:
       for (size_t n = 0; n < found->s.size(); ++n)
         up.cols[n] = 1.0f / found->s[n];
       if (up.method.empty())
-        up.method = "awq(clip)";
+        up.method = smooth ? note(found->alpha) : "awq(clip)";
     }
     return success();
   }
@@ -718,6 +749,11 @@ private:
                     std::string &method) {
     if (opts.method == QuantMethod::Rtn || !st) {
       method = calibrated ? "rtn (no calibration data)" : "";
+      return quantizeRtn(data, K, N, scheme.bits, group, qz);
+    }
+    if (opts.method == QuantMethod::SmoothQuant) {
+      // The scales are folded in already; the integers are round to nearest.
+      method = scale && !scale->method.empty() ? scale->method : "rtn (no smoothing: input not foldable)";
       return quantizeRtn(data, K, N, scheme.bits, group, qz);
     }
     if (opts.method == QuantMethod::Awq) {

@@ -47,6 +47,11 @@ enum class QuantMethod {
   /// GPTQ: rows of K quantized in order, each one's rounding error spread
   /// over the rows not yet quantized through the inverse Hessian of X^T X.
   Gptq,
+  /// SmoothQuant (w8a8 only): per input channel scales
+  /// s = max|x|^a / max|W|^(1-a) (a = smoothAlpha) move the activations'
+  /// outlier channels into the weights, folded like AWQ's; then round to
+  /// nearest.
+  SmoothQuant,
 };
 std::optional<QuantMethod> parseQuantMethod(llvm::StringRef name);
 llvm::StringRef quantMethodName(QuantMethod method);
@@ -66,6 +71,9 @@ struct QuantizeOptions {
   bool actOrder = true;
   /// AWQ: exponents a in [0, 1) tried for s = mean|x|^a.
   int awqGrid = 20;
+  /// SmoothQuant: the migration strength a (0: nothing moves into the
+  /// weights; 1: the activations' whole range does).
+  double smoothAlpha = 0.5;
 };
 
 /// What one quantized (or deliberately kept) weight was.

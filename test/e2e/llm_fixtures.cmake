@@ -32,6 +32,12 @@ if(NOT KILN_RUNTIME_ONLY AND IS_DIRECTORY ${KILN_LLM_FIXTURES_DIR})
         COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_pruned.py
                 --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --bin-dir ${CMAKE_BINARY_DIR}/bin)
       set_tests_properties(e2e-prune-${fixture} PROPERTIES TIMEOUT 900 LABELS "e2e")
+      # w8a8 with SmoothQuant, on the fixture and on a copy with activation
+      # outliers and the same function (check_smoothquant.py).
+      add_test(NAME e2e-smoothquant-${fixture}
+        COMMAND ${KILN_E2E_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_smoothquant.py
+                --fixture ${KILN_LLM_FIXTURES_DIR}/${fixture} --bin-dir ${CMAKE_BINARY_DIR}/bin)
+      set_tests_properties(e2e-smoothquant-${fixture} PROPERTIES TIMEOUT 900 LABELS "e2e")
     endif()
   endforeach()
 endif()

@@ -96,14 +96,15 @@ static cl::opt<bool> quantizeHead(
 static cl::opt<std::string> quantMethod(
     "quant-method",
     cl::desc("how --quantize chooses the integers: 'rtn' (round to nearest; the default "
-             "without --calibration), 'awq' (activation-aware scales and clipping) or 'gptq' "
-             "(error compensation; the default with --calibration)"),
+             "without --calibration), 'awq' (activation-aware scales and clipping), 'gptq' "
+             "(error compensation; the default with --calibration) or, for w8a8, 'smoothquant' "
+             "(activation outliers moved into the weights; w8a8's default with --calibration)"),
     cl::value_desc("METHOD"), cl::cat(category));
 
 static cl::opt<std::string> calibration(
     "calibration",
     cl::desc("plain text the f32 model runs on (tokenized with the model's tokenizer) to "
-             "calibrate --quant-method=awq|gptq"),
+             "calibrate --quant-method=awq|gptq|smoothquant"),
     cl::value_desc("FILE.txt"), cl::cat(category));
 
 static cl::opt<int64_t> calibrationTokens(
