@@ -367,7 +367,11 @@ void BatchingBackend::Step() {
   std::vector<llm::KvBlockCopy> copies;
 
   // 1. Running sequences: a decode token, or the next chunk of a prompt.
-  const bool draft = options_.num_speculative_tokens > 0 && options_.proposer == llm::Proposer::kDraft;
+  int64_t decoding = 0;
+  for (Sequence* s : running_) decoding += static_cast<int64_t>(s->tokens.size()) - s->computed == 1;
+  const bool speculate = options_.num_speculative_tokens > 0 &&
+                         (options_.speculative_max_batch <= 0 || decoding <= options_.speculative_max_batch);
+  const bool draft = speculate && options_.proposer == llm::Proposer::kDraft;
   if (draft) ProposeWithDraft(budget);
   std::vector<Sequence*> snapshot(running_.begin(), running_.end());
   for (Sequence* s : snapshot) {
@@ -385,7 +389,7 @@ void BatchingBackend::Step() {
       token_store.push_back(std::move(run));
       next = token_store.back();
       chunk = static_cast<int64_t>(next.size());
-    } else if (!draft && options_.num_speculative_tokens > 0 && remaining == 1) {
+    } else if (!draft && speculate && remaining == 1) {
       const GenerationRequest& p = s->req->params;
       const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
                                               model_->max_context() - static_cast<int64_t>(s->tokens.size()),

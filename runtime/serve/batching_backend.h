@@ -55,6 +55,11 @@ struct BatchingBackendOptions {
   /// Where proposals come from: prompt lookup, or the artifact's
   /// draft_forward (which it must have).
   llm::Proposer proposer = llm::Proposer::kNgram;
+  /// Speculate only in steps with at most this many decoding sequences (0:
+  /// always). A batch already reads each weight once for all its rows;
+  /// verifying k + 1 rows per sequence then costs compute the batch does
+  /// not have to spare (vLLM's speculative_disable_by_batch_size).
+  int64_t speculative_max_batch = 0;
 };
 
 class BatchingBackend final : public Backend {

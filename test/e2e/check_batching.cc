@@ -112,7 +112,8 @@ serve::GenerationRequest Greedy(std::vector<int64_t> prompt, int64_t max_tokens)
 StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string& path, int threads,
                                                               int64_t kv_bytes, int64_t max_tokens_per_step = 512,
                                                               int speculative = 0,
-                                                              llm::Proposer proposer = llm::Proposer::kNgram) {
+                                                              llm::Proposer proposer = llm::Proposer::kNgram,
+                                                              int64_t speculative_max_batch = 0) {
   KILN_ASSIGN_OR_RETURN(auto artifact, artifact::Artifact::Open(path));
   llm::PagedModelOptions mo;
   mo.threads = threads;
@@ -122,6 +123,7 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
   bo.max_batched_tokens = max_tokens_per_step;
   bo.num_speculative_tokens = speculative;
   bo.proposer = proposer;
+  bo.speculative_max_batch = speculative_max_batch;
   return serve::BatchingBackend::Create(std::move(model), bo);
 }
 
@@ -422,6 +424,18 @@ int Main(const std::string& path, int threads, const std::string& draft_path) {
                                        st.spec_decode_accepted_tokens_total <= st.spec_decode_draft_tokens_total,
            std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
                std::to_string(st.spec_decode_draft_tokens_total) + " proposed ids kept");
+    // Speculation only in steps with at most 8 decoding sequences: the 64
+    // still decode the same, and fewer ids are proposed.
+    StatusOr<std::unique_ptr<serve::BatchingBackend>> capped =
+        MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kNgram, 8);
+    if (!capped.ok()) return Report("open capped speculative backend", false, capped.status().message()), 1;
+    check_many("batched 64, speculation only at <= 8 decoding, == alone", **capped);
+    serve::BackendStats cs = (*capped)->Stats();
+    Report("speculation capped by batch size proposes less",
+           cs.spec_decode_draft_tokens_total < st.spec_decode_draft_tokens_total,
+           std::to_string(cs.spec_decode_draft_tokens_total) + " vs " +
+               std::to_string(st.spec_decode_draft_tokens_total) + " proposed ids");
+    (*capped)->Shutdown(/*drain=*/true);
     (*spec)->Shutdown(/*drain=*/true);
     Report("every block free after speculation", (*spec)->model().blocks().NumBlocksInUse() == 0 &&
                                                      (*spec)->model().blocks().CheckInvariants().ok(), "");

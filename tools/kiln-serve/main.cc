@@ -61,6 +61,7 @@ struct Flags {
   bool profile = false;
   std::string speculative = "auto";
   int num_speculative_tokens = 4;
+  int64_t speculative_max_batch = 4;
 };
 
 /// Seconds the server waits for its connections to close after a signal.
@@ -124,6 +125,7 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     }
     if (mode != "off") {
       backend_options.num_speculative_tokens = flags.num_speculative_tokens;
+      backend_options.speculative_max_batch = flags.speculative_max_batch;
       backend_options.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
     }
     backend_options.max_queue = flags.max_queue;
@@ -264,6 +266,11 @@ int main(int argc, char** argv) {
                    "--draft or --speculative=layer-skip:N)")
         ->capture_default_str()
         ->check(CLI::IsMember({"auto", "off", "ngram", "draft"}));
+    app.add_option("--speculative-max-batch", flags.speculative_max_batch,
+                   "speculate only in steps with at most this many decoding sequences (0: always); larger "
+                   "batches already share each weight read")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per sequence and step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
