@@ -133,6 +133,24 @@ def PrunePass : Pass<"kiln-llm-prune", "mlir::ModuleOp"> {
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::arith::ArithDialect"];
 }
 
+def PruneHeadsPass : Pass<"kiln-llm-prune-heads", "mlir::ModuleOp"> {
+  let summary = "Structured pruning: remove attention heads (whole GQA groups) from every layer";
+  let description = [{
+    Per llm.paged_attention of each function, removes `heads` query heads,
+    as whole GQA groups (a kv head and the query heads reading it): the
+    least important by sum over the group's channels of ||W_v[:, c]||^2 *
+    ||W_o[c, :]||^2 (kiln-compile --calibration uses the o_proj input's
+    mean squares instead of W_v's norms). The q, k, v projections lose the
+    groups' columns (and bias entries), o_proj its rows, and the layer's
+    K/V pool arguments the kv heads. `heads` must be a multiple of the
+    group size and less than the layer's heads.
+  }];
+  let options = [
+    Option<"heads", "heads", "int64_t", "0", "query heads removed per layer">,
+  ];
+  let dependentDialects = ["kiln::llm::LlmDialect", "mlir::arith::ArithDialect"];
+}
+
 def LowerLlmPass : Pass<"kiln-lower-llm", "mlir::ModuleOp"> {
   let summary = "Lower llm ops to CPU microkernel calls, packing weights";
   let dependentDialects = ["kiln::llm::LlmDialect", "mlir::tensor::TensorDialect",

@@ -10,6 +10,7 @@
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/Prune.h"
+#include "compiler/transforms/PruneHeads.h"
 #include "compiler/transforms/Quantize.h"
 #include "compiler/transforms/RaiseLlm.h"
 #include "dialects/llm/IR/LlmDialect.h"
@@ -226,9 +227,10 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "--quant-method needs a weight scheme (--quantize=w8, w4g32, ...)";
     return 1;
   }
-  if (!options.calibration.empty() && !quant && !wanda) {
-    error = "--calibration needs a weight scheme (--quantize=w8, w4g32, ...) or "
-            "--prune=2:4 --prune-method=wanda";
+  const bool headsPrune = llvm::StringRef(options.prune).starts_with("heads:");
+  if (!options.calibration.empty() && !quant && !wanda && !headsPrune) {
+    error = "--calibration needs a weight scheme (--quantize=w8, w4g32, ...), "
+            "--prune=2:4 --prune-method=wanda or --prune=heads:N";
     return 1;
   }
   if (wanda && options.calibration.empty()) {
@@ -244,7 +246,7 @@ int compile(const CompileOptions &options, std::string &error) {
             " needs --calibration FILE.txt (text to run the f32 model on)";
     return 1;
   }
-  if (method == QuantMethod::Rtn && !options.calibration.empty() && !wanda) {
+  if (method == QuantMethod::Rtn && !options.calibration.empty() && !wanda && !headsPrune) {
     error = "--quant-method=rtn does not use --calibration (use awq, gptq or smoothquant)";
     return 1;
   }
@@ -258,14 +260,30 @@ int compile(const CompileOptions &options, std::string &error) {
   // the linear layers, magnitude or wanda; with --quantize=w8 the kept
   // values are int8 (2:4+w8).
   std::optional<PruneOptions> prune;
-  if (!options.prune.empty()) {
-    if (llvm::StringRef(options.prune).starts_with("heads:")) {
-      error = "--prune=" + options.prune + " (structured head pruning) is not implemented yet "
-              "(implemented: 2:4)";
+  // --prune=heads:N: structured, N query heads (whole GQA groups) per layer.
+  int64_t pruneHeads = 0;
+  if (llvm::StringRef heads = options.prune; heads.consume_front("heads:")) {
+    if (heads.getAsInteger(10, pruneHeads) || pruneHeads <= 0) {
+      error = "--prune=heads:N needs a number of heads > 0, got '" + options.prune + "'";
       return 1;
     }
+    if (!options.pruneMethod.empty() || options.pruneHead) {
+      error = std::string(options.pruneHead ? "--prune-head" : "--prune-method") +
+              " applies to --prune=2:4, not to head pruning";
+      return 1;
+    }
+    if (llvm::StringRef(options.speculative).starts_with("layer-skip")) {
+      error = "--prune=heads:N does not combine with --speculative=layer-skip (the draft shares the "
+              "target's weights)";
+      return 1;
+    }
+    if (!options.pagedKv) {
+      error = "--prune=heads:N needs the paged KV cache (not --kv-cache=concat)";
+      return 1;
+    }
+  } else if (!options.prune.empty()) {
     if (options.prune != "2:4") {
-      error = "unknown --prune '" + options.prune + "' (known: 2:4)";
+      error = "unknown --prune '" + options.prune + "' (known: 2:4, heads:N)";
       return 1;
     }
     prune.emplace();
@@ -285,7 +303,7 @@ int compile(const CompileOptions &options, std::string &error) {
       }
       prune->valueBits = 8;
     }
-  } else if (!options.pruneMethod.empty() || options.pruneHead) {
+  } else if (options.prune.empty() && (!options.pruneMethod.empty() || options.pruneHead)) {
     error = std::string(options.pruneHead ? "--prune-head" : "--prune-method") +
             " needs --prune=2:4";
     return 1;
@@ -481,7 +499,7 @@ int compile(const CompileOptions &options, std::string &error) {
   }
   // One calibration run on the f32 model serves Wanda and AWQ / GPTQ.
   CalibrationStats stats;
-  if (wanda || (quant && *method != QuantMethod::Rtn)) {
+  if (wanda || (quant && *method != QuantMethod::Rtn) || (pruneHeads && !options.calibration.empty())) {
     CalibrationOptions calibration;
     calibration.text = options.calibration;
     calibration.maxTokens = options.calibrationTokens;
@@ -490,6 +508,33 @@ int compile(const CompileOptions &options, std::string &error) {
     if (!collectCalibrationStats(*module, calibration, metadata, stats, summary, error))
       return 1;
     progress.step(summary);
+  }
+  if (pruneHeads) {
+    PruneHeadsOptions headOptions;
+    headOptions.heads = pruneHeads;
+    if (!options.calibration.empty())
+      headOptions.channelEnergy = [&stats](Attribute weight) {
+        std::vector<double> energy;
+        if (const ActivationStats *a = stats.lookup(weight))
+          for (int64_t k = 0; k < a->channels; ++k)
+            energy.push_back(a->meanSquare(k));
+        return energy;
+      };
+    // The target only: a --draft model keeps its own heads.
+    auto forward = module->lookupSymbol<func::FuncOp>("forward");
+    if (!forward) {
+      error = "--prune=heads:N needs an LLM with a KV cache (this model has none)";
+      return 1;
+    }
+    std::vector<PrunedHeads> report;
+    if (failed(pruneAttentionHeads(forward, headOptions, report, error)))
+      return 1;
+    progress.step("pruned " + std::to_string(pruneHeads) + " attention heads in each of " +
+                  std::to_string(report.size()) + " layers of @forward" +
+                  (report.empty() || !report[0].calibrated ? " (by weights)" : " (calibrated)"));
+    if (options.report)
+      llvm::outs() << formatPrunedHeads("forward", report);
+    metadata["llm.prune"] = options.prune;
   }
   if (prune) {
     if (wanda)

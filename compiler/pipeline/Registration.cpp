@@ -34,6 +34,7 @@ void registerKilnPasses() {
     mlir::registerPass([] { return createQuantizePass(); });
     mlir::registerPass(createCalibratePass);
     mlir::registerPass([] { return createPrunePass(); });
+    mlir::registerPass([] { return createPruneHeadsPass(); });
     mlir::registerPass(createLowerLlmPass);
     if (onnx::createRefineShapesPass())
       mlir::registerPass(onnx::createRefineShapesPass);

@@ -5,8 +5,10 @@
 #include "compiler/transforms/LayerSkip.h"
 #include "compiler/transforms/PagedKv.h"
 #include "compiler/transforms/Prune.h"
+#include "compiler/transforms/PruneHeads.h"
 #include "compiler/transforms/Quantize.h"
 #include "compiler/transforms/RaiseLlm.h"
+#include "dialects/llm/IR/LlmDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
@@ -20,6 +22,7 @@ namespace kiln {
 #define GEN_PASS_DEF_LAYERSKIPDRAFTPASS
 #define GEN_PASS_DEF_QUANTIZEPASS
 #define GEN_PASS_DEF_PRUNEPASS
+#define GEN_PASS_DEF_PRUNEHEADSPASS
 #define GEN_PASS_DEF_CALIBRATEPASS
 #include "compiler/Passes.h.inc"
 
@@ -113,6 +116,26 @@ struct PrunePass : impl::PrunePassBase<PrunePass> {
       std::vector<PrunedWeight> report;
       if (failed(pruneWeights(fn, o, report, &cache)))
         return signalPassFailure();
+    }
+  }
+};
+
+struct PruneHeadsPass : impl::PruneHeadsPassBase<PruneHeadsPass> {
+  using PruneHeadsPassBase::PruneHeadsPassBase;
+  void runOnOperation() override {
+    PruneHeadsOptions o;
+    o.heads = heads;
+    for (auto fn : entries(getOperation())) {
+      bool paged = false;
+      fn.walk([&](kiln::llm::PagedAttentionOp) { paged = true; });
+      if (!paged)
+        continue; // nothing to prune here (an embedding model, a helper)
+      std::vector<PrunedHeads> report;
+      std::string error;
+      if (failed(pruneAttentionHeads(fn, o, report, error))) {
+        fn.emitError(error);
+        return signalPassFailure();
+      }
     }
   }
 };
