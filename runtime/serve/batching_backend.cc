@@ -24,6 +24,7 @@ struct BatchingBackend::Sequence {
   std::vector<std::vector<float>> draft_probs;  // the draft's rows, when it sampled them
   std::vector<int64_t> spec_slots;  // slots the draft rounds appended (positions computed..)
   int64_t draft_computed = 0;    // tokens whose draft K/V are in the draft pools
+  int64_t k = 0;                 // ids it proposes per step (adaptive, else the option)
   bool allocated = false;        // holds blocks
   bool running = false;
   bool done = false;
@@ -203,6 +204,11 @@ void BatchingBackend::Speculate(Sequence& s, std::span<const float> rows) {
   }
   spec_drafted_ += k;
   spec_accepted_ += accepted;
+  if (options_.adaptive_speculation) {
+    const int64_t cap = std::min<int64_t>(16, std::max(1, 2 * options_.num_speculative_tokens));
+    if (accepted == k) s.k = std::min(cap, s.k + 1);
+    if (accepted == 0) s.k = std::max<int64_t>(1, s.k - 1);
+  }
   const std::vector<int64_t> proposal = std::move(s.proposal);
   s.proposal.clear();
   for (int i = 0; i < accepted; ++i)
@@ -233,7 +239,7 @@ void BatchingBackend::ProposeWithDraft(int64_t budget) {
     const GenerationRequest& p = s->req->params;
     const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
                                             model_->max_context() - static_cast<int64_t>(s->tokens.size()),
-                                            budget - 1, options_.num_speculative_tokens});
+                                            budget - 1, s->k});
     budget -= 1 + std::max<int64_t>(room, 0);
     if (room > 0) drafting.emplace_back(s, room);
   }
@@ -341,6 +347,7 @@ void BatchingBackend::Step() {
     llm::SamplerParams sp = req->params.sampler;
     seq->sampler = *llm::Sampler::Create(sp);  // checked by Submit
     seq->spec_rng.seed(sp.seed ^ 0x9e3779b97f4a7c15ull);
+    seq->k = options_.num_speculative_tokens;
     waiting_.push_back(seq.get());
     req->seqs.push_back(std::move(seq));
     const uint64_t id = req->id;
@@ -393,7 +400,7 @@ void BatchingBackend::Step() {
       const GenerationRequest& p = s->req->params;
       const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
                                               model_->max_context() - static_cast<int64_t>(s->tokens.size()),
-                                              budget - 1, options_.num_speculative_tokens});
+                                              budget - 1, s->k});
       if (room > 0) s->proposal = llm::ProposeNgram(s->tokens, static_cast<int>(room));
       if (!s->proposal.empty()) {
         std::vector<int64_t> run{s->tokens.back()};
@@ -500,6 +507,7 @@ void BatchingBackend::Step() {
             child->tokens = s->tokens;
             child->computed = s->computed;
             child->draft_computed = s->draft_computed;
+            child->k = s->k;
             llm::SamplerParams sp = req.params.sampler;
             sp.seed += static_cast<uint64_t>(c);
             child->sampler = *llm::Sampler::Create(sp);

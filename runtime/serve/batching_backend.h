@@ -60,6 +60,11 @@ struct BatchingBackendOptions {
   /// verifying k + 1 rows per sequence then costs compute the batch does
   /// not have to spare (vLLM's speculative_disable_by_batch_size).
   int64_t speculative_max_batch = 0;
+  /// Each sequence tunes its own k to its acceptance, as kiln-generate's
+  /// --adaptive-speculation: one more after a step that kept every
+  /// proposal (up to 2x num_speculative_tokens, at most 16), one fewer after
+  /// a step that kept none (at least 1).
+  bool adaptive_speculation = false;
 };
 
 class BatchingBackend final : public Backend {

@@ -18,7 +18,8 @@
 //               kCancelled at once; afterwards every block is free
 // With DRAFT_ARTIFACT (the same model compiled with --draft, so with a
 // draft_forward), speculation by the draft inside the batch:
-//   draft 64    the 64 with draft proposals == alone; counters; blocks free
+//   draft 64    the 64 with draft proposals == alone; counters; blocks free;
+//               again with each sequence adapting its k
 //   sampled     at temperature 1 a seeded request gives the same ids alone
 //               and batched with 15 others (each sequence's draft, RNG and
 //               acceptance are its own)
@@ -113,7 +114,8 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
                                                               int64_t kv_bytes, int64_t max_tokens_per_step = 512,
                                                               int speculative = 0,
                                                               llm::Proposer proposer = llm::Proposer::kNgram,
-                                                              int64_t speculative_max_batch = 0) {
+                                                              int64_t speculative_max_batch = 0,
+                                                              bool adaptive = false) {
   KILN_ASSIGN_OR_RETURN(auto artifact, artifact::Artifact::Open(path));
   llm::PagedModelOptions mo;
   mo.threads = threads;
@@ -124,6 +126,7 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
   bo.num_speculative_tokens = speculative;
   bo.proposer = proposer;
   bo.speculative_max_batch = speculative_max_batch;
+  bo.adaptive_speculation = adaptive;
   return serve::BatchingBackend::Create(std::move(model), bo);
 }
 
@@ -304,6 +307,23 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
                                              st.spec_decode_accepted_tokens_total > 0 &&
                                              st.spec_decode_accepted_tokens_total <= st.spec_decode_draft_tokens_total,
            std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
+               std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept");
+  }
+  {  // adaptive k per sequence: still the same ids
+    StatusOr<std::unique_ptr<serve::BatchingBackend>> adaptive =
+        MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kDraft, 0, true);
+    if (!adaptive.ok()) return Report("open adaptive backend", false, adaptive.status().message());
+    std::vector<serve::GenerationRequest> many;
+    for (int i = 0; i < 64; ++i) many.push_back(Greedy(prompts[i % 4], max_tokens));
+    Collector c;
+    bool ok = c.SubmitAll(**adaptive, many).ok() && c.Wait(600);
+    int bad = 0;
+    for (int i = 0; ok && i < 64; ++i) bad += c.outcomes[i].ids[0] != want[i % 4];
+    serve::BackendStats st = (*adaptive)->Stats();
+    (*adaptive)->Shutdown(/*drain=*/true);
+    Report("batched 64 with adaptive draft speculation == alone", ok && bad == 0 &&
+               (*adaptive)->model().blocks().NumBlocksInUse() == 0,
+           std::to_string(bad) + " of 64 differ, " + std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
                std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept");
   }
   {  // sampled: alone == batched

@@ -62,6 +62,7 @@ struct Flags {
   std::string speculative = "auto";
   int num_speculative_tokens = 4;
   int64_t speculative_max_batch = 4;
+  bool adaptive_speculation = false;
 };
 
 /// Seconds the server waits for its connections to close after a signal.
@@ -126,6 +127,7 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     if (mode != "off") {
       backend_options.num_speculative_tokens = flags.num_speculative_tokens;
       backend_options.speculative_max_batch = flags.speculative_max_batch;
+      backend_options.adaptive_speculation = flags.adaptive_speculation;
       backend_options.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
     }
     backend_options.max_queue = flags.max_queue;
@@ -271,6 +273,8 @@ int main(int argc, char** argv) {
                    "batches already share each weight read")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    app.add_flag("--adaptive-speculation", flags.adaptive_speculation,
+                 "each sequence tunes its ids per step to its acceptance (starting at --num-speculative-tokens)");
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per sequence and step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
