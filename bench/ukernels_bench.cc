@@ -147,8 +147,11 @@ void MatmulArgs(benchmark::internal::Benchmark *b) {
     for (int64_t M : {1, 16, 32, 128, 512})
       for (auto [K, N] : {std::pair<int64_t, int64_t>{256, 768}, {1024, 2816}, {2816, 1024}})
         b->Args({M, K, N, threads, 1});
-  // M = 1 with weights far larger than L3 (8 x 11 MiB cycled): memory bound.
-  for (int threads : {1, 2}) b->Args({1, 1024, 2816, threads, 8});
+  // Small M with weights far larger than L3 (8 x 11 MiB cycled): memory
+  // bound, as decode (M = 1), speculative verification (M = k + 1) and
+  // small batches are; each should cost about what M = 1 costs.
+  for (int threads : {1, 2})
+    for (int64_t M : {1, 2, 3, 4, 5, 8}) b->Args({M, 1024, 2816, threads, 8});
 }
 BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime();
 

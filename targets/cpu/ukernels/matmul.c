@@ -6,9 +6,11 @@
  * (__builtin_prefetch: a hint on every target, never a call), which keeps
  * them near memory bandwidth when the weights come from DRAM while the FMAs
  * run (the M == 1 GEMV gets there with the hardware prefetcher alone):
- * - M <= 8 (decode): each panel is streamed once over the whole K with all
- *   rows' accumulators in registers. M == 1 is a GEMV at memory bandwidth,
- *   four panels at a time.
+ * - M <= 8 (decode, speculative verification): pairs of panels (or a GLU
+ *   panel's gate and up) are streamed over the whole K with the
+ *   accumulators of up to 3 rows in registers, the next rows reading the
+ *   pair from L2. M == 1 is a GEMV at memory bandwidth, four panels at a
+ *   time.
  * Every path sums each output element over k in order (one FMA chain), so
  * a row's result is bitwise the same whatever M is: batch invariance, which
  * continuous batching needs for a request to decode the same alone or with
@@ -56,28 +58,37 @@
 
 /*===-- Small M: stream each panel over the whole K -----------------------===*/
 
-/* R (1..6, a constant after inlining) rows of A, unpacked, times one panel
- * over the whole K. */
-UK_INLINE void uk_rows_panel(const float *A, int64_t lda, int R, const float *bp, int64_t K,
-                             kiln_v16f *acc) {
-  for (int i = 0; i < R; ++i) acc[i] = 0;
+/* R rows of A (unpacked) times S weight streams over the whole K, R and S
+ * constants after inlining: acc[i * S + s] is row i times stream s. Several
+ * streams at once keep several DRAM streams in flight per core, which one
+ * panel at a time does not (about half the bandwidth: bench/ukernels_bench,
+ * M = 2..8 "copies:8"). Each accumulator is one FMA chain over k in order,
+ * as in every other path. */
+UK_INLINE void uk_rows_streams(const float *A, int64_t lda, int R, int S, const float *const *bp, int64_t K,
+                               kiln_v16f *acc) {
+  for (int i = 0; i < R * S; ++i) acc[i] = 0;
   for (int64_t k = 0; k < K; ++k) {
-    __builtin_prefetch(bp + k * UK_W + UK_STREAM_PF, 0, 3);
-    kiln_v16f b = uk_load(bp + k * UK_W);
-    for (int i = 0; i < R; ++i) acc[i] += A[i * lda + k] * b;
+    for (int s = 0; s < S; ++s) __builtin_prefetch(bp[s] + k * UK_W + UK_STREAM_PF, 0, 3);
+    for (int s = 0; s < S; ++s) {
+      kiln_v16f b = uk_load(bp[s] + k * UK_W);
+      for (int i = 0; i < R; ++i) acc[i * S + s] += A[i * lda + k] * b;
+    }
   }
 }
 
-UK_INLINE void uk_rows_panel_any(const float *A, int64_t lda, int R, const float *bp, int64_t K,
-                                 kiln_v16f *acc) {
-  switch (R) {
-    case 1: uk_rows_panel(A, lda, 1, bp, K, acc); break;
-    case 2: uk_rows_panel(A, lda, 2, bp, K, acc); break;
-    case 3: uk_rows_panel(A, lda, 3, bp, K, acc); break;
-    case 4: uk_rows_panel(A, lda, 4, bp, K, acc); break;
-    case 5: uk_rows_panel(A, lda, 5, bp, K, acc); break;
-    default: uk_rows_panel(A, lda, 6, bp, K, acc); break;
-  }
+/* uk_rows_streams for R in 1..3 and S in 1..2: at most 12 vector
+ * accumulators (24 ymm halves would spill on AVX2's 16 registers). */
+UK_INLINE void uk_rows_streams_any(const float *A, int64_t lda, int R, int S, const float *const *bp, int64_t K,
+                                   kiln_v16f *acc) {
+#define UK_STREAMS_CASE(r, s) \
+  if (R == r && S == s) return uk_rows_streams(A, lda, r, s, bp, K, acc);
+  UK_STREAMS_CASE(1, 1)
+  UK_STREAMS_CASE(1, 2)
+  UK_STREAMS_CASE(2, 1)
+  UK_STREAMS_CASE(2, 2)
+  UK_STREAMS_CASE(3, 1)
+  UK_STREAMS_CASE(3, 2)
+#undef UK_STREAMS_CASE
 }
 
 /* M == 1 (decode): a GEMV. Every output element is summed over k in order,
@@ -129,26 +140,33 @@ static void uk_matmul_small(const float *A, int64_t M, int64_t K, const float *B
                             int64_t N, const float *bias, const float *residual, int32_t act,
                             float *C, int64_t p_begin, int64_t p_end) {
   if (M == 1) p_begin = uk_gemv(A, K, Bp, Bu, N, bias, residual, act, C, p_begin, p_end);
-  for (int64_t p = p_begin; p < p_end; ++p) {
-    int64_t n0 = p * UK_W, nv = uk_min64(UK_W, N - n0);
-    const float *bp = Bp + p * K * UK_W;
-    /* Rows in blocks of about equal height (8 = 4 + 4, not 6 + 2): a block
-     * of few rows does little work per weight load. */
-    const int64_t rb = uk_ceil_div(M, uk_ceil_div(M, UK_MR));
+  /* Rows in blocks of about equal height, at most 3 (8 = 3 + 3 + 2), each
+   * running over two weight streams at once: two panels, or a GLU panel's
+   * gate and up. The first row block brings a pair of panels (2 x 64 KiB at
+   * K = 1024) into L2, the next ones read them from there. */
+  const int64_t rb = uk_ceil_div(M, uk_ceil_div(M, 3));
+  const int64_t ps = K * UK_W; /* floats per packed panel */
+  for (int64_t p = p_begin; p < p_end;) {
+    const int pair = !Bu && p + 2 <= p_end;
+    const float *streams[2] = {Bp + p * ps, Bu ? Bu + p * ps : Bp + (p + 1) * ps};
+    const int S = (Bu || pair) ? 2 : 1;
     for (int64_t r0 = 0; r0 < M; r0 += rb) {
-      int R = (int)uk_min64(rb, M - r0);
-      const float *a = A + r0 * K;
-      kiln_v16f acc[UK_MR];
-      uk_rows_panel_any(a, K, R, bp, K, acc);
-      if (Bu) {
-        kiln_v16f up[UK_MR];
-        uk_rows_panel_any(a, K, R, Bu + p * K * UK_W, K, up);
-        for (int i = 0; i < R; ++i) uk_store_glu(acc[i], up[i], r0 + i, n0, nv, N, act, C);
-      } else {
-        for (int i = 0; i < R; ++i)
-          uk_store_out(acc[i], r0 + i, n0, nv, N, bias, residual, act, C);
+      const int R = (int)uk_min64(rb, M - r0);
+      kiln_v16f acc[6];
+      uk_rows_streams_any(A + r0 * K, K, R, S, streams, K, acc);
+      for (int i = 0; i < R; ++i) {
+        if (Bu) {
+          int64_t n0 = p * UK_W;
+          uk_store_glu(acc[i * 2], acc[i * 2 + 1], r0 + i, n0, uk_min64(UK_W, N - n0), N, act, C);
+        } else {
+          for (int s = 0; s < S; ++s) {
+            int64_t n0 = (p + s) * UK_W;
+            uk_store_out(acc[i * S + s], r0 + i, n0, uk_min64(UK_W, N - n0), N, bias, residual, act, C);
+          }
+        }
       }
     }
+    p += pair ? 2 : 1;
   }
 }
 
