@@ -1,6 +1,6 @@
 //===- check_batching.cc - Continuous batching on a real compiled LLM -------===//
 //
-//   check_batching ARTIFACT.kiln [THREADS] [DRAFT_ARTIFACT.kiln]
+//   check_batching ARTIFACT.kiln [THREADS] [DRAFT_ARTIFACT.kiln...]
 //
 // Holds the BatchingBackend (runtime/serve) to the single-sequence Engine on
 // a paged artifact (compiled by the ctest wrapper from a shared fixture):
@@ -16,15 +16,17 @@
 //   prefix      a repeated prompt hits the prefix cache
 //   cancel      cancelling half of 16 running requests ends them with
 //               kCancelled at once; afterwards every block is free
-// With DRAFT_ARTIFACT (the same model compiled with --draft, so with a
-// draft_forward), speculation by the draft inside the batch:
+// With DRAFT_ARTIFACTs (the same model compiled with --draft or
+// --speculative=layer-skip:N, so with a draft_forward), speculation by the
+// draft inside the batch, for each:
 //   draft 64    the 64 with draft proposals == alone; counters; blocks free;
 //               again with each sequence adapting its k
 //   sampled     at temperature 1 a seeded request gives the same ids alone
 //               and batched with 15 others (each sequence's draft, RNG and
 //               acceptance are its own)
-//   preempted   a KV cache of one context with the draft: identical outputs
-//   chi-square  at temperature 1, the 2nd and 3rd ids (the first ones the
+//   preempted   (the first) a KV cache of one context with the draft:
+//               identical outputs
+//   chi-square  (the first draft artifact) at temperature 1, the 2nd and 3rd ids (the first ones the
 //               draft proposes and the target verifies, k = 3) follow the
 //               target's distribution given the ids before them, through
 //               the Engine and through the backend (Pearson over the id's
@@ -53,8 +55,10 @@ using namespace kiln;
 namespace {
 
 int passed = 0, failed = 0;
+std::string report_prefix;  // which draft artifact the checks are about
 void Report(const std::string& name, bool ok, const std::string& detail) {
-  std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+  std::printf("%s %s%s%s%s\n", ok ? "PASS" : "FAIL", report_prefix.c_str(), name.c_str(), detail.empty() ? "" : ": ",
+              detail.c_str());
   std::fflush(stdout);
   (ok ? passed : failed) += 1;
 }
@@ -272,7 +276,7 @@ void CheckDraftDistribution(const std::string& path, int threads, const std::vec
 
 /// Speculation by the artifact's draft_forward inside the batch.
 void CheckDraft(const std::string& path, int threads, const std::vector<std::vector<int64_t>>& prompts,
-                int64_t max_tokens) {
+                int64_t max_tokens, bool preemption) {
   llm::EngineOptions eo;
   eo.threads = threads;
   StatusOr<std::unique_ptr<llm::Engine>> engine = llm::Engine::Open(path, eo);
@@ -349,7 +353,7 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
   Report("every block free after draft speculation",
          (*b)->model().blocks().NumBlocksInUse() == 0 && (*b)->model().blocks().CheckInvariants().ok(), "");
 
-  {  // preemption with the draft: room for one context plus a little
+  if (preemption) {  // preemption with the draft: room for one context plus a little
     const int64_t context = (*b)->model().max_context();
     const int64_t bytes = (context + 64) * (*b)->model().bytes_per_token();
     StatusOr<std::unique_ptr<serve::BatchingBackend>> small =
@@ -372,7 +376,7 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
   }
 }
 
-int Main(const std::string& path, int threads, const std::string& draft_path) {
+int Main(const std::string& path, int threads, const std::vector<std::string>& draft_paths) {
   // Prompts of different lengths (ids from the vocabulary's middle).
   std::vector<std::vector<int64_t>> prompts;
   for (int p = 0; p < 4; ++p) {
@@ -546,10 +550,14 @@ int Main(const std::string& path, int threads, const std::string& draft_path) {
            std::to_string(pre) + " preemptions, " + std::to_string(bad) + " of 16 differ");
     Report("every block free after preemptions", (*small)->model().blocks().NumBlocksInUse() == 0, "");
   }
-  if (!draft_path.empty()) {
-    CheckDraft(draft_path, threads, prompts, max_tokens);
-    CheckDraftDistribution(draft_path, threads, prompts[0]);
+  for (size_t i = 0; i < draft_paths.size(); ++i) {
+    const std::string& draft = draft_paths[i];
+    report_prefix = "[" + draft.substr(draft.find_last_of('/') + 1) + "] ";
+    // Preemption and the distribution once (they take most of the time).
+    CheckDraft(draft, threads, prompts, max_tokens, /*preemption=*/i == 0);
+    if (i == 0) CheckDraftDistribution(draft, threads, prompts[0]);
   }
+  report_prefix.clear();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
@@ -558,8 +566,8 @@ int Main(const std::string& path, int threads, const std::string& draft_path) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: check_batching ARTIFACT.kiln [THREADS] [DRAFT_ARTIFACT.kiln]\n");
+    std::fprintf(stderr, "usage: check_batching ARTIFACT.kiln [THREADS] [DRAFT_ARTIFACT.kiln...]\n");
     return 2;
   }
-  return Main(argv[1], argc > 2 ? std::atoi(argv[2]) : 2, argc > 3 ? argv[3] : "");
+  return Main(argv[1], argc > 2 ? std::atoi(argv[2]) : 2, std::vector<std::string>(argv + std::min(argc, 3), argv + argc));
 }
