@@ -486,7 +486,7 @@ AwqScales searchScales(ArrayRef<ArrayRef<float>> weights, ArrayRef<int64_t> widt
 /// SmoothQuant's migration scales for weights that all read x (Xiao et al.
 /// 2023): s_k = max|x_k|^a / max|W_k,:|^(1-a), the weight maximum over every
 /// reader's row k, so that x / s and diag(s) W share channel k's range.
-/// Channels that never fire, or weights rows of zeros, keep s = 1.
+/// Channels that never fire, or weight rows of zeros, keep s = 1.
 AwqScales smoothScales(ArrayRef<ArrayRef<float>> weights, ArrayRef<int64_t> widths,
                        const ActivationStats &st, double alpha) {
   const int64_t K = st.channels;
