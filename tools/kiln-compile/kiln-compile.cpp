@@ -74,9 +74,10 @@ static cl::opt<std::string> quantize(
 
 static cl::opt<std::string> prune(
     "prune",
-    cl::desc("prune an LLM's linear layers: '2:4' (in each group of 4 weights along K keep 2; "
-             "stored and run as the kept half; docs/compression.md)"),
-    cl::value_desc("2:4"), cl::cat(category));
+    cl::desc("prune an LLM: '2:4' (in each group of 4 weights along K of the linear layers keep "
+             "2; stored and run as the kept half) or 'heads:N' (remove N attention heads, whole "
+             "GQA groups, from every layer, with their K/V cache; docs/compression.md)"),
+    cl::value_desc("2:4|heads:N"), cl::cat(category));
 
 static cl::opt<std::string> pruneMethod(
     "prune-method",
