@@ -140,6 +140,50 @@ std::string Diff(const std::vector<int64_t>& got, const std::vector<int64_t>& wa
   return got.size() == want.size() ? "" : "lengths " + std::to_string(got.size()) + " vs " + std::to_string(want.size());
 }
 
+/// The single-sequence Engine's greedy ids (ignore_eos) for each prompt.
+StatusOr<std::vector<std::vector<int64_t>>> EngineGreedy(llm::Engine& engine,
+                                                        const std::vector<std::vector<int64_t>>& prompts,
+                                                        int64_t tokens) {
+  std::vector<std::vector<int64_t>> ids;
+  for (const auto& p : prompts) {
+    llm::GenerateParams gp;
+    gp.max_tokens = tokens;
+    gp.ignore_eos = true;
+    KILN_ASSIGN_OR_RETURN(llm::GenerateResult r, engine.Generate(p, gp));
+    ids.push_back(std::move(r.ids));
+  }
+  return ids;
+}
+
+/// What `count` greedy requests submitted at once gave against `want`.
+struct GreedyRun {
+  bool ok = false;    // submitted and finished in time
+  int bad = 0;        // requests whose ids differ from their prompt's `want`
+  std::string why;    // the first difference, or what went wrong
+  double seconds = 0;
+};
+
+/// Submits `count` greedy requests of `tokens` ids (request i on prompt
+/// i % prompts.size()) at once and compares each with want[i % size].
+GreedyRun RunGreedy(serve::Backend& backend, const std::vector<std::vector<int64_t>>& prompts, int count,
+                    int64_t tokens, const std::vector<std::vector<int64_t>>& want, int wait_seconds) {
+  std::vector<serve::GenerationRequest> reqs;
+  for (int i = 0; i < count; ++i) reqs.push_back(Greedy(prompts[i % prompts.size()], tokens));
+  GreedyRun run;
+  Collector c;
+  auto t0 = std::chrono::steady_clock::now();
+  StatusOr<std::vector<uint64_t>> ids = c.SubmitAll(backend, reqs);
+  if (!ids.ok()) return run.why = std::string(ids.status().message()), run;
+  if (!c.Wait(wait_seconds)) return run.why = "timed out", run;
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.ok = true;
+  for (int i = 0; i < count; ++i) {
+    std::string d = Diff(c.outcomes[i].ids[0], want[i % want.size()]);
+    if (!d.empty() && run.bad++ == 0) run.why = "request " + std::to_string(i) + ": " + d;
+  }
+  return run;
+}
+
 /// Goodness of fit of sampled ids to the target's distributions: each id
 /// falls in the cell of its rank in the target's row for the context before
 /// it (ranks 0..kCells-2, then the rest), whose probability under the target
@@ -281,32 +325,17 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
   eo.threads = threads;
   StatusOr<std::unique_ptr<llm::Engine>> engine = llm::Engine::Open(path, eo);
   if (!engine.ok()) return Report("open draft artifact", false, engine.status().message());
-  auto reference = [&](int64_t tokens) {
-    std::vector<std::vector<int64_t>> want;
-    for (auto& p : prompts) {
-      llm::GenerateParams gp;
-      gp.max_tokens = tokens;
-      gp.ignore_eos = true;
-      StatusOr<llm::GenerateResult> r = (*engine)->Generate(p, gp);
-      want.push_back(r.ok() ? r->ids : std::vector<int64_t>());
-    }
-    return want;
-  };
-  const std::vector<std::vector<int64_t>> want = reference(max_tokens);
+  StatusOr<std::vector<std::vector<int64_t>>> want = EngineGreedy(**engine, prompts, max_tokens);
+  if (!want.ok()) return Report("engine generate with the draft artifact", false, want.status().message());
 
   StatusOr<std::unique_ptr<serve::BatchingBackend>> b =
       MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kDraft);
   if (!b.ok()) return Report("open backend with the draft", false, b.status().message());
   {
-    std::vector<serve::GenerationRequest> many;
-    for (int i = 0; i < 64; ++i) many.push_back(Greedy(prompts[i % 4], max_tokens));
-    Collector c;
-    bool ok = c.SubmitAll(**b, many).ok() && c.Wait(600);
-    int bad = 0;
-    for (int i = 0; ok && i < 64; ++i) bad += c.outcomes[i].ids[0] != want[i % 4];
+    GreedyRun run = RunGreedy(**b, prompts, 64, max_tokens, *want, 600);
     serve::BackendStats st = (*b)->Stats();
-    Report("batched 64 with draft speculation == alone", ok && bad == 0,
-           std::to_string(bad) + " of 64 differ, " + std::to_string((*b)->steps()) + " steps");
+    Report("batched 64 with draft speculation == alone", run.ok && run.bad == 0,
+           std::to_string(run.bad) + " of 64 differ, " + std::to_string((*b)->steps()) + " steps " + run.why);
     Report("draft speculation counters", st.spec_decode_draft_tokens_total > 0 &&
                                              st.spec_decode_accepted_tokens_total > 0 &&
                                              st.spec_decode_accepted_tokens_total <= st.spec_decode_draft_tokens_total,
@@ -317,18 +346,13 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
     StatusOr<std::unique_ptr<serve::BatchingBackend>> adaptive =
         MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kDraft, 0, true);
     if (!adaptive.ok()) return Report("open adaptive backend", false, adaptive.status().message());
-    std::vector<serve::GenerationRequest> many;
-    for (int i = 0; i < 64; ++i) many.push_back(Greedy(prompts[i % 4], max_tokens));
-    Collector c;
-    bool ok = c.SubmitAll(**adaptive, many).ok() && c.Wait(600);
-    int bad = 0;
-    for (int i = 0; ok && i < 64; ++i) bad += c.outcomes[i].ids[0] != want[i % 4];
+    GreedyRun run = RunGreedy(**adaptive, prompts, 64, max_tokens, *want, 600);
     serve::BackendStats st = (*adaptive)->Stats();
     (*adaptive)->Shutdown(/*drain=*/true);
-    Report("batched 64 with adaptive draft speculation == alone", ok && bad == 0 &&
+    Report("batched 64 with adaptive draft speculation == alone", run.ok && run.bad == 0 &&
                (*adaptive)->model().blocks().NumBlocksInUse() == 0,
-           std::to_string(bad) + " of 64 differ, " + std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
-               std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept");
+           std::to_string(run.bad) + " of 64 differ, " + std::to_string(st.spec_decode_accepted_tokens_total) +
+               " of " + std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept " + run.why);
   }
   {  // sampled: alone == batched
     serve::GenerationRequest t = Greedy(prompts[2], 32);
@@ -360,17 +384,13 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
         MakeBackend(path, threads, bytes, 512, 4, llm::Proposer::kDraft);
     if (!small.ok()) return Report("open small backend with the draft", false, small.status().message());
     const int64_t long_tokens = 200;
-    const std::vector<std::vector<int64_t>> want_long = reference(long_tokens);
-    std::vector<serve::GenerationRequest> longs;
-    for (int i = 0; i < 16; ++i) longs.push_back(Greedy(prompts[i % 4], long_tokens));
-    Collector c;
-    bool ok = c.SubmitAll(**small, longs).ok() && c.Wait(600);
-    int bad = 0;
-    for (int i = 0; ok && i < 16; ++i) bad += c.outcomes[i].ids[0] != want_long[i % 4];
+    StatusOr<std::vector<std::vector<int64_t>>> want_long = EngineGreedy(**engine, prompts, long_tokens);
+    if (!want_long.ok()) return Report("engine generate, long", false, want_long.status().message());
+    GreedyRun run = RunGreedy(**small, prompts, 16, long_tokens, *want_long, 600);
     const int64_t pre = (*small)->preemptions();
     (*small)->Shutdown(true);
-    Report("preempted with draft speculation == alone", ok && bad == 0 && pre > 0,
-           std::to_string(pre) + " preemptions, " + std::to_string(bad) + " of 16 differ");
+    Report("preempted with draft speculation == alone", run.ok && run.bad == 0 && pre > 0,
+           std::to_string(pre) + " preemptions, " + std::to_string(run.bad) + " of 16 differ " + run.why);
     Report("every block free after preemptions with the draft",
            (*small)->model().blocks().NumBlocksInUse() == 0 && (*small)->model().blocks().CheckInvariants().ok(), "");
   }
@@ -391,15 +411,9 @@ int Main(const std::string& path, int threads, const std::vector<std::string>& d
   eo.threads = threads;
   StatusOr<std::unique_ptr<llm::Engine>> engine = llm::Engine::Open(path, eo);
   if (!engine.ok()) return Report("open engine", false, engine.status().message()), 1;
-  std::vector<std::vector<int64_t>> want;
-  for (auto& p : prompts) {
-    llm::GenerateParams gp;
-    gp.max_tokens = max_tokens;
-    gp.ignore_eos = true;
-    StatusOr<llm::GenerateResult> r = (*engine)->Generate(p, gp);
-    if (!r.ok()) return Report("engine generate", false, r.status().message()), 1;
-    want.push_back(r->ids);
-  }
+  StatusOr<std::vector<std::vector<int64_t>>> reference = EngineGreedy(**engine, prompts, max_tokens);
+  if (!reference.ok()) return Report("engine generate", false, reference.status().message()), 1;
+  const std::vector<std::vector<int64_t>>& want = *reference;
 
   StatusOr<std::unique_ptr<serve::BatchingBackend>> backend = MakeBackend(path, threads, 0);
   if (!backend.ok()) return Report("open backend", false, backend.status().message()), 1;
@@ -416,26 +430,14 @@ int Main(const std::string& path, int threads, const std::vector<std::string>& d
     Report("alone == engine greedy", ok, why);
   }
 
-  std::vector<serve::GenerationRequest> many;
-  for (int i = 0; i < 64; ++i) many.push_back(Greedy(prompts[i % 4], max_tokens));
   auto check_many = [&](const std::string& name, serve::BatchingBackend& b) {
-    Collector c;
-    auto t0 = std::chrono::steady_clock::now();
-    StatusOr<std::vector<uint64_t>> ids = c.SubmitAll(b, many);
-    if (!ids.ok()) return Report(name, false, ids.status().message());
-    if (!c.Wait()) return Report(name, false, "timed out");
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    int bad = 0;
-    std::string why;
-    for (int i = 0; i < 64; ++i) {
-      std::string d = Diff(c.outcomes[i].ids[0], want[i % 4]);
-      if (!d.empty() && bad++ == 0) why = "request " + std::to_string(i) + ": " + d;
-    }
-    Report(name, bad == 0,
-           bad ? std::to_string(bad) + " of 64 differ, " + why
-               : "64 x " + std::to_string(max_tokens) + " ids identical, " + std::to_string(b.steps()) +
-                     " steps, " + std::to_string(b.preemptions()) + " preemptions, " +
-                     std::to_string(static_cast<int>(64 * max_tokens / secs)) + " tok/s");
+    GreedyRun run = RunGreedy(b, prompts, 64, max_tokens, want, 300);
+    if (!run.ok) return Report(name, false, run.why);
+    Report(name, run.bad == 0,
+           run.bad ? std::to_string(run.bad) + " of 64 differ, " + run.why
+                   : "64 x " + std::to_string(max_tokens) + " ids identical, " + std::to_string(b.steps()) +
+                         " steps, " + std::to_string(b.preemptions()) + " preemptions, " +
+                         std::to_string(static_cast<int>(64 * max_tokens / run.seconds)) + " tok/s");
   };
   check_many("batched 64 == alone", **backend);
 
@@ -531,23 +533,13 @@ int Main(const std::string& path, int threads, const std::vector<std::string>& d
     if (!small.ok()) return Report("open small backend", false, small.status().message()), 1;
     // Long outputs so that the 64 sequences outgrow the pools.
     const int64_t long_tokens = 200;
-    std::vector<serve::GenerationRequest> longs;
-    for (int i = 0; i < 16; ++i) longs.push_back(Greedy(prompts[i % 4], long_tokens));
-    std::vector<std::vector<int64_t>> want_long;
-    for (auto& p : prompts) {
-      llm::GenerateParams gp;
-      gp.max_tokens = long_tokens;
-      gp.ignore_eos = true;
-      want_long.push_back((*engine)->Generate(p, gp)->ids);
-    }
-    Collector c;
-    bool ok = c.SubmitAll(**small, longs).ok() && c.Wait(600);
-    int bad = 0;
-    for (int i = 0; ok && i < 16; ++i) bad += c.outcomes[i].ids[0] != want_long[i % 4];
+    StatusOr<std::vector<std::vector<int64_t>>> want_long = EngineGreedy(**engine, prompts, long_tokens);
+    if (!want_long.ok()) return Report("engine generate, long", false, want_long.status().message()), 1;
+    GreedyRun run = RunGreedy(**small, prompts, 16, long_tokens, *want_long, 600);
     const int64_t pre = (*small)->preemptions();
     (*small)->Shutdown(true);
-    Report("preempted (KV cache of one context) == alone", ok && bad == 0 && pre > 0,
-           std::to_string(pre) + " preemptions, " + std::to_string(bad) + " of 16 differ");
+    Report("preempted (KV cache of one context) == alone", run.ok && run.bad == 0 && pre > 0,
+           std::to_string(pre) + " preemptions, " + std::to_string(run.bad) + " of 16 differ " + run.why);
     Report("every block free after preemptions", (*small)->model().blocks().NumBlocksInUse() == 0, "");
   }
   for (size_t i = 0; i < draft_paths.size(); ++i) {
