@@ -69,14 +69,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<artifact::Artif
     KILN_ASSIGN_OR_RETURN(engine->draft_signature_, LlmSignature::FromForward(*draft));
     // The draft's own heads and head size (a separate draft model may
     // differ from the target), the target's blocks.
-    const LlmSignature& ds = engine->draft_signature_;
     const std::vector<int64_t>& target = engine->pools_.front().shape;
-    const std::vector<int64_t> shape = {target[0], target[1], ds.kv_heads, ds.head_dim};
-    KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(ds.kv_dtype, shape));
-    for (int i = 0; i < 2 * ds.num_layers; ++i) {
-      KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, engine->device_->Allocate(static_cast<uint64_t>(bytes)));
-      engine->draft_pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, ds.kv_dtype, shape});
-    }
+    KILN_ASSIGN_OR_RETURN(engine->draft_pools_,
+                          AllocateKvPools(*engine->device_, engine->draft_signature_, target[0], target[1]));
   }
   engine->Reset();
   return engine;
@@ -96,12 +91,7 @@ Status Engine::CreatePools(const EngineOptions& options) {
   block_options.block_size = block_size;
   block_options.enable_prefix_caching = false;  // one sequence; scoring needs every row computed
   KILN_ASSIGN_OR_RETURN(blocks_, KvBlockManager::Create(block_options));
-  const std::vector<int64_t> shape = {block_options.num_blocks, block_size, signature_.kv_heads, signature_.head_dim};
-  KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(signature_.kv_dtype, shape));
-  for (int i = 0; i < 2 * signature_.num_layers; ++i) {
-    KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, device_->Allocate(static_cast<uint64_t>(bytes)));
-    pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, signature_.kv_dtype, shape});
-  }
+  KILN_ASSIGN_OR_RETURN(pools_, AllocateKvPools(*device_, signature_, block_options.num_blocks, block_size));
   return OkStatus();
 }
 

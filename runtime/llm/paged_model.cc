@@ -64,6 +64,18 @@ StatusOr<exec::DeviceTensor> RunForwardFunction(exec::Executor& executor, std::s
   return std::move(outputs[0]);
 }
 
+StatusOr<std::vector<exec::DeviceTensor>> AllocateKvPools(hal::Device& device, const LlmSignature& signature,
+                                                          int64_t num_blocks, int64_t block_size) {
+  const std::vector<int64_t> shape = {num_blocks, block_size, signature.kv_heads, signature.head_dim};
+  KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(signature.kv_dtype, shape));
+  std::vector<exec::DeviceTensor> pools;
+  for (int i = 0; i < 2 * signature.num_layers; ++i) {
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, device.Allocate(static_cast<uint64_t>(bytes)));
+    pools.push_back(exec::DeviceTensor{std::move(buffer), 0, signature.kv_dtype, shape});
+  }
+  return pools;
+}
+
 StatusOr<std::unique_ptr<PagedModel>> PagedModel::Open(std::unique_ptr<artifact::Artifact> artifact,
                                                        const PagedModelOptions& options) {
   std::unique_ptr<PagedModel> m(new PagedModel());
@@ -120,21 +132,10 @@ StatusOr<std::unique_ptr<PagedModel>> PagedModel::Open(std::unique_ptr<artifact:
   exec::ExecutorOptions executor_options;
   executor_options.profile = options.profile;
   KILN_ASSIGN_OR_RETURN(m->executor_, exec::Executor::Create(*m->artifact_, *m->device_, executor_options));
-  const std::vector<int64_t> shape = {num_blocks, options.block_size, m->signature_.kv_heads, m->signature_.head_dim};
-  KILN_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(m->signature_.kv_dtype, shape));
-  for (int i = 0; i < 2 * m->signature_.num_layers; ++i) {
-    KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer, m->device_->Allocate(static_cast<uint64_t>(bytes)));
-    m->pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, m->signature_.kv_dtype, shape});
-  }
+  KILN_ASSIGN_OR_RETURN(m->pools_, AllocateKvPools(*m->device_, m->signature_, num_blocks, options.block_size));
   if (draft) {
-    const LlmSignature& ds = m->draft_signature_;
-    const std::vector<int64_t> draft_shape = {num_blocks, options.block_size, ds.kv_heads, ds.head_dim};
-    KILN_ASSIGN_OR_RETURN(int64_t draft_bytes, CheckedByteSize(ds.kv_dtype, draft_shape));
-    for (int i = 0; i < 2 * ds.num_layers; ++i) {
-      KILN_ASSIGN_OR_RETURN(std::shared_ptr<hal::Buffer> buffer,
-                            m->device_->Allocate(static_cast<uint64_t>(draft_bytes)));
-      m->draft_pools_.push_back(exec::DeviceTensor{std::move(buffer), 0, ds.kv_dtype, draft_shape});
-    }
+    KILN_ASSIGN_OR_RETURN(m->draft_pools_,
+                          AllocateKvPools(*m->device_, m->draft_signature_, num_blocks, options.block_size));
   }
   return m;
 }

@@ -69,6 +69,12 @@ StatusOr<exec::DeviceTensor> RunForwardFunction(exec::Executor& executor, std::s
                                                 const ForwardArgs& args, std::span<const exec::DeviceTensor> pools,
                                                 int num_layers, int64_t vocab);
 
+/// The K/V pools of `signature`'s layers ([2 * layer + (value ? 1 : 0)]),
+/// each [num_blocks, block_size, kv_heads, head_dim] of its KV dtype, on
+/// `device`. Shared by the Engine and PagedModel, target and draft alike.
+StatusOr<std::vector<exec::DeviceTensor>> AllocateKvPools(hal::Device& device, const LlmSignature& signature,
+                                                          int64_t num_blocks, int64_t block_size);
+
 class PagedModel {
  public:
   /// Opens the artifact (which must have the paged `forward`) and sizes the
