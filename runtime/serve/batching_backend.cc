@@ -216,6 +216,12 @@ void BatchingBackend::Speculate(Sequence& s, std::span<const float> rows) {
   Emit(s, next);
 }
 
+int64_t BatchingBackend::SpeculationRoom(const Sequence& s, int64_t budget) const {
+  const GenerationRequest& p = s.req->params;
+  return std::min<int64_t>({p.max_tokens - s.generated - 1,
+                            model_->max_context() - static_cast<int64_t>(s.tokens.size()), budget - 1, s.k});
+}
+
 void BatchingBackend::ProposeWithDraft(int64_t budget) {
   llm::KvBlockManager& blocks = model_->blocks();
   // Who speculates, and how far: as Step's first phase will spend the budget.
@@ -236,10 +242,7 @@ void BatchingBackend::ProposeWithDraft(int64_t budget) {
       budget -= std::min(remaining, budget);
       continue;
     }
-    const GenerationRequest& p = s->req->params;
-    const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
-                                            model_->max_context() - static_cast<int64_t>(s->tokens.size()),
-                                            budget - 1, s->k});
+    const int64_t room = SpeculationRoom(*s, budget);
     budget -= 1 + std::max<int64_t>(room, 0);
     if (room > 0) drafting.emplace_back(s, room);
   }
@@ -389,26 +392,18 @@ void BatchingBackend::Step() {
     // Speculation (decodes only): the last id plus the proposed ids (the
     // draft's, or those that followed the context's last n-gram before),
     // verified in this one forward.
-    if (!draft) s->proposal.clear();
-    if (draft && !s->proposal.empty()) {
+    // (ProposeWithDraft filled the draft's proposals already.)
+    if (!draft) {
+      s->proposal.clear();
+      const int64_t room = speculate && remaining == 1 ? SpeculationRoom(*s, budget) : 0;
+      if (room > 0) s->proposal = llm::ProposeNgram(s->tokens, static_cast<int>(room));
+    }
+    if (!s->proposal.empty()) {
       std::vector<int64_t> run{s->tokens.back()};
       run.insert(run.end(), s->proposal.begin(), s->proposal.end());
       token_store.push_back(std::move(run));
       next = token_store.back();
       chunk = static_cast<int64_t>(next.size());
-    } else if (!draft && speculate && remaining == 1) {
-      const GenerationRequest& p = s->req->params;
-      const int64_t room = std::min<int64_t>({p.max_tokens - s->generated - 1,
-                                              model_->max_context() - static_cast<int64_t>(s->tokens.size()),
-                                              budget - 1, s->k});
-      if (room > 0) s->proposal = llm::ProposeNgram(s->tokens, static_cast<int>(room));
-      if (!s->proposal.empty()) {
-        std::vector<int64_t> run{s->tokens.back()};
-        run.insert(run.end(), s->proposal.begin(), s->proposal.end());
-        token_store.push_back(std::move(run));
-        next = token_store.back();
-        chunk = static_cast<int64_t>(next.size());
-      }
     }
     // The draft rounds appended the slots of all but the last id already.
     const size_t have = s->spec_slots.size();

@@ -97,6 +97,10 @@ class BatchingBackend final : public Backend {
   /// Keeps the verified proposals of `seq` (rows: its k + 1 logits rows),
   /// rolls the rest of its cache back and emits what it kept plus the next id.
   void Speculate(Sequence& seq, std::span<const float> rows);
+  /// Most ids decoding sequence `s` may propose this step: its k, within
+  /// max_tokens (the id after the kept ones must still be emitted), the
+  /// context, and `budget` (its verification entry has 1 + k ids).
+  int64_t SpeculationRoom(const Sequence& s, int64_t budget) const;
   /// Draft proposals for the decoding sequences of this step that have room
   /// in `budget` (the same order and budget as Step's first phase): up to
   /// num_speculative_tokens batched draft_forward rounds. Each round appends
