@@ -2,13 +2,14 @@
 """Speculative decoding on llama-wide: each mode against no speculation, batch 1, one run.
 
     /usr/bin/python3 bench/spec_bench.py [--threads 2] [--max-tokens 128] [--skip-layers 1]
-        [--k 4] [--skip-k 2] [--concurrency 8] [--write docs/speculative.md]
+        [--k 4] [--skip-k 2] [--rounds 3] [--concurrency 8] [--write docs/speculative.md]
 
 Builds llama-wide with ../shared/fixtures/widen.py into the cache dir on first
 use (about a minute), compiles it three ways (plain; --draft llama-draft;
---speculative=layer-skip:N), then for each mode runs kiln-generate on the four
-fixture prompts (greedy, --ignore-eos, --max-tokens tokens, --warmup 1) and
-reports decode tok/s, the ratio to no speculation, the acceptance rate
+--speculative=layer-skip:N), then runs kiln-generate on the four fixture prompts
+(greedy, --ignore-eos, --max-tokens tokens, --warmup 1) in every mode, back to
+back per prompt, --rounds times, and reports decode tok/s, the median ratio
+to no speculation in the same round, the acceptance rate
 (accepted / drafted ids) and tokens per target pass, and checks that every
 mode's ids equal the plain run's. Targets (issue 10, batch 1 on this CPU):
 draft model >= 1.6x, layer skip >= 1.15x, prompt lookup >= 1.0x.
@@ -25,6 +26,7 @@ import datetime
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -54,7 +56,8 @@ def main():
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--k", type=int, default=4, help="ids proposed per step (n-gram, draft model)")
     p.add_argument("--skip-layers", type=int, default=1, help="layers the layer-skip draft keeps")
-    p.add_argument("--skip-k", type=int, default=2, help="ids proposed per step by the layer-skip draft")
+    p.add_argument("--skip-k", type=int, default=2, help="ids proposed per step by the layer-skip draft that never stops")
+    p.add_argument("--rounds", type=int, default=3, help="batch-1 rounds (the median ratio is reported)")
     p.add_argument("--concurrency", type=int, default=8, help="requests at once in kiln-serve (0: skip)")
     p.add_argument("--write", help="write the report into this markdown file (between markers)")
     args = p.parse_args()
@@ -77,31 +80,46 @@ def main():
         subprocess.run([os.path.join(args.bin_dir, "kiln-compile"), model, "-o", path] + extra, check=True)
         arts[name] = path
 
+    skip = f"layer skip ({args.skip_layers} of 4 layers)"
     modes = [("none", "plain", "off", args.k, []), ("prompt lookup (n-gram)", "plain", "ngram", args.k, []),
              ("draft model (llama-draft)", "draft", "draft", args.k, []),
-             (f"layer skip ({args.skip_layers} of 4 layers)", "skip", "draft", args.skip_k, []),
-             (f"layer skip ({args.skip_layers} of 4 layers), adaptive k", "skip", "draft", args.skip_k,
-              ["--adaptive-speculation"])]
-    results = []
-    for label, art, mode, k, extra in modes:
-        ids, decode_s, generated, drafted, accepted, forwards = [], 0.0, 0, 0, 0, 0
+             (f"{skip}, stops below p 0.5", "skip", "draft", args.k, []),
+             (f"{skip}, adaptive k, stops below p 0.5", "skip", "draft", args.k, ["--adaptive-speculation"]),
+             (f"{skip}, no stop", "skip", "draft", args.skip_k, ["--draft-min-probability", "0"])]
+    # Rounds; in each, every prompt runs in every mode back to back, so a
+    # mode and the baseline see the same machine. A mode's figure is the
+    # median over rounds of its ratio to the baseline of the same round.
+    results = [{"label": label, "k": k if mode != "off" else 0, "ids": [], "drafted": 0, "accepted": 0,
+                "generated": 0, "forwards": 0, "rates": []} for label, _, mode, k, _ in modes]
+    for rnd in range(args.rounds):
+        decode_s = [0.0] * len(modes)
+        generated = [0] * len(modes)
         for prompt in PROMPTS:
-            r = subprocess.run([os.path.join(args.bin_dir, "kiln-generate"), arts[art], "--prompt", prompt,
-                                "--max-tokens", str(args.max_tokens), "--ignore-eos", "--json", "--stats",
-                                "--threads", str(args.threads), "--warmup", "1", "--speculative", mode,
-                                "--num-speculative-tokens", str(k)] + extra, capture_output=True, text=True,
-                               check=True)
-            ids.append(json.loads(r.stdout)["ids"])
-            st = json.loads(r.stderr.strip().splitlines()[-1])
-            decode_s += st["decode_s"]
-            generated += st["generated_tokens"] - 1
-            drafted += st.get("draft_tokens", 0)
-            accepted += st.get("accepted_tokens", 0)
-            forwards += st.get("decode_forwards", st["generated_tokens"] - 1)
-        results.append({"label": label, "k": k if mode != "off" else 0, "tok_s": generated / decode_s,
-                        "drafted": drafted, "accepted": accepted, "per_pass": generated / max(forwards, 1),
-                        "ids": ids})
-        log(f"{label}: {results[-1]['tok_s']:.1f} tok/s")
+            for m, (label, art, mode, k, extra) in enumerate(modes):
+                r = subprocess.run([os.path.join(args.bin_dir, "kiln-generate"), arts[art], "--prompt", prompt,
+                                    "--max-tokens", str(args.max_tokens), "--ignore-eos", "--json", "--stats",
+                                    "--threads", str(args.threads), "--warmup", "1", "--speculative", mode,
+                                    "--num-speculative-tokens", str(k)] + extra, capture_output=True, text=True,
+                                   check=True)
+                st = json.loads(r.stderr.strip().splitlines()[-1])
+                decode_s[m] += st["decode_s"]
+                generated[m] += st["generated_tokens"] - 1
+                if rnd == 0:  # the ids and counts are the same every round
+                    res = results[m]
+                    res["ids"].append(json.loads(r.stdout)["ids"])
+                    res["generated"] += st["generated_tokens"] - 1
+                    res["drafted"] += st.get("draft_tokens", 0)
+                    res["accepted"] += st.get("accepted_tokens", 0)
+                    res["forwards"] += st.get("decode_forwards", st["generated_tokens"] - 1)
+        for m, res in enumerate(results):
+            res["rates"].append(generated[m] / decode_s[m])
+        log(f"round {rnd + 1}: " + ", ".join(f"{res['label']} {res['rates'][-1]:.1f}" for res in results))
+    for res in results:
+        ratios = [rate / none for rate, none in zip(res["rates"], results[0]["rates"])]
+        res["vs_none"] = statistics.median(ratios)
+        res["tok_s"] = statistics.median(res["rates"])
+        res["spread"] = (min(ratios), max(ratios))
+        res["per_pass"] = res["generated"] / max(res["forwards"], 1)
 
     base = results[0]
     targets = {"draft model (llama-draft)": 1.6, "prompt lookup (n-gram)": 1.0}
@@ -112,15 +130,21 @@ def main():
          f"`/usr/bin/python3 bench/spec_bench.py {' '.join(sys.argv[1:])}`  ",
          f"`llama-wide` (52 M parameters, 210 MB f32: decode bound by memory bandwidth), batch 1, "
          f"{args.threads} threads, the fixtures' four prompts, greedy, {args.max_tokens} ids each, after a warm-up "
-         "generation in the same process; one run, the modes one after another.", "",
+         f"generation in the same process. {args.rounds} rounds; in each, every prompt runs in every mode back to "
+         "back. tok/s is the median over rounds; vs none is the median of the rounds' ratios (lowest - highest "
+         "in brackets). \"stops below p 0.5\": the draft stops proposing after an id it gives less than "
+         "probability 0.5 (`--draft-min-probability`, the default for a layer-skip draft).", "",
          "| mode | k | decode tok/s | vs none | acceptance | ids per target pass | target | same ids as none |",
          "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in results:
-        rel = r["tok_s"] / base["tok_s"]
+        rel = r["vs_none"]
         acc = f"{100 * r['accepted'] / r['drafted']:.0f} % ({r['accepted']} / {r['drafted']})" if r["drafted"] else "-"
-        target = targets.get(r["label"], 1.15 if r["label"].startswith("layer skip") else None)
+        target = targets.get(r["label"], 1.15 if r["label"].startswith("layer skip") and "no stop" not in r["label"]
+                             else None)
         tgt = "-" if target is None else f">= {target}x ({'met' if rel >= target else 'missed'})"
-        L.append(f"| {r['label']} | {r['k'] or '-'} | {r['tok_s']:.1f} | {rel:.2f}x | {acc} | {r['per_pass']:.2f} | "
+        spread = f" ({r['spread'][0]:.2f} - {r['spread'][1]:.2f})" if r is not base else ""
+        L.append(f"| {r['label']} | {r['k'] or '-'} | {r['tok_s']:.1f} | {rel:.2f}x{spread} | {acc} | "
+                 f"{r['per_pass']:.2f} | "
                  f"{tgt} | {'yes' if r['ids'] == base['ids'] else 'NO'} |")
     L.append("")
     served = serve_modes(args, arts, modes) if args.concurrency > 0 else []
@@ -173,7 +197,7 @@ def serve_modes(args, arts, modes):
     results = []
     for label, art, mode, k, extra in modes:
         if "adaptive" in label:
-            continue  # kiln-serve has no adaptive k
+            continue  # keeps the run short
         server = Server(args.bin_dir, arts[art], args.threads,
                         ["--model-name", "m", "--speculative", mode, "--num-speculative-tokens", str(k),
                          "--speculative-max-batch", "0"])

@@ -174,7 +174,8 @@ StatusOr<exec::DeviceTensor> Engine::RunPaged(std::span<const int64_t> ids, bool
 }
 
 StatusOr<std::vector<int64_t>> Engine::ProposeWithDraft(std::span<const int64_t> context, int k,
-                                                        const SamplerParams& sampler, std::mt19937_64& rng,
+                                                        float min_probability, const SamplerParams& sampler,
+                                                        std::mt19937_64& rng,
                                                         std::vector<std::vector<float>>* draft_probs) {
   // The draft catches up on what it has not seen (the prompt, the ids the
   // target emitted), then runs one id at a time; it shares the target's
@@ -188,9 +189,13 @@ StatusOr<std::vector<int64_t>> Engine::ProposeWithDraft(std::span<const int64_t>
     pos += static_cast<int64_t>(feed.size());
     draft_cached_ = pos;
     KILN_ASSIGN_OR_RETURN(std::vector<float> row, LastRow(logits));
-    const int64_t next = ProposeFromDraftLogits(row, sampler, rng, *draft_probs);
+    float probability = 1;
+    const int64_t next = ProposeFromDraftLogits(row, sampler, rng, *draft_probs, &probability);
     if (next < 0) return InternalError("the draft's logits give no id to propose");
     proposal.push_back(next);
+    // An unsure id is still verified (its draft pass is paid for), but the
+    // ids after it would rarely be kept: stop here.
+    if (probability < min_probability) break;
     feed = {next};
   }
   return proposal;
@@ -355,7 +360,8 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     const int k_max = static_cast<int>(std::min<int64_t>(k_now, room));
     if (params.num_speculative_tokens > 0 && room > 0) {
       if (params.proposer == Proposer::kDraft) {
-        KILN_ASSIGN_OR_RETURN(proposal, ProposeWithDraft(context, k_max, params.sampler, spec_rng, &draft_probs));
+        KILN_ASSIGN_OR_RETURN(proposal, ProposeWithDraft(context, k_max, params.draft_min_probability, params.sampler, spec_rng,
+                                                            &draft_probs));
       } else {
         proposal = ProposeNgram(context, k_max);
       }

@@ -62,6 +62,12 @@ struct GenerateParams {
   /// proposal (up to 2x the start, at most 16), one fewer after a step that
   /// kept none (at least 1); num_speculative_tokens is where it starts.
   bool adaptive_speculation = false;
+  /// A draft model stops proposing after an id it gives less than this
+  /// probability (its softmax at temperature 1 when greedy, else the row it
+  /// samples from); 0 = never. The stopping rule reads only the draft's
+  /// rows, so the output is unchanged and the distribution still the
+  /// model's. It saves the draft passes least likely to be kept.
+  float draft_min_probability = 0;
 };
 
 struct GenerateResult {
@@ -146,7 +152,8 @@ class Engine {
   StatusOr<std::vector<int32_t>> SlotsFor(int64_t first, std::span<const int64_t> ids);
   /// k proposals of draft_forward after `context` (greedy, or sampled with
   /// their distributions added to `draft_probs`).
-  StatusOr<std::vector<int64_t>> ProposeWithDraft(std::span<const int64_t> context, int k, const SamplerParams& sampler,
+  StatusOr<std::vector<int64_t>> ProposeWithDraft(std::span<const int64_t> context, int k, float min_probability,
+                                                  const SamplerParams& sampler,
                                                   std::mt19937_64& rng, std::vector<std::vector<float>>* draft_probs);
   Status CreatePools(const EngineOptions& options);
   /// The last `vocab` logits, downloaded.

@@ -130,12 +130,28 @@ std::vector<float> ProbsFromLogits(std::span<const float> logits, const SamplerP
   return probs;
 }
 
+float DefaultDraftMinProbability(std::string_view compiled_speculative) {
+  return compiled_speculative.starts_with("layer-skip:") ? 0.5f : 0.0f;
+}
+
 int64_t ProposeFromDraftLogits(std::span<const float> logits, const SamplerParams& params, std::mt19937_64& rng,
-                               std::vector<std::vector<float>>& draft_probs) {
-  if (params.temperature == 0) return Argmax(logits);
+                               std::vector<std::vector<float>>& draft_probs, float* probability) {
+  if (params.temperature == 0) {
+    const int64_t id = Argmax(logits);
+    if (probability && id >= 0) {
+      // p(argmax) = 1 / sum exp(x - max), in double.
+      const double top = logits[id];
+      double sum = 0;
+      for (float x : logits) sum += std::exp(static_cast<double>(x) - top);
+      *probability = static_cast<float>(1.0 / sum);
+    }
+    return id;
+  }
   std::vector<float> q = ProbsFromLogits(logits, params);
   const int64_t id = Draw(q.size(), [&](size_t y) { return IsProbability(q[y]) ? static_cast<double>(q[y]) : 0.0; }, rng);
-  if (id >= 0) draft_probs.push_back(std::move(q));
+  if (id < 0) return id;
+  if (probability) *probability = q[id];
+  draft_probs.push_back(std::move(q));
   return id;
 }
 

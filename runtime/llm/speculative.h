@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "runtime/base/status.h"
@@ -96,12 +97,22 @@ StatusOr<SpecStep> AcceptSampled(std::span<const int64_t> proposed,
 /// without mass).
 std::vector<float> ProbsFromLogits(std::span<const float> logits, const SamplerParams& params);
 
+/// The draft_min_probability a tool uses unless told, from the artifact's
+/// `llm.speculative` metadata: 0.5 for a layer-skip draft, else 0. A
+/// layer-skip draft costs a large share of a target pass (its layers and
+/// the whole LM head), so a pass after an unsure id, which the target
+/// rarely keeps, loses more than it wins; a small draft model is cheap
+/// enough that proposing on pays (docs/speculative.md has the figures).
+float DefaultDraftMinProbability(std::string_view compiled_speculative);
+
 /// A draft model's proposal from its `logits` row: the argmax at temperature
 /// 0; otherwise an id drawn (one Uniform53 of `rng`) from ProbsFromLogits,
 /// whose row is appended to `draft_probs` for AcceptSampled. -1 when the
-/// logits give nothing to choose.
+/// logits give nothing to choose. `probability`, when given, receives how
+/// sure the draft is of the id: its softmax at temperature 1 when greedy,
+/// else its probability in the row it was drawn from.
 int64_t ProposeFromDraftLogits(std::span<const float> logits, const SamplerParams& params, std::mt19937_64& rng,
-                               std::vector<std::vector<float>>& draft_probs);
+                               std::vector<std::vector<float>>& draft_probs, float* probability = nullptr);
 
 }  // namespace kiln::llm
 

@@ -5,6 +5,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <unordered_set>
 
 #include "runtime/llm/ngram_proposer.h"
 #include "runtime/llm/speculative.h"
@@ -250,6 +251,7 @@ void BatchingBackend::ProposeWithDraft(int64_t budget) {
   // ids since draft_computed, the last one included; then its previous
   // proposal) and appends a slot for the newest id, shared with the target.
   std::deque<std::vector<int64_t>> store;
+  std::unordered_set<const Sequence*> unsure;  // stopped by draft_min_probability
   for (int64_t round = 0; !drafting.empty(); ++round) {
     std::vector<llm::BatchEntry> batch;
     std::vector<llm::KvBlockCopy> copies;
@@ -300,12 +302,16 @@ void BatchingBackend::ProposeWithDraft(int64_t budget) {
       }
       s.draft_computed = batch[i].start + static_cast<int64_t>(batch[i].tokens.size());
       std::span<const float> row(logits->data() + i * vocab, vocab);
-      const int64_t id = llm::ProposeFromDraftLogits(row, s.req->params.sampler, s.spec_rng, s.draft_probs);
-      if (id >= 0) s.proposal.push_back(id);
+      float probability = 1;
+      const int64_t id = llm::ProposeFromDraftLogits(row, s.req->params.sampler, s.spec_rng, s.draft_probs, &probability);
+      if (id < 0) continue;
+      s.proposal.push_back(id);
+      // An unsure id is still verified; the draft stops after it.
+      if (probability < options_.draft_min_probability) unsure.insert(&s);
     }
     // Sequences stop when they have their ids, failed, or could not append.
     std::erase_if(drafting, [&](const std::pair<Sequence*, int64_t>& d) {
-      return !logits.ok() || static_cast<int64_t>(d.first->proposal.size()) <= round ||
+      return !logits.ok() || unsure.contains(d.first) || static_cast<int64_t>(d.first->proposal.size()) <= round ||
              static_cast<int64_t>(d.first->proposal.size()) >= d.second;
     });
   }

@@ -65,6 +65,9 @@ struct BatchingBackendOptions {
   /// proposal (up to 2x num_speculative_tokens, at most 16), one fewer after
   /// a step that kept none (at least 1).
   bool adaptive_speculation = false;
+  /// A draft stops proposing for a sequence after an id it gives less than
+  /// this probability (llm::GenerateParams::draft_min_probability); 0 = never.
+  float draft_min_probability = 0;
 };
 
 class BatchingBackend final : public Backend {

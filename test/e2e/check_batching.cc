@@ -119,7 +119,7 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
                                                               int speculative = 0,
                                                               llm::Proposer proposer = llm::Proposer::kNgram,
                                                               int64_t speculative_max_batch = 0,
-                                                              bool adaptive = false) {
+                                                              bool adaptive = false, float min_probability = 0) {
   KILN_ASSIGN_OR_RETURN(auto artifact, artifact::Artifact::Open(path));
   llm::PagedModelOptions mo;
   mo.threads = threads;
@@ -131,6 +131,7 @@ StatusOr<std::unique_ptr<serve::BatchingBackend>> MakeBackend(const std::string&
   bo.proposer = proposer;
   bo.speculative_max_batch = speculative_max_batch;
   bo.adaptive_speculation = adaptive;
+  bo.draft_min_probability = min_probability;
   return serve::BatchingBackend::Create(std::move(model), bo);
 }
 
@@ -342,14 +343,14 @@ void CheckDraft(const std::string& path, int threads, const std::vector<std::vec
            std::to_string(st.spec_decode_accepted_tokens_total) + " of " +
                std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept");
   }
-  {  // adaptive k per sequence: still the same ids
+  {  // adaptive k per sequence, drafts stopping after an unsure id: still the same ids
     StatusOr<std::unique_ptr<serve::BatchingBackend>> adaptive =
-        MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kDraft, 0, true);
+        MakeBackend(path, threads, 0, 512, 4, llm::Proposer::kDraft, 0, true, 0.5f);
     if (!adaptive.ok()) return Report("open adaptive backend", false, adaptive.status().message());
     GreedyRun run = RunGreedy(**adaptive, prompts, 64, max_tokens, *want, 600);
     serve::BackendStats st = (*adaptive)->Stats();
     (*adaptive)->Shutdown(/*drain=*/true);
-    Report("batched 64 with adaptive draft speculation == alone", run.ok && run.bad == 0 &&
+    Report("batched 64 with adaptive draft speculation, stopping below p 0.5 == alone", run.ok && run.bad == 0 &&
                (*adaptive)->model().blocks().NumBlocksInUse() == 0,
            std::to_string(run.bad) + " of 64 differ, " + std::to_string(st.spec_decode_accepted_tokens_total) +
                " of " + std::to_string(st.spec_decode_draft_tokens_total) + " drafted ids kept " + run.why);

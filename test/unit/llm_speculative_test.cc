@@ -449,6 +449,40 @@ TEST(SpeculativeProbs, GreedyIsOneHotAndBadInputIsAllZeros) {
   EXPECT_TRUE(ProbsFromLogits(Row{}, {.temperature = 1.0}).empty());
 }
 
+TEST(SpeculativeDraft, ReportsHowSureTheDraftIs) {
+  std::mt19937_64 rng(5);
+  std::vector<Row> draft_probs;
+  // Greedy: the argmax and its softmax probability at temperature 1.
+  float p = -1;
+  const Row logits = {0.0f, std::log(3.0f), std::log(4.0f)};
+  EXPECT_EQ(ProposeFromDraftLogits(logits, {}, rng, draft_probs, &p), 2);
+  EXPECT_NEAR(p, 0.5, 1e-6);
+  EXPECT_TRUE(draft_probs.empty());  // greedy acceptance needs no rows
+  // Sampled: the drawn id's probability in the row it was drawn from.
+  const Row sure = {0.0f, 40.0f, -INFINITY};
+  EXPECT_EQ(ProposeFromDraftLogits(sure, {.temperature = 1.0}, rng, draft_probs, &p), 1);
+  ASSERT_EQ(draft_probs.size(), 1u);
+  EXPECT_EQ(p, draft_probs[0][1]);
+  EXPECT_GT(p, 0.999f);
+  for (int i = 0; i < 50; ++i) {
+    const int64_t id = ProposeFromDraftLogits(logits, {.temperature = 2.0}, rng, draft_probs, &p);
+    ASSERT_GE(id, 0);
+    EXPECT_EQ(p, draft_probs.back()[id]);
+  }
+  // Nothing to choose: no id, no probability written.
+  p = -1;
+  EXPECT_EQ(ProposeFromDraftLogits(Row{NAN, NAN}, {.temperature = 1.0}, rng, draft_probs, &p), -1);
+  EXPECT_EQ(p, -1);
+}
+
+TEST(SpeculativeDraft, StopsEarlyOnlyForALayerSkipDraftByDefault) {
+  EXPECT_EQ(DefaultDraftMinProbability("layer-skip:1"), 0.5f);
+  EXPECT_EQ(DefaultDraftMinProbability("draft"), 0.0f);
+  EXPECT_EQ(DefaultDraftMinProbability("ngram"), 0.0f);
+  EXPECT_EQ(DefaultDraftMinProbability(""), 0.0f);
+  EXPECT_EQ(DefaultDraftMinProbability("layer-skip"), 0.0f);  // near miss: no ':N', not what the compiler writes
+}
+
 TEST(SpeculativeProbs, SamplerDrawsFromTheseProbabilities) {
   // Twelve logits, top-k 8 and a temperature: the sampler's draws against
   // ProbsFromLogits over the 8 candidates (7 df, the same critical value).

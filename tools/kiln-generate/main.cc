@@ -27,6 +27,7 @@
 
 #include "runtime/base/tool_error.h"
 #include "runtime/llm/engine.h"
+#include "runtime/llm/speculative.h"
 #include "runtime/llm/text_stream.h"
 #include "runtime/llm/tokenizer.h"
 
@@ -51,6 +52,7 @@ struct Flags {
   std::string speculative = "auto";  // auto (the artifact's choice), off, ngram, draft
   int num_speculative_tokens = 4;
   bool adaptive = false;
+  std::optional<float> draft_min_probability;  // unset: as suits the artifact's draft
   bool json = false;
   bool stats = false;
 };
@@ -120,13 +122,15 @@ kiln::Status RunTool(const Flags& flags) {
   params.ignore_eos = flags.ignore_eos;
   // Speculation: as the artifact was compiled (--speculative), unless told.
   std::string mode = flags.speculative;
+  const std::string_view compiled = engine->artifact().metadata("llm.speculative").value_or("");
   if (mode == "auto") {
-    std::string_view compiled = engine->artifact().metadata("llm.speculative").value_or("");
     mode = compiled == "ngram" ? "ngram" : (compiled == "draft" || compiled.starts_with("layer-skip:")) ? "draft" : "off";
   }
   if (mode != "off") {
     params.num_speculative_tokens = flags.num_speculative_tokens;
     params.adaptive_speculation = flags.adaptive;
+    params.draft_min_probability =
+        flags.draft_min_probability.value_or(kiln::llm::DefaultDraftMinProbability(compiled));
     params.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
   }
   params.sampler.temperature = flags.temperature;
@@ -230,6 +234,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 64));
     app.add_flag("--adaptive-speculation", flags.adaptive,
                  "tune the ids proposed per step to the acceptance (starting at --num-speculative-tokens)");
+    app.add_option("--draft-min-probability", flags.draft_min_probability,
+                   "a draft stops proposing after an id it gives less than this probability (0 = never; "
+                   "default 0.5 for a layer-skip draft, else 0)")
+        ->check(CLI::Range(0.0f, 1.0f));
     app.add_option("--warmup", flags.warmup, "generate this many times first, unprinted and untimed (benchmarks)")
         ->capture_default_str();
     app.add_flag("--json", flags.json, "print one JSON line instead of streaming text");

@@ -35,6 +35,7 @@
 #include "runtime/artifact/artifact.h"
 #include "runtime/base/tool_error.h"
 #include "runtime/llm/engine.h"
+#include "runtime/llm/speculative.h"
 #include "runtime/llm/tokenizer.h"
 #include "runtime/serve/http_server.h"
 #include "runtime/serve/openai_service.h"
@@ -63,6 +64,7 @@ struct Flags {
   int num_speculative_tokens = 4;
   int64_t speculative_max_batch = 4;
   bool adaptive_speculation = false;
+  std::optional<float> draft_min_probability;  // unset: as suits the artifact's draft
 };
 
 /// Seconds the server waits for its connections to close after a signal.
@@ -120,14 +122,16 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     // Speculation under batching, as the artifact was compiled unless told:
     // prompt lookup, or its draft_forward (--draft or layer-skip:N).
     std::string mode = flags.speculative;
+    const std::string_view compiled = paged->artifact().metadata("llm.speculative").value_or("");
     if (mode == "auto") {
-      std::string_view compiled = paged->artifact().metadata("llm.speculative").value_or("");
       mode = compiled == "ngram" ? "ngram" : paged->has_draft() ? "draft" : "off";
     }
     if (mode != "off") {
       backend_options.num_speculative_tokens = flags.num_speculative_tokens;
       backend_options.speculative_max_batch = flags.speculative_max_batch;
       backend_options.adaptive_speculation = flags.adaptive_speculation;
+      backend_options.draft_min_probability =
+          flags.draft_min_probability.value_or(kiln::llm::DefaultDraftMinProbability(compiled));
       backend_options.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
     }
     backend_options.max_queue = flags.max_queue;
@@ -275,6 +279,10 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     app.add_flag("--adaptive-speculation", flags.adaptive_speculation,
                  "each sequence tunes its ids per step to its acceptance (starting at --num-speculative-tokens)");
+    app.add_option("--draft-min-probability", flags.draft_min_probability,
+                   "a draft stops proposing for a sequence after an id it gives less than this probability "
+                   "(0 = never; default 0.5 for a layer-skip draft, else 0)")
+        ->check(CLI::Range(0.0f, 1.0f));
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per sequence and step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
