@@ -25,6 +25,26 @@ TEST(ThreadPoolTest, RunsEveryIndexExactlyOnce) {
   }
 }
 
+TEST(ThreadPoolTest, ManyShortDispatchesNeverMixJobs) {
+  // Dispatches of two or three items follow each other faster than sleeping
+  // workers wake: a worker that wakes late for a job must not run items of
+  // it, nor of the next one under the old job's function (each job's
+  // function and counters die when its ParallelFor returns).
+  std::unique_ptr<ThreadPool> pool = *ThreadPool::Create(4);
+  for (int job = 0; job < 20000; ++job) {
+    const int64_t count = 2 + job % 2;
+    std::vector<int> hits(count, 0);
+    std::atomic<int> calls{0};
+    pool->ParallelFor(count, [&hits, &calls, job](int64_t i) {
+      ++hits[i];  // each index once: no race if exactly-once holds
+      calls.fetch_add(1);
+      if (job % 1000 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    });
+    ASSERT_EQ(calls.load(), count) << "job " << job;
+    for (int64_t i = 0; i < count; ++i) ASSERT_EQ(hits[i], 1) << "job " << job << " index " << i;
+  }
+}
+
 TEST(ThreadPoolTest, UsesSeveralThreads) {
   std::unique_ptr<ThreadPool> pool = *ThreadPool::Create(4);
   std::mutex m;

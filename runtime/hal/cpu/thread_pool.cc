@@ -50,20 +50,41 @@ void ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>& 
   }
   std::lock_guard<std::mutex> run_lock(run_mutex_);
   {
+    // The previous job is closed with nobody in it: nobody reads these.
     std::lock_guard<std::mutex> lock(mutex_);
     fn_ = &fn;
     count_ = count;
     next_.store(0, std::memory_order_relaxed);
-    pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    const uint64_t generation = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    state_.store(generation << 32, std::memory_order_release);  // open, nobody joined
   }
   work_cv_.notify_all();
   RunItems();
-  for (int i = 0; i < kSpinRounds && pending_workers_.load(std::memory_order_acquire) != 0; ++i)
-    CpuRelax();
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_cv_.wait(lock, [this] { return pending_workers_.load(std::memory_order_acquire) == 0; });
+  // Every item is claimed: close the job, then wait for those that joined.
+  if ((state_.fetch_or(kClosed, std::memory_order_acq_rel) & kJoinedMask) != 0) {
+    for (int i = 0; i < kSpinRounds && (state_.load(std::memory_order_acquire) & kJoinedMask) != 0; ++i)
+      CpuRelax();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_cv_.wait(lock, [this] { return (state_.load(std::memory_order_acquire) & kJoinedMask) == 0; });
+  }
   fn_ = nullptr;
+}
+
+bool ThreadPool::TryJoin(uint64_t generation) {
+  uint64_t s = state_.load(std::memory_order_acquire);
+  while ((s >> 32) == generation && !(s & kClosed)) {
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+  }
+  return false;
+}
+
+void ThreadPool::Leave() {
+  const uint64_t before = state_.fetch_sub(1, std::memory_order_acq_rel);
+  if ((before & kClosed) && (before & kJoinedMask) == 1) {
+    // The last one out of a closed job: the caller may be asleep.
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_cv_.notify_one();
+  }
 }
 
 void ThreadPool::RunItems() {
@@ -71,21 +92,20 @@ void ThreadPool::RunItems() {
 }
 
 void ThreadPool::WorkerLoop() {
-  uint64_t seen = 0;
+  uint64_t seen = 0;  // the last generation this worker woke for
+  auto current = [this] { return state_.load(std::memory_order_acquire) >> 32; };
   while (true) {
-    for (int i = 0; i < kSpinRounds && generation_.load(std::memory_order_acquire) == seen; ++i)
-      CpuRelax();
+    for (int i = 0; i < kSpinRounds && current() == seen; ++i) CpuRelax();
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      work_cv_.wait(lock, [&] { return stop_ || current() != seen; });
       if (stop_) return;
-      seen = generation_.load(std::memory_order_acquire);
+      seen = current();
     }
+    // A job that closed while this worker slept is simply skipped.
+    if (!TryJoin(seen)) continue;
     RunItems();
-    if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_cv_.notify_one();
-    }
+    Leave();
   }
 }
 

@@ -40,18 +40,30 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex run_mutex_;  // one ParallelFor at a time
 
+  // A job's state in one word: its generation (bits 32-63, bumped per
+  // ParallelFor), whether it is closed to workers (bit 31) and how many
+  // workers have joined it and not yet left (bits 0-30). A worker joins
+  // only an open job of the generation it woke for; the caller closes the
+  // job once every item is claimed and then waits only for the workers
+  // that joined. A worker the OS has not scheduled yet (a busy machine, a
+  // server's I/O threads on the same cores) thus never holds up a
+  // dispatch: the caller runs the items itself. Atomic so that workers
+  // (and the caller waiting for them) can spin briefly before sleeping: a
+  // decode step is many short dispatches, and a futex wake-up per dispatch
+  // costs more than the work.
+  static constexpr uint64_t kClosed = uint64_t{1} << 31;
+  static constexpr uint64_t kJoinedMask = kClosed - 1;
+  static constexpr uint64_t kGenerationOne = uint64_t{1} << 32;
+  std::atomic<uint64_t> state_{kClosed};
+  bool TryJoin(uint64_t generation);
+  void Leave();
+
   std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  // Bumped per ParallelFor; workers wake on change. Atomic so that a worker
-  // (and the caller waiting for it) can spin briefly before sleeping: a
-  // decode step is many short dispatches, and a futex wake-up per dispatch
-  // costs more than the work on a busy machine.
-  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
-  std::atomic<int> pending_workers_{0};  // workers still inside the current generation
 
-  // The current job; stable while pending_workers_ > 0.
+  // The current job; stable while it is open or joined workers remain.
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t count_ = 0;
   std::atomic<int64_t> next_{0};
