@@ -105,6 +105,13 @@ std::vector<float> ProbsFromLogits(std::span<const float> logits, const SamplerP
 /// enough that proposing on pays (docs/speculative.md has the figures).
 float DefaultDraftMinProbability(std::string_view compiled_speculative);
 
+/// Whether a tool tunes k to the acceptance (GenerateParams::
+/// adaptive_speculation) unless told: yes for a draft (a draft model or
+/// layer skip), whose every proposal costs a forward pass, so that proposing
+/// less where the draft is often wrong pays; no for prompt lookup, whose
+/// proposals are free. Measured on llama-wide in docs/speculative.md.
+inline bool AdaptiveByDefault(Proposer proposer) { return proposer == Proposer::kDraft; }
+
 /// A draft model's proposal from its `logits` row: the argmax at temperature
 /// 0; otherwise an id drawn (one Uniform53 of `rng`) from ProbsFromLogits,
 /// whose row is appended to `draft_probs` for AcceptSampled. -1 when the

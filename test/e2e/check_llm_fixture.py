@@ -13,8 +13,9 @@ Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
                    --prompt TEXT: prompt_ids == reference prompt_ids, ids == greedy_48
                    exactly, text == greedy_48_text; prompt 0 again with --speculative ngram;
                    prompt 1 on an artifact compiled with --speculative=layer-skip:1 (its
-                   draft_forward proposes by default; adaptive k and the default stop
-                   below probability 0.5, then k = 3 never stopping); with --draft, prompt 2 on an
+                   draft_forward proposes by default; its defaults, adaptive k and
+                   stopping below probability 0.5, then a fixed k = 3 that never
+                   stops); with --draft, prompt 2 on an
                    artifact with that draft model compiled in
   logits k         kiln-run on the prompt's ids from an empty cache: logits within
                    1e-3 max-abs of reference.npz prompt{k}_logits, through `forward`
@@ -227,11 +228,13 @@ def main():
             checks.report(f"compile {args.model} --speculative=layer-skip:1", rc3 == 0,
                           "" if rc3 == 0 else failure(rc3, out3, err3))
             if rc3 == 0:
-                # The default stops drafting after an unsure id; 0 never does.
+                # The defaults (adaptive k, stopping after an unsure id), then
+                # a fixed k that never stops.
                 check_generate(checks, args.bin_dir, spec, 1, ref["prompts"][1], args.threads,
-                               ["--num-speculative-tokens", "3", "--adaptive-speculation"])
+                               ["--num-speculative-tokens", "3"])
                 check_generate(checks, args.bin_dir, spec, 1, ref["prompts"][1], args.threads,
-                               ["--num-speculative-tokens", "3", "--draft-min-probability", "0"])
+                               ["--num-speculative-tokens", "3", "--no-adaptive-speculation",
+                                "--draft-min-probability", "0"])
             if args.draft:
                 with_draft = os.path.join(work, "model-draft.kiln")
                 rc4, out4, err4 = run([os.path.join(args.bin_dir, "kiln-compile"), os.path.join(fixture, args.model),

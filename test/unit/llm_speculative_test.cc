@@ -475,12 +475,14 @@ TEST(SpeculativeDraft, ReportsHowSureTheDraftIs) {
   EXPECT_EQ(p, -1);
 }
 
-TEST(SpeculativeDraft, StopsEarlyOnlyForALayerSkipDraftByDefault) {
+TEST(SpeculativeDraft, Defaults) {
   EXPECT_EQ(DefaultDraftMinProbability("layer-skip:1"), 0.5f);
   EXPECT_EQ(DefaultDraftMinProbability("draft"), 0.0f);
   EXPECT_EQ(DefaultDraftMinProbability("ngram"), 0.0f);
   EXPECT_EQ(DefaultDraftMinProbability(""), 0.0f);
   EXPECT_EQ(DefaultDraftMinProbability("layer-skip"), 0.0f);  // near miss: no ':N', not what the compiler writes
+  EXPECT_TRUE(AdaptiveByDefault(Proposer::kDraft));
+  EXPECT_FALSE(AdaptiveByDefault(Proposer::kNgram));
 }
 
 TEST(SpeculativeProbs, SamplerDrawsFromTheseProbabilities) {

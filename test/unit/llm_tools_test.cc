@@ -181,6 +181,10 @@ TEST_F(LlmToolsTest, GenerateErrors) {
   ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt a --temperature -1")), tool, "temperature");
   ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt a --max-tokens -3")), tool, "--max-tokens must be >= 0");
   ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt \"$(printf '\\377')\"")), tool, "not valid UTF-8");
+  ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt a --adaptive-speculation --no-adaptive-speculation")), tool,
+              "excludes");
+  ExpectError(Generate(StrCat(dir_, "/tok.kiln --prompt a --draft-min-probability 1.5")), tool,
+              "--draft-min-probability");
 }
 
 TEST_F(LlmToolsTest, SentencePieceArtifactAndAForeignProtobuf) {

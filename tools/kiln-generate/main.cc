@@ -52,6 +52,7 @@ struct Flags {
   std::string speculative = "auto";  // auto (the artifact's choice), off, ngram, draft
   int num_speculative_tokens = 4;
   bool adaptive = false;
+  bool no_adaptive = false;
   std::optional<float> draft_min_probability;  // unset: as suits the artifact's draft
   bool json = false;
   bool stats = false;
@@ -128,10 +129,11 @@ kiln::Status RunTool(const Flags& flags) {
   }
   if (mode != "off") {
     params.num_speculative_tokens = flags.num_speculative_tokens;
-    params.adaptive_speculation = flags.adaptive;
+    params.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
+    params.adaptive_speculation =
+        flags.adaptive || (!flags.no_adaptive && kiln::llm::AdaptiveByDefault(params.proposer));
     params.draft_min_probability =
         flags.draft_min_probability.value_or(kiln::llm::DefaultDraftMinProbability(compiled));
-    params.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
   }
   params.sampler.temperature = flags.temperature;
   params.sampler.top_k = flags.top_k;
@@ -232,8 +234,11 @@ int main(int argc, char** argv) {
     app.add_option("--num-speculative-tokens", flags.num_speculative_tokens, "ids proposed per step")
         ->capture_default_str()
         ->check(CLI::Range(1, 64));
-    app.add_flag("--adaptive-speculation", flags.adaptive,
-                 "tune the ids proposed per step to the acceptance (starting at --num-speculative-tokens)");
+    CLI::Option* adaptive = app.add_flag("--adaptive-speculation", flags.adaptive,
+                                         "tune the ids proposed per step to the acceptance, starting at "
+                                         "--num-speculative-tokens (the default with a draft)");
+    app.add_flag("--no-adaptive-speculation", flags.no_adaptive, "always propose --num-speculative-tokens ids")
+        ->excludes(adaptive);
     app.add_option("--draft-min-probability", flags.draft_min_probability,
                    "a draft stops proposing after an id it gives less than this probability (0 = never; "
                    "default 0.5 for a layer-skip draft, else 0)")

@@ -64,6 +64,7 @@ struct Flags {
   int num_speculative_tokens = 4;
   int64_t speculative_max_batch = 4;
   bool adaptive_speculation = false;
+  bool no_adaptive_speculation = false;
   std::optional<float> draft_min_probability;  // unset: as suits the artifact's draft
 };
 
@@ -128,11 +129,13 @@ kiln::StatusOr<kiln::serve::ServedModel> LoadModel(std::unique_ptr<kiln::artifac
     }
     if (mode != "off") {
       backend_options.num_speculative_tokens = flags.num_speculative_tokens;
+      backend_options.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
       backend_options.speculative_max_batch = flags.speculative_max_batch;
-      backend_options.adaptive_speculation = flags.adaptive_speculation;
+      backend_options.adaptive_speculation =
+          flags.adaptive_speculation ||
+          (!flags.no_adaptive_speculation && kiln::llm::AdaptiveByDefault(backend_options.proposer));
       backend_options.draft_min_probability =
           flags.draft_min_probability.value_or(kiln::llm::DefaultDraftMinProbability(compiled));
-      backend_options.proposer = mode == "draft" ? kiln::llm::Proposer::kDraft : kiln::llm::Proposer::kNgram;
     }
     backend_options.max_queue = flags.max_queue;
     KILN_ASSIGN_OR_RETURN(model.backend, kiln::serve::BatchingBackend::Create(std::move(paged), backend_options));
@@ -277,8 +280,13 @@ int main(int argc, char** argv) {
                    "batches already share each weight read")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
-    app.add_flag("--adaptive-speculation", flags.adaptive_speculation,
-                 "each sequence tunes its ids per step to its acceptance (starting at --num-speculative-tokens)");
+    CLI::Option* adaptive =
+        app.add_flag("--adaptive-speculation", flags.adaptive_speculation,
+                     "each sequence tunes its ids per step to its acceptance, starting at --num-speculative-tokens "
+                     "(the default with a draft)");
+    app.add_flag("--no-adaptive-speculation", flags.no_adaptive_speculation,
+                 "every sequence always proposes --num-speculative-tokens ids")
+        ->excludes(adaptive);
     app.add_option("--draft-min-probability", flags.draft_min_probability,
                    "a draft stops proposing for a sequence after an id it gives less than this probability "
                    "(0 = never; default 0.5 for a layer-skip draft, else 0)")
