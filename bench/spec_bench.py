@@ -81,21 +81,29 @@ def main():
         arts[name] = path
 
     skip = f"layer skip ({args.skip_layers} of 4 layers)"
-    modes = [("none", "plain", "off", args.k, []), ("prompt lookup (n-gram)", "plain", "ngram", args.k, []),
-             ("draft model (llama-draft)", "draft", "draft", args.k, []),
-             (f"{skip}, stops below p 0.5", "skip", "draft", args.k, []),
-             (f"{skip}, adaptive k, stops below p 0.5", "skip", "draft", args.k, ["--adaptive-speculation"]),
-             (f"{skip}, no stop", "skip", "draft", args.skip_k, ["--draft-min-probability", "0"])]
+    fixed = ["--no-adaptive-speculation"]
+    # (label, artifact, --speculative, k, extra flags, also in kiln-serve).
+    # A draft's defaults are adaptive k and, for layer skip, stopping after
+    # an id the draft gives less than probability 0.5.
+    modes = [("none", "plain", "off", args.k, [], True),
+             ("prompt lookup (n-gram)", "plain", "ngram", args.k, [], True),
+             ("draft model (llama-draft), adaptive k (default)", "draft", "draft", args.k, [], True),
+             ("draft model (llama-draft), fixed k", "draft", "draft", args.k, fixed, False),
+             (f"{skip}, adaptive k, stops below p 0.5 (default)", "skip", "draft", args.k, [], True),
+             (f"{skip}, fixed k, stops below p 0.5", "skip", "draft", args.k, fixed, False),
+             (f"{skip}, fixed k, never stops", "skip", "draft", args.skip_k,
+              fixed + ["--draft-min-probability", "0"], True)]
     # Rounds; in each, every prompt runs in every mode back to back, so a
     # mode and the baseline see the same machine. A mode's figure is the
     # median over rounds of its ratio to the baseline of the same round.
     results = [{"label": label, "k": k if mode != "off" else 0, "ids": [], "drafted": 0, "accepted": 0,
-                "generated": 0, "forwards": 0, "rates": []} for label, _, mode, k, _ in modes]
+                "generated": 0, "forwards": 0, "empty": 0, "propose_s": 0.0, "rates": []}
+               for label, _, mode, k, _, _ in modes]
     for rnd in range(args.rounds):
         decode_s = [0.0] * len(modes)
         generated = [0] * len(modes)
         for prompt in PROMPTS:
-            for m, (label, art, mode, k, extra) in enumerate(modes):
+            for m, (label, art, mode, k, extra, _) in enumerate(modes):
                 r = subprocess.run([os.path.join(args.bin_dir, "kiln-generate"), arts[art], "--prompt", prompt,
                                     "--max-tokens", str(args.max_tokens), "--ignore-eos", "--json", "--stats",
                                     "--threads", str(args.threads), "--warmup", "1", "--speculative", mode,
@@ -111,6 +119,8 @@ def main():
                     res["drafted"] += st.get("draft_tokens", 0)
                     res["accepted"] += st.get("accepted_tokens", 0)
                     res["forwards"] += st.get("decode_forwards", st["generated_tokens"] - 1)
+                    res["empty"] += st.get("empty_proposals", 0)
+                    res["propose_s"] += st.get("propose_s", 0.0)
         for m, res in enumerate(results):
             res["rates"].append(generated[m] / decode_s[m])
         log(f"round {rnd + 1}: " + ", ".join(f"{res['label']} {res['rates'][-1]:.1f}" for res in results))
@@ -122,7 +132,6 @@ def main():
         res["per_pass"] = res["generated"] / max(res["forwards"], 1)
 
     base = results[0]
-    targets = {"draft model (llama-draft)": 1.6, "prompt lookup (n-gram)": 1.0}
     L = [f"Measured {datetime.date.today().isoformat()} on "
          f"{open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()} "
          f"({os.cpu_count()} cores), kiln "
@@ -132,20 +141,30 @@ def main():
          f"{args.threads} threads, the fixtures' four prompts, greedy, {args.max_tokens} ids each, after a warm-up "
          f"generation in the same process. {args.rounds} rounds; in each, every prompt runs in every mode back to "
          "back. tok/s is the median over rounds; vs none is the median of the rounds' ratios (lowest - highest "
-         "in brackets). \"stops below p 0.5\": the draft stops proposing after an id it gives less than "
-         "probability 0.5 (`--draft-min-probability`, the default for a layer-skip draft).", "",
+         "in brackets). Adaptive k: `--adaptive-speculation`, k starts at the column's value; \"stops below "
+         "p 0.5\": the draft stops proposing after an id it gives less than probability 0.5 "
+         "(`--draft-min-probability`); \"(default)\": what kiln-generate and kiln-serve do with that artifact "
+         "unless told otherwise.", "",
          "| mode | k | decode tok/s | vs none | acceptance | ids per target pass | target | same ids as none |",
          "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in results:
         rel = r["vs_none"]
         acc = f"{100 * r['accepted'] / r['drafted']:.0f} % ({r['accepted']} / {r['drafted']})" if r["drafted"] else "-"
-        target = targets.get(r["label"], 1.15 if r["label"].startswith("layer skip") and "no stop" not in r["label"]
-                             else None)
+        target = 1.6 if r["label"].startswith("draft model") else 1.0 if r["label"].startswith("prompt lookup") \
+            else 1.15 if r["label"].startswith("layer skip") else None
         tgt = "-" if target is None else f">= {target}x ({'met' if rel >= target else 'missed'})"
         spread = f" ({r['spread'][0]:.2f} - {r['spread'][1]:.2f})" if r is not base else ""
         L.append(f"| {r['label']} | {r['k'] or '-'} | {r['tok_s']:.1f} | {rel:.2f}x{spread} | {acc} | "
                  f"{r['per_pass']:.2f} | "
                  f"{tgt} | {'yes' if r['ids'] == base['ids'] else 'NO'} |")
+    ngram = results[1]
+    if ngram["forwards"]:
+        step_ms = 1e3 / base["tok_s"]
+        lookup_us = 1e6 * ngram["propose_s"] / ngram["forwards"]
+        L += ["", f"When prompt lookup finds nothing ({ngram['empty']} of its {ngram['forwards']} steps here), the "
+              f"step is a plain decode step plus the lookup: {lookup_us:.2f} us per lookup on average (kiln-generate "
+              f"--stats propose_s over steps) against {step_ms:.2f} ms per plain decode step, "
+              f"{100 * lookup_us / (1e3 * step_ms):.3f} % (target: never more than 5 % slower)."]
     L.append("")
     served = serve_modes(args, arts, modes) if args.concurrency > 0 else []
     if served:
@@ -195,8 +214,8 @@ def serve_modes(args, arts, modes):
         out[i] = (data["choices"][0]["text"], data["usage"]["completion_tokens"])
 
     results = []
-    for label, art, mode, k, extra in modes:
-        if "adaptive" in label:
+    for label, art, mode, k, extra, served in modes:
+        if not served:
             continue  # keeps the run short
         server = Server(args.bin_dir, arts[art], args.threads,
                         ["--model-name", "m", "--speculative", mode, "--num-speculative-tokens", str(k),

@@ -359,12 +359,15 @@ StatusOr<GenerateResult> Engine::Generate(std::span<const int64_t> prompt, const
     std::vector<std::vector<float>> draft_probs;  // the draft's q rows when it samples
     const int k_max = static_cast<int>(std::min<int64_t>(k_now, room));
     if (params.num_speculative_tokens > 0 && room > 0) {
+      const auto propose_start = std::chrono::steady_clock::now();
       if (params.proposer == Proposer::kDraft) {
         KILN_ASSIGN_OR_RETURN(proposal, ProposeWithDraft(context, k_max, params.draft_min_probability, params.sampler, spec_rng,
                                                             &draft_probs));
       } else {
         proposal = ProposeNgram(context, k_max);
       }
+      result.propose_seconds += Seconds(propose_start);
+      if (proposal.empty()) ++result.empty_proposals;
     }
     ++result.decode_forwards;
     if (proposal.empty()) {

@@ -83,6 +83,11 @@ struct GenerateResult {
   int64_t decode_forwards = 0;
   int64_t draft_tokens = 0;
   int64_t accepted_tokens = 0;
+  /// Steps whose proposer proposed nothing (they run a plain decode step),
+  /// and the time spent proposing (lookups, draft passes), part of
+  /// decode_seconds.
+  int64_t empty_proposals = 0;
+  double propose_seconds = 0;
 };
 
 struct ScoreResult {

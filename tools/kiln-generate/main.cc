@@ -198,6 +198,8 @@ kiln::Status RunTool(const Flags& flags) {
       stats["decode_forwards"] = result.decode_forwards;
       stats["draft_tokens"] = result.draft_tokens;
       stats["accepted_tokens"] = result.accepted_tokens;
+      stats["empty_proposals"] = result.empty_proposals;
+      stats["propose_s"] = result.propose_seconds;
     }
     std::fprintf(stderr, "%s\n", Dump(stats).c_str());
   }
