@@ -46,6 +46,14 @@ constexpr llvm::StringLiteral kPushConstantFn = "__kiln_push_constant";
 void tileForInvocations(mlir::func::FuncOp fn, int64_t workgroupSize,
                         int64_t maxSharedBytes);
 
+struct GpuKernelConfig;
+
+/// After bufferization: a kernel that is one tile loop over outputs, each
+/// tile one long f32 row reduction (a sum or a maxnumf) plus a few elements
+/// of other work, gets a workgroup per output instead of an invocation
+/// (GpuCooperativeReductions.cpp). Leaves other kernels alone.
+void cooperateRowReductions(mlir::func::FuncOp fn, const GpuKernelConfig &config);
+
 /// How a kernel's invocations share its work.
 enum class GpuMapping {
   /// One parallel loop nest, spread over all invocations of all workgroups.

@@ -93,9 +93,11 @@ LogicalResult lowerKernelsForGpu(ModuleOp module, const TargetDescription &targe
       failed(lowerMemrefCopies(module, error)))
     return failure();
   GpuKernelConfig config = GpuKernelConfig::forTarget(target);
-  for (auto fn : module.getOps<func::FuncOp>())
+  for (auto fn : module.getOps<func::FuncOp>()) {
     if (failed(expandGpuUkernels(fn, config, error)))
       return failure();
+    cooperateRowReductions(fn, config);
+  }
   if (stopAfter == "bufferized") {
     done = true;
     return success();
