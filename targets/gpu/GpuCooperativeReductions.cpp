@@ -231,6 +231,11 @@ void cooperateRowReductions(func::FuncOp fn, const GpuKernelConfig &config) {
   std::optional<RowReduction> r = matchTile(forall, config.workgroupSize);
   if (!r)
     return;
+  // One output in all: canonicalization would fold a loop of one work item
+  // away, and with it the cooperative form.
+  if (llvm::all_of(forall.getMixedUpperBound(),
+                   [](OpFoldResult ub) { return getConstantIntValue(ub) == 1; }))
+    return;
   IRRewriter rw(fn.getContext());
   rw.setInsertionPoint(forall);
   Location loc = forall.getLoc();

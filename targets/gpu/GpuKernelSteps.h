@@ -21,6 +21,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Support/LogicalResult.h"
@@ -47,6 +48,20 @@ void tileForInvocations(mlir::func::FuncOp fn, int64_t workgroupSize,
                         int64_t maxSharedBytes);
 
 struct GpuKernelConfig;
+
+/// Output tile (rows x columns) of a matmul that a workgroup computes
+/// through workgroup memory (cooperateTiledMatmuls).
+constexpr int64_t kMatmulTile = 16;
+
+/// Whether tileForInvocations gives `op` (an f32 linalg.matmul or
+/// batch_matmul on operands read from memory) square tiles of
+/// kMatmulTile outputs instead of one output per tile.
+bool isWorkgroupMatmul(mlir::linalg::LinalgOp op);
+
+/// After bufferization: a kernel that is one loop over such tiles, each an
+/// optional fill and the matmul, gets a workgroup per tile that stages
+/// blocks of A and B in workgroup memory (GpuCooperativeMatmul.cpp).
+void cooperateTiledMatmuls(mlir::func::FuncOp fn, const GpuKernelConfig &config);
 
 /// After bufferization: a kernel that is one tile loop over outputs, each
 /// tile one long f32 row reduction (a sum or a maxnumf) plus a few elements

@@ -97,6 +97,7 @@ LogicalResult lowerKernelsForGpu(ModuleOp module, const TargetDescription &targe
     if (failed(expandGpuUkernels(fn, config, error)))
       return failure();
     cooperateRowReductions(fn, config);
+    cooperateTiledMatmuls(fn, config);
   }
   if (stopAfter == "bufferized") {
     done = true;

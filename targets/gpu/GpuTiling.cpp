@@ -19,6 +19,7 @@
 #include "targets/common/KernelPrep.h"
 
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/IR/TypeUtilities.h"
 
 #include <limits>
 
@@ -76,12 +77,54 @@ static bool splitSmallReduction(linalg::LinalgOp consumer, int64_t threads,
   return true;
 }
 
+bool isWorkgroupMatmul(linalg::LinalgOp op) {
+  if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) ||
+      !op.hasPureTensorSemantics() || op->getNumResults() != 1 ||
+      !getElementTypeOrSelf(op->getResult(0).getType()).isF32())
+    return false;
+  // Default indexing only (no transposed or broadcast operand).
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  unsigned n = op.getNumLoops();
+  MLIRContext *ctx = op.getContext();
+  auto dims = [&](std::initializer_list<unsigned> last) {
+    SmallVector<AffineExpr> e;
+    for (unsigned d = 0; d + 3 < n; ++d)
+      e.push_back(getAffineDimExpr(d, ctx));
+    for (unsigned d : last)
+      e.push_back(getAffineDimExpr(n - 3 + d, ctx));
+    return AffineMap::get(n, 0, e, ctx);
+  };
+  if (maps != SmallVector<AffineMap>{dims({0, 2}), dims({2, 1}), dims({0, 1})})
+    return false;
+  // Operands read from memory, the output at most filled in the kernel: a
+  // producer computed in the kernel would be recomputed by every tile.
+  for (OpOperand &operand : op->getOpOperands()) {
+    Operation *def = operand.get().getDefiningOp();
+    if (def && isa<linalg::LinalgOp>(def) &&
+        !(isa<linalg::FillOp>(def) && op.isDpsInit(&operand)))
+      return false;
+  }
+  return true;
+}
+
 void tileForInvocations(func::FuncOp fn, int64_t workgroupSize, int64_t maxSharedBytes) {
   linalg::LinalgOp consumer = tileableResultOp(fn, /*consumerMayExtract=*/true);
   if (!consumer)
     return;
   if (splitSmallReduction(consumer, workgroupSize, maxSharedBytes))
     return;
+  if (isWorkgroupMatmul(consumer)) {
+    // Square tiles of outputs, a workgroup each (cooperateTiledMatmuls).
+    Builder b(fn.getContext());
+    SmallVector<OpFoldResult> sizes(consumer.getNumLoops(), b.getIndexAttr(0));
+    unsigned n = sizes.size();
+    for (unsigned d = 0; d + 3 < n; ++d)
+      sizes[d] = b.getIndexAttr(1); // batch
+    sizes[n - 3] = b.getIndexAttr(kMatmulTile);
+    sizes[n - 2] = b.getIndexAttr(kMatmulTile);
+    tileAndFuseIntoForall(consumer, sizes);
+    return;
+  }
   SmallVector<AffineMap> maps = consumer.getIndexingMapsArray();
   SmallVector<utils::IteratorType> iterators = consumer.getIteratorTypesArray();
   // Operands computed inside the kernel (fused producers): a dim their map

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""Long row reductions as ONNX node tests: make_reduction_cases.py OUT_DIR
+"""Generic-model kernels for the GPU targets as ONNX node tests: make_gpu_cases.py OUT_DIR
 
 Writes test_*/model.onnx with test_data_set_0/{input,output}_0.pb (numpy's
 results), the layout of the ONNX node tests, so that
 test/conformance/run_node_tests.py --data-dir OUT_DIR runs them on any
-target and device. The rows are long enough for the GPU targets to give
-each output a whole workgroup (targets/gpu/GpuCooperativeReductions.cpp),
-except in the cases named *_short* and *_max* (one invocation per output).
+target and device.
+  test_row_*, test_sum_square_*  long row reductions: a workgroup per output
+      (targets/gpu/GpuCooperativeReductions.cpp), except *_short and *_max
+      (one invocation per output)
+  test_matmul_*  matmuls in 16 x 16 output tiles staged through workgroup
+      memory (targets/gpu/GpuCooperativeMatmul.cpp), with partial tiles at
+      the edges; *_bias (Gemm with a bias) keeps one invocation per output
 """
 import os
 import sys
@@ -16,16 +20,20 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def case(out_dir, name, node, shape, out_shape, x, y, inits=()):
+def case(out_dir, name, node, shape, out_shape, x, y, inits=(), more=()):
+    """One case: input x (and `more`: (name, array) pairs), output y."""
     d = os.path.join(out_dir, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
-    graph = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)]
+    inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(v.shape)) for n, v in more]
+    graph = helper.make_graph([node], name, inputs,
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], list(inits))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, os.path.join(d, "model.onnx"))
-    with open(os.path.join(d, "test_data_set_0", "input_0.pb"), "wb") as f:
-        f.write(numpy_helper.from_array(x, "x").SerializeToString())
+    for i, (n, v) in enumerate([("x", x)] + list(more)):
+        with open(os.path.join(d, "test_data_set_0", f"input_{i}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(v, n).SerializeToString())
     with open(os.path.join(d, "test_data_set_0", "output_0.pb"), "wb") as f:
         f.write(numpy_helper.from_array(y.astype(np.float32), "y").SerializeToString())
 
@@ -55,6 +63,18 @@ def main():
          [40, 500], [40], x, np.sqrt((x * x).sum(1)))
     case(out, "test_row_max", helper.make_node("ReduceMax", ["x"], ["y"], keepdims=0, axes=[1]),
          [40, 500], [40], x, x.max(1))
+    x, w = normal(70, 300), normal(300, 50)
+    case(out, "test_matmul_edges", helper.make_node("MatMul", ["x", "w"], ["y"]), [70, 300], [70, 50], x, x @ w,
+         more=[("w", w)])
+    x, w = normal(3, 33, 64), normal(3, 64, 20)
+    case(out, "test_matmul_batched", helper.make_node("MatMul", ["x", "w"], ["y"]), [3, 33, 64], [3, 33, 20],
+         x, x @ w, more=[("w", w)])
+    x, w = normal(5, 7), normal(7, 9)
+    case(out, "test_matmul_one_tile", helper.make_node("MatMul", ["x", "w"], ["y"]), [5, 7], [5, 9], x, x @ w,
+         more=[("w", w)])
+    x, w, bias = normal(40, 64), normal(64, 24), normal(24)
+    case(out, "test_matmul_bias", helper.make_node("Gemm", ["x", "w", "bias"], ["y"]), [40, 64], [40, 24], x,
+         x @ w + bias, more=[("w", w), ("bias", bias)])
     x = normal(200, 8)
     case(out, "test_row_sum_short", helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0),
          [200, 8], [200], x, x.sum(1), [axes])

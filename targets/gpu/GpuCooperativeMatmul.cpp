@@ -1,0 +1,265 @@
+//===- GpuCooperativeMatmul.cpp - Matmul tiles staged in workgroup memory --===//
+//
+// tileForInvocations gives an f32 matmul of a generic model (ONNX MatMul,
+// Gemm without transposes or epilogue) square tiles of kMatmulTile x
+// kMatmulTile outputs. After bufferization each tile is a fill and a
+// linalg.matmul on subviews; here the tile loop becomes a cooperative loop
+// (GpuWorkgroup.h), a workgroup per tile:
+//
+//   for each block of kMatmulTile k:
+//     the invocations copy the tile's A block [16 x 16] and B block
+//     [16 x 16] into workgroup memory (zeros past the matrix edges),
+//     barrier, each invocation adds its outputs' products over the block
+//     from workgroup memory, barrier;
+//   each invocation stores its outputs (16 * 16 / workgroup size of them).
+//
+// Every element of A and B is read from device memory once per tile
+// instead of once per output, and neighbouring invocations read
+// neighbouring elements. Each output is still summed over k in order. A
+// kernel of another form, or a workgroup size that does not divide the
+// tile, keeps what tileForInvocations made of it (one invocation per tile).
+//
+//===----------------------------------------------------------------------===//
+#include "targets/gpu/GpuKernelSteps.h"
+#include "targets/gpu/GpuWorkgroup.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+constexpr int64_t kT = kMatmulTile;
+
+struct TileOps {
+  linalg::LinalgOp matmul;
+  linalg::FillOp fill; // may be null: the output's old values are added to
+};
+
+/// The tile body: views, then an optional fill of the matmul's output, then
+/// the matmul (f32, default indexing), nothing else with effects.
+std::optional<TileOps> matchTile(Block &body) {
+  TileOps t{};
+  for (Operation &op : body.without_terminator()) {
+    if (isa<memref::SubViewOp>(op) || isMemoryEffectFree(&op))
+      continue;
+    if (auto fill = dyn_cast<linalg::FillOp>(op); fill && !t.fill && !t.matmul) {
+      t.fill = fill;
+      continue;
+    }
+    if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op) && !t.matmul) {
+      t.matmul = cast<linalg::LinalgOp>(op);
+      continue;
+    }
+    return std::nullopt;
+  }
+  if (!t.matmul || !t.matmul.hasPureBufferSemantics())
+    return std::nullopt;
+  if (t.fill && t.fill.getDpsInits()[0] != t.matmul.getDpsInits()[0])
+    return std::nullopt;
+  for (Value v : t.matmul->getOperands()) {
+    auto type = dyn_cast<MemRefType>(v.getType());
+    if (!type || !type.getElementType().isF32())
+      return std::nullopt;
+  }
+  return t;
+}
+
+/// Element (row, col) of a rank-2 view or of a rank-3 view whose leading
+/// (batch) dim has one element.
+SmallVector<Value> at(RewriterBase &rw, Location loc, Value view, Value row, Value col) {
+  SmallVector<Value> idx;
+  int64_t rank = cast<MemRefType>(view.getType()).getRank();
+  for (int64_t d = 0; d + 2 < rank; ++d)
+    idx.push_back(arith::ConstantIndexOp::create(rw, loc, 0));
+  idx.push_back(row);
+  idx.push_back(col);
+  return idx;
+}
+
+Value dim(RewriterBase &rw, Location loc, Value view, int64_t fromEnd) {
+  int64_t rank = cast<MemRefType>(view.getType()).getRank();
+  return memref::DimOp::create(rw, loc, view, rank - fromEnd);
+}
+
+/// view[row, col] when row < rows and col < cols, else 0.
+Value loadOrZero(RewriterBase &rw, Location loc, Value view, Value row, Value col, Value rows,
+                 Value cols) {
+  Value inRow = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, row, rows);
+  Value inCol = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, col, cols);
+  Value in = arith::AndIOp::create(rw, loc, inRow, inCol);
+  auto branch = scf::IfOp::create(rw, loc, TypeRange{rw.getF32Type()}, in, /*withElse=*/true);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPointToStart(branch.thenBlock());
+  scf::YieldOp::create(rw, loc, ValueRange{memref::LoadOp::create(rw, loc, view, at(rw, loc, view, row, col))});
+  rw.setInsertionPointToStart(branch.elseBlock());
+  scf::YieldOp::create(rw, loc, ValueRange{arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f)).getResult()});
+  return branch.getResult(0);
+}
+
+/// The tile's fill and matmul as workgroup code (see the file comment).
+void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
+                Value bBlock) {
+  linalg::LinalgOp mm = t.matmul;
+  Location loc = mm.getLoc();
+  rw.setInsertionPoint(mm);
+  Value A = mm.getDpsInputs()[0], B = mm.getDpsInputs()[1], C = mm.getDpsInits()[0];
+  Value rows = dim(rw, loc, C, 2), cols = dim(rw, loc, C, 1), K = dim(rw, loc, A, 1);
+  auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v).getResult(); };
+  Value tile = c(kT), size = c(wg.size()), tid = wg.tid();
+  const int64_t per = kT * kT / wg.size(); // outputs of each invocation
+  Value zerof = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f));
+  // Output j of this invocation: element tid + j * size of the tile, row-major.
+  auto outRow = [&](int64_t j) {
+    return arith::DivUIOp::create(rw, loc, arith::AddIOp::create(rw, loc, tid, c(j * wg.size())), tile)
+        .getResult();
+  };
+  auto outCol = [&](int64_t j) {
+    return arith::RemUIOp::create(rw, loc, arith::AddIOp::create(rw, loc, tid, c(j * wg.size())), tile)
+        .getResult();
+  };
+  SmallVector<Value> inits(per, zerof);
+  auto loop = scf::ForOp::create(rw, loc, c(0), K, tile, inits);
+  {
+    OpBuilder::InsertionGuard g(rw);
+    Block *body = loop.getBody();
+    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
+      rw.eraseOp(&body->back());
+    rw.setInsertionPointToEnd(body);
+    Value k0 = loop.getInductionVar();
+    // Stage the blocks: element e of each block, e = tid, tid + size, ...
+    for (int64_t e0 = 0; e0 < kT * kT; e0 += wg.size()) {
+      Value e = arith::AddIOp::create(rw, loc, tid, c(e0));
+      Value r = arith::DivUIOp::create(rw, loc, e, tile), q = arith::RemUIOp::create(rw, loc, e, tile);
+      // A block [row r][k q], B block [k r][col q].
+      Value a = loadOrZero(rw, loc, A, r, arith::AddIOp::create(rw, loc, k0, q), rows, K);
+      memref::StoreOp::create(rw, loc, a, aBlock, ValueRange{e});
+      Value b = loadOrZero(rw, loc, B, arith::AddIOp::create(rw, loc, k0, r), q, K, cols);
+      memref::StoreOp::create(rw, loc, b, bBlock, ValueRange{e});
+    }
+    wg.barrier();
+    SmallVector<Value> acc(loop.getRegionIterArgs());
+    SmallVector<Value> rowBase(per), col(per);
+    for (int64_t j = 0; j < per; ++j) {
+      rowBase[j] = arith::MulIOp::create(rw, loc, outRow(j), tile);
+      col[j] = outCol(j);
+    }
+    // The block's k in order, as on the CPU.
+    auto inner = scf::ForOp::create(rw, loc, c(0), tile, c(1), acc);
+    {
+      OpBuilder::InsertionGuard g2(rw);
+      Block *ib = inner.getBody();
+      if (!ib->empty() && ib->back().hasTrait<OpTrait::IsTerminator>())
+        rw.eraseOp(&ib->back());
+      rw.setInsertionPointToEnd(ib);
+      Value kk = inner.getInductionVar();
+      SmallVector<Value> next;
+      for (int64_t j = 0; j < per; ++j) {
+        Value av = memref::LoadOp::create(rw, loc, aBlock,
+                                          ValueRange{arith::AddIOp::create(rw, loc, rowBase[j], kk)});
+        Value bv = memref::LoadOp::create(
+            rw, loc, bBlock,
+            ValueRange{arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, kk, tile), col[j])});
+        next.push_back(arith::AddFOp::create(rw, loc, inner.getRegionIterArgs()[j],
+                                             arith::MulFOp::create(rw, loc, av, bv)));
+      }
+      scf::YieldOp::create(rw, loc, next);
+    }
+    wg.barrier();
+    scf::YieldOp::create(rw, loc, inner.getResults());
+  }
+  // C = (the fill's value, or C's old value) + the sum, inside the matrix.
+  for (int64_t j = 0; j < per; ++j) {
+    Value r = outRow(j), q = outCol(j);
+    Value inRow = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, r, rows);
+    Value inCol = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, q, cols);
+    auto guard = scf::IfOp::create(rw, loc, arith::AndIOp::create(rw, loc, inRow, inCol), false);
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPoint(guard.thenBlock()->getTerminator());
+    SmallVector<Value> idx = at(rw, loc, C, r, q);
+    Value init = t.fill ? t.fill.getInputs()[0] : memref::LoadOp::create(rw, loc, C, idx).getResult();
+    memref::StoreOp::create(rw, loc, arith::AddFOp::create(rw, loc, init, loop.getResult(j)), C, idx);
+  }
+  rw.eraseOp(mm);
+  if (t.fill)
+    rw.eraseOp(t.fill);
+}
+
+} // namespace
+
+void cooperateTiledMatmuls(func::FuncOp fn, const GpuKernelConfig &config) {
+  if (config.workgroupSize <= 0 || config.workgroupSize > kT * kT ||
+      (kT * kT) % config.workgroupSize != 0)
+    return;
+  Block &top = fn.getBody().front();
+  scf::ForallOp forall;
+  for (Operation &op : top.without_terminator()) {
+    if (auto f = dyn_cast<scf::ForallOp>(op)) {
+      if (forall)
+        return;
+      forall = f;
+    }
+  }
+  IRRewriter rw(fn.getContext());
+  // The blocks of A and B, in workgroup memory.
+  auto block = [&](Location loc) {
+    auto alloc = memref::AllocOp::create(rw, loc, MemRefType::get({kT * kT}, rw.getF32Type()));
+    alloc->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
+    return alloc.getResult();
+  };
+  // A matmul within one tile was not tiled: it keeps one invocation per
+  // output (a loop of one work item would be folded away).
+  if (!forall)
+    return;
+  for (Operation &op : top.without_terminator())
+    if (&op != forall.getOperation() && !isMemoryEffectFree(&op))
+      return;
+  if (forall->getNumResults() != 0 || forall.getMapping())
+    return;
+  for (OpFoldResult lb : forall.getMixedLowerBound())
+    if (getConstantIntValue(lb) != 0)
+      return;
+  std::optional<TileOps> t = matchTile(*forall.getBody());
+  if (!t)
+    return;
+  // One tile in all: canonicalization would fold a loop of one work item
+  // away, and with it the cooperative form.
+  bool one = true;
+  for (auto [lb, ub, step] : llvm::zip(forall.getMixedLowerBound(), forall.getMixedUpperBound(),
+                                       forall.getMixedStep())) {
+    std::optional<int64_t> u = getConstantIntValue(ub), st = getConstantIntValue(step);
+    one &= u && st && *u <= *st;
+  }
+  if (one)
+    return;
+  Location loc = forall.getLoc();
+  rw.setInsertionPoint(forall);
+  Value aBlock = block(loc), bBlock = block(loc);
+  // Work items: tiles, numbered from 0 (the forall steps by the tile).
+  SmallVector<Value> counts, steps;
+  for (auto [ub, step] : llvm::zip(forall.getMixedUpperBound(), forall.getMixedStep())) {
+    Value u = getValueOrCreateConstantIndexOp(rw, loc, ub);
+    Value s = getValueOrCreateConstantIndexOp(rw, loc, step);
+    counts.push_back(arith::CeilDivUIOp::create(rw, loc, u, s));
+    steps.push_back(s);
+  }
+  WorkgroupBuilder wg(rw, loc, config);
+  SmallVector<Value> items = wg.items(counts);
+  SmallVector<Value> ivs;
+  for (auto [item, step] : llvm::zip(items, steps))
+    ivs.push_back(arith::MulIOp::create(rw, loc, item, step));
+  Block *itemBody = rw.getInsertionBlock();
+  Block *tileBody = forall.getBody();
+  rw.eraseOp(tileBody->getTerminator());
+  rw.inlineBlockBefore(tileBody, itemBody, rw.getInsertionPoint(), ivs);
+  rw.eraseOp(forall);
+  expandTile(rw, wg, *t, aBlock, bBlock);
+}
+
+} // namespace kiln
