@@ -9,12 +9,13 @@
 //
 // This step rewrites such tiles after bufferization: an scf.forall over
 // outputs whose body holds one linalg.generic reducing into one f32
-// element (a sum, or a maxnumf) and otherwise only a few elements of work
-// (copies of the output, an epilogue such as ReduceMean's division) becomes
-// a cooperative loop over the same outputs. Every invocation runs the small
-// work alike; the reduction is split over them. Reductions whose combiner
-// has no workgroup form (maximumf, which propagates NaN; products; integer
-// sums) and short rows keep one invocation per output.
+// element (a sum, a maxnumf or a maximumf) and otherwise only a few
+// elements of work (copies of the output, ReduceMean's division), or after
+// the reduction elementwise writes of the tile's final output (Softmax's
+// exp(x - max) / sum), becomes a cooperative loop over the same outputs.
+// Every invocation runs the small work alike; the reduction and the final
+// writes are split over them. Other combiners (products, integer sums) and
+// short rows keep one invocation per output.
 //
 //===----------------------------------------------------------------------===//
 #include "targets/gpu/GpuKernelSteps.h"
@@ -43,7 +44,11 @@ constexpr int64_t kSmallWork = 16;
 struct RowReduction {
   linalg::GenericOp op;
   CombineKind kind;
+  bool nanMax = false;      // arith.maximumf: a NaN anywhere makes the result NaN
   int64_t staticLength = 0; // 0 when a reduction dim is dynamic
+  /// Elementwise ops after the reduction writing the tile's final output
+  /// (Softmax's division): spread over the invocations.
+  SmallVector<linalg::GenericOp> rowWrites;
 };
 
 /// The reduction `op` folds into its one f32 output element with
@@ -63,10 +68,12 @@ std::optional<RowReduction> matchRowReduction(linalg::GenericOp op) {
       !llvm::is_contained(combiner->getOperands(), out))
     return std::nullopt;
   RowReduction r{op, CombineKind::Add};
-  if (isa<arith::MaxNumFOp>(combiner))
+  if (isa<arith::MaxNumFOp, arith::MaximumFOp>(combiner)) {
     r.kind = CombineKind::Max;
-  else if (!isa<arith::AddFOp>(combiner))
+    r.nanMax = isa<arith::MaximumFOp>(combiner);
+  } else if (!isa<arith::AddFOp>(combiner)) {
     return std::nullopt;
+  }
   for (Operation &inner : body.without_terminator())
     if (!isMemoryEffectFree(&inner))
       return std::nullopt;
@@ -108,7 +115,34 @@ bool isSmallWork(Operation &op) {
   return false;
 }
 
-/// The tile body's one long reduction, when the rest is small work.
+/// An elementwise op (parallel loops only, element i of its output from
+/// element i of its iteration space) whose output is a view of a kernel
+/// argument that nothing else in the tile touches: its elements can be
+/// written by any invocation, in any order.
+bool isFinalRowWrite(linalg::GenericOp op, scf::ForallOp forall) {
+  if (op.getNumReductionLoops() != 0 || op.getNumDpsInits() != 1 || op->getNumResults() != 0 ||
+      !op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
+    return false;
+  Value out = op.getDpsInits()[0];
+  Value base = out;
+  while (auto view = base.getDefiningOp<memref::SubViewOp>())
+    base = view.getSource();
+  if (!isa<BlockArgument>(base) || forall->isAncestor(cast<BlockArgument>(base).getOwner()->getParentOp()))
+    return false;
+  for (Operation *user : out.getUsers())
+    if (user != op.getOperation())
+      return false;
+  Block &body = op.getRegion().front();
+  if (!body.getArguments().back().use_empty())
+    return false; // reads its output
+  for (Operation &inner : body.without_terminator())
+    if (!isMemoryEffectFree(&inner) || isa<linalg::IndexOp>(inner))
+      return false;
+  return true;
+}
+
+/// The tile body's one long reduction, when the rest is small work or
+/// final row writes after it.
 std::optional<RowReduction> matchTile(scf::ForallOp forall, int64_t workgroupSize) {
   if (forall->getNumResults() != 0 || forall.getMapping())
     return std::nullopt;
@@ -123,14 +157,19 @@ std::optional<RowReduction> matchTile(scf::ForallOp forall, int64_t workgroupSiz
     auto generic = dyn_cast<linalg::GenericOp>(op);
     if (generic && generic.getNumReductionLoops() > 0) {
       if (found)
-        return std::nullopt; // two reductions (softmax): not this form
+        return std::nullopt; // two reductions in one tile: not this form
       found = matchRowReduction(generic);
       if (!found)
         return std::nullopt;
       continue;
     }
-    if (!isSmallWork(op))
-      return std::nullopt;
+    if (isSmallWork(op))
+      continue;
+    if (found && generic && isFinalRowWrite(generic, forall)) {
+      found->rowWrites.push_back(generic);
+      continue;
+    }
+    return std::nullopt;
   }
   if (!found || (found->staticLength != 0 && found->staticLength < 2 * workgroupSize))
     return std::nullopt;
@@ -199,13 +238,78 @@ void splitReduction(RewriterBase &rw, WorkgroupBuilder &wg, const RowReduction &
     }
     return SmallVector<Value>{map.lookup(yield.getOperand(0))};
   });
-  Value total = wg.allReduce(partial, r.kind)[0];
-  Value result = r.kind == CombineKind::Add
-                     ? arith::AddFOp::create(rw, loc, init, total).getResult()
-                     : arith::MaxNumFOp::create(rw, loc, init, total).getResult();
+  Value result;
+  if (r.kind == CombineKind::Add) {
+    result = arith::AddFOp::create(rw, loc, init, wg.allReduce(partial, r.kind)[0]);
+  } else if (!r.nanMax) {
+    result = arith::MaxNumFOp::create(rw, loc, init, wg.allReduce(partial, r.kind)[0]);
+  } else {
+    // The workgroup combines with maxnumf, which drops NaN: NaN shares
+    // enter as -inf and are counted on the side.
+    Value p = partial[0];
+    Value nan = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::UNO, p, p);
+    Value clean = arith::SelectOp::create(rw, loc, nan, identity, p);
+    Value one = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(1.0f));
+    Value zerof = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f));
+    Value count = wg.allReduce({arith::SelectOp::create(rw, loc, nan, one, zerof)}, CombineKind::Add)[0];
+    Value top = wg.allReduce({clean}, CombineKind::Max)[0];
+    Value any = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, count, zerof);
+    Value qnan = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(std::numeric_limits<float>::quiet_NaN()));
+    result = arith::MaximumFOp::create(rw, loc, init, arith::SelectOp::create(rw, loc, any, qnan, top));
+  }
   // Every invocation stores the same value (to its own copy, when the
   // output is a temporary of the tile: those are private).
   memref::StoreOp::create(rw, loc, result, out, origin);
+  rw.eraseOp(op);
+}
+
+/// `op` (a final row write) as a loop over its elements strided over the
+/// invocations.
+void spreadRowWrite(RewriterBase &rw, WorkgroupBuilder &wg, linalg::GenericOp op) {
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  SmallVector<Range, 4> ranges = cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rw, loc);
+  SmallVector<Value> extents;
+  Value n = arith::ConstantIndexOp::create(rw, loc, 1);
+  for (Range &range : ranges) {
+    extents.push_back(getValueOrCreateConstantIndexOp(rw, loc, range.size));
+    n = arith::MulIOp::create(rw, loc, n, extents.back());
+  }
+  Value step = arith::ConstantIndexOp::create(rw, loc, wg.size());
+  auto loop = scf::ForOp::create(rw, loc, wg.tid(), n, step);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPoint(loop.getBody()->getTerminator());
+  SmallVector<Value> idx(extents.size());
+  Value rem = loop.getInductionVar();
+  for (int d = static_cast<int>(extents.size()) - 1; d >= 0; --d) {
+    if (d == 0) {
+      idx[d] = rem;
+      break;
+    }
+    idx[d] = arith::RemUIOp::create(rw, loc, rem, extents[d]);
+    rem = arith::DivUIOp::create(rw, loc, rem, extents[d]);
+  }
+  Block &body = op.getRegion().front();
+  IRMapping map;
+  auto indices = [&](AffineMap m) {
+    SmallVector<Value> at;
+    for (AffineExpr e : m.getResults())
+      at.push_back(affine::AffineApplyOp::create(rw, loc, AffineMap::get(m.getNumDims(), 0, e), idx));
+    return at;
+  };
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    BlockArgument arg = body.getArgument(in->getOperandNumber());
+    if (!isa<MemRefType>(in->get().getType())) {
+      map.map(arg, in->get());
+      continue;
+    }
+    map.map(arg, memref::LoadOp::create(rw, loc, in->get(), indices(op.getMatchingIndexingMap(in))));
+  }
+  for (Operation &inner : body.without_terminator())
+    rw.clone(inner, map);
+  Value v = map.lookup(cast<linalg::YieldOp>(body.getTerminator()).getOperand(0));
+  OpOperand *out = op.getDpsInitOperand(0);
+  memref::StoreOp::create(rw, loc, v, out->get(), indices(op.getMatchingIndexingMap(out)));
   rw.eraseOp(op);
 }
 
@@ -250,6 +354,8 @@ void cooperateRowReductions(func::FuncOp fn, const GpuKernelConfig &config) {
   rw.inlineBlockBefore(tile, items, rw.getInsertionPoint(), ivs);
   rw.eraseOp(forall);
   splitReduction(rw, wg, *r);
+  for (linalg::GenericOp write : r->rowWrites)
+    spreadRowWrite(rw, wg, write);
 }
 
 } // namespace kiln

@@ -5,9 +5,10 @@ Writes test_*/model.onnx with test_data_set_0/{input,output}_0.pb (numpy's
 results), the layout of the ONNX node tests, so that
 test/conformance/run_node_tests.py --data-dir OUT_DIR runs them on any
 target and device.
-  test_row_*, test_sum_square_*  long row reductions: a workgroup per output
-      (targets/gpu/GpuCooperativeReductions.cpp), except *_short and *_max
-      (one invocation per output)
+  test_row_*, test_sum_square_*  long row reductions (sums, max with and
+      without NaN, Softmax's two kernels): a workgroup per output
+      (targets/gpu/GpuCooperativeReductions.cpp), except *_short (one
+      invocation per output)
   test_matmul_*  matmuls in 16 x 16 output tiles staged through workgroup
       memory (targets/gpu/GpuCooperativeMatmul.cpp), with partial tiles at
       the edges; *_bias (Gemm with a bias) keeps one invocation per output
@@ -61,6 +62,16 @@ def main():
     x = normal(40, 500)
     case(out, "test_row_l2", helper.make_node("ReduceL2", ["x"], ["y"], keepdims=0, axes=[1]),
          [40, 500], [40], x, np.sqrt((x * x).sum(1)))
+    x = normal(40, 500)
+    x[3, 17] = np.nan
+    x[29, 499] = np.nan
+    case(out, "test_row_max_nan", helper.make_node("ReduceMax", ["x"], ["y"], keepdims=0, axes=[1]),
+         [40, 500], [40], x, x.max(1))
+    x = normal(40, 1000)
+    e = np.exp(x - x.max(1, keepdims=True))
+    case(out, "test_row_softmax", helper.make_node("Softmax", ["x"], ["y"], axis=1), [40, 1000], [40, 1000], x,
+         e / e.sum(1, keepdims=True))
+    x = normal(40, 500)
     case(out, "test_row_max", helper.make_node("ReduceMax", ["x"], ["y"], keepdims=0, axes=[1]),
          [40, 500], [40], x, x.max(1))
     x, w = normal(70, 300), normal(300, 50)
