@@ -197,68 +197,30 @@ void cooperateTiledMatmuls(func::FuncOp fn, const GpuKernelConfig &config) {
   if (config.workgroupSize <= 0 || config.workgroupSize > kT * kT ||
       (kT * kT) % config.workgroupSize != 0)
     return;
-  Block &top = fn.getBody().front();
-  scf::ForallOp forall;
-  for (Operation &op : top.without_terminator()) {
-    if (auto f = dyn_cast<scf::ForallOp>(op)) {
-      if (forall)
-        return;
-      forall = f;
-    }
-  }
+  // A matmul within one tile was not tiled (no loop): it keeps one
+  // invocation per output.
+  scf::ForallOp forall = soleTileLoop(fn);
+  if (!forall)
+    return;
+  std::optional<TileOps> t = matchTile(*forall.getBody());
+  if (!t)
+    return;
   IRRewriter rw(fn.getContext());
+  Location loc = forall.getLoc();
+  rw.setInsertionPoint(forall);
   // The blocks of A and B, in workgroup memory.
-  auto block = [&](Location loc) {
+  auto block = [&] {
     auto alloc = memref::AllocOp::create(rw, loc, MemRefType::get({kT * kT}, rw.getF32Type()));
     alloc->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
     return alloc.getResult();
   };
-  // A matmul within one tile was not tiled: it keeps one invocation per
-  // output (a loop of one work item would be folded away).
-  if (!forall)
-    return;
-  for (Operation &op : top.without_terminator())
-    if (&op != forall.getOperation() && !isMemoryEffectFree(&op))
-      return;
-  if (forall->getNumResults() != 0 || forall.getMapping())
-    return;
-  for (OpFoldResult lb : forall.getMixedLowerBound())
-    if (getConstantIntValue(lb) != 0)
-      return;
-  std::optional<TileOps> t = matchTile(*forall.getBody());
-  if (!t)
-    return;
-  // One tile in all: canonicalization would fold a loop of one work item
-  // away, and with it the cooperative form.
-  bool one = true;
-  for (auto [lb, ub, step] : llvm::zip(forall.getMixedLowerBound(), forall.getMixedUpperBound(),
-                                       forall.getMixedStep())) {
-    std::optional<int64_t> u = getConstantIntValue(ub), st = getConstantIntValue(step);
-    one &= u && st && *u <= *st;
-  }
-  if (one)
-    return;
-  Location loc = forall.getLoc();
-  rw.setInsertionPoint(forall);
-  Value aBlock = block(loc), bBlock = block(loc);
-  // Work items: tiles, numbered from 0 (the forall steps by the tile).
-  SmallVector<Value> counts, steps;
-  for (auto [ub, step] : llvm::zip(forall.getMixedUpperBound(), forall.getMixedStep())) {
-    Value u = getValueOrCreateConstantIndexOp(rw, loc, ub);
-    Value s = getValueOrCreateConstantIndexOp(rw, loc, step);
-    counts.push_back(arith::CeilDivUIOp::create(rw, loc, u, s));
-    steps.push_back(s);
-  }
+  Value aBlock = block(), bBlock = block();
   WorkgroupBuilder wg(rw, loc, config);
-  SmallVector<Value> items = wg.items(counts);
-  SmallVector<Value> ivs;
-  for (auto [item, step] : llvm::zip(items, steps))
-    ivs.push_back(arith::MulIOp::create(rw, loc, item, step));
-  Block *itemBody = rw.getInsertionBlock();
-  Block *tileBody = forall.getBody();
-  rw.eraseOp(tileBody->getTerminator());
-  rw.inlineBlockBefore(tileBody, itemBody, rw.getInsertionPoint(), ivs);
-  rw.eraseOp(forall);
+  if (!tileLoopToItems(rw, wg, forall)) {
+    rw.eraseOp(aBlock.getDefiningOp());
+    rw.eraseOp(bBlock.getDefiningOp());
+    return;
+  }
   expandTile(rw, wg, *t, aBlock, bBlock);
 }
 

@@ -21,7 +21,6 @@
 #include "targets/gpu/GpuKernelSteps.h"
 #include "targets/gpu/GpuWorkgroup.h"
 
-#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -144,11 +143,6 @@ bool isFinalRowWrite(linalg::GenericOp op, scf::ForallOp forall) {
 /// The tile body's one long reduction, when the rest is small work or
 /// final row writes after it.
 std::optional<RowReduction> matchTile(scf::ForallOp forall, int64_t workgroupSize) {
-  if (forall->getNumResults() != 0 || forall.getMapping())
-    return std::nullopt;
-  for (OpFoldResult lb : forall.getMixedLowerBound())
-    if (getConstantIntValue(lb) != 0)
-      return std::nullopt;
   for (OpFoldResult step : forall.getMixedStep())
     if (getConstantIntValue(step) != 1)
       return std::nullopt;
@@ -205,15 +199,8 @@ void splitReduction(RewriterBase &rw, WorkgroupBuilder &wg, const RowReduction &
   SmallVector<Value> partial = wg.strided(length, {identity}, [&](Value i, ValueRange carried) {
     // i -> the reduction dims' indices, row-major; parallel dims are 0.
     SmallVector<Value> idx(op.getNumLoops(), zero);
-    Value rem = i;
-    for (int k = static_cast<int>(dims.size()) - 1; k >= 0; --k) {
-      if (k == 0) {
-        idx[dims[k]] = rem;
-        break;
-      }
-      idx[dims[k]] = arith::RemUIOp::create(rw, loc, rem, extents[k]);
-      rem = arith::DivUIOp::create(rw, loc, rem, extents[k]);
-    }
+    for (auto [d, v] : llvm::zip(dims, delinearize(rw, loc, i, extents)))
+      idx[d] = v;
     IRMapping map;
     for (OpOperand *in : op.getDpsInputOperands()) {
       BlockArgument arg = body.getArgument(in->getOperandNumber());
@@ -221,12 +208,8 @@ void splitReduction(RewriterBase &rw, WorkgroupBuilder &wg, const RowReduction &
         map.map(arg, in->get()); // a scalar input
         continue;
       }
-      AffineMap m = op.getMatchingIndexingMap(in);
-      SmallVector<Value> at;
-      for (AffineExpr e : m.getResults())
-        at.push_back(affine::AffineApplyOp::create(
-            rw, loc, AffineMap::get(m.getNumDims(), 0, e), idx));
-      map.map(arg, memref::LoadOp::create(rw, loc, in->get(), at));
+      map.map(arg, memref::LoadOp::create(rw, loc, in->get(),
+                                          applyMap(rw, loc, op.getMatchingIndexingMap(in), idx)));
     }
     map.map(body.getArguments().back(), carried[0]);
     for (Operation &inner : body.without_terminator()) {
@@ -279,24 +262,10 @@ void spreadRowWrite(RewriterBase &rw, WorkgroupBuilder &wg, linalg::GenericOp op
   auto loop = scf::ForOp::create(rw, loc, wg.tid(), n, step);
   OpBuilder::InsertionGuard g(rw);
   rw.setInsertionPoint(loop.getBody()->getTerminator());
-  SmallVector<Value> idx(extents.size());
-  Value rem = loop.getInductionVar();
-  for (int d = static_cast<int>(extents.size()) - 1; d >= 0; --d) {
-    if (d == 0) {
-      idx[d] = rem;
-      break;
-    }
-    idx[d] = arith::RemUIOp::create(rw, loc, rem, extents[d]);
-    rem = arith::DivUIOp::create(rw, loc, rem, extents[d]);
-  }
+  SmallVector<Value> idx = delinearize(rw, loc, loop.getInductionVar(), extents);
   Block &body = op.getRegion().front();
   IRMapping map;
-  auto indices = [&](AffineMap m) {
-    SmallVector<Value> at;
-    for (AffineExpr e : m.getResults())
-      at.push_back(affine::AffineApplyOp::create(rw, loc, AffineMap::get(m.getNumDims(), 0, e), idx));
-    return at;
-  };
+  auto indices = [&](AffineMap m) { return applyMap(rw, loc, m, idx); };
   for (OpOperand *in : op.getDpsInputOperands()) {
     BlockArgument arg = body.getArgument(in->getOperandNumber());
     if (!isa<MemRefType>(in->get().getType())) {
@@ -316,43 +285,16 @@ void spreadRowWrite(RewriterBase &rw, WorkgroupBuilder &wg, linalg::GenericOp op
 } // namespace
 
 void cooperateRowReductions(func::FuncOp fn, const GpuKernelConfig &config) {
-  // Only a kernel whose one step is the tile loop is spread over many
-  // workgroups (GpuDistribute's grid mode): the tile's temporaries are then
-  // private to each invocation.
-  scf::ForallOp forall;
-  for (Operation &op : fn.getBody().front().without_terminator()) {
-    if (auto f = dyn_cast<scf::ForallOp>(op)) {
-      if (forall)
-        return;
-      forall = f;
-      continue;
-    }
-    if (!isMemoryEffectFree(&op))
-      return;
-  }
+  scf::ForallOp forall = soleTileLoop(fn);
   if (!forall)
     return;
   std::optional<RowReduction> r = matchTile(forall, config.workgroupSize);
   if (!r)
     return;
-  // One output in all: canonicalization would fold a loop of one work item
-  // away, and with it the cooperative form.
-  if (llvm::all_of(forall.getMixedUpperBound(),
-                   [](OpFoldResult ub) { return getConstantIntValue(ub) == 1; }))
-    return;
   IRRewriter rw(fn.getContext());
-  rw.setInsertionPoint(forall);
-  Location loc = forall.getLoc();
-  SmallVector<Value> ubs;
-  for (OpFoldResult ub : forall.getMixedUpperBound())
-    ubs.push_back(getValueOrCreateConstantIndexOp(rw, loc, ub));
-  WorkgroupBuilder wg(rw, loc, config);
-  SmallVector<Value> ivs = wg.items(ubs);
-  Block *items = rw.getInsertionBlock();
-  Block *tile = forall.getBody();
-  rw.eraseOp(tile->getTerminator());
-  rw.inlineBlockBefore(tile, items, rw.getInsertionPoint(), ivs);
-  rw.eraseOp(forall);
+  WorkgroupBuilder wg(rw, forall.getLoc(), config);
+  if (!tileLoopToItems(rw, wg, forall))
+    return;
   splitReduction(rw, wg, *r);
   for (linalg::GenericOp write : r->rowWrites)
     spreadRowWrite(rw, wg, write);

@@ -3,10 +3,13 @@
 
 #include "targets/TargetRegistry.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include <limits>
 
@@ -189,6 +192,71 @@ SmallVector<Value> WorkgroupBuilder::clusterSum(ValueRange values, int64_t lanes
     barrier();
     llvm::append_range(out, foldRows(group, count, chunk.size(), CombineKind::Add));
   }
+  return out;
+}
+
+scf::ForallOp soleTileLoop(func::FuncOp fn) {
+  scf::ForallOp forall;
+  for (Operation &op : fn.getBody().front().without_terminator()) {
+    if (auto f = dyn_cast<scf::ForallOp>(op); f && !forall) {
+      forall = f;
+      continue;
+    }
+    if (!isMemoryEffectFree(&op))
+      return {};
+  }
+  if (!forall || forall->getNumResults() != 0 || forall.getMapping())
+    return {};
+  for (OpFoldResult lb : forall.getMixedLowerBound())
+    if (getConstantIntValue(lb) != 0)
+      return {};
+  return forall;
+}
+
+bool tileLoopToItems(RewriterBase &rw, WorkgroupBuilder &wg, scf::ForallOp forall) {
+  bool one = true;
+  for (auto [ub, step] : llvm::zip(forall.getMixedUpperBound(), forall.getMixedStep())) {
+    std::optional<int64_t> u = getConstantIntValue(ub), st = getConstantIntValue(step);
+    one &= u && st && *u <= *st;
+  }
+  if (one)
+    return false;
+  Location loc = forall.getLoc();
+  rw.setInsertionPoint(forall);
+  // Items count iterations from 0; the body gets the forall's values.
+  SmallVector<Value> counts, steps;
+  for (auto [ub, step] : llvm::zip(forall.getMixedUpperBound(), forall.getMixedStep())) {
+    Value s = getValueOrCreateConstantIndexOp(rw, loc, step);
+    counts.push_back(
+        arith::CeilDivUIOp::create(rw, loc, getValueOrCreateConstantIndexOp(rw, loc, ub), s));
+    steps.push_back(s);
+  }
+  SmallVector<Value> ivs;
+  for (auto [item, step] : llvm::zip(wg.items(counts), steps))
+    ivs.push_back(arith::MulIOp::create(rw, loc, item, step));
+  Block *items = rw.getInsertionBlock();
+  Block *tile = forall.getBody();
+  rw.eraseOp(tile->getTerminator());
+  rw.inlineBlockBefore(tile, items, rw.getInsertionPoint(), ivs);
+  rw.eraseOp(forall);
+  return true;
+}
+
+SmallVector<Value> delinearize(RewriterBase &rw, Location loc, Value i, ArrayRef<Value> extents) {
+  SmallVector<Value> idx(extents.size());
+  for (int d = static_cast<int>(extents.size()) - 1; d > 0; --d) {
+    idx[d] = arith::RemUIOp::create(rw, loc, i, extents[d]);
+    i = arith::DivUIOp::create(rw, loc, i, extents[d]);
+  }
+  if (!idx.empty())
+    idx[0] = i;
+  return idx;
+}
+
+SmallVector<Value> applyMap(RewriterBase &rw, Location loc, AffineMap map, ValueRange dims) {
+  SmallVector<Value> out;
+  for (AffineExpr e : map.getResults())
+    out.push_back(affine::AffineApplyOp::create(rw, loc, AffineMap::get(map.getNumDims(), 0, e), dims));
   return out;
 }
 

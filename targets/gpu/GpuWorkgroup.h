@@ -19,6 +19,8 @@
 #ifndef KILN_TARGETS_GPU_GPUWORKGROUP_H
 #define KILN_TARGETS_GPU_GPUWORKGROUP_H
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
@@ -105,6 +107,27 @@ private:
   const GpuKernelConfig &cfg;
   mlir::Value scratch; // workgroup memory, size * kChunk f32
 };
+
+/// The kernel's tile loop when it is the kernel's one step (everything else
+/// at function level is free of memory effects): a bufferized scf.forall
+/// from 0, without results or mapping. Such a kernel is spread over many
+/// workgroups (GpuDistribute's grid mode), with the tile's temporaries
+/// private to each invocation. Null otherwise.
+mlir::scf::ForallOp soleTileLoop(mlir::func::FuncOp fn);
+
+/// Replaces `forall` (see soleTileLoop) by WorkgroupBuilder::items over its
+/// iterations, its body moved in; returns false, changing nothing, when it
+/// has one iteration (canonicalization would fold the loop away, and with
+/// it the cooperative form).
+bool tileLoopToItems(mlir::RewriterBase &rw, WorkgroupBuilder &wg, mlir::scf::ForallOp forall);
+
+/// The indices of linear index `i` in a row-major space of `extents`.
+llvm::SmallVector<mlir::Value> delinearize(mlir::RewriterBase &rw, mlir::Location loc, mlir::Value i,
+                                           llvm::ArrayRef<mlir::Value> extents);
+
+/// The results of `map` at `dims`, one affine.apply each.
+llvm::SmallVector<mlir::Value> applyMap(mlir::RewriterBase &rw, mlir::Location loc, mlir::AffineMap map,
+                                        mlir::ValueRange dims);
 
 } // namespace kiln
 
