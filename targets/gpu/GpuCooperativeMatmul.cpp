@@ -59,7 +59,9 @@ std::optional<TileOps> matchTile(Block &body) {
     }
     return std::nullopt;
   }
-  if (!t.matmul || !t.matmul.hasPureBufferSemantics())
+  // The indexing is checked again: a transposed matmul was tiled by 1 and
+  // must not be read as a plain one.
+  if (!t.matmul || !t.matmul.hasPureBufferSemantics() || !hasDefaultMatmulIndexing(t.matmul))
     return std::nullopt;
   if (t.fill && t.fill.getDpsInits()[0] != t.matmul.getDpsInits()[0])
     return std::nullopt;

@@ -53,6 +53,10 @@ struct GpuKernelConfig;
 /// through workgroup memory (cooperateTiledMatmuls).
 constexpr int64_t kMatmulTile = 16;
 
+/// Whether `op` is a linalg.matmul or batch_matmul with the default
+/// indexing: no transposed or broadcast operand.
+bool hasDefaultMatmulIndexing(mlir::linalg::LinalgOp op);
+
 /// Whether tileForInvocations gives `op` (an f32 linalg.matmul or
 /// batch_matmul on operands read from memory) square tiles of
 /// kMatmulTile outputs instead of one output per tile.

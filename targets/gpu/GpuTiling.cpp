@@ -77,12 +77,9 @@ static bool splitSmallReduction(linalg::LinalgOp consumer, int64_t threads,
   return true;
 }
 
-bool isWorkgroupMatmul(linalg::LinalgOp op) {
-  if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()) ||
-      !op.hasPureTensorSemantics() || op->getNumResults() != 1 ||
-      !getElementTypeOrSelf(op->getResult(0).getType()).isF32())
+bool hasDefaultMatmulIndexing(linalg::LinalgOp op) {
+  if (!isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op.getOperation()))
     return false;
-  // Default indexing only (no transposed or broadcast operand).
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   unsigned n = op.getNumLoops();
   MLIRContext *ctx = op.getContext();
@@ -94,7 +91,12 @@ bool isWorkgroupMatmul(linalg::LinalgOp op) {
       e.push_back(getAffineDimExpr(n - 3 + d, ctx));
     return AffineMap::get(n, 0, e, ctx);
   };
-  if (maps != SmallVector<AffineMap>{dims({0, 2}), dims({2, 1}), dims({0, 1})})
+  return maps == SmallVector<AffineMap>{dims({0, 2}), dims({2, 1}), dims({0, 1})};
+}
+
+bool isWorkgroupMatmul(linalg::LinalgOp op) {
+  if (!hasDefaultMatmulIndexing(op) || !op.hasPureTensorSemantics() || op->getNumResults() != 1 ||
+      !getElementTypeOrSelf(op->getResult(0).getType()).isF32())
     return false;
   // Operands read from memory, the output at most filled in the kernel: a
   // producer computed in the kernel would be recomputed by every tile.
