@@ -114,52 +114,40 @@ void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
   Value A = mm.getDpsInputs()[0], B = mm.getDpsInputs()[1], C = mm.getDpsInits()[0];
   Value rows = dim(rw, loc, C, 2), cols = dim(rw, loc, C, 1), K = dim(rw, loc, A, 1);
   auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v).getResult(); };
-  Value tile = c(kT), size = c(wg.size()), tid = wg.tid();
-  const int64_t per = kT * kT / wg.size(); // outputs of each invocation
+  Value tile = c(kT), tid = wg.tid();
+  // Elements of a 16 x 16 block per invocation: the outputs it sums, and
+  // the elements it stages of each of A's and B's blocks.
+  const int64_t per = kT * kT / wg.size();
   Value zerof = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f));
-  // Output j of this invocation: element tid + j * size of the tile, row-major.
-  auto outRow = [&](int64_t j) {
-    return arith::DivUIOp::create(rw, loc, arith::AddIOp::create(rw, loc, tid, c(j * wg.size())), tile)
-        .getResult();
-  };
-  auto outCol = [&](int64_t j) {
-    return arith::RemUIOp::create(rw, loc, arith::AddIOp::create(rw, loc, tid, c(j * wg.size())), tile)
-        .getResult();
-  };
+  // Its j-th element is tid + j * size, row-major, for every k block:
+  // computed once.
+  SmallVector<Value> flat(per), row(per), col(per), rowBase(per);
+  for (int64_t j = 0; j < per; ++j) {
+    flat[j] = arith::AddIOp::create(rw, loc, tid, c(j * wg.size()));
+    row[j] = arith::DivUIOp::create(rw, loc, flat[j], tile);
+    col[j] = arith::RemUIOp::create(rw, loc, flat[j], tile);
+    rowBase[j] = arith::MulIOp::create(rw, loc, row[j], tile);
+  }
   SmallVector<Value> inits(per, zerof);
   auto loop = scf::ForOp::create(rw, loc, c(0), K, tile, inits);
   {
     OpBuilder::InsertionGuard g(rw);
-    Block *body = loop.getBody();
-    if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
-      rw.eraseOp(&body->back());
-    rw.setInsertionPointToEnd(body);
+    openBlock(rw, loop.getBody());
     Value k0 = loop.getInductionVar();
-    // Stage the blocks: element e of each block, e = tid, tid + size, ...
-    for (int64_t e0 = 0; e0 < kT * kT; e0 += wg.size()) {
-      Value e = arith::AddIOp::create(rw, loc, tid, c(e0));
-      Value r = arith::DivUIOp::create(rw, loc, e, tile), q = arith::RemUIOp::create(rw, loc, e, tile);
-      // A block [row r][k q], B block [k r][col q].
+    // Stage the blocks: A's [row r][k q], B's [k r][col q].
+    for (int64_t j = 0; j < per; ++j) {
+      Value r = row[j], q = col[j];
       Value a = loadOrZero(rw, loc, A, r, arith::AddIOp::create(rw, loc, k0, q), rows, K);
-      memref::StoreOp::create(rw, loc, a, aBlock, ValueRange{e});
+      memref::StoreOp::create(rw, loc, a, aBlock, ValueRange{flat[j]});
       Value b = loadOrZero(rw, loc, B, arith::AddIOp::create(rw, loc, k0, r), q, K, cols);
-      memref::StoreOp::create(rw, loc, b, bBlock, ValueRange{e});
+      memref::StoreOp::create(rw, loc, b, bBlock, ValueRange{flat[j]});
     }
     wg.barrier();
-    SmallVector<Value> acc(loop.getRegionIterArgs());
-    SmallVector<Value> rowBase(per), col(per);
-    for (int64_t j = 0; j < per; ++j) {
-      rowBase[j] = arith::MulIOp::create(rw, loc, outRow(j), tile);
-      col[j] = outCol(j);
-    }
     // The block's k in order, as on the CPU.
-    auto inner = scf::ForOp::create(rw, loc, c(0), tile, c(1), acc);
+    auto inner = scf::ForOp::create(rw, loc, c(0), tile, c(1), loop.getRegionIterArgs());
     {
       OpBuilder::InsertionGuard g2(rw);
-      Block *ib = inner.getBody();
-      if (!ib->empty() && ib->back().hasTrait<OpTrait::IsTerminator>())
-        rw.eraseOp(&ib->back());
-      rw.setInsertionPointToEnd(ib);
+      openBlock(rw, inner.getBody());
       Value kk = inner.getInductionVar();
       SmallVector<Value> next;
       for (int64_t j = 0; j < per; ++j) {
@@ -178,7 +166,7 @@ void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
   }
   // C = (the fill's value, or C's old value) + the sum, inside the matrix.
   for (int64_t j = 0; j < per; ++j) {
-    Value r = outRow(j), q = outCol(j);
+    Value r = row[j], q = col[j];
     Value inRow = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, r, rows);
     Value inCol = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, q, cols);
     auto guard = scf::IfOp::create(rw, loc, arith::AndIOp::create(rw, loc, inRow, inCol), false);

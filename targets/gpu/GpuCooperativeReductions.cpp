@@ -170,28 +170,60 @@ std::optional<RowReduction> matchTile(scf::ForallOp forall, int64_t workgroupSiz
   return found;
 }
 
+/// The extents of `op`'s loops `dims` into `extents`; returns their product.
+Value loopExtents(RewriterBase &rw, Location loc, linalg::GenericOp op, ArrayRef<unsigned> dims,
+                  SmallVectorImpl<Value> &extents) {
+  SmallVector<Range, 4> ranges = cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rw, loc);
+  Value n = arith::ConstantIndexOp::create(rw, loc, 1);
+  for (unsigned d : dims) {
+    extents.push_back(getValueOrCreateConstantIndexOp(rw, loc, ranges[d].size));
+    n = arith::MulIOp::create(rw, loc, n, extents.back());
+  }
+  return n;
+}
+
+/// What `op`'s body yields at loop indices `idx`: memref inputs loaded
+/// through their indexing maps, scalar inputs as they are, the output's
+/// block argument bound to `outValue` (null when the body does not read it),
+/// linalg.index to `idx`.
+Value bodyAt(RewriterBase &rw, Location loc, linalg::GenericOp op, ArrayRef<Value> idx,
+             Value outValue) {
+  Block &body = op.getRegion().front();
+  IRMapping map;
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    BlockArgument arg = body.getArgument(in->getOperandNumber());
+    if (!isa<MemRefType>(in->get().getType())) {
+      map.map(arg, in->get());
+      continue;
+    }
+    map.map(arg, memref::LoadOp::create(rw, loc, in->get(),
+                                        applyMap(rw, loc, op.getMatchingIndexingMap(in), idx)));
+  }
+  if (outValue)
+    map.map(body.getArguments().back(), outValue);
+  for (Operation &inner : body.without_terminator()) {
+    if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
+      map.map(index.getResult(), idx[index.getDim()]);
+      continue;
+    }
+    rw.clone(inner, map);
+  }
+  return map.lookup(cast<linalg::YieldOp>(body.getTerminator()).getOperand(0));
+}
+
 /// Replaces `r` (inside a cooperative item) by its workgroup form.
 void splitReduction(RewriterBase &rw, WorkgroupBuilder &wg, const RowReduction &r) {
   linalg::GenericOp op = r.op;
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
-  SmallVector<Range, 4> ranges = cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rw, loc);
   SmallVector<unsigned> dims;
+  op.getReductionDims(dims);
   SmallVector<Value> extents;
-  Value length = arith::ConstantIndexOp::create(rw, loc, 1);
-  for (auto [d, it] : llvm::enumerate(op.getIteratorTypesArray())) {
-    if (it != utils::IteratorType::reduction)
-      continue;
-    dims.push_back(d);
-    extents.push_back(getValueOrCreateConstantIndexOp(rw, loc, ranges[d].size));
-    length = arith::MulIOp::create(rw, loc, length, extents.back());
-  }
+  Value length = loopExtents(rw, loc, op, dims, extents);
   Value out = op.getDpsInits()[0];
   SmallVector<Value> origin(cast<MemRefType>(out.getType()).getRank(), zero);
   Value init = memref::LoadOp::create(rw, loc, out, origin);
-  Block &body = op.getRegion().front();
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
   Value identity = arith::ConstantOp::create(
       rw, loc,
       rw.getF32FloatAttr(r.kind == CombineKind::Add ? 0.0f
@@ -201,25 +233,7 @@ void splitReduction(RewriterBase &rw, WorkgroupBuilder &wg, const RowReduction &
     SmallVector<Value> idx(op.getNumLoops(), zero);
     for (auto [d, v] : llvm::zip(dims, delinearize(rw, loc, i, extents)))
       idx[d] = v;
-    IRMapping map;
-    for (OpOperand *in : op.getDpsInputOperands()) {
-      BlockArgument arg = body.getArgument(in->getOperandNumber());
-      if (!isa<MemRefType>(in->get().getType())) {
-        map.map(arg, in->get()); // a scalar input
-        continue;
-      }
-      map.map(arg, memref::LoadOp::create(rw, loc, in->get(),
-                                          applyMap(rw, loc, op.getMatchingIndexingMap(in), idx)));
-    }
-    map.map(body.getArguments().back(), carried[0]);
-    for (Operation &inner : body.without_terminator()) {
-      if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
-        map.map(index.getResult(), idx[index.getDim()]);
-        continue;
-      }
-      rw.clone(inner, map);
-    }
-    return SmallVector<Value>{map.lookup(yield.getOperand(0))};
+    return SmallVector<Value>{bodyAt(rw, loc, op, idx, carried[0])};
   });
   Value result;
   if (r.kind == CombineKind::Add) {
@@ -251,34 +265,16 @@ void splitReduction(RewriterBase &rw, WorkgroupBuilder &wg, const RowReduction &
 void spreadRowWrite(RewriterBase &rw, WorkgroupBuilder &wg, linalg::GenericOp op) {
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
-  SmallVector<Range, 4> ranges = cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rw, loc);
   SmallVector<Value> extents;
-  Value n = arith::ConstantIndexOp::create(rw, loc, 1);
-  for (Range &range : ranges) {
-    extents.push_back(getValueOrCreateConstantIndexOp(rw, loc, range.size));
-    n = arith::MulIOp::create(rw, loc, n, extents.back());
-  }
+  Value n = loopExtents(rw, loc, op, llvm::to_vector(llvm::seq<unsigned>(0, op.getNumLoops())), extents);
   Value step = arith::ConstantIndexOp::create(rw, loc, wg.size());
   auto loop = scf::ForOp::create(rw, loc, wg.tid(), n, step);
   OpBuilder::InsertionGuard g(rw);
   rw.setInsertionPoint(loop.getBody()->getTerminator());
   SmallVector<Value> idx = delinearize(rw, loc, loop.getInductionVar(), extents);
-  Block &body = op.getRegion().front();
-  IRMapping map;
-  auto indices = [&](AffineMap m) { return applyMap(rw, loc, m, idx); };
-  for (OpOperand *in : op.getDpsInputOperands()) {
-    BlockArgument arg = body.getArgument(in->getOperandNumber());
-    if (!isa<MemRefType>(in->get().getType())) {
-      map.map(arg, in->get());
-      continue;
-    }
-    map.map(arg, memref::LoadOp::create(rw, loc, in->get(), indices(op.getMatchingIndexingMap(in))));
-  }
-  for (Operation &inner : body.without_terminator())
-    rw.clone(inner, map);
-  Value v = map.lookup(cast<linalg::YieldOp>(body.getTerminator()).getOperand(0));
+  Value v = bodyAt(rw, loc, op, idx, /*outValue=*/Value());
   OpOperand *out = op.getDpsInitOperand(0);
-  memref::StoreOp::create(rw, loc, v, out->get(), indices(op.getMatchingIndexingMap(out)));
+  memref::StoreOp::create(rw, loc, v, out->get(), applyMap(rw, loc, op.getMatchingIndexingMap(out), idx));
   rw.eraseOp(op);
 }
 

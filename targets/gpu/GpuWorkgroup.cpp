@@ -69,22 +69,16 @@ SmallVector<Value> WorkgroupBuilder::strided(
   Value t = tid();
   auto loop = scf::ForOp::create(rw, loc, zero, n, step, inits);
   OpBuilder::InsertionGuard g(rw);
-  // The builders add terminators where there are no results; each block
-  // gets its yield below instead.
-  auto openBlock = [&](Block *block) {
-    if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
-      rw.eraseOp(&block->back());
-    rw.setInsertionPointToEnd(block);
-  };
-  openBlock(loop.getBody());
+  // Each block gets its yield below.
+  openBlock(rw, loop.getBody());
   Value i = arith::AddIOp::create(rw, loc, loop.getInductionVar(), t);
   Value in = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::slt, i, n);
   ValueRange carried = loop.getRegionIterArgs();
   auto branch = scf::IfOp::create(rw, loc, carried.getTypes(), in, /*withElseRegion=*/true);
   scf::YieldOp::create(rw, loc, branch.getResults());
-  openBlock(branch.thenBlock());
+  openBlock(rw, branch.thenBlock());
   scf::YieldOp::create(rw, loc, body(i, carried));
-  openBlock(branch.elseBlock());
+  openBlock(rw, branch.elseBlock());
   scf::YieldOp::create(rw, loc, carried);
   return SmallVector<Value>(loop.getResults());
 }
@@ -240,6 +234,13 @@ bool tileLoopToItems(RewriterBase &rw, WorkgroupBuilder &wg, scf::ForallOp foral
   rw.inlineBlockBefore(tile, items, rw.getInsertionPoint(), ivs);
   rw.eraseOp(forall);
   return true;
+}
+
+void openBlock(RewriterBase &rw, Block *block) {
+  // The builders add terminators where there are no results.
+  if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
+    rw.eraseOp(&block->back());
+  rw.setInsertionPointToEnd(block);
 }
 
 SmallVector<Value> delinearize(RewriterBase &rw, Location loc, Value i, ArrayRef<Value> extents) {

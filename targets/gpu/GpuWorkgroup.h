@@ -121,6 +121,10 @@ mlir::scf::ForallOp soleTileLoop(mlir::func::FuncOp fn);
 /// it the cooperative form).
 bool tileLoopToItems(mlir::RewriterBase &rw, WorkgroupBuilder &wg, mlir::scf::ForallOp forall);
 
+/// Moves the insertion point to the end of `block`, dropping the terminator
+/// a builder may have added: the caller writes its own yield.
+void openBlock(mlir::RewriterBase &rw, mlir::Block *block);
+
 /// The indices of linear index `i` in a row-major space of `extents`.
 llvm::SmallVector<mlir::Value> delinearize(mlir::RewriterBase &rw, mlir::Location loc, mlir::Value i,
                                            llvm::ArrayRef<mlir::Value> extents);
