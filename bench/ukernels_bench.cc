@@ -222,6 +222,47 @@ void QMatmulArgs(benchmark::internal::Benchmark *b) {
 }
 BENCHMARK(BM_QMatmul)->Apply(QMatmulArgs)->UseRealTime();
 
+// args: M, K, N, group, threads, copies. int4 weights (zero points) x
+// int8 activations per group (w4gNa8), the AVX2 kernel where this CPU has it.
+void BM_QA8Matmul(benchmark::State &state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2), group = state.range(3);
+  const int threads = static_cast<int>(state.range(4)), copies = static_cast<int>(state.range(5));
+  Buffer A = RandomBuffer(M * K, 1), C(M * N);
+  const int64_t size = kiln_uk_packed_q_size(K, N, 4, group, 1);
+  std::vector<Buffer> packed;
+  {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> qd(0, 15);
+    std::vector<int8_t> q(K * N), zp((K / group) * N, 8);
+    for (auto &x : q) x = static_cast<int8_t>(qd(rng));
+    std::vector<uint16_t> scales((K / group) * N, 0x2000);  // 2^-7
+    for (int c = 0; c < copies; ++c) {
+      packed.emplace_back(size / sizeof(float) + 1);
+      kiln_uk_pack_q(q.data(), scales.data(), zp.data(), K, N, 4, group,
+                     reinterpret_cast<uint8_t *>(packed.back().p));
+    }
+  }
+  auto fn = kiln_uk_matmul_qa8_f32;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) fn = kiln_uk_matmul_qa8_f32_avx2;
+#endif
+  RunPackedMatmul(state, packed, size, threads, M, K, N, "GOP/s",
+                  [&](const uint8_t *w, int64_t wg) {
+                    fn(A.p, M, K, w, N, 4, group, 1, nullptr, nullptr, KILN_UK_ACT_NONE, C.p, wg,
+                       threads);
+                  });
+}
+
+void QA8MatmulArgs(benchmark::internal::Benchmark *b) {
+  b->ArgNames({"M", "K", "N", "group", "threads", "copies"});
+  for (int threads : {1, 2})
+    for (int64_t group : {32, 128}) {
+      for (int64_t M : {1, 16, 128}) b->Args({M, 1024, 2816, group, threads, 1});
+      b->Args({1, 1024, 2816, group, threads, 24});
+    }
+}
+BENCHMARK(BM_QA8Matmul)->Apply(QA8MatmulArgs)->UseRealTime();
+
 // args: M, K, N, threads, copies. w8a8: int8 weights, rows of A quantized
 // to int8 inside the kernel (the generic, portable accumulation).
 void BM_Q8A8Matmul(benchmark::State &state) {

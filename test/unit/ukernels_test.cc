@@ -788,6 +788,165 @@ TEST(UkQ8A8Matmul, RowsAreBitwiseTheSameForAnyMAndCount) {
   }
 }
 
+//===-- int4 weights x int8 activations per group ("w4gNa8") --------------===//
+
+// The documented semantics in double after the exact integer part: each
+// group of a row quantized as the kernel does (f32 scale and rounding),
+// v = sum qa q - z sum qa, y = sum_g s (v s_a).
+std::vector<double> QA8Ref(const std::vector<float> &A, int64_t M, const QWeight &w) {
+  const int64_t K = w.K, N = w.N, group = w.group, G = K / group;
+  std::vector<double> y(M * N, 0.0);
+  std::vector<int32_t> qa(K);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t g = 0; g < G; ++g) {
+      const float *x = A.data() + m * K + g * group;
+      float amax = 0.0f;
+      for (int64_t k = 0; k < group; ++k) amax = std::max(amax, std::fabs(x[k]));
+      float sa = 1.0f, inv = 0.0f;
+      if (amax > 0.0f) sa = amax / 127.0f, inv = 127.0f / amax;
+      int32_t sum = 0;
+      for (int64_t k = 0; k < group; ++k) {
+        qa[k] = static_cast<int32_t>(std::clamp(std::round(x[k] * inv), -127.0f, 127.0f));
+        sum += qa[k];
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        int32_t v = 0;
+        for (int64_t k = 0; k < group; ++k) v += qa[k] * w.q[(g * group + k) * N + n];
+        if (!w.zp.empty()) v -= w.zp[g * N + n] * sum;
+        y[m * N + n] += HalfToDouble(w.scales[g * N + n]) * (static_cast<float>(v) * sa);
+      }
+    }
+  return y;
+}
+
+using QA8Fn = void (*)(const float *, int64_t, int64_t, const uint8_t *, int64_t, int32_t, int64_t,
+                       int32_t, const float *, const float *, int32_t, float *, int64_t, int64_t);
+using QA8GluFn = void (*)(const float *, int64_t, int64_t, const uint8_t *, const uint8_t *,
+                          int64_t, int32_t, int64_t, int32_t, int32_t, float *, int64_t, int64_t);
+
+struct QA8Variant {
+  const char *name;
+  QA8Fn fn;
+  QA8GluFn glu;
+};
+
+// The generic kernel, and the AVX2 one where this CPU runs it.
+std::vector<QA8Variant> QA8Variants() {
+  std::vector<QA8Variant> v{{"generic", kiln_uk_matmul_qa8_f32, kiln_uk_matmul_glu_qa8_f32}};
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2"))
+    v.push_back({"avx2", kiln_uk_matmul_qa8_f32_avx2, kiln_uk_matmul_glu_qa8_f32_avx2});
+#endif
+  return v;
+}
+
+TEST(UkQA8Matmul, AgainstTheQuantizedDefinition) {
+  std::mt19937 rng(50);
+  int i = 0;
+  for (auto [group, zp] : {std::pair<int64_t, bool>{32, true}, {128, true}, {8, false}, {40, true}})
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{640, 33}, {1280, 16}})
+      for (int64_t M : {1, 2, 5, 31}) {
+        ++i;
+        SCOPED_TRACE("group=" + std::to_string(group) + (zp ? " zp" : "") + " M=" +
+                     std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N));
+        QWeight w = RandomQWeight(K, N, 4, group, zp, rng);
+        std::vector<float> A = Random(M * K, rng, -3.0f, 3.0f), bias = Random(N, rng),
+                           res = Random(M * N, rng);
+        const int act = i % 4;
+        const bool with_bias = i % 2 == 0, with_res = i % 3 != 0;
+        std::vector<double> ref = QA8Ref(A, M, w);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double &y = ref[m * N + n];
+            y = ActRef(y + (with_bias ? bias[n] : 0.0), act) + (with_res ? res[m * N + n] : 0.0);
+          }
+        for (const QA8Variant &v : QA8Variants())
+          for (const Schedule &s : kSchedules) {
+            std::vector<float> C(M * N, kNaN);
+            RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+              v.fn(A.data(), M, K, w.packed.data(), N, 4, group, zp,
+                   with_bias ? bias.data() : nullptr, with_res ? res.data() : nullptr, act,
+                   C.data(), wg, count);
+            });
+            ExpectClose(C, ref, kTol, std::string(v.name) + " " + Describe(s));
+          }
+      }
+}
+
+TEST(UkQA8Matmul, CloseToTheFloatProductAndRefusesInt8Weights) {
+  // Only the activations' rounding separates it from the f32-input kernel.
+  std::mt19937 rng(51);
+  const int64_t M = 3, K = 512, N = 48, group = 32;
+  QWeight w = RandomQWeight(K, N, 4, group, true, rng);
+  std::vector<float> A = Random(M * K, rng);
+  std::vector<float> C(M * N, kNaN);
+  kiln_uk_matmul_qa8_f32(A.data(), M, K, w.packed.data(), N, 4, group, 1, nullptr, nullptr, 0,
+                         C.data(), 0, 1);
+  ExpectClose(C, QMatmulRef(A, w, M), 2e-2, "w4a8 vs f32 inputs");
+  QWeight w8 = RandomQWeight(K, N, 8, group, false, rng);
+  std::vector<float> untouched(M * N, kNaN);
+  kiln_uk_matmul_qa8_f32(A.data(), M, K, w8.packed.data(), N, 8, group, 0, nullptr, nullptr, 0,
+                         untouched.data(), 0, 1);
+  EXPECT_TRUE(std::all_of(untouched.begin(), untouched.end(), [](float x) { return std::isnan(x); }))
+      << "int8 weights are not this kernel's";
+}
+
+TEST(UkQA8Matmul, GluAgainstTheQuantizedDefinition) {
+  std::mt19937 rng(52);
+  for (int64_t M : {1, 3, 9}) {
+    const int64_t K = 256, N = 70, group = 32;
+    QWeight g = RandomQWeight(K, N, 4, group, true, rng), u = RandomQWeight(K, N, 4, group, true, rng);
+    std::vector<float> A = Random(M * K, rng);
+    std::vector<double> rg = QA8Ref(A, M, g), ru = QA8Ref(A, M, u);
+    for (size_t j = 0; j < rg.size(); ++j) rg[j] = ActRef(rg[j], KILN_UK_ACT_SILU) * ru[j];
+    for (const QA8Variant &v : QA8Variants())
+      for (const Schedule &s : kSchedules) {
+        std::vector<float> C(M * N, kNaN);
+        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+          v.glu(A.data(), M, K, g.packed.data(), u.packed.data(), N, 4, group, 1,
+                KILN_UK_ACT_SILU, C.data(), wg, count);
+        });
+        ExpectClose(C, rg, kTol, std::string(v.name) + " M=" + std::to_string(M) + " " + Describe(s));
+      }
+  }
+}
+
+// A row decodes the same alone or batched, with any workgroup count and
+// with either inner loop (exact integer sums, one f32 expression after).
+TEST(UkQA8Matmul, RowsAreBitwiseTheSameForAnyMCountAndVariant) {
+  std::mt19937 rng(53);
+  for (auto [K, group] : {std::pair<int64_t, int64_t>{1024, 32}, {4096, 128}, {65536, 32}}) {
+    const int64_t M = 7, N = 40;
+    QWeight g = RandomQWeight(K, N, 4, group, true, rng), u = RandomQWeight(K, N, 4, group, true, rng);
+    std::vector<float> A = Random(M * K, rng), bias = Random(N, rng);
+    auto run = [&](const QA8Variant &v, const float *a, int64_t rows, bool glu, int64_t count) {
+      std::vector<float> C(rows * N, kNaN);
+      for (int64_t wg = 0; wg < count; ++wg) {
+        if (glu)
+          v.glu(a, rows, K, g.packed.data(), u.packed.data(), N, 4, group, 1, KILN_UK_ACT_SILU,
+                C.data(), wg, count);
+        else
+          v.fn(a, rows, K, g.packed.data(), N, 4, group, 1, bias.data(), nullptr,
+               KILN_UK_ACT_GELU_ERF, C.data(), wg, count);
+      }
+      return C;
+    };
+    const QA8Variant generic = QA8Variants().front();
+    for (bool glu : {false, true}) {
+      const std::vector<float> all = run(generic, A.data(), M, glu, 1);
+      for (const QA8Variant &v : QA8Variants()) {
+        const std::string what = std::string(v.name) + " K=" + std::to_string(K) + (glu ? " (glu)" : "");
+        EXPECT_EQ(all, run(v, A.data(), M, glu, 3)) << "count 3, " << what;
+        for (int64_t r = 0; r < M; ++r) {
+          std::vector<float> one = run(v, A.data() + r * K, 1, glu, 1);
+          EXPECT_EQ(std::memcmp(one.data(), all.data() + r * N, N * sizeof(float)), 0)
+              << "row " << r << " " << what;
+        }
+      }
+    }
+  }
+}
+
 //===-- Norms --------------------------------------------------------------===//
 
 TEST(UkNorm, RmsNormAndLayerNorm) {

@@ -32,7 +32,7 @@
  *===----------------------------------------------------------------------===*/
 #include "ukernels.h"
 #include "uk_epilogue.h"
-#include "uk_quant.h"
+#include "uk_act8.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -52,52 +52,12 @@ typedef void (*q8_tile_fn)(const int8_t *qa, int64_t qs, int R, const uint8_t *d
 
 /*===-- Activation quantization --------------------------------------------===*/
 
-UK_INLINE kiln_v16f q8_abs(kiln_v16f v) {
-  kiln_v16u u;
-  __builtin_memcpy(&u, &v, sizeof u);
-  u &= 0x7fffffffu;
-  __builtin_memcpy(&v, &u, sizeof v);
-  return v;
-}
-
-/* round half away from zero (v), clamped to [-127, 127], as int8. The
- * magnitude is clamped first (it then fits an int32 exactly), truncated,
- * and rounded up when its exact fraction is >= 0.5. */
-UK_INLINE kiln_v16c q8_round16(kiln_v16f v) {
-  kiln_v16i bits;
-  __builtin_memcpy(&bits, &v, sizeof bits);
-  const kiln_v16i neg = bits >> 31; /* -1 where the sign bit is set */
-  const kiln_v16f a = __builtin_elementwise_min(q8_abs(v), (kiln_v16f)127.0f);
-  kiln_v16i t = __builtin_convertvector(a, kiln_v16i);
-  const kiln_v16f frac = a - __builtin_convertvector(t, kiln_v16f);
-  t -= (frac >= 0.5f); /* true is -1 */
-  t = (t ^ neg) - neg;
-  return __builtin_convertvector(t, kiln_v16c);
-}
-
 /* Quantizes x[0..K) into q[0..Kp) (zero past K); returns s_a. */
 UK_INLINE float q8_quantize_row(const float *x, int64_t K, int64_t Kp, int8_t *q) {
-  kiln_v16f m = 0.0f;
-  int64_t k = 0;
-  for (; k + UK_W <= K; k += UK_W) m = __builtin_elementwise_max(m, q8_abs(uk_load(x + k)));
-  if (k < K) m = __builtin_elementwise_max(m, q8_abs(uk_load_partial(x + k, K - k)));
-  const float amax = uk_reduce_max(m);
-  float sa = 1.0f, inv = 0.0f;
-  if (amax > 0.0f) {
-    sa = amax / 127.0f;
-    inv = 127.0f / amax;
-  }
-  for (k = 0; k + UK_W <= K; k += UK_W) {
-    const kiln_v16c c = q8_round16(uk_load(x + k) * inv);
-    __builtin_memcpy(q + k, &c, sizeof c);
-  }
-  if (k < K) {
-    int8_t tmp[UK_W];
-    const kiln_v16c c = q8_round16(uk_load_partial(x + k, K - k) * inv);
-    __builtin_memcpy(tmp, &c, sizeof c);
-    for (int64_t i = 0; i < K - k; ++i) q[k + i] = tmp[i];
-  }
-  for (k = K; k < Kp; ++k) q[k] = 0;
+  float inv;
+  const float sa = a8_scale(a8_amax(x, K), &inv);
+  a8_round_block(x, K, inv, q);
+  for (int64_t k = K; k < Kp; ++k) q[k] = 0;
   return sa;
 }
 

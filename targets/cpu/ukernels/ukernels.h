@@ -97,6 +97,38 @@ void kiln_uk_matmul_glu_q_f32(const float *A, int64_t M, int64_t K, const uint8_
                               const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                               int32_t has_zp, int32_t act, float *C, int64_t wg, int64_t count);
 
+/** int4 weights x int8 activations ("w4gNa8"): Bq packed by kiln_uk_pack_q
+ *  with bits == 4 (anything else computes nothing), and each group of
+ *  `group` inputs of a row of A quantized to int8 at run time as for
+ *  kiln_uk_matmul_q8a8_f32 (amax over the group; s_a[g] = amax / 127):
+ *  v[g, n] = sum_{k in g} qa[k] q[k, n] - z[g, n] * sum_{k in g} qa[k] in
+ *  int32 (exact), then y[n] = sum over g in order of
+ *  s[g, n] * ((float)v[g, n] * s_a[g]) in f32, and the epilogue of
+ *  kiln_uk_matmul_f32. A must be finite; K <= 131072 and K / group <= 4096.
+ *  A row's result is bitwise the same for any M and count, and for the
+ *  _avx2 variants below. */
+void kiln_uk_matmul_qa8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bq, int64_t N,
+                            int32_t bits, int64_t group, int32_t has_zp, const float *bias,
+                            const float *residual, int32_t act, float *C, int64_t wg,
+                            int64_t count);
+
+/** GLU form of kiln_uk_matmul_qa8_f32 (both weights alike). */
+void kiln_uk_matmul_glu_qa8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
+                                int32_t has_zp, int32_t act, float *C, int64_t wg,
+                                int64_t count);
+
+/** x86-64 only, for targets with AVX2 (vpmaddubsw): the same bits;
+ *  kiln-compile calls these names where the target has +avx2. */
+void kiln_uk_matmul_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                 int64_t N, int32_t bits, int64_t group, int32_t has_zp,
+                                 const float *bias, const float *residual, int32_t act, float *C,
+                                 int64_t wg, int64_t count);
+void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                     const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
+                                     int32_t has_zp, int32_t act, float *C, int64_t wg,
+                                     int64_t count);
+
 /** w8a8 (int8 weights x int8 activations): W [K, N] = q[k, n] * s_w[n],
  *  q int8 (symmetric), one scale per column (f16 bits). Layout: K4 = K
  *  rounded up to a multiple of 4, P = ceil(N/16) panels of 16 columns; per

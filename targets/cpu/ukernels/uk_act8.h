@@ -1,0 +1,71 @@
+/*===- uk_act8.h - Activations quantized to int8 at run time ---------------===*
+ *
+ * Internal to the ukernels: the one rounding that every int8-activation
+ * kernel uses (q8a8matmul.c per row, q4a8matmul.c per group), so the same
+ * input gives the same integers whichever kernel or schedule reads it.
+ *
+ *===----------------------------------------------------------------------===*/
+#ifndef KILN_TARGETS_CPU_UKERNELS_UK_ACT8_H_
+#define KILN_TARGETS_CPU_UKERNELS_UK_ACT8_H_
+
+#include "uk_quant.h"
+
+UK_INLINE kiln_v16f a8_abs(kiln_v16f v) {
+  kiln_v16u u;
+  __builtin_memcpy(&u, &v, sizeof u);
+  u &= 0x7fffffffu;
+  __builtin_memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+/* round half away from zero (v), clamped to [-127, 127], as int8. The
+ * magnitude is clamped first (it then fits an int32 exactly), truncated,
+ * and rounded up when its exact fraction is >= 0.5. */
+UK_INLINE kiln_v16c a8_round16(kiln_v16f v) {
+  kiln_v16i bits;
+  __builtin_memcpy(&bits, &v, sizeof bits);
+  const kiln_v16i neg = bits >> 31; /* -1 where the sign bit is set */
+  const kiln_v16f a = __builtin_elementwise_min(a8_abs(v), (kiln_v16f)127.0f);
+  kiln_v16i t = __builtin_convertvector(a, kiln_v16i);
+  const kiln_v16f frac = a - __builtin_convertvector(t, kiln_v16f);
+  t -= (frac >= 0.5f); /* true is -1 */
+  t = (t ^ neg) - neg;
+  return __builtin_convertvector(t, kiln_v16c);
+}
+
+/* max |x[0..n)| (0 for n == 0). */
+UK_INLINE float a8_amax(const float *x, int64_t n) {
+  kiln_v16f m = 0.0f;
+  int64_t k = 0;
+  for (; k + UK_W <= n; k += UK_W) m = __builtin_elementwise_max(m, a8_abs(uk_load(x + k)));
+  if (k < n) m = __builtin_elementwise_max(m, a8_abs(uk_load_partial(x + k, n - k)));
+  return uk_reduce_max(m);
+}
+
+/* The scale of a block whose largest magnitude is amax (1 for an all-zero
+ * block) and its inverse (0 then). */
+UK_INLINE float a8_scale(float amax, float *inv) {
+  if (amax > 0.0f) {
+    *inv = 127.0f / amax;
+    return amax / 127.0f;
+  }
+  *inv = 0.0f;
+  return 1.0f;
+}
+
+/* q[0..n) = a8_round16(x[0..n) * inv). */
+UK_INLINE void a8_round_block(const float *x, int64_t n, float inv, int8_t *q) {
+  int64_t k = 0;
+  for (; k + UK_W <= n; k += UK_W) {
+    const kiln_v16c c = a8_round16(uk_load(x + k) * inv);
+    __builtin_memcpy(q + k, &c, sizeof c);
+  }
+  if (k < n) {
+    int8_t tmp[UK_W];
+    const kiln_v16c c = a8_round16(uk_load_partial(x + k, n - k) * inv);
+    __builtin_memcpy(tmp, &c, sizeof c);
+    for (int64_t i = 0; i < n - k; ++i) q[k + i] = tmp[i];
+  }
+}
+
+#endif /* KILN_TARGETS_CPU_UKERNELS_UK_ACT8_H_ */
