@@ -198,12 +198,20 @@ int compile(const CompileOptions &options, std::string &error) {
         kv8 = true;
       } else {
         error = "unknown --quantize scheme '" + part.str() +
-                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, kv8)";
+                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, kv8; w4 schemes take a8 or a32)";
         return 1;
       }
     }
-    if (quant)
+    if (quant) {
       quant->head = options.quantizeHead;
+      // int4 weights on an x86 CPU with AVX2: the matmuls quantize their
+      // input per group to int8 unless the scheme says a32 (there the int4
+      // unpacking to floats, not memory, bounds an f32 decode;
+      // docs/compression.md). Elsewhere a8 is asked for by name.
+      if (quant->bits == 4 && !quant->activationsGiven && target->kind == TargetKind::Cpu &&
+          llvm::is_contained(llvm::split(target->features, ','), "+avx2"))
+        quant->activationBits = 8;
+    }
   }
   if (options.quantizeHead && !quant) {
     error = "--quantize-head needs a weight scheme (--quantize=w8, w4g32, ...)";
@@ -237,7 +245,7 @@ int compile(const CompileOptions &options, std::string &error) {
     error = "--prune-method=wanda needs --calibration FILE.txt (text to run the f32 model on)";
     return 1;
   }
-  if (method == QuantMethod::SmoothQuant && !quant->activationBits) {
+  if (method == QuantMethod::SmoothQuant && (quant->bits != 8 || !quant->activationBits)) {
     error = "--quant-method=smoothquant smooths int8 activations: it needs --quantize=w8a8";
     return 1;
   }
@@ -254,7 +262,7 @@ int compile(const CompileOptions &options, std::string &error) {
   // the kept values itself): rtn unless asked.
   if (!method)
     method = options.calibration.empty() || !options.prune.empty() ? QuantMethod::Rtn
-             : quant->activationBits                               ? QuantMethod::SmoothQuant
+             : quant->bits == 8 && quant->activationBits           ? QuantMethod::SmoothQuant
                                                                      : QuantMethod::Gptq;
   // --prune=2:4 (docs/compression.md, "Pruning"): semi-structured 2:4 of
   // the linear layers, magnitude or wanda; with --quantize=w8 the kept

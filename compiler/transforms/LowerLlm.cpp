@@ -212,6 +212,9 @@ private:
     int64_t group = 0;
     bool zeroPoints = false;
     bool int8Activations = false;
+    /// w8a8's own layout (int8 weights with int8 activations); int4 weights
+    /// with int8 activations keep kiln_uk_pack_q's.
+    bool q8a8() const { return int8Activations && bits == 8; }
   };
 
   /// The weight `dq` (an llm.dequantize of constants) packed for the
@@ -232,6 +235,8 @@ private:
     info.zeroPoints = zeroPoints || zps;
     // w8a8: the verifier has checked i8, per column, no zero points.
     info.int8Activations = dq.getActivationBits().has_value();
+    // The int4 x int8 kernel's limits (ukernels.h).
+    const bool qa8Fits = K <= 131072 && K / group <= 4096;
     SmallVector<Attribute> keyParts{data, scales, b.getBoolAttr(info.zeroPoints),
                                     b.getBoolAttr(info.int8Activations)};
     if (zps)
@@ -244,8 +249,9 @@ private:
         quantized.push_back(dq);
       return it->second;
     }
-    int64_t size = info.int8Activations
-                       ? kiln_uk_packed_q8a8_size(K, N)
+    int64_t size = info.q8a8() ? kiln_uk_packed_q8a8_size(K, N)
+                   : info.int8Activations && !qa8Fits
+                       ? 0
                        : kiln_uk_packed_q_size(K, N, info.bits, group, info.zeroPoints);
     if (size <= 0)
       return user->emitOpError() << "no quantized kernel takes " << info.bits
@@ -267,7 +273,7 @@ private:
       }
       auto blob = HeapAsmResourceBlob::allocate(size_t(size), 64);
       auto *out = reinterpret_cast<uint8_t *>(blob.getMutableData().data());
-      if (info.int8Activations)
+      if (info.q8a8())
         kiln_uk_pack_q8a8(reinterpret_cast<const int8_t *>(qBytes->data()),
                           reinterpret_cast<const uint16_t *>(sBytes->data()), K, N, out);
       else
@@ -435,11 +441,11 @@ private:
     if (auto dq = w.getDefiningOp<llm::DequantizeOp>()) {
       QuantInfo info;
       wp = packedQuant(dq, op, false, info);
-      if (info.int8Activations) {
+      if (info.q8a8()) {
         callee = "kiln_uk_matmul_q8a8_f32";
       } else {
         scheme.i32(info.bits).i64(info.group).i32(info.zeroPoints ? 1 : 0);
-        callee = "kiln_uk_matmul_q_f32";
+        callee = info.int8Activations ? "kiln_uk_matmul_qa8_f32" : "kiln_uk_matmul_q_f32";
       }
     } else if (auto sp = w.getDefiningOp<llm::Sparse24Op>()) {
       int32_t bits = 0;
@@ -488,7 +494,7 @@ private:
     Value x = g.getInput();
     int64_t F = cast<RankedTensorType>(gate.getType()).getDimSize(1);
     Args a{b};
-    if (gi.int8Activations) {
+    if (gi.q8a8()) {
       a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
           .i32(*llm::activationCode(g.getActivation())).ptr(3);
       return call(g.getLoc(), "kiln_uk_matmul_glu_q8a8_f32", {x, *gp, *upk},
@@ -496,7 +502,8 @@ private:
     }
     a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F).i32(gi.bits)
         .i64(gi.group).i32(zp ? 1 : 0).i32(*llm::activationCode(g.getActivation())).ptr(3);
-    return call(g.getLoc(), "kiln_uk_matmul_glu_q_f32", {x, *gp, *upk}, emptyWithLast(x, F), a);
+    return call(g.getLoc(), gi.int8Activations ? "kiln_uk_matmul_glu_qa8_f32" : "kiln_uk_matmul_glu_q_f32",
+                {x, *gp, *upk}, emptyWithLast(x, F), a);
   }
 
   FailureOr<Value> lower(Operation *op) {

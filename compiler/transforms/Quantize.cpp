@@ -86,7 +86,19 @@ std::optional<QuantScheme> parseWeightScheme(StringRef name) {
   if (name == "w8a8") {
     s.bits = 8;
     s.activationBits = 8;
+    s.activationsGiven = true;
     return s;
+  }
+  // int4: an optional activation suffix.
+  if (name.starts_with("w4")) {
+    if (name.consume_back("a8"))
+      s.activationBits = 8, s.activationsGiven = true;
+    else if (name.consume_back("a32"))
+      s.activationsGiven = true;
+    if (name == "w4") {
+      s.bits = 4;
+      return s;
+    }
   }
   if (name.consume_front("w4g"))
     s.bits = 4;

@@ -22,13 +22,19 @@ struct QuantScheme {
   int64_t group = 0;
   /// Also quantize the LM head (the matmul onto the vocabulary).
   bool head = false;
-  /// 8: the matmuls also quantize their input rows to int8 at run time
-  /// (w8a8); 0: activations stay f32.
+  /// 8: the matmuls also quantize their input to int8 at run time, in the
+  /// weight's groups along K (w8a8: per row; w4gNa8: per N inputs, as
+  /// llama.cpp's Q4 x Q8 products); 0: activations stay f32.
   int activationBits = 0;
+  /// Whether the name said a8 / a32; if not, kiln-compile picks int8
+  /// activations for int4 weights on CPU targets (docs/compression.md).
+  bool activationsGiven = false;
 
   /// "w8", "w4g32", "w4g128" (generally w4gN, N a multiple of 8), "w4"
   /// (int4 per output channel), "w8a8" (int8 weights per output channel and
-  /// int8 activations per row).
+  /// int8 activations per row); int4 schemes take a suffix "a8" (int8
+  /// activations per group) or "a32" (f32 activations). The name shows a8
+  /// only.
   std::string name() const;
 };
 

@@ -121,16 +121,19 @@ LogicalResult linkUkernels(llvm::Module &m, llvm::StringRef features,
     return failure();
   }
   std::unique_ptr<llvm::Module> uk = std::move(*parsed);
-  // A microkernel with a `_dotprod` twin (the Armv8.2 sdot/udot form, in the
-  // aarch64 bitcode only) is called by that name where the target has the
-  // dot product; the twin computes the same bits.
+  // A microkernel with a twin for a target feature (`_dotprod`: the Armv8.2
+  // sdot/udot form, in the aarch64 bitcode only; `_avx2`: vpmaddubsw, in the
+  // x86-64 one) is called by that name where the target has the feature;
+  // the twin computes the same bits.
   SmallVector<StringRef> featureList;
   features.split(featureList, ',');
-  if (llvm::is_contained(featureList, "+dotprod"))
-    for (llvm::Function &f : m)
-      if (f.isDeclaration() && f.getName().starts_with("kiln_uk_") &&
-          uk->getFunction((f.getName() + "_dotprod").str()))
-        f.setName(f.getName() + "_dotprod");
+  for (auto [feature, suffix] : {std::pair<StringRef, StringRef>{"+dotprod", "_dotprod"},
+                                 {"+avx2", "_avx2"}})
+    if (llvm::is_contained(featureList, feature))
+      for (llvm::Function &f : m)
+        if (f.isDeclaration() && f.getName().starts_with("kiln_uk_") &&
+            uk->getFunction((f.getName() + suffix).str()))
+          f.setName((f.getName() + suffix).str());
   uk->setTargetTriple(m.getTargetTriple());
   uk->setDataLayout(m.getDataLayout());
   if (llvm::Linker::linkModules(m, std::move(uk),

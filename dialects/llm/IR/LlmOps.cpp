@@ -120,9 +120,9 @@ LogicalResult DequantizeOp::verify() {
   if (std::optional<int64_t> ab = getActivationBits()) {
     if (*ab != 8)
       return emitOpError() << "activation_bits must be 8, got " << *ab;
-    if (!et.isSignlessInteger(8) || g != K || getZeroPoints())
+    if (et.isSignlessInteger(8) && (g != K || getZeroPoints()))
       return emitOpError("activation_bits = 8 takes i8 data with one scale per column "
-                         "(group_size = K) and no zero points");
+                         "(group_size = K) and no zero points, or i4 data");
   }
   return success();
 }

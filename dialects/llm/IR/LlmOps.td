@@ -122,12 +122,15 @@ def Llm_DequantizeOp : Llm_Op<"dequantize", [Pure]> {
     kernel that reads the weight, which unpacks the integers in registers.
     The f32 weight never exists in memory.
 
-    `activation_bits = 8` (w8a8; i8 data, one scale per column, no zero
-    points) asks the matmuls that read the weight to also quantize their
-    input: each row x becomes `round(x * 127 / max|x|)` in int8 at run time,
-    the product is taken on integers (int32 sums: `sdot` on targets with
-    the Armv8.2 dot product) and scaled back by `max|x| / 127 * scale[n]`.
-    The op's own value is still the f32 weight; only the kernels differ.
+    `activation_bits = 8` asks the matmuls that read the weight to also
+    quantize their input, in the weight's groups along K: each group x of
+    `group_size` inputs of a row becomes `round(x * 127 / max|x|)` in int8
+    at run time, the product is taken on integers (int32 sums: `sdot` on
+    targets with the Armv8.2 dot product, `vpmaddubsw` with AVX2) and
+    scaled back by `max|x| / 127` and the weight's scale. With i8 data it
+    takes one scale per column and no zero points (w8a8: the group is the
+    whole row); with i4 data any group (w4gNa8). The op's own value is
+    still the f32 weight; only the kernels differ.
 
     ```mlir
     %w = llm.dequantize %q scales %s zero_points %z {group_size = 32 : i64}

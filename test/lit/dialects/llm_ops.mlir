@@ -175,6 +175,16 @@ func.func @dequantize_w8a8(%q: tensor<64x16xi8>, %s: tensor<1x16xf16>) -> tensor
 
 // -----
 
+// w4gNa8: int4 weights in groups, int8 activations per group.
+// CHECK-LABEL: func @dequantize_w4a8
+// CHECK: llm.dequantize %arg0 scales %arg1 zero_points %arg2 {activation_bits = 8 : i64, group_size = 32 : i64}
+func.func @dequantize_w4a8(%q: tensor<64x16xi4>, %s: tensor<2x16xf16>, %z: tensor<2x16xi8>) -> tensor<64x16xf32> {
+  %w = llm.dequantize %q scales %s zero_points %z {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<64x16xi4>, tensor<2x16xf16>, tensor<2x16xi8> -> tensor<64x16xf32>
+  return %w : tensor<64x16xf32>
+}
+
+// -----
+
 func.func @dequantize_w8a8_grouped(%q: tensor<64x16xi8>, %s: tensor<2x16xf16>) -> tensor<64x16xf32> {
   // expected-error @+1 {{activation_bits = 8 takes i8 data with one scale per column (group_size = K) and no zero points}}
   %w = llm.dequantize %q scales %s {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<64x16xi8>, tensor<2x16xf16> -> tensor<64x16xf32>

@@ -70,6 +70,26 @@ func.func @w8a8(%x: tensor<?x32xf32>) -> (tensor<?x32xf32>, tensor<?x32xf32>) {
 
 // -----
 
+// int4 with int8 activations per group (activation_bits = 8 on i4): the
+// same kiln_uk_pack_q layout (608 bytes as in @w4) and arguments, the
+// int4 x int8 kernels; the GLU too.
+// CHECK-LABEL: func @w4a8
+// CHECK: llm.ukernel "kiln_uk_matmul_qa8_f32" ins(%arg0, %{{.*}} : tensor<?x64xf32>, tensor<608xi8>) {{.*}} args [{{.*}}, 16, 4 : i32, 32, 1 : i32,
+// CHECK: llm.ukernel "kiln_uk_matmul_glu_qa8_f32" {{.*}} args [{{.*}}, 16, 4 : i32, 32, 1 : i32, 2 : i32,
+// CHECK-NOT: llm.dequantize
+func.func @w4a8(%x: tensor<?x64xf32>) -> (tensor<?x16xf32>, tensor<?x64xf32>) {
+  %q = arith.constant dense<3> : tensor<64x16xi4>
+  %s = arith.constant dense<1.0> : tensor<2x16xf16>
+  %z = arith.constant dense<8> : tensor<2x16xi8>
+  %w = llm.dequantize %q scales %s zero_points %z {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<64x16xi4>, tensor<2x16xf16>, tensor<2x16xi8> -> tensor<64x16xf32>
+  %y = llm.matmul %x, %w : tensor<?x64xf32>, tensor<64x16xf32> -> tensor<?x16xf32>
+  %qd = arith.constant dense<1.0> : tensor<16x64xf32>
+  %g = llm.gated_mlp %x, %w, %w, %qd : tensor<?x64xf32>, tensor<64x16xf32>, tensor<64x16xf32>, tensor<16x64xf32>
+  return %y, %g : tensor<?x16xf32>, tensor<?x64xf32>
+}
+
+// -----
+
 // Near miss: gate and up quantized unalike (only one has int8 activations).
 func.func @w8a8_mixed_glu(%x: tensor<?x32xf32>) -> tensor<?x32xf32> {
   %q = arith.constant dense<3> : tensor<32x64xi8>

@@ -2,6 +2,7 @@
 // RUN: kiln-opt %s --split-input-file --kiln-llm-quantize=scheme=w4g32 | FileCheck %s --check-prefix=W4
 // RUN: kiln-opt %s --split-input-file --kiln-llm-quantize="scheme=w4g32 quantize-head=true" | FileCheck %s --check-prefix=HEAD
 // RUN: kiln-opt %s --split-input-file --kiln-llm-quantize=scheme=w8a8 | FileCheck %s --check-prefix=W8A8
+// RUN: kiln-opt %s --split-input-file --kiln-llm-quantize=scheme=w4g32a8 | FileCheck %s --check-prefix=W4A8
 
 // w8: int8 per output column, s = max|W| / 127 rounded to f16 (0x2008 =
 // 0.0078735), q = round(W / s): 0.5 -> 64, -1 -> -127, 1 -> 127, 0.25 -> 32.
@@ -47,6 +48,12 @@ func.func @w8(%x: tensor<?x2xf32>) -> tensor<?x2xf32> {
 // W4: [[QN]]: "0x400000000F0F0F0F0F0F0F0F
 // W4: [[SN]]: "0x40000000442844284428
 // W4: [[ZN]]: "0x4000000000000000000000
+
+// w4g32a8: the same int4 weight, asking its matmul for int8 inputs per
+// group (the pass itself picks no activations: plain w4g32 has none).
+// W4A8-LABEL: func @layer
+// W4A8: llm.dequantize {{.*}} zero_points {{.*}} {activation_bits = 8 : i64, group_size = 32 : i64} : tensor<64x16xi4>
+// W4-NOT: activation_bits
 
 // W8-LABEL: func @layer
 // W8-COUNT-2: llm.dequantize
