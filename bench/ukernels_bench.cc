@@ -244,7 +244,8 @@ void BM_QA8Matmul(benchmark::State &state) {
   }
   auto fn = kiln_uk_matmul_qa8_f32;
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2")) fn = kiln_uk_matmul_qa8_f32_avx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+    fn = kiln_uk_matmul_qa8_f32_avx2;
 #endif
   RunPackedMatmul(state, packed, size, threads, M, K, N, "GOP/s",
                   [&](const uint8_t *w, int64_t wg) {
@@ -260,6 +261,11 @@ void QA8MatmulArgs(benchmark::internal::Benchmark *b) {
       for (int64_t M : {1, 16, 128}) b->Args({M, 1024, 2816, group, threads, 1});
       b->Args({1, 1024, 2816, group, threads, 24});
     }
+  // The 200M LLaMA's decode shapes (q/k/v/o; down), streamed.
+  for (int threads : {1, 2}) {
+    b->Args({1, 1024, 1024, 32, threads, 64});
+    b->Args({1, 3072, 1024, 32, threads, 24});
+  }
 }
 BENCHMARK(BM_QA8Matmul)->Apply(QA8MatmulArgs)->UseRealTime();
 

@@ -121,15 +121,16 @@ LogicalResult linkUkernels(llvm::Module &m, llvm::StringRef features,
     return failure();
   }
   std::unique_ptr<llvm::Module> uk = std::move(*parsed);
-  // A microkernel with a twin for a target feature (`_dotprod`: the Armv8.2
-  // sdot/udot form, in the aarch64 bitcode only; `_avx2`: vpmaddubsw, in the
-  // x86-64 one) is called by that name where the target has the feature;
-  // the twin computes the same bits.
+  // A microkernel with a twin for target features (`_dotprod`: the Armv8.2
+  // sdot/udot form, in the aarch64 bitcode only; `_avx2`: vpmaddubsw, with
+  // F16C for the scales, in the x86-64 one) is called by that name where
+  // the target has them; the twin computes the same bits.
   SmallVector<StringRef> featureList;
   features.split(featureList, ',');
-  for (auto [feature, suffix] : {std::pair<StringRef, StringRef>{"+dotprod", "_dotprod"},
-                                 {"+avx2", "_avx2"}})
-    if (llvm::is_contained(featureList, feature))
+  auto has = [&](StringRef f) { return llvm::is_contained(featureList, f); };
+  for (auto [wanted, suffix] : {std::pair<bool, StringRef>{has("+dotprod"), "_dotprod"},
+                                {has("+avx2") && has("+f16c"), "_avx2"}})
+    if (wanted)
       for (llvm::Function &f : m)
         if (f.isDeclaration() && f.getName().starts_with("kiln_uk_") &&
             uk->getFunction((f.getName() + suffix).str()))

@@ -834,7 +834,7 @@ struct QA8Variant {
 std::vector<QA8Variant> QA8Variants() {
   std::vector<QA8Variant> v{{"generic", kiln_uk_matmul_qa8_f32, kiln_uk_matmul_glu_qa8_f32}};
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
     v.push_back({"avx2", kiln_uk_matmul_qa8_f32_avx2, kiln_uk_matmul_glu_qa8_f32_avx2});
 #endif
   return v;

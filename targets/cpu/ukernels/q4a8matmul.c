@@ -24,14 +24,16 @@
  *   high nibbles (k even / odd) are masked into bytes and vpmaddubsw'd
  *   against the row's 4 even / 4 odd int8 inputs broadcast to every 32-bit
  *   lane; int16 sums of up to 4 blocks (|sum| <= 4 * 2 * 2 * 15 * 127 <
- *   32767) are widened by vpmaddwd.
+ *   32767) are widened by vpmaddwd; a group's sums stay in registers for
+ *   the f32 part, whose scales F16C widens.
  *
  * The quantized row is stored with each 8-k block permuted to (k+0, k+2,
  * k+4, k+6, k+1, k+3, k+5, k+7), the order of the nibbles in a packed word's
- * low and high halves of its bytes. As in q8a8matmul.c, the integer tile is
+ * low and high halves of its bytes. As in q8a8matmul.c, the panels' loop is
  * a separate function with scalar and pointer arguments (the generic or the
- * AVX2 one, passed to the shared driver), so only the _avx2 entry points
- * reference AVX2 code.
+ * AVX2 one, passed to the shared driver), so no vector type crosses a call
+ * and only the _avx2 entry points reference AVX2 code; both end in the same
+ * f32 expression (q4_combine).
  *
  *===----------------------------------------------------------------------===*/
 #include "ukernels.h"
@@ -44,16 +46,35 @@
 
 #define Q4_MR 4              /* rows of a block (M >= 2) */
 #define Q4_NP 4              /* panels of the GEMV (M == 1) */
-#define Q4_GC 32             /* groups per integer tile */
 #define Q4_ABUF (128 * 1024) /* bytes of quantized rows per chunk */
 #define Q4_PMAX 4096         /* (row, group) scales and sums per chunk */
 
-/* acc[(i * ng + gg) * 16 + lane] (int32) = v before the zero points, for
- * groups g0 + gg (gg < ng) of rows i < R of qa (row stride qs bytes) times
- * panels d, d + pb, ... (i < n panels); either R == 1 or n == 1. gb: 8-k
- * blocks per group. */
-typedef void (*q4_tile_fn)(const int8_t *qa, int64_t qs, int R, const uint8_t *d, int64_t pb,
-                           int n, int64_t g0, int64_t ng, int64_t gb, int32_t *acc);
+typedef struct {
+  const uint8_t *w[2]; /* the weight (or the GLU's gate), the GLU's up */
+  int nb;
+  int64_t K, N, P, G, group, gb, pb, prm;
+  int32_t has_zp;
+} q4_weight;
+
+UK_INLINE const uint8_t *q4_data(const q4_weight *s, int m, int64_t p) { return s->w[m] + p * s->pb; }
+
+UK_INLINE const uint8_t *q4_params(const q4_weight *s, int m, int64_t p, int64_t g) {
+  return s->w[m] + s->P * s->pb + (p * s->G + g) * s->prm;
+}
+
+/* tot[i * 16 + lane] (f32) = y before the epilogue for rows i < R of qa
+ * (row stride qs bytes; their s_a and sums of qa at sa / sq + i * G) times
+ * panel p of weight m, or for R == 1 the one row times panels p .. p+n-1
+ * (i < n). */
+typedef void (*q4_panels_fn)(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                             int64_t p, int n, const float *sa, const int32_t *sq, float *tot);
+
+/* The f32 part of one (panel, group), the same expression in both loops:
+ * v (the exact integer sum, zero points subtracted), the group's 16
+ * scales s and the row's s_a. */
+UK_INLINE kiln_v16f q4_combine(kiln_v16f tot, kiln_v16i v, kiln_v16f s, float sa) {
+  return tot + s * (__builtin_convertvector(v, kiln_v16f) * sa);
+}
 
 /*===-- Activation quantization --------------------------------------------===*/
 
@@ -68,18 +89,18 @@ UK_INLINE void q4_quantize_row(const float *x, int64_t K, int64_t group, int8_t 
     float inv;
     sa[g] = a8_scale(a8_amax(xg, group), &inv);
     a8_round_block(xg, group, inv, q);
-    int32_t s = 0;
+    int32_t sum = 0;
     for (int64_t k = 0; k < group; k += 8) {
       for (int t = 0; t < 8; ++t) {
         tmp[t] = q[k + t];
-        s += tmp[t];
+        sum += tmp[t];
       }
       for (int t = 0; t < 4; ++t) {
         q[k + t] = tmp[2 * t];
         q[k + 4 + t] = tmp[2 * t + 1];
       }
     }
-    sq[g] = s;
+    sq[g] = sum;
   }
 }
 
@@ -95,30 +116,39 @@ UK_INLINE kiln_v16i q4_dot8(kiln_v16u w, const int8_t *x) {
          x[2] * q4_nib(w, 4) + x[6] * q4_nib(w, 5) + x[3] * q4_nib(w, 6) + x[7] * q4_nib(w, 7);
 }
 
-static void q4_tile_generic(const int8_t *qa, int64_t qs, int R, const uint8_t *d, int64_t pb,
-                            int n, int64_t g0, int64_t ng, int64_t gb, int32_t *acc) {
-  const int rows = R > 1;
-  const int m = rows ? R : n;
-  for (int64_t gg = 0; gg < ng; ++gg) {
-    const int64_t b0 = (g0 + gg) * gb;
-    for (int i = 0; i < m; ++i) {
-      const int8_t *x = qa + (rows ? i * qs : 0) + b0 * 8;
-      const uint8_t *p = d + (rows ? 0 : i * pb) + b0 * 64;
-      kiln_v16i s = 0;
-      for (int64_t b = 0; b < gb; ++b) {
+static void q4_panels_generic(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                              int64_t p, int n, const float *sa, const int32_t *sq, float *tot) {
+  const int rows = R > 1, cnt = rows ? R : n;
+  for (int i = 0; i < cnt; ++i) {
+    const int8_t *x = qa + (rows ? i * qs : 0);
+    const int64_t panel = rows ? p : p + i, row = rows ? i : 0;
+    const uint8_t *d = q4_data(s, m, panel);
+    kiln_v16f t = 0;
+    for (int64_t g = 0; g < s->G; ++g) {
+      kiln_v16i v = 0;
+      for (int64_t b = g * s->gb; b < (g + 1) * s->gb; ++b) {
         kiln_v16u w;
-        __builtin_memcpy(&w, p + b * 64, sizeof w);
-        s += q4_dot8(w, x + b * 8);
+        __builtin_memcpy(&w, d + b * 64, sizeof w);
+        v += q4_dot8(w, x + b * 8);
       }
-      __builtin_memcpy(acc + (i * ng + gg) * UK_W, &s, sizeof s);
+      const uint8_t *prm = q4_params(s, m, panel, g);
+      if (s->has_zp) {
+        kiln_v16c z;
+        __builtin_memcpy(&z, prm + 32, sizeof z);
+        v -= __builtin_convertvector(z, kiln_v16i) * sq[row * s->G + g];
+      }
+      t = q4_combine(t, v, uq_half16(prm), sa[row * s->G + g]);
     }
+    uk_store(tot + i * UK_W, t);
   }
 }
 
 /*===-- x86 AVX2 accumulation ----------------------------------------------===*/
 
 #if defined(__x86_64__)
-#define Q4_AVX2 __attribute__((target("avx2")))
+/* F16C widens the scales (every AVX2 CPU has it; kiln-compile calls the
+ * twins only where the target lists both). */
+#define Q4_AVX2 __attribute__((target("avx2,f16c")))
 
 Q4_AVX2 UK_INLINE __m256i q4_bcast4(const int8_t *x) {
   int32_t v;
@@ -126,146 +156,139 @@ Q4_AVX2 UK_INLINE __m256i q4_bcast4(const int8_t *x) {
   return _mm256_set1_epi32(v);
 }
 
-/* Products of one 32-byte half block (8 columns x 8 k) with the row's
- * even / odd inputs, as int16 pairs. */
-Q4_AVX2 UK_INLINE __m256i q4_avx2_pairs(__m256i w, __m256i xe, __m256i xo) {
-  const __m256i m = _mm256_set1_epi8(15);
-  const __m256i lo = _mm256_and_si256(w, m), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m);
+/* v of one (panel, group) from its two int32 halves, zero points
+ * subtracted, then q4_combine with the F16C-widened scales (the same
+ * values as uq_half16's). */
+Q4_AVX2 UK_INLINE kiln_v16f q4_avx2_combine(kiln_v16f tot, __m256i lo, __m256i hi,
+                                            const uint8_t *prm, int32_t has_zp, float sa,
+                                            int32_t sq) {
+  if (has_zp) {
+    const __m256i q = _mm256_set1_epi32(sq);
+    const __m128i z = _mm_loadu_si128((const __m128i *)(prm + 32));
+    lo = _mm256_sub_epi32(lo, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(z), q));
+    hi = _mm256_sub_epi32(hi, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(z, 8)), q));
+  }
+  const __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)prm));
+  const __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(prm + 16)));
+  kiln_v16i v;
+  kiln_v16f s;
+  __builtin_memcpy(&v, &lo, 32);
+  __builtin_memcpy((char *)&v + 32, &hi, 32);
+  __builtin_memcpy(&s, &s0, 32);
+  __builtin_memcpy((char *)&s + 32, &s1, 32);
+  return q4_combine(tot, v, s, sa);
+}
+
+/* int16 pairs of one 32-byte half block (8 columns x 8 k) with the row's
+ * even / odd inputs. */
+Q4_AVX2 UK_INLINE __m256i q4_avx2_pairs(__m256i lo, __m256i hi, __m256i xe, __m256i xo) {
   return _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
 }
 
 /* One row, n (1..4, constant) panels. */
-Q4_AVX2 UK_INLINE void q4_avx2_gemv(const int8_t *qa, const uint8_t *d, int64_t pb, int n,
-                                    int64_t g0, int64_t ng, int64_t gb, int32_t *acc) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t gg = 0; gg < ng; ++gg) {
-    const int64_t b0 = (g0 + gg) * gb;
-    __m256i s[Q4_NP][2];
-    for (int j = 0; j < n; ++j) s[j][0] = s[j][1] = _mm256_setzero_si256();
-    for (int64_t c = 0; c < gb; c += 4) {
-      const int64_t ce = uk_min64(gb, c + 4);
-      __m256i p[Q4_NP][2];
-      for (int j = 0; j < n; ++j) p[j][0] = p[j][1] = _mm256_setzero_si256();
+Q4_AVX2 UK_INLINE void q4_avx2_gemv(const q4_weight *s, int m, const int8_t *qa, int64_t p, int n,
+                                    const float *sa, const int32_t *sq, float *tot) {
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  kiln_v16f t[Q4_NP];
+  for (int j = 0; j < n; ++j) t[j] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    const int64_t b0 = g * s->gb;
+    __m256i acc[Q4_NP][2];
+    for (int j = 0; j < n; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_si256();
+    /* int16 sums of up to 4 blocks, then widened */
+    for (int64_t c = 0; c < s->gb; c += 4) {
+      const int64_t ce = uk_min64(s->gb, c + 4);
+      __m256i pr[Q4_NP][2];
+      for (int j = 0; j < n; ++j) pr[j][0] = pr[j][1] = _mm256_setzero_si256();
       for (int64_t b = b0 + c; b < b0 + ce; ++b) {
         const __m256i xe = q4_bcast4(qa + b * 8), xo = q4_bcast4(qa + b * 8 + 4);
         for (int j = 0; j < n; ++j)
           for (int h = 0; h < 2; ++h) {
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(d + j * pb + b * 64 + 32 * h));
-            p[j][h] = _mm256_add_epi16(p[j][h], q4_avx2_pairs(w, xe, xo));
+            const __m256i w =
+                _mm256_loadu_si256((const __m256i *)(q4_data(s, m, p + j) + b * 64 + 32 * h));
+            const __m256i lo = _mm256_and_si256(w, mask),
+                          hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+            pr[j][h] = _mm256_add_epi16(pr[j][h], q4_avx2_pairs(lo, hi, xe, xo));
           }
       }
       for (int j = 0; j < n; ++j)
-        for (int h = 0; h < 2; ++h) s[j][h] = _mm256_add_epi32(s[j][h], _mm256_madd_epi16(p[j][h], ones));
+        for (int h = 0; h < 2; ++h)
+          acc[j][h] = _mm256_add_epi32(acc[j][h], _mm256_madd_epi16(pr[j][h], ones));
     }
     for (int j = 0; j < n; ++j)
-      for (int h = 0; h < 2; ++h)
-        _mm256_storeu_si256((__m256i *)(acc + (j * ng + gg) * UK_W + 8 * h), s[j][h]);
+      t[j] = q4_avx2_combine(t[j], acc[j][0], acc[j][1], q4_params(s, m, p + j, g), s->has_zp,
+                             sa[g], sq[g]);
   }
+  for (int j = 0; j < n; ++j) uk_store(tot + j * UK_W, t[j]);
 }
 
 /* R (2..4, constant) rows, one panel: each half block is unpacked once for
  * all rows. */
-Q4_AVX2 UK_INLINE void q4_avx2_rows(const int8_t *qa, int64_t qs, int R, const uint8_t *d,
-                                    int64_t g0, int64_t ng, int64_t gb, int32_t *acc) {
-  const __m256i ones = _mm256_set1_epi16(1), m = _mm256_set1_epi8(15);
-  for (int64_t gg = 0; gg < ng; ++gg) {
-    const int64_t b0 = (g0 + gg) * gb;
-    __m256i s[Q4_MR][2];
-    for (int r = 0; r < R; ++r) s[r][0] = s[r][1] = _mm256_setzero_si256();
-    for (int64_t c = 0; c < gb; c += 4) {
-      const int64_t ce = uk_min64(gb, c + 4);
-      __m256i p[Q4_MR][2];
-      for (int r = 0; r < R; ++r) p[r][0] = p[r][1] = _mm256_setzero_si256();
+Q4_AVX2 UK_INLINE void q4_avx2_rows(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                                    int64_t p, const float *sa, const int32_t *sq, float *tot) {
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  const uint8_t *d = q4_data(s, m, p);
+  kiln_v16f t[Q4_MR];
+  for (int r = 0; r < R; ++r) t[r] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    const int64_t b0 = g * s->gb;
+    __m256i acc[Q4_MR][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t c = 0; c < s->gb; c += 4) {
+      const int64_t ce = uk_min64(s->gb, c + 4);
+      __m256i pr[Q4_MR][2];
+      for (int r = 0; r < R; ++r) pr[r][0] = pr[r][1] = _mm256_setzero_si256();
       for (int64_t b = b0 + c; b < b0 + ce; ++b) {
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; ++h) {
           const __m256i w = _mm256_loadu_si256((const __m256i *)(d + b * 64 + 32 * h));
-          lo[h] = _mm256_and_si256(w, m);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(w, 4), m);
+          lo[h] = _mm256_and_si256(w, mask);
+          hi[h] = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
         }
         for (int r = 0; r < R; ++r) {
-          const __m256i xe = q4_bcast4(qa + r * qs + b * 8), xo = q4_bcast4(qa + r * qs + b * 8 + 4);
+          const __m256i xe = q4_bcast4(qa + r * qs + b * 8),
+                        xo = q4_bcast4(qa + r * qs + b * 8 + 4);
           for (int h = 0; h < 2; ++h)
-            p[r][h] = _mm256_add_epi16(p[r][h], _mm256_add_epi16(_mm256_maddubs_epi16(lo[h], xe),
-                                                                 _mm256_maddubs_epi16(hi[h], xo)));
+            pr[r][h] = _mm256_add_epi16(pr[r][h], q4_avx2_pairs(lo[h], hi[h], xe, xo));
         }
       }
       for (int r = 0; r < R; ++r)
-        for (int h = 0; h < 2; ++h) s[r][h] = _mm256_add_epi32(s[r][h], _mm256_madd_epi16(p[r][h], ones));
+        for (int h = 0; h < 2; ++h)
+          acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(pr[r][h], ones));
     }
+    const uint8_t *prm = q4_params(s, m, p, g);
     for (int r = 0; r < R; ++r)
-      for (int h = 0; h < 2; ++h)
-        _mm256_storeu_si256((__m256i *)(acc + (r * ng + gg) * UK_W + 8 * h), s[r][h]);
+      t[r] = q4_avx2_combine(t[r], acc[r][0], acc[r][1], prm, s->has_zp, sa[r * s->G + g],
+                             sq[r * s->G + g]);
   }
+  for (int r = 0; r < R; ++r) uk_store(tot + r * UK_W, t[r]);
 }
 
-Q4_AVX2 static void q4_tile_avx2(const int8_t *qa, int64_t qs, int R, const uint8_t *d, int64_t pb,
-                                 int n, int64_t g0, int64_t ng, int64_t gb, int32_t *acc) {
+Q4_AVX2 static void q4_panels_avx2(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                                   int64_t p, int n, const float *sa, const int32_t *sq,
+                                   float *tot) {
   if (R == 1) {
     switch (n) {
-      case 4: q4_avx2_gemv(qa, d, pb, 4, g0, ng, gb, acc); return;
-      case 3: q4_avx2_gemv(qa, d, pb, 3, g0, ng, gb, acc); return;
-      case 2: q4_avx2_gemv(qa, d, pb, 2, g0, ng, gb, acc); return;
-      default: q4_avx2_gemv(qa, d, pb, 1, g0, ng, gb, acc); return;
+      case 4: q4_avx2_gemv(s, m, qa, p, 4, sa, sq, tot); return;
+      case 3: q4_avx2_gemv(s, m, qa, p, 3, sa, sq, tot); return;
+      case 2: q4_avx2_gemv(s, m, qa, p, 2, sa, sq, tot); return;
+      default: q4_avx2_gemv(s, m, qa, p, 1, sa, sq, tot); return;
     }
   }
   switch (R) {
-    case 4: q4_avx2_rows(qa, qs, 4, d, g0, ng, gb, acc); return;
-    case 3: q4_avx2_rows(qa, qs, 3, d, g0, ng, gb, acc); return;
-    default: q4_avx2_rows(qa, qs, 2, d, g0, ng, gb, acc); return;
+    case 4: q4_avx2_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
+    case 3: q4_avx2_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
+    default: q4_avx2_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
   }
 }
 #endif /* __x86_64__ */
 
 /*===-- The driver ---------------------------------------------------------===*/
 
-/* tot + s * ((float)(acc - z * sq) * sa): one group of one panel. */
-UK_INLINE kiln_v16f q4_group(kiln_v16f tot, const int32_t *acc, const uint8_t *prm,
-                             int32_t has_zp, float sa, int32_t sq) {
-  kiln_v16i v;
-  __builtin_memcpy(&v, acc, sizeof v);
-  if (has_zp) {
-    kiln_v16c z;
-    __builtin_memcpy(&z, prm + 32, sizeof z);
-    v -= __builtin_convertvector(z, kiln_v16i) * sq;
-  }
-  return tot + uq_half16(prm) * (__builtin_convertvector(v, kiln_v16f) * sa);
-}
-
-typedef struct {
-  const uint8_t *w[2]; /* the weight (or the GLU's gate), the GLU's up */
-  int nb;
-  int64_t K, N, P, G, group, gb, pb, prm;
-  int32_t has_zp;
-} q4_weight;
-
-UK_INLINE const uint8_t *q4_params(const q4_weight *s, int m, int64_t p, int64_t g) {
-  return s->w[m] + s->P * s->pb + (p * s->G + g) * s->prm;
-}
-
-/* tot[i] (i < R rows, or i < n panels p..) over every group of weight m. */
-UK_INLINE void q4_accumulate(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
-                             int64_t p, int n, const float *sa, const int32_t *sq,
-                             q4_tile_fn tile, kiln_v16f *tot) {
-  int32_t acc[Q4_MR * Q4_GC * UK_W] UK_ALIGN64;
-  const int cnt = R > 1 ? R : n;
-  for (int i = 0; i < cnt; ++i) tot[i] = 0;
-  for (int64_t g0 = 0; g0 < s->G; g0 += Q4_GC) {
-    const int64_t ng = uk_min64(Q4_GC, s->G - g0);
-    tile(qa, qs, R, s->w[m] + p * s->pb, s->pb, n, g0, ng, s->gb, acc);
-    for (int i = 0; i < cnt; ++i) {
-      const int64_t row = R > 1 ? i : 0, panel = R > 1 ? p : p + i;
-      for (int64_t gg = 0; gg < ng; ++gg)
-        tot[i] = q4_group(tot[i], acc + (i * ng + gg) * UK_W, q4_params(s, m, panel, g0 + gg),
-                          s->has_zp, sa[row * s->G + g0 + gg], sq[row * s->G + g0 + gg]);
-    }
-  }
-}
-
 UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg,
                          const uint8_t *Bu, int64_t N, int32_t bits, int64_t group,
                          int32_t has_zp, const float *bias, const float *residual, int32_t act,
-                         float *C, int64_t wg, int64_t count, q4_tile_fn tile) {
+                         float *C, int64_t wg, int64_t count, q4_panels_fn panels) {
   if (M <= 0 || bits != 4 || !uq_valid(K, N, bits, group) || K > Q4_ABUF || K / group > Q4_PMAX)
     return;
   q4_weight s;
@@ -286,6 +309,7 @@ UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg
   int8_t qbuf[Q4_ABUF] UK_ALIGN64;
   float sa[Q4_PMAX];
   int32_t sq[Q4_PMAX];
+  float tg[Q4_MR * UK_W] UK_ALIGN64, tu[Q4_MR * UK_W] UK_ALIGN64;
   const int64_t mc = uk_min64(uk_min64(Q4_ABUF / K, Q4_PMAX / s.G), M);
   for (int64_t m0 = 0; m0 < M; m0 += mc) {
     const int64_t mr = uk_min64(mc, M - m0);
@@ -294,15 +318,14 @@ UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg
     if (mr == 1) { /* GEMV: Q4_NP panels at a time */
       for (int64_t p = b; p < e; p += Q4_NP) {
         const int n = (int)uk_min64(Q4_NP, e - p);
-        kiln_v16f tg[Q4_NP], tu[Q4_NP];
-        q4_accumulate(&s, 0, qbuf, K, 1, p, n, sa, sq, tile, tg);
-        if (Bu) q4_accumulate(&s, 1, qbuf, K, 1, p, n, sa, sq, tile, tu);
+        panels(&s, 0, qbuf, K, 1, p, n, sa, sq, tg);
+        if (Bu) panels(&s, 1, qbuf, K, 1, p, n, sa, sq, tu);
         for (int j = 0; j < n; ++j) {
           const int64_t n0 = (p + j) * UK_W, nv = uk_min64(UK_W, N - n0);
           if (Bu)
-            uk_store_glu(tg[j], tu[j], m0, n0, nv, N, act, C);
+            uk_store_glu(uk_load(tg + j * UK_W), uk_load(tu + j * UK_W), m0, n0, nv, N, act, C);
           else
-            uk_store_out(tg[j], m0, n0, nv, N, bias, residual, act, C);
+            uk_store_out(uk_load(tg + j * UK_W), m0, n0, nv, N, bias, residual, act, C);
         }
       }
       continue;
@@ -313,16 +336,15 @@ UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg
       /* row blocks of balanced height (>= 2 rows each: 5 = 3 + 2) */
       for (int64_t r0 = 0, rb = 0; r0 < mr; ++rb) {
         const int64_t R = (mr - r0) / (nrb - rb) + ((mr - r0) % (nrb - rb) != 0);
-        kiln_v16f tg[Q4_MR], tu[Q4_MR];
-        const float *sar = sa + r0 * s.G;
-        const int32_t *sqr = sq + r0 * s.G;
-        q4_accumulate(&s, 0, qbuf + r0 * K, K, (int)R, p, 1, sar, sqr, tile, tg);
-        if (Bu) q4_accumulate(&s, 1, qbuf + r0 * K, K, (int)R, p, 1, sar, sqr, tile, tu);
+        const int8_t *qa = qbuf + r0 * K;
+        panels(&s, 0, qa, K, (int)R, p, 1, sa + r0 * s.G, sq + r0 * s.G, tg);
+        if (Bu) panels(&s, 1, qa, K, (int)R, p, 1, sa + r0 * s.G, sq + r0 * s.G, tu);
         for (int64_t i = 0; i < R; ++i) {
           if (Bu)
-            uk_store_glu(tg[i], tu[i], m0 + r0 + i, n0, nv, N, act, C);
+            uk_store_glu(uk_load(tg + i * UK_W), uk_load(tu + i * UK_W), m0 + r0 + i, n0, nv, N,
+                         act, C);
           else
-            uk_store_out(tg[i], m0 + r0 + i, n0, nv, N, bias, residual, act, C);
+            uk_store_out(uk_load(tg + i * UK_W), m0 + r0 + i, n0, nv, N, bias, residual, act, C);
         }
         r0 += R;
       }
@@ -337,7 +359,7 @@ void kiln_uk_matmul_qa8_f32(const float *A, int64_t M, int64_t K, const uint8_t 
                             const float *residual, int32_t act, float *C, int64_t wg,
                             int64_t count) {
   q4_matmul(A, M, K, Bq, (const uint8_t *)0, N, bits, group, has_zp, bias, residual, act, C, wg,
-            count, q4_tile_generic);
+            count, q4_panels_generic);
 }
 
 void kiln_uk_matmul_glu_qa8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
@@ -345,7 +367,7 @@ void kiln_uk_matmul_glu_qa8_f32(const float *A, int64_t M, int64_t K, const uint
                                 int32_t has_zp, int32_t act, float *C, int64_t wg,
                                 int64_t count) {
   q4_matmul(A, M, K, Bg_q, Bu_q, N, bits, group, has_zp, (const float *)0, (const float *)0, act,
-            C, wg, count, q4_tile_generic);
+            C, wg, count, q4_panels_generic);
 }
 
 #if defined(__x86_64__)
@@ -354,7 +376,7 @@ void kiln_uk_matmul_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const uin
                                  const float *bias, const float *residual, int32_t act, float *C,
                                  int64_t wg, int64_t count) {
   q4_matmul(A, M, K, Bq, (const uint8_t *)0, N, bits, group, has_zp, bias, residual, act, C, wg,
-            count, q4_tile_avx2);
+            count, q4_panels_avx2);
 }
 
 void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
@@ -362,6 +384,6 @@ void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const
                                      int32_t has_zp, int32_t act, float *C, int64_t wg,
                                      int64_t count) {
   q4_matmul(A, M, K, Bg_q, Bu_q, N, bits, group, has_zp, (const float *)0, (const float *)0, act,
-            C, wg, count, q4_tile_avx2);
+            C, wg, count, q4_panels_avx2);
 }
 #endif /* __x86_64__ */

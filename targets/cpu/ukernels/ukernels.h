@@ -118,8 +118,8 @@ void kiln_uk_matmul_glu_qa8_f32(const float *A, int64_t M, int64_t K, const uint
                                 int32_t has_zp, int32_t act, float *C, int64_t wg,
                                 int64_t count);
 
-/** x86-64 only, for targets with AVX2 (vpmaddubsw): the same bits;
- *  kiln-compile calls these names where the target has +avx2. */
+/** x86-64 only, for targets with AVX2 (vpmaddubsw) and F16C: the same
+ *  bits; kiln-compile calls these names where the target has +avx2,+f16c. */
 void kiln_uk_matmul_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
                                  int64_t N, int32_t bits, int64_t group, int32_t has_zp,
                                  const float *bias, const float *residual, int32_t act, float *C,
