@@ -630,6 +630,27 @@ void ExpectBitwise(const std::vector<float> &got, const std::vector<float> &ref,
     }
 }
 
+using Q8A8Fn = void (*)(const float *, int64_t, int64_t, const uint8_t *, int64_t, const float *,
+                        const float *, int32_t, float *, int64_t, int64_t);
+using Q8A8GluFn = void (*)(const float *, int64_t, int64_t, const uint8_t *, const uint8_t *,
+                           int64_t, int32_t, float *, int64_t, int64_t);
+struct Q8A8Variant {
+  const char *name;
+  Q8A8Fn fn;
+  Q8A8GluFn glu;
+};
+
+// The generic kernel, and the AVX2 one where this CPU runs it (the
+// aarch64 dotprod one is checked under qemu, test/e2e).
+std::vector<Q8A8Variant> Q8A8Variants() {
+  std::vector<Q8A8Variant> v{{"generic", kiln_uk_matmul_q8a8_f32, kiln_uk_matmul_glu_q8a8_f32}};
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2"))
+    v.push_back({"avx2", kiln_uk_matmul_q8a8_f32_avx2, kiln_uk_matmul_glu_q8a8_f32_avx2});
+#endif
+  return v;
+}
+
 TEST(UkQ8A8Matmul, PackedSizeAndLayout) {
   EXPECT_EQ(kiln_uk_packed_q8a8_size(5, 20), 2 * (8 * 16 + 64));
   EXPECT_EQ(kiln_uk_packed_q8a8_size(32768, 16), 32768 * 16 + 64);
@@ -671,15 +692,15 @@ TEST(UkQ8A8Matmul, BitwiseEqualToTheScalarDefinition) {
       const bool with_bias = i % 2 == 0, with_res = i % 3 != 0;
       std::vector<float> ref = Q8A8Ref(A, M, w, with_bias ? bias.data() : nullptr,
                                        with_res ? res.data() : nullptr, act);
-      for (const Schedule &s : kSchedules) {
-        std::vector<float> C(M * N, kNaN);
-        RunWorkgroups(s, [&](int64_t wg, int64_t count) {
-          kiln_uk_matmul_q8a8_f32(A.data(), M, K, w.packed.data(), N,
-                                  with_bias ? bias.data() : nullptr,
-                                  with_res ? res.data() : nullptr, act, C.data(), wg, count);
-        });
-        ExpectBitwise(C, ref, "act=" + std::to_string(act) + " " + Describe(s));
-      }
+      for (const Q8A8Variant &v : Q8A8Variants())
+        for (const Schedule &s : kSchedules) {
+          std::vector<float> C(M * N, kNaN);
+          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+            v.fn(A.data(), M, K, w.packed.data(), N, with_bias ? bias.data() : nullptr,
+                 with_res ? res.data() : nullptr, act, C.data(), wg, count);
+          });
+          ExpectBitwise(C, ref, std::string(v.name) + " act=" + std::to_string(act) + " " + Describe(s));
+        }
       // C == residual
       std::vector<float> C = res;
       kiln_uk_matmul_q8a8_f32(A.data(), M, K, w.packed.data(), N, bias.data(), C.data(), act,
@@ -697,15 +718,16 @@ TEST(UkQ8A8Matmul, GluBitwiseEqualToTheScalarDefinition) {
         std::vector<float> A = Random(M * K, rng);
         std::vector<float> ref = UkAct(Q8A8PreActRef(A, M, g), act), up = Q8A8PreActRef(A, M, u);
         for (size_t j = 0; j < ref.size(); ++j) ref[j] *= up[j];
-        for (const Schedule &s : kSchedules) {
-          std::vector<float> C(M * N, kNaN);
-          RunWorkgroups(s, [&](int64_t wg, int64_t count) {
-            kiln_uk_matmul_glu_q8a8_f32(A.data(), M, K, g.packed.data(), u.packed.data(), N, act,
-                                        C.data(), wg, count);
-          });
-          ExpectBitwise(C, ref, "M=" + std::to_string(M) + " K=" + std::to_string(K) +
-                                    " act=" + std::to_string(act) + " " + Describe(s));
-        }
+        for (const Q8A8Variant &v : Q8A8Variants())
+          for (const Schedule &s : kSchedules) {
+            std::vector<float> C(M * N, kNaN);
+            RunWorkgroups(s, [&](int64_t wg, int64_t count) {
+              v.glu(A.data(), M, K, g.packed.data(), u.packed.data(), N, act, C.data(), wg, count);
+            });
+            ExpectBitwise(C, ref, std::string(v.name) + " M=" + std::to_string(M) + " K=" +
+                                      std::to_string(K) + " act=" + std::to_string(act) + " " +
+                                      Describe(s));
+          }
       }
 }
 
@@ -723,6 +745,25 @@ TEST(UkQ8A8Matmul, CloseToTheFloatProduct) {
   std::vector<float> C(M * N, kNaN);
   kiln_uk_matmul_q8a8_f32(A.data(), M, K, w.packed.data(), N, nullptr, nullptr, 0, C.data(), 0, 1);
   ExpectClose(C, ref, 2e-2, "w8a8 vs f32");
+}
+
+// Weights of -128 (an imported int8 weight may hold them) against negative
+// inputs: every variant's integer sums stay exact.
+TEST(UkQ8A8Matmul, WeightsOfMinus128AreExactInEveryVariant) {
+  std::mt19937 rng(46);
+  for (int64_t M : {1, 3}) {
+    const int64_t K = 67, N = 21;
+    Q8A8Weight w = RandomQ8A8Weight(K, N, rng);
+    for (size_t i = 0; i < w.q.size(); i += 3) w.q[i] = -128;
+    kiln_uk_pack_q8a8(w.q.data(), w.scales.data(), K, N, w.packed.data());
+    std::vector<float> A = Random(M * K, rng, -3.0f, 0.0f);
+    std::vector<float> ref = Q8A8Ref(A, M, w, nullptr, nullptr, 0);
+    for (const Q8A8Variant &v : Q8A8Variants()) {
+      std::vector<float> C(M * N, kNaN);
+      v.fn(A.data(), M, K, w.packed.data(), N, nullptr, nullptr, 0, C.data(), 0, 1);
+      ExpectBitwise(C, ref, std::string(v.name) + " M=" + std::to_string(M));
+    }
+  }
 }
 
 TEST(UkQ8A8Matmul, RoundsHalfAwayFromZeroAndClamps) {

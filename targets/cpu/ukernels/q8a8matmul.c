@@ -20,6 +20,11 @@
  * - aarch64 +dotprod (..._dotprod): the block is 4 q registers (columns
  *   4i..4i+3) and one sdot per register against qa[4b..4b+3] broadcast to
  *   every 32-bit lane (4 int32x4 accumulators per row and panel).
+ * - x86 AVX2 (..._avx2): the block is 2 ymm registers (columns 8h..8h+7);
+ *   vpmaddubsw takes |q| as its unsigned operand and qa[4b..4b+3], with
+ *   q's signs moved onto it (vpsignb), as the signed one, so a weight of
+ *   -128 is still exact (|pair sum| <= 2 * 128 * 127 < 32767); vpmaddwd
+ *   widens the pairs to int32.
  *
  * Work: workgroups split the panels (16 columns); each quantizes the rows
  * it needs itself, in chunks that fit a 128 KiB stack buffer. M == 1: a
@@ -36,6 +41,9 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #define Q8_K_MAX 32768      /* K of the packer's limit: int32 sums stay exact */
@@ -194,6 +202,79 @@ Q8_DOTPROD static void q8_tile_dotprod(const int8_t *qa, int64_t qs, int R, cons
 }
 #endif /* __aarch64__ */
 
+/*===-- x86 AVX2 accumulation ----------------------------------------------===*/
+
+#if defined(__x86_64__)
+#define Q8_AVX2 __attribute__((target("avx2")))
+
+Q8_AVX2 UK_INLINE __m256i q8_avx2_bcast(const int8_t *a) {
+  int32_t v;
+  __builtin_memcpy(&v, a, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+/* sum over each 32-bit lane's 4 bytes of w * a, in int32; aw = |w|. */
+Q8_AVX2 UK_INLINE __m256i q8_avx2_dot(__m256i w, __m256i aw, __m256i a) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, w)),
+                           _mm256_set1_epi16(1));
+}
+
+/* One row, n (1..4, constant) panels. */
+Q8_AVX2 UK_INLINE void q8_avx2_gemv(const int8_t *qa, const uint8_t *d, int64_t pb, int n,
+                                    int64_t nblk, int32_t *acc) {
+  __m256i s[Q8_NP][2];
+  for (int j = 0; j < n; ++j) s[j][0] = s[j][1] = _mm256_setzero_si256();
+  for (int64_t b = 0; b < nblk; ++b) {
+    const __m256i a = q8_avx2_bcast(qa + 4 * b);
+    for (int j = 0; j < n; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(d + j * pb + b * 64 + 32 * h));
+        s[j][h] = _mm256_add_epi32(s[j][h], q8_avx2_dot(w, _mm256_abs_epi8(w), a));
+      }
+  }
+  for (int j = 0; j < n; ++j)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_si256((__m256i *)(acc + j * UK_W + 8 * h), s[j][h]);
+}
+
+/* R (2..4, constant) rows, one panel: each register of the block is
+ * loaded once for all rows. */
+Q8_AVX2 UK_INLINE void q8_avx2_rows(const int8_t *qa, int64_t qs, int R, const uint8_t *d,
+                                    int64_t nblk, int32_t *acc) {
+  __m256i s[Q8_MR][2];
+  for (int r = 0; r < R; ++r) s[r][0] = s[r][1] = _mm256_setzero_si256();
+  for (int64_t b = 0; b < nblk; ++b) {
+    __m256i w[2], aw[2];
+    for (int h = 0; h < 2; ++h) {
+      w[h] = _mm256_loadu_si256((const __m256i *)(d + b * 64 + 32 * h));
+      aw[h] = _mm256_abs_epi8(w[h]);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256i a = q8_avx2_bcast(qa + r * qs + 4 * b);
+      for (int h = 0; h < 2; ++h) s[r][h] = _mm256_add_epi32(s[r][h], q8_avx2_dot(w[h], aw[h], a));
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < 2; ++h) _mm256_storeu_si256((__m256i *)(acc + r * UK_W + 8 * h), s[r][h]);
+}
+
+Q8_AVX2 static void q8_tile_avx2(const int8_t *qa, int64_t qs, int R, const uint8_t *d, int64_t pb,
+                                 int n, int64_t nblk, int32_t *acc) {
+  if (R == 1) {
+    switch (n) {
+      case 4: q8_avx2_gemv(qa, d, pb, 4, nblk, acc); return;
+      case 3: q8_avx2_gemv(qa, d, pb, 3, nblk, acc); return;
+      case 2: q8_avx2_gemv(qa, d, pb, 2, nblk, acc); return;
+      default: q8_avx2_gemv(qa, d, pb, 1, nblk, acc); return;
+    }
+  }
+  switch (R) {
+    case 4: q8_avx2_rows(qa, qs, 4, d, nblk, acc); return;
+    case 3: q8_avx2_rows(qa, qs, 3, d, nblk, acc); return;
+    default: q8_avx2_rows(qa, qs, 2, d, nblk, acc); return;
+  }
+}
+#endif /* __x86_64__ */
+
 /*===-- The driver ---------------------------------------------------------===*/
 
 /* ((float)acc * s_a) * s_w, then the shared epilogue. */
@@ -292,3 +373,18 @@ Q8_DOTPROD void kiln_uk_matmul_glu_q8a8_f32_dotprod(const float *A, int64_t M, i
             q8_tile_dotprod);
 }
 #endif /* __aarch64__ */
+
+#if defined(__x86_64__)
+void kiln_uk_matmul_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                  int64_t N, const float *bias, const float *residual, int32_t act,
+                                  float *C, int64_t wg, int64_t count) {
+  q8_matmul(A, M, K, Bq, (const uint8_t *)0, N, bias, residual, act, C, wg, count, q8_tile_avx2);
+}
+
+void kiln_uk_matmul_glu_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                      const uint8_t *Bu_q, int64_t N, int32_t act, float *C,
+                                      int64_t wg, int64_t count) {
+  q8_matmul(A, M, K, Bg_q, Bu_q, N, (const float *)0, (const float *)0, act, C, wg, count,
+            q8_tile_avx2);
+}
+#endif /* __x86_64__ */

@@ -176,6 +176,18 @@ void kiln_uk_matmul_q8a8_f32_dotprod(const float *A, int64_t M, int64_t K, const
 void kiln_uk_matmul_glu_q8a8_f32_dotprod(const float *A, int64_t M, int64_t K,
                                          const uint8_t *Bg_q, const uint8_t *Bu_q, int64_t N,
                                          int32_t act, float *C, int64_t wg, int64_t count);
+
+#endif
+
+#if defined(__x86_64__)
+/** x86-64 only, for targets with AVX2 (vpmaddubsw; kiln-compile calls
+ *  these names where the target has +avx2,+f16c): the same bits. */
+void kiln_uk_matmul_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                  int64_t N, const float *bias, const float *residual, int32_t act,
+                                  float *C, int64_t wg, int64_t count);
+void kiln_uk_matmul_glu_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                      const uint8_t *Bu_q, int64_t N, int32_t act, float *C,
+                                      int64_t wg, int64_t count);
 #endif
 
 /** kv8: kiln_uk_paged_attention_f32 over int8 pools [num_blocks,
