@@ -1,8 +1,8 @@
 //===- GpuCooperativeMatmul.cpp - Matmul tiles staged in workgroup memory --===//
 //
 // tileForInvocations gives an f32 matmul of a generic model (ONNX MatMul,
-// Gemm without transposes or epilogue) square tiles of kMatmulTile x
-// kMatmulTile outputs. After bufferization each tile is a fill and a
+// Gemm without transposes) square tiles of kMatmulTile x kMatmulTile
+// outputs, with an elementwise epilogue fused (Gemm's bias and scales). After bufferization each tile is a fill and a
 // linalg.matmul on subviews; here the tile loop becomes a cooperative loop
 // (GpuWorkgroup.h), a workgroup per tile:
 //
@@ -11,7 +11,9 @@
 //     [16 x 16] into workgroup memory (zeros past the matrix edges),
 //     barrier, each invocation adds its outputs' products over the block
 //     from workgroup memory, barrier;
-//   each invocation stores its outputs (16 * 16 / workgroup size of them).
+//   each invocation stores its outputs (16 * 16 / workgroup size of them),
+//   through the epilogue's body when there is one (its other operands read
+//   per element, the tile buffer between the two never written).
 //
 // Every element of A and B is read from device memory once per tile
 // instead of once per output, and neighbouring invocations read
@@ -28,6 +30,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 using namespace mlir;
@@ -40,15 +43,46 @@ constexpr int64_t kT = kMatmulTile;
 struct TileOps {
   linalg::LinalgOp matmul;
   linalg::FillOp fill; // may be null: the output's old values are added to
+  /// An elementwise op reading the matmul's result element for element
+  /// (Gemm's bias; epilogueMatmul), and the tile's buffer in between.
+  linalg::GenericOp epilogue;
+  memref::AllocOp temp;
 };
 
+/// Whether `g` is an elementwise epilogue of the matmul writing `temp`:
+/// all loops parallel, `temp` read through the identity, the output written
+/// through it, any other operand read through a projected permutation.
+bool isEpilogueOf(linalg::GenericOp g, Value temp) {
+  if (g.getNumReductionLoops() != 0 || g.getNumDpsInits() != 1 ||
+      !g.getMatchingIndexingMap(g.getDpsInitOperand(0)).isIdentity())
+    return false;
+  bool readsTemp = false;
+  for (OpOperand *in : g.getDpsInputOperands()) {
+    AffineMap map = g.getMatchingIndexingMap(in);
+    if (in->get() == temp) {
+      if (readsTemp || !map.isIdentity())
+        return false;
+      readsTemp = true;
+    } else if (!map.isProjectedPermutation() || !isa<MemRefType>(in->get().getType())) {
+      return false;
+    }
+  }
+  return readsTemp;
+}
+
 /// The tile body: views, then an optional fill of the matmul's output, then
-/// the matmul (f32, default indexing), nothing else with effects.
+/// the matmul (f32, default indexing), then optionally an elementwise
+/// epilogue reading the matmul's output (a buffer of the tile's own);
+/// nothing else with effects.
 std::optional<TileOps> matchTile(Block &body) {
   TileOps t{};
   for (Operation &op : body.without_terminator()) {
     if (isa<memref::SubViewOp>(op) || isMemoryEffectFree(&op))
       continue;
+    if (auto alloc = dyn_cast<memref::AllocOp>(op); alloc && !t.temp && !t.fill && !t.matmul) {
+      t.temp = alloc;
+      continue;
+    }
     if (auto fill = dyn_cast<linalg::FillOp>(op); fill && !t.fill && !t.matmul) {
       t.fill = fill;
       continue;
@@ -57,7 +91,29 @@ std::optional<TileOps> matchTile(Block &body) {
       t.matmul = cast<linalg::LinalgOp>(op);
       continue;
     }
+    if (auto g = dyn_cast<linalg::GenericOp>(op); g && t.matmul && t.temp && !t.epilogue &&
+                                                  g.hasPureBufferSemantics()) {
+      t.epilogue = g;
+      continue;
+    }
+    if (isa<memref::DeallocOp>(op) && t.temp && op.getOperand(0) == t.temp.getResult())
+      continue;
     return std::nullopt;
+  }
+  // A tile buffer goes with an epilogue: the matmul writes it (after the
+  // fill), the epilogue reads it, nothing else touches it.
+  if (bool(t.temp) != bool(t.epilogue) || (t.temp && !t.fill))
+    return std::nullopt;
+  if (t.temp) {
+    if (t.matmul.getDpsInits()[0] != t.temp.getResult() ||
+        !isEpilogueOf(t.epilogue, t.temp.getResult()))
+      return std::nullopt;
+    for (Operation *user : t.temp->getUsers())
+      if (user != t.matmul && user != t.fill && user != t.epilogue && !isa<memref::DeallocOp>(user))
+        return std::nullopt;
+    auto outType = dyn_cast<MemRefType>(t.epilogue.getDpsInits()[0].getType());
+    if (!outType || !outType.getElementType().isF32())
+      return std::nullopt;
   }
   // The indexing is checked again: a transposed matmul was tiled by 1 and
   // must not be read as a plain one.
@@ -105,14 +161,42 @@ Value loadOrZero(RewriterBase &rw, Location loc, Value view, Value row, Value co
   return branch.getResult(0);
 }
 
+/// The epilogue's body for the output element at `idx` (the matmul's
+/// loops, batch first), its matmul operand being `value`: the other
+/// operands' elements loaded through their maps, the result stored.
+void storeEpilogue(RewriterBase &rw, TileOps t, Value value, ArrayRef<Value> idx) {
+  linalg::GenericOp g = t.epilogue;
+  Location loc = g.getLoc();
+  IRMapping map;
+  Block &body = g.getRegion().front();
+  for (OpOperand &operand : g->getOpOperands()) {
+    BlockArgument arg = body.getArgument(operand.getOperandNumber());
+    if (operand.get() == t.temp.getResult()) {
+      map.map(arg, value);
+      continue;
+    }
+    if (arg.use_empty())
+      continue;
+    SmallVector<Value> at = applyMap(rw, loc, g.getMatchingIndexingMap(&operand), idx);
+    map.map(arg, memref::LoadOp::create(rw, loc, operand.get(), at));
+  }
+  for (Operation &op : body.without_terminator())
+    rw.clone(op, map);
+  Value result = map.lookup(body.getTerminator()->getOperand(0));
+  memref::StoreOp::create(rw, loc, result, g.getDpsInits()[0], idx);
+}
+
 /// The tile's fill and matmul as workgroup code (see the file comment).
 void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
                 Value bBlock) {
   linalg::LinalgOp mm = t.matmul;
   Location loc = mm.getLoc();
-  rw.setInsertionPoint(mm);
+  // After the epilogue's operand views too (they follow the matmul).
+  rw.setInsertionPoint(t.epilogue ? t.epilogue.getOperation() : mm.getOperation());
   Value A = mm.getDpsInputs()[0], B = mm.getDpsInputs()[1], C = mm.getDpsInits()[0];
-  Value rows = dim(rw, loc, C, 2), cols = dim(rw, loc, C, 1), K = dim(rw, loc, A, 1);
+  // The output's shape (the epilogue's output: the tile buffer goes away).
+  Value out = t.epilogue ? t.epilogue.getDpsInits()[0] : C;
+  Value rows = dim(rw, loc, out, 2), cols = dim(rw, loc, out, 1), K = dim(rw, loc, A, 1);
   auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v).getResult(); };
   Value tile = c(kT), tid = wg.tid();
   // Elements of a 16 x 16 block per invocation: the outputs it sums, and
@@ -164,7 +248,9 @@ void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
     wg.barrier();
     scf::YieldOp::create(rw, loc, inner.getResults());
   }
-  // C = (the fill's value, or C's old value) + the sum, inside the matrix.
+  // C = (the fill's value, or C's old value) + the sum, inside the matrix;
+  // with an epilogue, its body on that value and the other operands' elements
+  // is stored into its output instead (the tile buffer is never written).
   for (int64_t j = 0; j < per; ++j) {
     Value r = row[j], q = col[j];
     Value inRow = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, r, rows);
@@ -174,11 +260,22 @@ void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
     rw.setInsertionPoint(guard.thenBlock()->getTerminator());
     SmallVector<Value> idx = at(rw, loc, C, r, q);
     Value init = t.fill ? t.fill.getInputs()[0] : memref::LoadOp::create(rw, loc, C, idx).getResult();
-    memref::StoreOp::create(rw, loc, arith::AddFOp::create(rw, loc, init, loop.getResult(j)), C, idx);
+    Value value = arith::AddFOp::create(rw, loc, init, loop.getResult(j));
+    if (!t.epilogue) {
+      memref::StoreOp::create(rw, loc, value, C, idx);
+      continue;
+    }
+    storeEpilogue(rw, t, value, idx);
   }
   rw.eraseOp(mm);
   if (t.fill)
     rw.eraseOp(t.fill);
+  if (t.epilogue) {
+    rw.eraseOp(t.epilogue);
+    for (Operation *user : llvm::make_early_inc_range(t.temp->getUsers()))
+      rw.eraseOp(user);
+    rw.eraseOp(t.temp);
+  }
 }
 
 } // namespace

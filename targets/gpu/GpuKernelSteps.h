@@ -62,6 +62,12 @@ bool hasDefaultMatmulIndexing(mlir::linalg::LinalgOp op);
 /// kMatmulTile outputs instead of one output per tile.
 bool isWorkgroupMatmul(mlir::linalg::LinalgOp op);
 
+/// The workgroup matmul (isWorkgroupMatmul) whose result `op` reads element
+/// for element, when `op` is an elementwise f32 linalg.generic whose other
+/// operands come from memory (a bias, a scale: Gemm's epilogue); null
+/// otherwise. Such an op is tiled like the matmul, which is fused into it.
+mlir::linalg::LinalgOp epilogueMatmul(mlir::linalg::LinalgOp op);
+
 /// After bufferization: a kernel that is one loop over such tiles, each an
 /// optional fill and the matmul, gets a workgroup per tile that stages
 /// blocks of A and B in workgroup memory (GpuCooperativeMatmul.cpp).

@@ -109,21 +109,52 @@ bool isWorkgroupMatmul(linalg::LinalgOp op) {
   return true;
 }
 
+linalg::LinalgOp epilogueMatmul(linalg::LinalgOp op) {
+  if (!isa<linalg::GenericOp>(op.getOperation()) || !op.hasPureTensorSemantics() ||
+      op->getNumResults() != 1 || op.getNumDpsInits() != 1 ||
+      op.getNumReductionLoops() != 0 || op.getNumLoops() < 2 ||
+      !getElementTypeOrSelf(op->getResult(0).getType()).isF32() ||
+      !op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
+    return {};
+  linalg::LinalgOp matmul;
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    AffineMap map = op.getMatchingIndexingMap(in);
+    Operation *def = in->get().getDefiningOp();
+    auto producer = dyn_cast_or_null<linalg::LinalgOp>(def);
+    if (producer && !isa<linalg::FillOp>(def)) {
+      // The one operand computed in the kernel: the matmul, element for
+      // element (its other uses would need it whole).
+      if (matmul || !map.isIdentity() || !isWorkgroupMatmul(producer) ||
+          producer.getNumLoops() != op.getNumLoops() + 1 || !def->hasOneUse())
+        return {};
+      matmul = producer;
+      continue;
+    }
+    // Read from memory (or a constant), at most broadcast: the bias.
+    if (!map.isProjectedPermutation())
+      return {};
+  }
+  return matmul;
+}
+
 void tileForInvocations(func::FuncOp fn, int64_t workgroupSize, int64_t maxSharedBytes) {
   linalg::LinalgOp consumer = tileableResultOp(fn, /*consumerMayExtract=*/true);
   if (!consumer)
     return;
   if (splitSmallReduction(consumer, workgroupSize, maxSharedBytes))
     return;
-  if (isWorkgroupMatmul(consumer)) {
-    // Square tiles of outputs, a workgroup each (cooperateTiledMatmuls).
+  if (isWorkgroupMatmul(consumer) || epilogueMatmul(consumer)) {
+    // Square tiles of outputs, a workgroup each (cooperateTiledMatmuls); an
+    // elementwise epilogue is tiled alike (its loops are the matmul's
+    // parallel ones) and the matmul fused into its tiles.
     Builder b(fn.getContext());
+    const unsigned parallel = isWorkgroupMatmul(consumer) ? consumer.getNumLoops() - 1
+                                                          : consumer.getNumLoops();
     SmallVector<OpFoldResult> sizes(consumer.getNumLoops(), b.getIndexAttr(0));
-    unsigned n = sizes.size();
-    for (unsigned d = 0; d + 3 < n; ++d)
+    for (unsigned d = 0; d + 2 < parallel; ++d)
       sizes[d] = b.getIndexAttr(1); // batch
-    sizes[n - 3] = b.getIndexAttr(kMatmulTile);
-    sizes[n - 2] = b.getIndexAttr(kMatmulTile);
+    sizes[parallel - 2] = b.getIndexAttr(kMatmulTile);
+    sizes[parallel - 1] = b.getIndexAttr(kMatmulTile);
     tileAndFuseIntoForall(consumer, sizes);
     return;
   }

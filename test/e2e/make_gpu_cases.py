@@ -9,9 +9,12 @@ target and device.
       without NaN, Softmax's two kernels): a workgroup per output
       (targets/gpu/GpuCooperativeReductions.cpp), except *_short (one
       invocation per output)
-  test_matmul_*  matmuls in 16 x 16 output tiles staged through workgroup
-      memory (targets/gpu/GpuCooperativeMatmul.cpp), with partial tiles at
-      the edges; *_bias (Gemm with a bias) keeps one invocation per output
+  test_matmul_*, test_gemm_*  matmuls in 16 x 16 output tiles staged
+      through workgroup memory (targets/gpu/GpuCooperativeMatmul.cpp), with
+      partial tiles at the edges, their elementwise epilogue (Gemm's bias,
+      alpha and beta; an Add and a Relu after a batched MatMul) applied as
+      each output is stored; *_transb (a transposed operand) keeps one
+      invocation per output
 """
 import os
 import sys
@@ -22,12 +25,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def case(out_dir, name, node, shape, out_shape, x, y, inits=(), more=()):
-    """One case: input x (and `more`: (name, array) pairs), output y."""
+    """One case: input x (and `more`: (name, array) pairs), output y; node
+    may be a list of nodes."""
     d = os.path.join(out_dir, name)
     os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)]
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(v.shape)) for n, v in more]
-    graph = helper.make_graph([node], name, inputs,
+    graph = helper.make_graph(node if isinstance(node, list) else [node], name, inputs,
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], list(inits))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -86,6 +90,17 @@ def main():
     x, w, bias = normal(40, 64), normal(64, 24), normal(24)
     case(out, "test_matmul_bias", helper.make_node("Gemm", ["x", "w", "bias"], ["y"]), [40, 64], [40, 24], x,
          x @ w + bias, more=[("w", w), ("bias", bias)])
+    x, w, c = normal(40, 64), normal(64, 24), normal(40, 24)
+    case(out, "test_gemm_alpha_beta", helper.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0),
+         [40, 64], [40, 24], x, 0.5 * (x @ w) + 2.0 * c, more=[("w", w), ("c", c)])
+    x, w, bias = normal(3, 33, 64), normal(3, 64, 20), normal(20)
+    case(out, "test_matmul_add_relu_batched",
+         [helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Add", ["t", "bias"], ["u"]),
+          helper.make_node("Relu", ["u"], ["y"])],
+         [3, 33, 64], [3, 33, 20], x, np.maximum(x @ w + bias, 0), more=[("w", w), ("bias", bias)])
+    x, w, bias = normal(40, 64), normal(24, 64), normal(24)
+    case(out, "test_gemm_transb", helper.make_node("Gemm", ["x", "w", "bias"], ["y"], transB=1), [40, 64],
+         [40, 24], x, x @ w.T + bias, more=[("w", w), ("bias", bias)])
     x = normal(200, 8)
     case(out, "test_row_sum_short", helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0),
          [200, 8], [200], x, x.sum(1), [axes])
