@@ -87,8 +87,8 @@ std::optional<TileOps> matchTile(Block &body) {
       t.fill = fill;
       continue;
     }
-    if (isa<linalg::MatmulOp, linalg::BatchMatmulOp>(op) && !t.matmul) {
-      t.matmul = cast<linalg::LinalgOp>(op);
+    if (auto l = dyn_cast<linalg::LinalgOp>(op); l && !t.matmul && isTileableContraction(l)) {
+      t.matmul = l;
       continue;
     }
     if (auto g = dyn_cast<linalg::GenericOp>(op); g && t.matmul && t.temp && !t.epilogue &&
@@ -115,9 +115,7 @@ std::optional<TileOps> matchTile(Block &body) {
     if (!outType || !outType.getElementType().isF32())
       return std::nullopt;
   }
-  // The indexing is checked again: a transposed matmul was tiled by 1 and
-  // must not be read as a plain one.
-  if (!t.matmul || !t.matmul.hasPureBufferSemantics() || !hasDefaultMatmulIndexing(t.matmul))
+  if (!t.matmul || !t.matmul.hasPureBufferSemantics())
     return std::nullopt;
   if (t.fill && t.fill.getDpsInits()[0] != t.matmul.getDpsInits()[0])
     return std::nullopt;
@@ -146,16 +144,27 @@ Value dim(RewriterBase &rw, Location loc, Value view, int64_t fromEnd) {
   return memref::DimOp::create(rw, loc, view, rank - fromEnd);
 }
 
-/// view[row, col] when row < rows and col < cols, else 0.
-Value loadOrZero(RewriterBase &rw, Location loc, Value view, Value row, Value col, Value rows,
-                 Value cols) {
-  Value inRow = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, row, rows);
-  Value inCol = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, col, cols);
+/// Operand `which` (0: A, 1: B) of the matmul at loop point (m, n, k) of the
+/// tile (batch 0): when its two loop values are below their extents, its
+/// element through its indexing map (a transposed operand reads [n, k]),
+/// else 0.
+Value loadOrZero(RewriterBase &rw, Location loc, linalg::LinalgOp mm, unsigned which, Value m,
+                 Value n, Value k, Value mExtent, Value nExtent, Value kExtent) {
+  Value first = which == 0 ? m : k, second = which == 0 ? k : n;
+  Value firstExtent = which == 0 ? mExtent : kExtent, secondExtent = which == 0 ? kExtent : nExtent;
+  Value inRow = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, first, firstExtent);
+  Value inCol = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, second, secondExtent);
   Value in = arith::AndIOp::create(rw, loc, inRow, inCol);
   auto branch = scf::IfOp::create(rw, loc, TypeRange{rw.getF32Type()}, in, /*withElse=*/true);
   OpBuilder::InsertionGuard g(rw);
   rw.setInsertionPointToStart(branch.thenBlock());
-  scf::YieldOp::create(rw, loc, ValueRange{memref::LoadOp::create(rw, loc, view, at(rw, loc, view, row, col))});
+  unsigned loops = mm.getNumLoops();
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  SmallVector<Value> dims(loops - 3, zero);
+  dims.append({m, n, k});
+  OpOperand *operand = mm.getDpsInputOperand(which);
+  SmallVector<Value> idx = applyMap(rw, loc, mm.getMatchingIndexingMap(operand), dims);
+  scf::YieldOp::create(rw, loc, ValueRange{memref::LoadOp::create(rw, loc, operand->get(), idx)});
   rw.setInsertionPointToStart(branch.elseBlock());
   scf::YieldOp::create(rw, loc, ValueRange{arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f)).getResult()});
   return branch.getResult(0);
@@ -193,10 +202,15 @@ void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
   Location loc = mm.getLoc();
   // After the epilogue's operand views too (they follow the matmul).
   rw.setInsertionPoint(t.epilogue ? t.epilogue.getOperation() : mm.getOperation());
-  Value A = mm.getDpsInputs()[0], B = mm.getDpsInputs()[1], C = mm.getDpsInits()[0];
-  // The output's shape (the epilogue's output: the tile buffer goes away).
+  Value A = mm.getDpsInputs()[0], C = mm.getDpsInits()[0];
+  // The output's shape (the epilogue's output: the tile buffer goes away),
+  // and K where A's map has it (last, or first of the two if transposed).
   Value out = t.epilogue ? t.epilogue.getDpsInits()[0] : C;
-  Value rows = dim(rw, loc, out, 2), cols = dim(rw, loc, out, 1), K = dim(rw, loc, A, 1);
+  Value rows = dim(rw, loc, out, 2), cols = dim(rw, loc, out, 1);
+  AffineMap aMap = mm.getMatchingIndexingMap(mm.getDpsInputOperand(0));
+  const bool aTransposed = aMap.getResult(aMap.getNumResults() - 1) !=
+                           getAffineDimExpr(mm.getNumLoops() - 1, rw.getContext());
+  Value K = dim(rw, loc, A, aTransposed ? 2 : 1);
   auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v).getResult(); };
   Value tile = c(kT), tid = wg.tid();
   // Elements of a 16 x 16 block per invocation: the outputs it sums, and
@@ -219,11 +233,14 @@ void expandTile(RewriterBase &rw, WorkgroupBuilder &wg, TileOps t, Value aBlock,
     openBlock(rw, loop.getBody());
     Value k0 = loop.getInductionVar();
     // Stage the blocks: A's [row r][k q], B's [k r][col q].
+    Value zero = c(0);
     for (int64_t j = 0; j < per; ++j) {
       Value r = row[j], q = col[j];
-      Value a = loadOrZero(rw, loc, A, r, arith::AddIOp::create(rw, loc, k0, q), rows, K);
+      Value a = loadOrZero(rw, loc, mm, 0, r, zero, arith::AddIOp::create(rw, loc, k0, q), rows,
+                           cols, K);
       memref::StoreOp::create(rw, loc, a, aBlock, ValueRange{flat[j]});
-      Value b = loadOrZero(rw, loc, B, arith::AddIOp::create(rw, loc, k0, r), q, K, cols);
+      Value b = loadOrZero(rw, loc, mm, 1, zero, q, arith::AddIOp::create(rw, loc, k0, r), rows,
+                           cols, K);
       memref::StoreOp::create(rw, loc, b, bBlock, ValueRange{flat[j]});
     }
     wg.barrier();

@@ -57,6 +57,13 @@ constexpr int64_t kMatmulTile = 16;
 /// indexing: no transposed or broadcast operand.
 bool hasDefaultMatmulIndexing(mlir::linalg::LinalgOp op);
 
+/// A matmul the 16 x 16 tiles take: a default-indexed linalg.matmul /
+/// batch_matmul, or a linalg.generic computing out += a * b over loops
+/// (batch..., m, n, k) with A indexed by (batch..., m, k) and B by
+/// (batch..., k, n), each pair in either order (transposed operands, Gemm's
+/// transA / transB, MatMul of rank > 3).
+bool isTileableContraction(mlir::linalg::LinalgOp op);
+
 /// Whether tileForInvocations gives `op` (an f32 linalg.matmul or
 /// batch_matmul on operands read from memory) square tiles of
 /// kMatmulTile outputs instead of one output per tile.

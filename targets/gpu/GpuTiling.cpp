@@ -94,8 +94,58 @@ bool hasDefaultMatmulIndexing(linalg::LinalgOp op) {
   return maps == SmallVector<AffineMap>{dims({0, 2}), dims({2, 1}), dims({0, 1})};
 }
 
+/// Whether the body of `op` is out + in0 * in1 (in either order).
+static bool isMulAddBody(linalg::LinalgOp op) {
+  Block &body = op->getRegion(0).front();
+  if (body.getOperations().size() != 3)
+    return false;
+  auto mul = dyn_cast<arith::MulFOp>(body.front());
+  auto add = dyn_cast<arith::AddFOp>(*std::next(body.begin()));
+  auto yield = body.getTerminator();
+  if (!mul || !add || yield->getNumOperands() != 1 || yield->getOperand(0) != add.getResult())
+    return false;
+  Value in0 = body.getArgument(0), in1 = body.getArgument(1), out = body.getArgument(2);
+  bool ins = (mul.getLhs() == in0 && mul.getRhs() == in1) || (mul.getLhs() == in1 && mul.getRhs() == in0);
+  bool acc = (add.getLhs() == out && add.getRhs() == mul.getResult()) ||
+             (add.getRhs() == out && add.getLhs() == mul.getResult());
+  return ins && acc;
+}
+
+bool isTileableContraction(linalg::LinalgOp op) {
+  if (hasDefaultMatmulIndexing(op))
+    return true;
+  if (!isa<linalg::GenericOp>(op.getOperation()) || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1)
+    return false;
+  unsigned n = op.getNumLoops();
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  if (n < 3 || iterators[n - 1] != utils::IteratorType::reduction ||
+      llvm::count(iterators, utils::IteratorType::reduction) != 1)
+    return false;
+  MLIRContext *ctx = op.getContext();
+  auto dim = [&](unsigned d) { return getAffineDimExpr(d, ctx); };
+  // batch dims first and in order, then the two others in either order
+  auto matches = [&](AffineMap map, unsigned a, unsigned b) {
+    if (map.getNumResults() != n - 1)
+      return false;
+    for (unsigned d = 0; d + 3 < n; ++d)
+      if (map.getResult(d) != dim(d))
+        return false;
+    AffineExpr x = map.getResult(n - 3), y = map.getResult(n - 2);
+    return (x == dim(a) && y == dim(b)) || (x == dim(b) && y == dim(a));
+  };
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  AffineMap out = maps[2];
+  if (out.getNumResults() != n - 1)
+    return false;
+  for (unsigned d = 0; d + 1 < n; ++d)
+    if (out.getResult(d) != dim(d))
+      return false;
+  return matches(maps[0], n - 3, n - 1) && matches(maps[1], n - 1, n - 2) && isMulAddBody(op);
+}
+
 bool isWorkgroupMatmul(linalg::LinalgOp op) {
-  if (!hasDefaultMatmulIndexing(op) || !op.hasPureTensorSemantics() || op->getNumResults() != 1 ||
+  if (!isTileableContraction(op) || !op.hasPureTensorSemantics() || op->getNumResults() != 1 ||
       !getElementTypeOrSelf(op->getResult(0).getType()).isF32())
     return false;
   // Operands read from memory, the output at most filled in the kernel: a

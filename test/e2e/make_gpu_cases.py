@@ -13,8 +13,8 @@ target and device.
       through workgroup memory (targets/gpu/GpuCooperativeMatmul.cpp), with
       partial tiles at the edges, their elementwise epilogue (Gemm's bias,
       alpha and beta; an Add and a Relu after a batched MatMul) applied as
-      each output is stored; *_transb (a transposed operand) keeps one
-      invocation per output
+      each output is stored, transposed operands (Gemm's transA, transB) and
+      MatMul of rank 4 (linalg.generic contractions) alike
 """
 import os
 import sys
@@ -101,6 +101,12 @@ def main():
     x, w, bias = normal(40, 64), normal(24, 64), normal(24)
     case(out, "test_gemm_transb", helper.make_node("Gemm", ["x", "w", "bias"], ["y"], transB=1), [40, 64],
          [40, 24], x, x @ w.T + bias, more=[("w", w), ("bias", bias)])
+    x, w = normal(64, 40), normal(64, 24)
+    case(out, "test_gemm_transa", helper.make_node("Gemm", ["x", "w"], ["y"], transA=1), [64, 40], [40, 24], x,
+         x.T @ w, more=[("w", w)])
+    x, w = normal(2, 3, 17, 40), normal(2, 3, 40, 20)
+    case(out, "test_matmul_4d", helper.make_node("MatMul", ["x", "w"], ["y"]), [2, 3, 17, 40], [2, 3, 17, 20],
+         x, x @ w, more=[("w", w)])
     x = normal(200, 8)
     case(out, "test_row_sum_short", helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0),
          [200, 8], [200], x, x.sum(1), [axes])
