@@ -1,14 +1,16 @@
 //===- GpuCooperativeMatmul.cpp - Matmul tiles staged in workgroup memory --===//
 //
-// tileForInvocations gives an f32 matmul of a generic model (ONNX MatMul,
-// Gemm without transposes) square tiles of kMatmulTile x kMatmulTile
-// outputs, with an elementwise epilogue fused (Gemm's bias and scales). After bufferization each tile is a fill and a
-// linalg.matmul on subviews; here the tile loop becomes a cooperative loop
-// (GpuWorkgroup.h), a workgroup per tile:
+// tileForInvocations gives an f32 matmul of a generic model (ONNX MatMul of
+// any rank, Gemm; isTileableContraction) square tiles of kMatmulTile x
+// kMatmulTile outputs, with an elementwise epilogue fused (Gemm's bias and
+// scales). After bufferization each tile is a fill and the contraction on
+// subviews (then the epilogue, through a tile buffer); here the tile loop
+// becomes a cooperative loop (GpuWorkgroup.h), a workgroup per tile:
 //
 //   for each block of kMatmulTile k:
 //     the invocations copy the tile's A block [16 x 16] and B block
-//     [16 x 16] into workgroup memory (zeros past the matrix edges),
+//     [16 x 16] into workgroup memory (each operand read through its
+//     indexing map, so a transposed one too; zeros past the matrix edges),
 //     barrier, each invocation adds its outputs' products over the block
 //     from workgroup memory, barrier;
 //   each invocation stores its outputs (16 * 16 / workgroup size of them),
