@@ -15,7 +15,9 @@ LLaMA that bench/llm_bench.py builds into the cache dir):
   3. kiln-generate and bench/ort_llm_bench.mjs (onnxruntime-node, CPU EP) on the same
      prompt ids and threads, interleaved, --reps timed runs each (medians), both warm;
   4. perplexity (fixtures only) with kiln-perplexity on the fixture's protocol;
-  5. the machine's read bandwidth (bench/membw.c) in the same run.
+  5. the machine's read bandwidth (bench/membw.c), once per rep between the
+     timed runs: the table uses the median (a shared machine's bandwidth
+     drifts as much as the runs do) and prints the range.
 Decode GB/s is the bytes a decode step reads (every linear weight as stored, the
 LM head included, not the embedding table) times decode tok/s; "% of bandwidth"
 compares it with the measured read bandwidth.
@@ -149,6 +151,7 @@ def main():
     out_dir = os.path.join(lb.cache_dir(), "bench", "compression")
     os.makedirs(out_dir, exist_ok=True)
     results = {}
+    bw_samples = []
     for name in args.models.split(","):
         spec = specs[name]
         model = lb.ensure_model(name, spec, args)
@@ -190,6 +193,9 @@ def main():
         for _, k in kiln_runs:
             k.run(timed=False)
         for rep in range(args.reps):
+            sample = lb.membw(args)
+            if "best_gb_s" in sample:
+                bw_samples.append(sample["best_gb_s"])
             for _, k in kiln_runs:
                 k.run()
             for _, o in ort_runs:
@@ -199,7 +205,11 @@ def main():
         for row, o in ort_runs:
             row.update(o.result())
         results[name] = rows
-    bw = lb.membw(args)
+    bw = {"error": "no bandwidth sample"}
+    if bw_samples:
+        ordered = sorted(bw_samples)
+        bw = {"best_gb_s": ordered[len(ordered) // 2], "min": ordered[0], "max": ordered[-1],
+              "samples": len(ordered)}
     meta = {"date": datetime.date.today().isoformat(), "cpu": lb.cpu_name(), "threads": args.threads,
             "load": round(os.getloadavg()[0], 2), "git": lb.git_rev(), "ort": lb.ort_version(),
             "prompt_len": args.prompt_len, "decode": args.decode, "reps": args.reps}
@@ -231,7 +241,8 @@ def render(results, bw, meta, args):
            f"{meta['threads']} threads, load average {meta['load']} at the end, git {meta['git']}, "
            f"onnxruntime-node {meta['ort']}; prompt {meta['prompt_len']} tokens, {meta['decode']} decode steps, "
            f"medians of {meta['reps']} interleaved runs. Measured read bandwidth: "
-           f"{bw_gbs:.1f} GB/s." if bw_gbs else "Measured read bandwidth: n/a.", ""]
+           f"{bw_gbs:.1f} GB/s (median of {bw['samples']} samples between the runs, "
+           f"{bw['min']:.1f} to {bw['max']:.1f})." if bw_gbs else "Measured read bandwidth: n/a.", ""]
     for name, rows in results.items():
         f32 = next((r for r in rows if r["engine"] == "kiln" and r["scheme"] == "f32"), {})
         out += [f"### {name}", "",

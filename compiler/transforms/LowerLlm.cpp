@@ -502,8 +502,9 @@ private:
     }
     a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F).i32(gi.bits)
         .i64(gi.group).i32(zp ? 1 : 0).i32(*llm::activationCode(g.getActivation())).ptr(3);
-    return call(g.getLoc(), gi.int8Activations ? "kiln_uk_matmul_glu_qa8_f32" : "kiln_uk_matmul_glu_q_f32",
-                {x, *gp, *upk}, emptyWithLast(x, F), a);
+    StringRef callee =
+        gi.int8Activations ? "kiln_uk_matmul_glu_qa8_f32" : "kiln_uk_matmul_glu_q_f32";
+    return call(g.getLoc(), callee, {x, *gp, *upk}, emptyWithLast(x, F), a);
   }
 
   FailureOr<Value> lower(Operation *op) {

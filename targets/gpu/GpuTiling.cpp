@@ -105,7 +105,8 @@ static bool isMulAddBody(linalg::LinalgOp op) {
   if (!mul || !add || yield->getNumOperands() != 1 || yield->getOperand(0) != add.getResult())
     return false;
   Value in0 = body.getArgument(0), in1 = body.getArgument(1), out = body.getArgument(2);
-  bool ins = (mul.getLhs() == in0 && mul.getRhs() == in1) || (mul.getLhs() == in1 && mul.getRhs() == in0);
+  bool ins = (mul.getLhs() == in0 && mul.getRhs() == in1) ||
+             (mul.getLhs() == in1 && mul.getRhs() == in0);
   bool acc = (add.getLhs() == out && add.getRhs() == mul.getResult()) ||
              (add.getRhs() == out && add.getLhs() == mul.getResult());
   return ins && acc;

@@ -699,7 +699,8 @@ TEST(UkQ8A8Matmul, BitwiseEqualToTheScalarDefinition) {
             v.fn(A.data(), M, K, w.packed.data(), N, with_bias ? bias.data() : nullptr,
                  with_res ? res.data() : nullptr, act, C.data(), wg, count);
           });
-          ExpectBitwise(C, ref, std::string(v.name) + " act=" + std::to_string(act) + " " + Describe(s));
+          ExpectBitwise(C, ref,
+                        std::string(v.name) + " act=" + std::to_string(act) + " " + Describe(s));
         }
       // C == residual
       std::vector<float> C = res;

@@ -56,7 +56,9 @@ typedef struct {
   int32_t has_zp;
 } q4_weight;
 
-UK_INLINE const uint8_t *q4_data(const q4_weight *s, int m, int64_t p) { return s->w[m] + p * s->pb; }
+UK_INLINE const uint8_t *q4_data(const q4_weight *s, int m, int64_t p) {
+  return s->w[m] + p * s->pb;
+}
 
 UK_INLINE const uint8_t *q4_params(const q4_weight *s, int m, int64_t p, int64_t g) {
   return s->w[m] + s->P * s->pb + (p * s->G + g) * s->prm;
