@@ -108,6 +108,7 @@ std::optional<TileOps> matchTile(Block &body) {
     return std::nullopt;
   if (t.temp) {
     if (t.matmul.getDpsInits()[0] != t.temp.getResult() ||
+        t.epilogue.getDpsInits()[0] == t.temp.getResult() ||
         !isEpilogueOf(t.epilogue, t.temp.getResult()))
       return std::nullopt;
     for (Operation *user : t.temp->getUsers())
