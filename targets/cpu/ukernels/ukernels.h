@@ -118,6 +118,7 @@ void kiln_uk_matmul_glu_qa8_f32(const float *A, int64_t M, int64_t K, const uint
                                 int32_t has_zp, int32_t act, float *C, int64_t wg,
                                 int64_t count);
 
+#if defined(__x86_64__)
 /** x86-64 only, for targets with AVX2 (vpmaddubsw) and F16C: the same
  *  bits; kiln-compile calls these names where the target has +avx2,+f16c. */
 void kiln_uk_matmul_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
@@ -128,6 +129,7 @@ void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const
                                      const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                                      int32_t has_zp, int32_t act, float *C, int64_t wg,
                                      int64_t count);
+#endif
 
 /** w8a8 (int8 weights x int8 activations): W [K, N] = q[k, n] * s_w[n],
  *  q int8 (symmetric), one scale per column (f16 bits). Layout: K4 = K
