@@ -235,8 +235,6 @@ private:
     info.zeroPoints = zeroPoints || zps;
     // w8a8: the verifier has checked i8, per column, no zero points.
     info.int8Activations = dq.getActivationBits().has_value();
-    // The int4 x int8 kernel's limits (ukernels.h).
-    const bool qa8Fits = K <= 131072 && K / group <= 4096;
     SmallVector<Attribute> keyParts{data, scales, b.getBoolAttr(info.zeroPoints),
                                     b.getBoolAttr(info.int8Activations)};
     if (zps)
@@ -250,7 +248,7 @@ private:
       return it->second;
     }
     int64_t size = info.q8a8() ? kiln_uk_packed_q8a8_size(K, N)
-                   : info.int8Activations && !qa8Fits
+                   : info.int8Activations && !kiln_uk_qa8_fits(K, group)
                        ? 0
                        : kiln_uk_packed_q_size(K, N, info.bits, group, info.zeroPoints);
     if (size <= 0)

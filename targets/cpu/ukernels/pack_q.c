@@ -15,6 +15,10 @@ int64_t kiln_uk_packed_q_size(int64_t K, int64_t N, int32_t bits, int64_t group,
   return panels * (uq_panel_bytes(K, bits) + (K / group) * uq_param_bytes(has_zp));
 }
 
+int32_t kiln_uk_qa8_fits(int64_t K, int64_t group) {
+  return group > 0 && K % group == 0 && uq_a8_fits(K, group);
+}
+
 void kiln_uk_pack_q(const int8_t *q, const uint16_t *scales, const int8_t *zero_points,
                     int64_t K, int64_t N, int32_t bits, int64_t group, uint8_t *packed) {
   if (!uq_valid(K, N, bits, group)) return;

@@ -46,29 +46,14 @@
 
 #define Q4_MR 4              /* rows of a block (M >= 2) */
 #define Q4_NP 4              /* panels of the GEMV (M == 1) */
-#define Q4_ABUF (128 * 1024) /* bytes of quantized rows per chunk */
-#define Q4_PMAX 4096         /* (row, group) scales and sums per chunk */
-
-typedef struct {
-  const uint8_t *w[2]; /* the weight (or the GLU's gate), the GLU's up */
-  int nb;
-  int64_t K, N, P, G, group, gb, pb, prm;
-  int32_t has_zp;
-} q4_weight;
-
-UK_INLINE const uint8_t *q4_data(const q4_weight *s, int m, int64_t p) {
-  return s->w[m] + p * s->pb;
-}
-
-UK_INLINE const uint8_t *q4_params(const q4_weight *s, int m, int64_t p, int64_t g) {
-  return s->w[m] + s->P * s->pb + (p * s->G + g) * s->prm;
-}
+#define Q4_ABUF UQ_A8_K_MAX  /* bytes of quantized rows per chunk */
+#define Q4_PMAX UQ_A8_G_MAX  /* (row, group) scales and sums per chunk */
 
 /* tot[i * 16 + lane] (f32) = y before the epilogue for rows i < R of qa
  * (row stride qs bytes; their s_a and sums of qa at sa / sq + i * G) times
  * panel p of weight m, or for R == 1 the one row times panels p .. p+n-1
  * (i < n). */
-typedef void (*q4_panels_fn)(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+typedef void (*q4_panels_fn)(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                              int64_t p, int n, const float *sa, const int32_t *sq, float *tot);
 
 /* The f32 part of one (panel, group), the same expression in both loops:
@@ -118,22 +103,23 @@ UK_INLINE kiln_v16i q4_dot8(kiln_v16u w, const int8_t *x) {
          x[2] * q4_nib(w, 4) + x[6] * q4_nib(w, 5) + x[3] * q4_nib(w, 6) + x[7] * q4_nib(w, 7);
 }
 
-static void q4_panels_generic(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+static void q4_panels_generic(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                               int64_t p, int n, const float *sa, const int32_t *sq, float *tot) {
   const int rows = R > 1, cnt = rows ? R : n;
+  const int64_t gb = s->group / 8; /* 8-k blocks per group */
   for (int i = 0; i < cnt; ++i) {
     const int8_t *x = qa + (rows ? i * qs : 0);
     const int64_t panel = rows ? p : p + i, row = rows ? i : 0;
-    const uint8_t *d = q4_data(s, m, panel);
+    const uint8_t *d = uq_data(s, m, panel);
     kiln_v16f t = 0;
     for (int64_t g = 0; g < s->G; ++g) {
       kiln_v16i v = 0;
-      for (int64_t b = g * s->gb; b < (g + 1) * s->gb; ++b) {
+      for (int64_t b = g * gb; b < (g + 1) * gb; ++b) {
         kiln_v16u w;
         __builtin_memcpy(&w, d + b * 64, sizeof w);
         v += q4_dot8(w, x + b * 8);
       }
-      const uint8_t *prm = q4_params(s, m, panel, g);
+      const uint8_t *prm = uq_params(s, m, panel, g);
       if (s->has_zp) {
         kiln_v16c z;
         __builtin_memcpy(&z, prm + 32, sizeof z);
@@ -188,18 +174,19 @@ Q4_AVX2 UK_INLINE __m256i q4_avx2_pairs(__m256i lo, __m256i hi, __m256i xe, __m2
 }
 
 /* One row, n (1..4, constant) panels. */
-Q4_AVX2 UK_INLINE void q4_avx2_gemv(const q4_weight *s, int m, const int8_t *qa, int64_t p, int n,
+Q4_AVX2 UK_INLINE void q4_avx2_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
                                     const float *sa, const int32_t *sq, float *tot) {
   const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  const int64_t gb = s->group / 8;
   kiln_v16f t[Q4_NP];
   for (int j = 0; j < n; ++j) t[j] = 0;
   for (int64_t g = 0; g < s->G; ++g) {
-    const int64_t b0 = g * s->gb;
+    const int64_t b0 = g * gb;
     __m256i acc[Q4_NP][2];
     for (int j = 0; j < n; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_si256();
     /* int16 sums of up to 4 blocks, then widened */
-    for (int64_t c = 0; c < s->gb; c += 4) {
-      const int64_t ce = uk_min64(s->gb, c + 4);
+    for (int64_t c = 0; c < gb; c += 4) {
+      const int64_t ce = uk_min64(gb, c + 4);
       __m256i pr[Q4_NP][2];
       for (int j = 0; j < n; ++j) pr[j][0] = pr[j][1] = _mm256_setzero_si256();
       for (int64_t b = b0 + c; b < b0 + ce; ++b) {
@@ -207,7 +194,7 @@ Q4_AVX2 UK_INLINE void q4_avx2_gemv(const q4_weight *s, int m, const int8_t *qa,
         for (int j = 0; j < n; ++j)
           for (int h = 0; h < 2; ++h) {
             const __m256i w =
-                _mm256_loadu_si256((const __m256i *)(q4_data(s, m, p + j) + b * 64 + 32 * h));
+                _mm256_loadu_si256((const __m256i *)(uq_data(s, m, p + j) + b * 64 + 32 * h));
             const __m256i lo = _mm256_and_si256(w, mask),
                           hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
             pr[j][h] = _mm256_add_epi16(pr[j][h], q4_avx2_pairs(lo, hi, xe, xo));
@@ -218,7 +205,7 @@ Q4_AVX2 UK_INLINE void q4_avx2_gemv(const q4_weight *s, int m, const int8_t *qa,
           acc[j][h] = _mm256_add_epi32(acc[j][h], _mm256_madd_epi16(pr[j][h], ones));
     }
     for (int j = 0; j < n; ++j)
-      t[j] = q4_avx2_combine(t[j], acc[j][0], acc[j][1], q4_params(s, m, p + j, g), s->has_zp,
+      t[j] = q4_avx2_combine(t[j], acc[j][0], acc[j][1], uq_params(s, m, p + j, g), s->has_zp,
                              sa[g], sq[g]);
   }
   for (int j = 0; j < n; ++j) uk_store(tot + j * UK_W, t[j]);
@@ -226,18 +213,19 @@ Q4_AVX2 UK_INLINE void q4_avx2_gemv(const q4_weight *s, int m, const int8_t *qa,
 
 /* R (2..4, constant) rows, one panel: each half block is unpacked once for
  * all rows. */
-Q4_AVX2 UK_INLINE void q4_avx2_rows(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+Q4_AVX2 UK_INLINE void q4_avx2_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                                     int64_t p, const float *sa, const int32_t *sq, float *tot) {
   const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
-  const uint8_t *d = q4_data(s, m, p);
+  const uint8_t *d = uq_data(s, m, p);
+  const int64_t gb = s->group / 8;
   kiln_v16f t[Q4_MR];
   for (int r = 0; r < R; ++r) t[r] = 0;
   for (int64_t g = 0; g < s->G; ++g) {
-    const int64_t b0 = g * s->gb;
+    const int64_t b0 = g * gb;
     __m256i acc[Q4_MR][2];
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-    for (int64_t c = 0; c < s->gb; c += 4) {
-      const int64_t ce = uk_min64(s->gb, c + 4);
+    for (int64_t c = 0; c < gb; c += 4) {
+      const int64_t ce = uk_min64(gb, c + 4);
       __m256i pr[Q4_MR][2];
       for (int r = 0; r < R; ++r) pr[r][0] = pr[r][1] = _mm256_setzero_si256();
       for (int64_t b = b0 + c; b < b0 + ce; ++b) {
@@ -258,7 +246,7 @@ Q4_AVX2 UK_INLINE void q4_avx2_rows(const q4_weight *s, int m, const int8_t *qa,
         for (int h = 0; h < 2; ++h)
           acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(pr[r][h], ones));
     }
-    const uint8_t *prm = q4_params(s, m, p, g);
+    const uint8_t *prm = uq_params(s, m, p, g);
     for (int r = 0; r < R; ++r)
       t[r] = q4_avx2_combine(t[r], acc[r][0], acc[r][1], prm, s->has_zp, sa[r * s->G + g],
                              sq[r * s->G + g]);
@@ -266,7 +254,7 @@ Q4_AVX2 UK_INLINE void q4_avx2_rows(const q4_weight *s, int m, const int8_t *qa,
   for (int r = 0; r < R; ++r) uk_store(tot + r * UK_W, t[r]);
 }
 
-Q4_AVX2 static void q4_panels_avx2(const q4_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                                    int64_t p, int n, const float *sa, const int32_t *sq,
                                    float *tot) {
   if (R == 1) {
@@ -291,21 +279,9 @@ UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg
                          const uint8_t *Bu, int64_t N, int32_t bits, int64_t group,
                          int32_t has_zp, const float *bias, const float *residual, int32_t act,
                          float *C, int64_t wg, int64_t count, q4_panels_fn panels) {
-  if (M <= 0 || bits != 4 || !uq_valid(K, N, bits, group) || K > Q4_ABUF || K / group > Q4_PMAX)
+  if (M <= 0 || bits != 4 || !uq_valid(K, N, bits, group) || !uq_a8_fits(K, group))
     return;
-  q4_weight s;
-  s.w[0] = Bg;
-  s.w[1] = Bu;
-  s.nb = Bu ? 2 : 1;
-  s.K = K;
-  s.N = N;
-  s.P = uk_ceil_div(N, UK_W);
-  s.G = K / group;
-  s.group = group;
-  s.gb = group / 8;
-  s.pb = uq_panel_bytes(K, 4);
-  s.prm = uq_param_bytes(has_zp);
-  s.has_zp = has_zp ? 1 : 0;
+  uq_weight s = uq_weight_of(Bg, Bu, K, N, 4, group, has_zp);
   int64_t b, e;
   if (!uk_split(s.P, wg, count, &b, &e)) return;
   int8_t qbuf[Q4_ABUF] UK_ALIGN64;

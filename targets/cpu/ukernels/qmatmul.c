@@ -30,19 +30,6 @@
 #define UQ_KC 256      /* k unpacked at a time: 16 KiB of floats */
 #define UQ_MC_MAX 96   /* rows of a chunk */
 
-typedef struct {
-  const uint8_t *w[2]; /* the weight (or the GLU's gate), the GLU's up */
-  int nb;              /* 1, or 2 for the GLU */
-  int64_t K, N, P, G, group, pb, prm;
-  int32_t has_zp;
-} uq_weight;
-
-UK_INLINE const uint8_t *uq_data(const uq_weight *s, int m, int64_t p) { return s->w[m] + p * s->pb; }
-
-UK_INLINE const uint8_t *uq_params(const uq_weight *s, int m, int64_t p, int64_t g) {
-  return s->w[m] + s->P * s->pb + (p * s->G + g) * s->prm;
-}
-
 /* x[0] + x[1] + ... in order: the one definition of a group's row sum. */
 UK_INLINE float uq_sum(const float *x, int64_t n) {
   float t = 0.0f;
@@ -222,18 +209,7 @@ static void uq_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg, c
                       int64_t N, int32_t bits, int64_t group, int32_t has_zp, const float *bias,
                       const float *residual, int32_t act, float *C, int64_t wg, int64_t count) {
   if (M <= 0 || !uq_valid(K, N, bits, group)) return;
-  uq_weight s;
-  s.w[0] = Bg;
-  s.w[1] = Bu;
-  s.nb = Bu ? 2 : 1;
-  s.K = K;
-  s.N = N;
-  s.P = uk_ceil_div(N, UK_W);
-  s.G = K / group;
-  s.group = group;
-  s.pb = uq_panel_bytes(K, bits);
-  s.prm = uq_param_bytes(has_zp);
-  s.has_zp = has_zp ? 1 : 0;
+  uq_weight s = uq_weight_of(Bg, Bu, K, N, bits, group, has_zp);
   if (s.has_zp && s.G > UQ_ASUM_MAX) return; /* refused by the packer too */
   float asum[UQ_ASUM_MAX] UK_ALIGN64;
   int64_t b, e;

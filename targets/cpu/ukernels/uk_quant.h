@@ -25,11 +25,58 @@ UK_INLINE int64_t uq_panel_bytes(int64_t K, int32_t bits) { return bits == 4 ? K
  * zero points when the weight has them. */
 UK_INLINE int64_t uq_param_bytes(int32_t has_zp) { return has_zp ? 48 : 32; }
 
+/* The int4 x int8 kernel's bounds (q4a8matmul.c): its row of quantized
+ * inputs and its (row, group) scales live on the stack. */
+#define UQ_A8_K_MAX (128 * 1024)
+#define UQ_A8_G_MAX 4096
+
 /* Whether (K, bits, group) is a layout the kernels take. */
 UK_INLINE int uq_valid(int64_t K, int64_t N, int32_t bits, int64_t group) {
   if (K <= 0 || N <= 0 || group <= 0 || K % group != 0) return 0;
   if (bits == 8) return 1;
   return bits == 4 && group % 8 == 0;
+}
+
+/* Whether the int4 x int8 kernel takes a weight of K rows in groups of
+ * `group` (a layout uq_valid takes). */
+UK_INLINE int uq_a8_fits(int64_t K, int64_t group) {
+  return K <= UQ_A8_K_MAX && K / group <= UQ_A8_G_MAX;
+}
+
+/* A packed quantized weight as the kernels read it (qmatmul.c,
+ * q4a8matmul.c): the weight or a GLU's gate and up, alike. */
+typedef struct {
+  const uint8_t *w[2]; /* the weight (or the GLU's gate), the GLU's up */
+  int nb;              /* 1, or 2 for the GLU */
+  int64_t K, N, P, G, group, pb, prm;
+  int32_t has_zp;
+} uq_weight;
+
+UK_INLINE uq_weight uq_weight_of(const uint8_t *Bg, const uint8_t *Bu, int64_t K, int64_t N,
+                                 int32_t bits, int64_t group, int32_t has_zp) {
+  uq_weight s;
+  s.w[0] = Bg;
+  s.w[1] = Bu;
+  s.nb = Bu ? 2 : 1;
+  s.K = K;
+  s.N = N;
+  s.P = uk_ceil_div(N, UK_W);
+  s.G = K / group;
+  s.group = group;
+  s.pb = uq_panel_bytes(K, bits);
+  s.prm = uq_param_bytes(has_zp);
+  s.has_zp = has_zp ? 1 : 0;
+  return s;
+}
+
+/* Panel p's integers of weight m (0, or 1: the GLU's up). */
+UK_INLINE const uint8_t *uq_data(const uq_weight *s, int m, int64_t p) {
+  return s->w[m] + p * s->pb;
+}
+
+/* The parameters of (panel p, group g) of weight m. */
+UK_INLINE const uint8_t *uq_params(const uq_weight *s, int m, int64_t p, int64_t g) {
+  return s->w[m] + s->P * s->pb + (p * s->G + g) * s->prm;
 }
 
 /* The int8 row of one panel at k (16 bytes) as floats. */

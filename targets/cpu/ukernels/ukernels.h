@@ -97,6 +97,10 @@ void kiln_uk_matmul_glu_q_f32(const float *A, int64_t M, int64_t K, const uint8_
                               const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                               int32_t has_zp, int32_t act, float *C, int64_t wg, int64_t count);
 
+/** Whether kiln_uk_matmul_qa8_f32 takes K rows in groups of `group`
+ *  (K <= 131072, K / group <= 4096): the compiler asks before packing. */
+int32_t kiln_uk_qa8_fits(int64_t K, int64_t group);
+
 /** int4 weights x int8 activations ("w4gNa8"): Bq packed by kiln_uk_pack_q
  *  with bits == 4 (anything else computes nothing), and each group of
  *  `group` inputs of a row of A quantized to int8 at run time as for
@@ -104,7 +108,7 @@ void kiln_uk_matmul_glu_q_f32(const float *A, int64_t M, int64_t K, const uint8_
  *  v[g, n] = sum_{k in g} qa[k] q[k, n] - z[g, n] * sum_{k in g} qa[k] in
  *  int32 (exact), then y[n] = sum over g in order of
  *  s[g, n] * ((float)v[g, n] * s_a[g]) in f32, and the epilogue of
- *  kiln_uk_matmul_f32. A must be finite; K <= 131072 and K / group <= 4096.
+ *  kiln_uk_matmul_f32. A must be finite; kiln_uk_qa8_fits(K, group).
  *  A row's result is bitwise the same for any M and count, and for the
  *  _avx2 variants below. */
 void kiln_uk_matmul_qa8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bq, int64_t N,
