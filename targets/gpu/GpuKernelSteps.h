@@ -80,6 +80,13 @@ mlir::linalg::LinalgOp epilogueMatmul(mlir::linalg::LinalgOp op);
 /// blocks of A and B in workgroup memory (GpuCooperativeMatmul.cpp).
 void cooperateTiledMatmuls(mlir::func::FuncOp fn, const GpuKernelConfig &config);
 
+/// After bufferization: a temporary as large as a tile loop's output (a
+/// reduction's initial values copied in, the result copied out), of which
+/// each tile touches only its own elements, becomes a temporary of the
+/// tile's shape inside the loop, copied in and out per tile
+/// (GpuPrivatizeTiles.cpp): the loop is then the kernel's sole loop nest.
+void privatizeTileTemporaries(mlir::func::FuncOp fn);
+
 /// After bufferization: a kernel that is one tile loop over outputs, each
 /// tile one long f32 row reduction (a sum or a maxnumf) plus a few elements
 /// of other work, gets a workgroup per output instead of an invocation

@@ -96,6 +96,7 @@ LogicalResult lowerKernelsForGpu(ModuleOp module, const TargetDescription &targe
   for (auto fn : module.getOps<func::FuncOp>()) {
     if (failed(expandGpuUkernels(fn, config, error)))
       return failure();
+    privatizeTileTemporaries(fn);
     cooperateRowReductions(fn, config);
     cooperateTiledMatmuls(fn, config);
   }

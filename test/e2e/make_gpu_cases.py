@@ -8,7 +8,10 @@ target and device.
   test_row_*, test_sum_square_*  long row reductions (sums, max with and
       without NaN, Softmax's two kernels): a workgroup per output
       (targets/gpu/GpuCooperativeReductions.cpp), except *_short (one
-      invocation per output)
+      invocation per output); test_row_layer_norm_nodes is a LayerNorm
+      written as ReduceMean, Sub, Mul..., whose reductions start from a
+      kernel input through a temporary that each tile copies in and out
+      itself (targets/gpu/GpuPrivatizeTiles.cpp)
   test_matmul_*, test_gemm_*  matmuls in 16 x 16 output tiles staged
       through workgroup memory (targets/gpu/GpuCooperativeMatmul.cpp), with
       partial tiles at the edges, their elementwise epilogue (Gemm's bias,
@@ -75,6 +78,19 @@ def main():
     e = np.exp(x - x.max(1, keepdims=True))
     case(out, "test_row_softmax", helper.make_node("Softmax", ["x"], ["y"], axis=1), [40, 1000], [40, 1000], x,
          e / e.sum(1, keepdims=True))
+    x = normal(40, 1000)
+    mu = x.mean(1, keepdims=True)
+    var = ((x - mu) ** 2).mean(1, keepdims=True)
+    eps = numpy_helper.from_array(np.array(1e-5, np.float32), "eps")
+    case(out, "test_row_layer_norm_nodes",
+         [helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1),
+          helper.make_node("Sub", ["x", "m"], ["d"]),
+          helper.make_node("Mul", ["d", "d"], ["d2"]),
+          helper.make_node("ReduceMean", ["d2"], ["v"], axes=[1], keepdims=1),
+          helper.make_node("Add", ["v", "eps"], ["ve"]),
+          helper.make_node("Sqrt", ["ve"], ["s"]),
+          helper.make_node("Div", ["d", "s"], ["y"])],
+         [40, 1000], [40, 1000], x, (x - mu) / np.sqrt(var + 1e-5), [eps])
     x = normal(40, 500)
     case(out, "test_row_max", helper.make_node("ReduceMax", ["x"], ["y"], keepdims=0, axes=[1]),
          [40, 500], [40], x, x.max(1))
