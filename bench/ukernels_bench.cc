@@ -335,18 +335,32 @@ BENCHMARK(BM_Attention)
 
 // Paged attention as continuous batching runs it: B sequences of T tokens
 // of context in shuffled 16-token blocks, S new rows each (S = 1: a decode
-// step of B sequences), llama-s's heads (8 query, 2 kv, hd 32).
+// step of B sequences). Heads: llama-s's (8 query, 2 kv, hd 32), or with
+// wide = 1 the 200M LLaMA's (16 query, 4 kv, hd 64). cold = 1 evicts the
+// pools from the caches before every call (untimed), as a decode step does
+// by streaming the weights of every layer between two visits of a layer's
+// K/V (one thread: a pool's worker would fall asleep during the eviction).
 void BM_PagedAttention(benchmark::State &state) {
-  const int64_t B = state.range(0), S = state.range(1), T = state.range(2), H = 8, KVH = 2, hd = 32, bs = 16;
+  const int64_t B = state.range(0), S = state.range(1), T = state.range(2), bs = 16;
   const int threads = static_cast<int>(state.range(3));
+  const bool wide = state.range(4) != 0, cold = state.range(5) != 0;
+  const int64_t H = wide ? 16 : 8, KVH = wide ? 4 : 2, hd = wide ? 64 : 32;
   const int64_t M = (T + bs - 1) / bs, num_blocks = B * M, N = B * S;
   Buffer q = RandomBuffer(H * N * hd, 3), kp = RandomBuffer(num_blocks * bs * KVH * hd, 4),
          vp = RandomBuffer(num_blocks * bs * KVH * hd, 5), out(H * N * hd);
+  Buffer evict(cold ? size_t{64} << 18 : 1, 1.0f);  // 64 MiB: twice the L3
   std::vector<int32_t> tables(B * M), lens(B, static_cast<int32_t>(T)), starts(B + 1);
   for (int64_t i = 0; i < B * M; ++i) tables[i] = static_cast<int32_t>((i * 7919) % num_blocks);
   for (int64_t b = 0; b <= B; ++b) starts[b] = static_cast<int32_t>(b * S);
   SpinPool &pool = Pool(threads);
   for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      float sink = 0.0f;  // reads only: dirty lines would be written back in the timed call
+      for (size_t i = 0; i < evict.n; i += 16) sink += evict.p[i];
+      benchmark::DoNotOptimize(sink);
+      state.ResumeTiming();
+    }
     pool.Run([&](int64_t wg) {
       kiln_uk_paged_attention_f32(q.p, kp.p, vp.p, tables.data(), lens.data(), starts.data(), B, M, H, KVH, N, hd,
                                   num_blocks, bs, 0.17f, 1, out.p, wg, threads);
@@ -359,10 +373,12 @@ void BM_PagedAttention(benchmark::State &state) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_PagedAttention)
-    ->ArgNames({"B", "S", "T", "threads"})
-    ->Args({32, 1, 256, 2})
-    ->Args({1, 1, 256, 1})
-    ->Args({1, 128, 128, 2})
+    ->ArgNames({"B", "S", "T", "threads", "wide", "cold"})
+    ->Args({32, 1, 256, 2, 0, 0})
+    ->Args({1, 1, 256, 1, 0, 0})
+    ->Args({1, 128, 128, 2, 0, 0})
+    ->Args({1, 1, 192, 1, 1, 0})
+    ->Args({1, 1, 192, 1, 1, 1})
     ->UseRealTime();
 
 // The yardstick: a 16-lane sum over 512 MiB, split across the threads.
