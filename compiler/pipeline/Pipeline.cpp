@@ -204,12 +204,14 @@ int compile(const CompileOptions &options, std::string &error) {
     }
     if (quant) {
       quant->head = options.quantizeHead;
-      // int4 weights on an x86 CPU with AVX2: the matmuls quantize their
-      // input per group to int8 unless the scheme says a32 (there the int4
-      // unpacking to floats, not memory, bounds an f32 decode;
-      // docs/compression.md). Elsewhere a8 is asked for by name.
+      // int4 weights on a CPU with an int8 dot product (x86 AVX2's
+      // vpmaddubsw, Arm's sdot): the matmuls quantize their input per group
+      // to int8 unless the scheme says a32 (there the int4 unpacking to
+      // floats, not memory, bounds an f32 decode; docs/compression.md).
+      // Elsewhere a8 is asked for by name.
+      auto features = llvm::split(target->features, ',');
       if (quant->bits == 4 && !quant->activationsGiven && target->kind == TargetKind::Cpu &&
-          llvm::is_contained(llvm::split(target->features, ','), "+avx2"))
+          (llvm::is_contained(features, "+avx2") || llvm::is_contained(features, "+dotprod")))
         quant->activationBits = 8;
     }
   }

@@ -26,14 +26,18 @@
  *   lane; int16 sums of up to 4 blocks (|sum| <= 4 * 2 * 2 * 15 * 127 <
  *   32767) are widened by vpmaddwd; a group's sums stay in registers for
  *   the f32 part, whose scales F16C widens.
+ * - aarch64 +dotprod (..._dotprod): a 16-byte load is 4 columns x 8 k; the
+ *   low and high nibbles are masked / shifted into bytes and sdot'd against
+ *   the row's 4 even / 4 odd int8 inputs in every 32-bit lane, straight
+ *   into int32 (no int16 step), a group's sums in 4 q registers per panel.
  *
  * The quantized row is stored with each 8-k block permuted to (k+0, k+2,
  * k+4, k+6, k+1, k+3, k+5, k+7), the order of the nibbles in a packed word's
  * low and high halves of its bytes. As in q8a8matmul.c, the panels' loop is
  * a separate function with scalar and pointer arguments (the generic or the
- * AVX2 one, passed to the shared driver), so no vector type crosses a call
- * and only the _avx2 entry points reference AVX2 code; both end in the same
- * f32 expression (q4_combine).
+ * AVX2 or the dotprod one, passed to the shared driver), so no vector type
+ * crosses a call and only the _avx2 / _dotprod entry points reference that
+ * code; all end in the same f32 expression (q4_combine).
  *
  *===----------------------------------------------------------------------===*/
 #include "ukernels.h"
@@ -42,6 +46,9 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 #define Q4_MR 4              /* rows of a block (M >= 2) */
@@ -273,6 +280,114 @@ Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, 
 }
 #endif /* __x86_64__ */
 
+/*===-- aarch64 dot product accumulation -----------------------------------===*/
+
+#if defined(__aarch64__)
+#define Q4_DOTPROD __attribute__((target("dotprod")))
+
+/* 4 inputs of the permuted row in every 32-bit lane. */
+Q4_DOTPROD UK_INLINE int8x16_t q4_dot_bcast(const int8_t *x) {
+  int32_t v;
+  __builtin_memcpy(&v, x, sizeof v);
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+/* acc (columns 4i .. 4i+3 in acc[i]) += one 16-byte quarter block w times
+ * the block's even (xe) and odd (xo) inputs. */
+Q4_DOTPROD UK_INLINE int32x4_t q4_dot_quarter(int32x4_t acc, uint8x16_t w, int8x16_t xe,
+                                              int8x16_t xo) {
+  acc = vdotq_s32(acc, vreinterpretq_s8_u8(vandq_u8(w, vdupq_n_u8(15))), xe);
+  return vdotq_s32(acc, vreinterpretq_s8_u8(vshrq_n_u8(w, 4)), xo);
+}
+
+/* The f32 part of one (panel, group) from its exact sums, as in the
+ * generic loop (zero points, then q4_combine). */
+Q4_DOTPROD UK_INLINE kiln_v16f q4_dot_combine(kiln_v16f tot, const int32x4_t *acc,
+                                              const uint8_t *prm, int32_t has_zp, float sa,
+                                              int32_t sq) {
+  int32_t lanes[UK_W];
+  for (int i = 0; i < 4; ++i) vst1q_s32(lanes + 4 * i, acc[i]);
+  kiln_v16i v;
+  __builtin_memcpy(&v, lanes, sizeof v);
+  if (has_zp) {
+    kiln_v16c z;
+    __builtin_memcpy(&z, prm + 32, sizeof z);
+    v -= __builtin_convertvector(z, kiln_v16i) * sq;
+  }
+  return q4_combine(tot, v, uq_half16(prm), sa);
+}
+
+/* One row, n (1..4, constant) panels. */
+Q4_DOTPROD UK_INLINE void q4_dot_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p,
+                                      int n, const float *sa, const int32_t *sq, float *tot) {
+  const int64_t gb = s->group / 8;
+  kiln_v16f t[Q4_NP];
+  for (int j = 0; j < n; ++j) t[j] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    int32x4_t acc[Q4_NP][4];
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < 4; ++i) acc[j][i] = vdupq_n_s32(0);
+    for (int64_t b = g * gb; b < (g + 1) * gb; ++b) {
+      const int8x16_t xe = q4_dot_bcast(qa + b * 8), xo = q4_dot_bcast(qa + b * 8 + 4);
+      for (int j = 0; j < n; ++j) {
+        const uint8_t *w = uq_data(s, m, p + j) + b * 64;
+        for (int i = 0; i < 4; ++i) acc[j][i] = q4_dot_quarter(acc[j][i], vld1q_u8(w + 16 * i), xe, xo);
+      }
+    }
+    for (int j = 0; j < n; ++j)
+      t[j] = q4_dot_combine(t[j], acc[j], uq_params(s, m, p + j, g), s->has_zp, sa[g], sq[g]);
+  }
+  for (int j = 0; j < n; ++j) uk_store(tot + j * UK_W, t[j]);
+}
+
+/* R (2..4, constant) rows, one panel: each block is loaded once for all
+ * rows. */
+Q4_DOTPROD UK_INLINE void q4_dot_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs,
+                                      int R, int64_t p, const float *sa, const int32_t *sq,
+                                      float *tot) {
+  const uint8_t *d = uq_data(s, m, p);
+  const int64_t gb = s->group / 8;
+  kiln_v16f t[Q4_MR];
+  for (int r = 0; r < R; ++r) t[r] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    int32x4_t acc[Q4_MR][4];
+    for (int r = 0; r < R; ++r)
+      for (int i = 0; i < 4; ++i) acc[r][i] = vdupq_n_s32(0);
+    for (int64_t b = g * gb; b < (g + 1) * gb; ++b) {
+      uint8x16_t w[4];
+      for (int i = 0; i < 4; ++i) w[i] = vld1q_u8(d + b * 64 + 16 * i);
+      for (int r = 0; r < R; ++r) {
+        const int8x16_t xe = q4_dot_bcast(qa + r * qs + b * 8),
+                        xo = q4_dot_bcast(qa + r * qs + b * 8 + 4);
+        for (int i = 0; i < 4; ++i) acc[r][i] = q4_dot_quarter(acc[r][i], w[i], xe, xo);
+      }
+    }
+    const uint8_t *prm = uq_params(s, m, p, g);
+    for (int r = 0; r < R; ++r)
+      t[r] = q4_dot_combine(t[r], acc[r], prm, s->has_zp, sa[r * s->G + g], sq[r * s->G + g]);
+  }
+  for (int r = 0; r < R; ++r) uk_store(tot + r * UK_W, t[r]);
+}
+
+Q4_DOTPROD static void q4_panels_dotprod(const uq_weight *s, int m, const int8_t *qa, int64_t qs,
+                                         int R, int64_t p, int n, const float *sa,
+                                         const int32_t *sq, float *tot) {
+  if (R == 1) {
+    switch (n) {
+      case 4: q4_dot_gemv(s, m, qa, p, 4, sa, sq, tot); return;
+      case 3: q4_dot_gemv(s, m, qa, p, 3, sa, sq, tot); return;
+      case 2: q4_dot_gemv(s, m, qa, p, 2, sa, sq, tot); return;
+      default: q4_dot_gemv(s, m, qa, p, 1, sa, sq, tot); return;
+    }
+  }
+  switch (R) {
+    case 4: q4_dot_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
+    case 3: q4_dot_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
+    default: q4_dot_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+  }
+}
+#endif /* __aarch64__ */
+
 /*===-- The driver ---------------------------------------------------------===*/
 
 UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg,
@@ -365,3 +480,23 @@ void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const
             C, wg, count, q4_panels_avx2);
 }
 #endif /* __x86_64__ */
+
+#if defined(__aarch64__)
+Q4_DOTPROD void kiln_uk_matmul_qa8_f32_dotprod(const float *A, int64_t M, int64_t K,
+                                               const uint8_t *Bq, int64_t N, int32_t bits,
+                                               int64_t group, int32_t has_zp, const float *bias,
+                                               const float *residual, int32_t act, float *C,
+                                               int64_t wg, int64_t count) {
+  q4_matmul(A, M, K, Bq, (const uint8_t *)0, N, bits, group, has_zp, bias, residual, act, C, wg,
+            count, q4_panels_dotprod);
+}
+
+Q4_DOTPROD void kiln_uk_matmul_glu_qa8_f32_dotprod(const float *A, int64_t M, int64_t K,
+                                                   const uint8_t *Bg_q, const uint8_t *Bu_q,
+                                                   int64_t N, int32_t bits, int64_t group,
+                                                   int32_t has_zp, int32_t act, float *C,
+                                                   int64_t wg, int64_t count) {
+  q4_matmul(A, M, K, Bg_q, Bu_q, N, bits, group, has_zp, (const float *)0, (const float *)0, act,
+            C, wg, count, q4_panels_dotprod);
+}
+#endif /* __aarch64__ */

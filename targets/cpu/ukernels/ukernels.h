@@ -110,7 +110,7 @@ int32_t kiln_uk_qa8_fits(int64_t K, int64_t group);
  *  s[g, n] * ((float)v[g, n] * s_a[g]) in f32, and the epilogue of
  *  kiln_uk_matmul_f32. A must be finite; kiln_uk_qa8_fits(K, group).
  *  A row's result is bitwise the same for any M and count, and for the
- *  _avx2 variants below. */
+ *  _avx2 and _dotprod variants below. */
 void kiln_uk_matmul_qa8_f32(const float *A, int64_t M, int64_t K, const uint8_t *Bq, int64_t N,
                             int32_t bits, int64_t group, int32_t has_zp, const float *bias,
                             const float *residual, int32_t act, float *C, int64_t wg,
@@ -133,6 +133,19 @@ void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const
                                      const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                                      int32_t has_zp, int32_t act, float *C, int64_t wg,
                                      int64_t count);
+#endif
+#if defined(__aarch64__)
+/** aarch64 only, for targets with the dot product (+dotprod, Armv8.2+): the
+ *  same bits (sdot); kiln-compile calls these names where the target has
+ *  +dotprod. */
+void kiln_uk_matmul_qa8_f32_dotprod(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                    int64_t N, int32_t bits, int64_t group, int32_t has_zp,
+                                    const float *bias, const float *residual, int32_t act,
+                                    float *C, int64_t wg, int64_t count);
+void kiln_uk_matmul_glu_qa8_f32_dotprod(const float *A, int64_t M, int64_t K,
+                                        const uint8_t *Bg_q, const uint8_t *Bu_q, int64_t N,
+                                        int32_t bits, int64_t group, int32_t has_zp, int32_t act,
+                                        float *C, int64_t wg, int64_t count);
 #endif
 
 /** w8a8 (int8 weights x int8 activations): W [K, N] = q[k, n] * s_w[n],
