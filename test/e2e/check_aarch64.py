@@ -26,7 +26,8 @@ import shutil
 import sys
 import tempfile
 
-from e2e_checks import Checks, check_greedy_exact, check_perplexity_close, greedy_ids, last_line, run
+from e2e_checks import (Checks, check_greedy_exact, check_perplexity_close, greedy_ids, last_line,
+                        report_same_ids, run)
 
 
 
@@ -46,12 +47,7 @@ def check_greedy_as_host(checks, args, fixture, ref, art, prefix, work):
         if error or error2:
             checks.report(f"greedy {k}", False, error or error2)
             continue
-        first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
-        if first is None and len(ids) != len(want):
-            first = min(len(ids), len(want))
-        checks.report(f"greedy {k}", first is None,
-                      f"{len(want)} tokens equal the host's" if first is None else
-                      f"token {first} differs: {ids[first:first + 4]} vs the host's {want[first:first + 4]}")
+        report_same_ids(checks, f"greedy {k}", ids, want, "the host's")
 
 
 def main():

@@ -70,6 +70,16 @@ def greedy_ids(bin_dir, art, prompt, threads, prefix=(), extra=()):
 PPL_REL_TOL = 0.005
 
 
+def report_same_ids(checks, name, ids, want, what):
+    """One check: `ids` equal `want` (what: where want comes from), else the first difference."""
+    first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
+    if first is None and len(ids) != len(want):
+        first = min(len(ids), len(want))
+    checks.report(name, first is None,
+                  f"{len(want)} tokens equal {what}" if first is None else
+                  f"token {first} differs: {ids[first:first + 4]} vs {what} {want[first:first + 4]}")
+
+
 def check_greedy_exact(checks, bin_dir, art, ref, threads, prefix=(), extra=()):
     """One check per reference prompt: greedy ids equal greedy_48 exactly."""
     for k, prompt in enumerate(ref["prompts"]):
@@ -77,13 +87,7 @@ def check_greedy_exact(checks, bin_dir, art, ref, threads, prefix=(), extra=()):
         if error:
             checks.report(f"greedy {k}", False, error)
             continue
-        want = prompt["greedy_48"]
-        first = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), None)
-        if first is None and len(ids) != len(want):
-            first = min(len(ids), len(want))
-        checks.report(f"greedy {k}", first is None,
-                      f"{len(want)} tokens equal greedy_48" if first is None else
-                      f"token {first} differs: {ids[first:first + 4]} vs {want[first:first + 4]}")
+        report_same_ids(checks, f"greedy {k}", ids, prompt["greedy_48"], "greedy_48")
 
 
 def check_perplexity_close(checks, bin_dir, art, fixture, ref, threads, prefix=(), extra=()):
