@@ -44,12 +44,6 @@
 #include "uk_epilogue.h"
 #include "uk_act8.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-#if defined(__aarch64__)
-#include <arm_neon.h>
-#endif
 
 #define Q4_MR 4              /* rows of a block (M >= 2) */
 #define Q4_NP 4              /* panels of the GEMV (M == 1) */
@@ -145,12 +139,6 @@ static void q4_panels_generic(const uq_weight *s, int m, const int8_t *qa, int64
  * twins only where the target lists both). */
 #define Q4_AVX2 __attribute__((target("avx2,f16c")))
 
-Q4_AVX2 UK_INLINE __m256i q4_bcast4(const int8_t *x) {
-  int32_t v;
-  __builtin_memcpy(&v, x, sizeof v);
-  return _mm256_set1_epi32(v);
-}
-
 /* v of one (panel, group) from its two int32 halves, zero points
  * subtracted, then q4_combine with the F16C-widened scales (the same
  * values as uq_half16's). */
@@ -197,7 +185,7 @@ Q4_AVX2 UK_INLINE void q4_avx2_gemv(const uq_weight *s, int m, const int8_t *qa,
       __m256i pr[Q4_NP][2];
       for (int j = 0; j < n; ++j) pr[j][0] = pr[j][1] = _mm256_setzero_si256();
       for (int64_t b = b0 + c; b < b0 + ce; ++b) {
-        const __m256i xe = q4_bcast4(qa + b * 8), xo = q4_bcast4(qa + b * 8 + 4);
+        const __m256i xe = a8_bcast4_avx2(qa + b * 8), xo = a8_bcast4_avx2(qa + b * 8 + 4);
         for (int j = 0; j < n; ++j)
           for (int h = 0; h < 2; ++h) {
             const __m256i w =
@@ -243,8 +231,8 @@ Q4_AVX2 UK_INLINE void q4_avx2_rows(const uq_weight *s, int m, const int8_t *qa,
           hi[h] = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
         }
         for (int r = 0; r < R; ++r) {
-          const __m256i xe = q4_bcast4(qa + r * qs + b * 8),
-                        xo = q4_bcast4(qa + r * qs + b * 8 + 4);
+          const __m256i xe = a8_bcast4_avx2(qa + r * qs + b * 8),
+                        xo = a8_bcast4_avx2(qa + r * qs + b * 8 + 4);
           for (int h = 0; h < 2; ++h)
             pr[r][h] = _mm256_add_epi16(pr[r][h], q4_avx2_pairs(lo[h], hi[h], xe, xo));
         }
@@ -285,13 +273,6 @@ Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, 
 #if defined(__aarch64__)
 #define Q4_DOTPROD __attribute__((target("dotprod")))
 
-/* 4 inputs of the permuted row in every 32-bit lane. */
-Q4_DOTPROD UK_INLINE int8x16_t q4_dot_bcast(const int8_t *x) {
-  int32_t v;
-  __builtin_memcpy(&v, x, sizeof v);
-  return vreinterpretq_s8_s32(vdupq_n_s32(v));
-}
-
 /* acc (columns 4i .. 4i+3 in acc[i]) += one 16-byte quarter block w times
  * the block's even (xe) and odd (xo) inputs. */
 Q4_DOTPROD UK_INLINE int32x4_t q4_dot_quarter(int32x4_t acc, uint8x16_t w, int8x16_t xe,
@@ -328,10 +309,11 @@ Q4_DOTPROD UK_INLINE void q4_dot_gemv(const uq_weight *s, int m, const int8_t *q
     for (int j = 0; j < n; ++j)
       for (int i = 0; i < 4; ++i) acc[j][i] = vdupq_n_s32(0);
     for (int64_t b = g * gb; b < (g + 1) * gb; ++b) {
-      const int8x16_t xe = q4_dot_bcast(qa + b * 8), xo = q4_dot_bcast(qa + b * 8 + 4);
+      const int8x16_t xe = a8_bcast4_neon(qa + b * 8), xo = a8_bcast4_neon(qa + b * 8 + 4);
       for (int j = 0; j < n; ++j) {
         const uint8_t *w = uq_data(s, m, p + j) + b * 64;
-        for (int i = 0; i < 4; ++i) acc[j][i] = q4_dot_quarter(acc[j][i], vld1q_u8(w + 16 * i), xe, xo);
+        for (int i = 0; i < 4; ++i)
+          acc[j][i] = q4_dot_quarter(acc[j][i], vld1q_u8(w + 16 * i), xe, xo);
       }
     }
     for (int j = 0; j < n; ++j)
@@ -357,8 +339,8 @@ Q4_DOTPROD UK_INLINE void q4_dot_rows(const uq_weight *s, int m, const int8_t *q
       uint8x16_t w[4];
       for (int i = 0; i < 4; ++i) w[i] = vld1q_u8(d + b * 64 + 16 * i);
       for (int r = 0; r < R; ++r) {
-        const int8x16_t xe = q4_dot_bcast(qa + r * qs + b * 8),
-                        xo = q4_dot_bcast(qa + r * qs + b * 8 + 4);
+        const int8x16_t xe = a8_bcast4_neon(qa + r * qs + b * 8),
+                        xo = a8_bcast4_neon(qa + r * qs + b * 8 + 4);
         for (int i = 0; i < 4; ++i) acc[r][i] = q4_dot_quarter(acc[r][i], w[i], xe, xo);
       }
     }

@@ -39,13 +39,6 @@
 #include "uk_epilogue.h"
 #include "uk_act8.h"
 
-#if defined(__aarch64__)
-#include <arm_neon.h>
-#endif
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 #define Q8_K_MAX 32768      /* K of the packer's limit: int32 sums stay exact */
 #define Q8_MR 4             /* rows of a block (M >= 2) */
 #define Q8_NP 4             /* panels of the GEMV (M == 1) */
@@ -137,13 +130,6 @@ static void q8_tile_generic(const int8_t *qa, int64_t qs, int R, const uint8_t *
 #if defined(__aarch64__)
 #define Q8_DOTPROD __attribute__((target("dotprod")))
 
-/* qa[4b .. 4b+3] in every 32-bit lane. */
-Q8_DOTPROD UK_INLINE int8x16_t q8_dot_bcast(const int8_t *a) {
-  int32_t v;
-  __builtin_memcpy(&v, a, sizeof v);
-  return vreinterpretq_s8_s32(vdupq_n_s32(v));
-}
-
 /* One row, n (1..4, constant) panels: 4 x n accumulators. */
 Q8_DOTPROD UK_INLINE void q8_dot_gemv(const int8_t *qa, const uint8_t *d, int64_t pb, int n,
                                       int64_t nblk, int32_t *acc) {
@@ -151,7 +137,7 @@ Q8_DOTPROD UK_INLINE void q8_dot_gemv(const int8_t *qa, const uint8_t *d, int64_
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < 4; ++i) s[j][i] = vdupq_n_s32(0);
   for (int64_t b = 0; b < nblk; ++b) {
-    const int8x16_t a = q8_dot_bcast(qa + 4 * b);
+    const int8x16_t a = a8_bcast4_neon(qa + 4 * b);
     for (int j = 0; j < n; ++j) {
       const int8_t *w = (const int8_t *)(d + j * pb + b * 64);
       for (int i = 0; i < 4; ++i) s[j][i] = vdotq_s32(s[j][i], vld1q_s8(w + 16 * i), a);
@@ -173,7 +159,7 @@ Q8_DOTPROD UK_INLINE void q8_dot_rows(const int8_t *qa, int64_t qs, int R, const
     const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32),
                     w3 = vld1q_s8(w + 48);
     for (int r = 0; r < R; ++r) {
-      const int8x16_t a = q8_dot_bcast(qa + r * qs + 4 * b);
+      const int8x16_t a = a8_bcast4_neon(qa + r * qs + 4 * b);
       s[r][0] = vdotq_s32(s[r][0], w0, a);
       s[r][1] = vdotq_s32(s[r][1], w1, a);
       s[r][2] = vdotq_s32(s[r][2], w2, a);
@@ -207,12 +193,6 @@ Q8_DOTPROD static void q8_tile_dotprod(const int8_t *qa, int64_t qs, int R, cons
 #if defined(__x86_64__)
 #define Q8_AVX2 __attribute__((target("avx2")))
 
-Q8_AVX2 UK_INLINE __m256i q8_avx2_bcast(const int8_t *a) {
-  int32_t v;
-  __builtin_memcpy(&v, a, sizeof v);
-  return _mm256_set1_epi32(v);
-}
-
 /* sum over each 32-bit lane's 4 bytes of w * a, in int32; aw = |w|. */
 Q8_AVX2 UK_INLINE __m256i q8_avx2_dot(__m256i w, __m256i aw, __m256i a) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, w)),
@@ -225,7 +205,7 @@ Q8_AVX2 UK_INLINE void q8_avx2_gemv(const int8_t *qa, const uint8_t *d, int64_t 
   __m256i s[Q8_NP][2];
   for (int j = 0; j < n; ++j) s[j][0] = s[j][1] = _mm256_setzero_si256();
   for (int64_t b = 0; b < nblk; ++b) {
-    const __m256i a = q8_avx2_bcast(qa + 4 * b);
+    const __m256i a = a8_bcast4_avx2(qa + 4 * b);
     for (int j = 0; j < n; ++j)
       for (int h = 0; h < 2; ++h) {
         const __m256i w = _mm256_loadu_si256((const __m256i *)(d + j * pb + b * 64 + 32 * h));
@@ -249,7 +229,7 @@ Q8_AVX2 UK_INLINE void q8_avx2_rows(const int8_t *qa, int64_t qs, int R, const u
       aw[h] = _mm256_abs_epi8(w[h]);
     }
     for (int r = 0; r < R; ++r) {
-      const __m256i a = q8_avx2_bcast(qa + r * qs + 4 * b);
+      const __m256i a = a8_bcast4_avx2(qa + r * qs + 4 * b);
       for (int h = 0; h < 2; ++h) s[r][h] = _mm256_add_epi32(s[r][h], q8_avx2_dot(w[h], aw[h], a));
     }
   }

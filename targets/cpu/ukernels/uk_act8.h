@@ -10,6 +10,13 @@
 
 #include "uk_quant.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 UK_INLINE kiln_v16f a8_abs(kiln_v16f v) {
   kiln_v16u u;
   __builtin_memcpy(&u, &v, sizeof u);
@@ -67,5 +74,22 @@ UK_INLINE void a8_round_block(const float *x, int64_t n, float inv, int8_t *q) {
     for (int64_t i = 0; i < n - k; ++i) q[k + i] = tmp[i];
   }
 }
+
+/* Four quantized inputs a[0..3] in every 32-bit lane: the operand of a
+ * 4-way int8 dot product (vpmaddubsw + vpmaddwd, sdot). */
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) UK_INLINE __m256i a8_bcast4_avx2(const int8_t *a) {
+  int32_t v;
+  __builtin_memcpy(&v, a, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+#endif
+#if defined(__aarch64__)
+UK_INLINE int8x16_t a8_bcast4_neon(const int8_t *a) {
+  int32_t v;
+  __builtin_memcpy(&v, a, sizeof v);
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+#endif
 
 #endif /* KILN_TARGETS_CPU_UKERNELS_UK_ACT8_H_ */
