@@ -31,6 +31,30 @@ GpuKernelConfig GpuKernelConfig::forTarget(const TargetDescription &target) {
   return c;
 }
 
+/// `v` as the constant that folding its (pure, index) arithmetic gives, if
+/// any.
+static std::optional<int64_t> foldedIndex(Value v, int depth = 0) {
+  if (std::optional<int64_t> c = getConstantIntValue(v))
+    return c;
+  Operation *op = v.getDefiningOp();
+  if (!op || depth > 16 || op->getNumResults() != 1 || op->getNumRegions() != 0 ||
+      !isPure(op))
+    return std::nullopt;
+  SmallVector<Attribute> operands;
+  for (Value o : op->getOperands()) {
+    std::optional<int64_t> c = foldedIndex(o, depth + 1);
+    if (!c || !o.getType().isIntOrIndex())
+      return std::nullopt;
+    operands.push_back(IntegerAttr::get(o.getType(), *c));
+  }
+  SmallVector<OpFoldResult> results;
+  if (failed(op->fold(operands, results)) || results.size() != 1)
+    return std::nullopt;
+  if (auto a = dyn_cast_if_present<IntegerAttr>(dyn_cast_if_present<Attribute>(results[0])))
+    return a.getInt();
+  return std::nullopt;
+}
+
 SmallVector<Value> WorkgroupBuilder::items(ArrayRef<Value> ubs) {
   Type f32 = rw.getF32Type();
   auto alloc = memref::AllocOp::create(
@@ -40,7 +64,16 @@ SmallVector<Value> WorkgroupBuilder::items(ArrayRef<Value> ubs) {
   Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
   Value one = arith::ConstantIndexOp::create(rw, loc, 1);
   SmallVector<Value> lbs(ubs.size(), zero), steps(ubs.size(), one);
-  auto p = scf::ParallelOp::create(rw, loc, lbs, ubs, steps);
+  // Canonicalization rebuilds an scf.parallel without its dimensions of one
+  // iteration (or inlines it), and the rebuilt loop has lost the cooperative
+  // tag. A bound that folds to 1 (a matmul's only 2 panels with 2 per
+  // workgroup) becomes a 1 it cannot see: min(1, number of workgroups).
+  SmallVector<Value> bounds(ubs);
+  for (Value &ub : bounds)
+    if (foldedIndex(ub) == 1)
+      ub = arith::MinUIOp::create(rw, loc, one,
+                                  gpu::GridDimOp::create(rw, loc, gpu::Dimension::x));
+  auto p = scf::ParallelOp::create(rw, loc, lbs, bounds, steps);
   p->setAttr(kCooperativeAttr, rw.getUnitAttr());
   rw.setInsertionPointToStart(p.getBody());
   return SmallVector<Value>(p.getInductionVars());
