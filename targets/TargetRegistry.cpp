@@ -106,6 +106,7 @@ static std::vector<TargetDescription> makeTargets() {
     d.maxWorkgroupInvocations = 1024;
     d.maxSharedMemoryBytes = 48 * 1024;
     d.maxPushConstantBytes = 4096; // kernel parameters
+    d.matrixOps = GpuMatrixOps::Wmma; // sm_70 and later
     t.push_back(std::move(d));
   };
   cuda("cuda-sm80", "sm_80", "NVIDIA Ampere GPUs (A100, A10, RTX 30xx): PTX 8.0 for sm_80");
@@ -205,7 +206,7 @@ static std::optional<TargetDescription> loadVulkanProfile(const llvm::json::Obje
   static const char *const known[] = {
       "name", "kind", "summary", "spirv_version", "capabilities", "extensions",
       "subgroup_size", "workgroup_size", "max_workgroup_invocations",
-      "max_shared_memory_bytes", "max_push_constant_bytes"};
+      "max_shared_memory_bytes", "max_push_constant_bytes", "matrix_ops"};
   for (const auto &kv : o)
     if (llvm::find(known, kv.first.str()) == std::end(known))
       return fail("unknown key '" + kv.first.str() + "' for a vulkan profile");
@@ -272,6 +273,15 @@ static std::optional<TargetDescription> loadVulkanProfile(const llvm::json::Obje
       return fail(std::string("\"") + l.key + "\" must be an integer in 1.." + std::to_string(l.max));
     *l.out = static_cast<unsigned>(*n);
   }
+  if (const llvm::json::Value *v = o.get("matrix_ops")) {
+    auto s = v->getAsString();
+    if (!s || (*s != "none" && *s != "emulated"))
+      return fail("\"matrix_ops\" must be \"none\" or \"emulated\"");
+    d.matrixOps = *s == "emulated" ? GpuMatrixOps::Emulated : GpuMatrixOps::None;
+  }
+  if (d.matrixOps == GpuMatrixOps::Emulated && d.workgroupSize != 128)
+    return fail("\"matrix_ops\": \"emulated\" needs \"workgroup_size\": 128 (4 warps of 32, "
+                "as on CUDA)");
   if (!llvm::isPowerOf2_32(d.subgroupSize))
     return fail("\"subgroup_size\" must be a power of two");
   if (d.workgroupSize > d.maxWorkgroupInvocations)

@@ -21,6 +21,15 @@ namespace kiln {
 
 enum class TargetKind { Cpu, Vulkan, Cuda };
 
+/// How a GPU target multiplies 16x16 tiles in the LLM matmuls
+/// (targets/gpu/GpuMatrixTiles.h).
+enum class GpuMatrixOps {
+  None,     // SIMT only: every invocation its own multiply-adds
+  Wmma,     // CUDA tensor cores: gpu.subgroup_mma_* -> PTX wmma.mma.sync, f16 x f16 + f32
+  Emulated, // the tensor-core kernels with every tile product done by each invocation
+            // of the warp in private memory: tests them on a device without
+};
+
 struct TargetDescription {
   std::string name;
   TargetKind kind = TargetKind::Cpu;
@@ -45,6 +54,7 @@ struct TargetDescription {
   unsigned maxWorkgroupInvocations = 1024;
   unsigned maxSharedMemoryBytes = 16384; // workgroup (shared) memory
   unsigned maxPushConstantBytes = 128;
+  GpuMatrixOps matrixOps = GpuMatrixOps::None;
 };
 
 /// Output of a backend: one executable with its kernels.

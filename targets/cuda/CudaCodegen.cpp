@@ -103,6 +103,11 @@ gpu::GPUModuleOp outline(ModuleOp module, const TargetDescription &target) {
     });
     for (memref::AllocOp a : shared) {
       BlockArgument arg = gf.addWorkgroupAttribution(a.getType(), a.getLoc());
+      // WMMA loads and stores (the tensor-core matmuls) need 256-bit
+      // aligned tiles; every buffer starts on a 32-byte boundary.
+      gf.setWorkgroupAttributionAttr(gf.getNumWorkgroupAttributions() - 1,
+                                     LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(32));
       a.getResult().replaceAllUsesWith(arg);
       a.erase();
     }

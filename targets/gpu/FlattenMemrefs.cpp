@@ -15,6 +15,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SPIRV/IR/SPIRVAttributes.h"
 #include "mlir/Dialect/SPIRV/IR/SPIRVEnums.h"
@@ -126,7 +127,8 @@ public:
     // Accesses.
     SmallVector<Operation *> accesses;
     fn.walk([&](Operation *op) {
-      if (isa<memref::LoadOp, memref::StoreOp, memref::DimOp>(op))
+      if (isa<memref::LoadOp, memref::StoreOp, memref::DimOp, gpu::SubgroupMmaLoadMatrixOp,
+              gpu::SubgroupMmaStoreMatrixOp>(op))
         accesses.push_back(op);
     });
     for (Operation *op : accesses) {
@@ -142,6 +144,24 @@ public:
           return failure();
         rewriter.replaceOpWithNewOp<memref::StoreOp>(store, store.getValueToStore(), at->first,
                                                      ValueRange{at->second});
+      } else if (auto load = dyn_cast<gpu::SubgroupMmaLoadMatrixOp>(op)) {
+        // A tile from (row, column) with the op's leading dimension: the
+        // same tile from the linear index of its first element.
+        auto at = linearize(load.getSrcMemref(), load.getIndices(), load.getLoc());
+        if (failed(at))
+          return failure();
+        rewriter.modifyOpInPlace(load, [&] {
+          load.getSrcMemrefMutable().assign(at->first);
+          load.getIndicesMutable().assign(at->second);
+        });
+      } else if (auto store = dyn_cast<gpu::SubgroupMmaStoreMatrixOp>(op)) {
+        auto at = linearize(store.getDstMemref(), store.getIndices(), store.getLoc());
+        if (failed(at))
+          return failure();
+        rewriter.modifyOpInPlace(store, [&] {
+          store.getDstMemrefMutable().assign(at->first);
+          store.getIndicesMutable().assign(at->second);
+        });
       } else if (auto dim = cast<memref::DimOp>(op)) {
         std::optional<int64_t> index = dim.getConstantIndex();
         auto dims = dimsOf(dim.getSource(), dim.getLoc());

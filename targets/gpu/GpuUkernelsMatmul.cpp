@@ -9,6 +9,7 @@
 // kernel: the weights stay packed in memory.
 //
 //===----------------------------------------------------------------------===//
+#include "targets/gpu/GpuMatrixTiles.h"
 #include "targets/gpu/GpuUkernelBuilder.h"
 
 #include <functional>
@@ -173,76 +174,236 @@ void matmulPerElement(UkernelBuilder &e, const WeightReader &r, Value A, Value M
   e.store(matmulEpilogue(e, acc[0], Bu ? acc[1] : Value(), n, out, bias, residual, act), C, out);
 }
 
-/// The same product, cooperative. A work item is (a block of 4 rows of A,
-/// a group of panels); a workgroup of 64 * P invocations takes P panels.
-/// Invocation t works on column c = (t / 4) % 16 of panel t / 64 and on
-/// the k of one residue s = t % 4: each step of the workgroup reads 4
-/// consecutive k-rows of every panel (256 contiguous bytes of f32 weights)
-/// and each weight feeds all 4 rows (a decode GEMV reads the weights once).
-/// The 4 partial sums of a column are then added across neighbouring lanes
-/// (subgroup shuffles, or shared memory). A last block of fewer than 4
-/// rows goes row by row.
+/// Where one invocation works in the cooperative SIMT form below: column c
+/// of panel `panel`, k of residue s.
+struct SimtLane {
+  Value s, c, panel, n, groups;
+};
+
+constexpr int64_t kSlices = 4, kRows = 4;
+
+/// Invocation t of a group of perGroup = size / 64 panels (item
+/// `panelGroup`) takes column c = (t / 4) % 16 of panel t / 64 and the k of
+/// residue s = t % 4.
+SimtLane simtLane(UkernelBuilder &e, WorkgroupBuilder &wg, const WeightReader &r, Value K,
+                  Value N, Value panelGroup) {
+  int64_t perGroup = wg.size() / (kLanes * kSlices);
+  Value panels = e.ceilDiv(N, kLanes);
+  Value t = wg.tid();
+  SimtLane l;
+  l.s = e.rem(t, e.idx(kSlices));
+  l.c = e.rem(e.div(t, e.idx(kSlices)), e.idx(kLanes));
+  l.panel = e.add(e.mul(panelGroup, e.idx(perGroup)), e.div(t, e.idx(kSlices * kLanes)));
+  // Invocations past the last panel run no k (they still join the sums).
+  l.groups = e.select(e.lt(l.panel, panels), e.div(K, r.group), e.idx(0));
+  l.n = e.add(e.mul(l.panel, e.idx(kLanes)), l.c);
+  return l;
+}
+
+/// Rows row0 .. row0 + rows - 1 of the product, cooperative SIMT: each step
+/// of the workgroup reads 4 consecutive k-rows of every panel (256
+/// contiguous bytes of f32 weights) and each weight feeds all the rows (a
+/// decode GEMV reads the weights once). The 4 partial sums of a column are
+/// then added across neighbouring lanes (subgroup shuffles, or shared
+/// memory).
+void simtBlock(UkernelBuilder &e, WorkgroupBuilder &wg, const WeightReader &r, const SimtLane &l,
+               Value A, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
+               int64_t act, Value C, Value row0, int64_t rows) {
+  int64_t perRow = Bu ? 2 : 1;
+  SmallVector<Value> inits(rows * perRow, e.f(0.0f));
+  SmallVector<Value> acc = e.loop(e.idx(0), l.groups, e.idx(1), inits, [&](Value g, ValueRange ag) {
+    SmallVector<Value> pg = r.params(Bp, l.panel, g, l.c);
+    SmallVector<Value> pu = Bu ? r.params(Bu, l.panel, g, l.c) : SmallVector<Value>{};
+    // The group's k of residue s: the first at or after its start.
+    Value k0 = e.mul(g, r.group);
+    Value first = e.add(k0, e.rem(e.sub(e.add(l.s, e.idx(kSlices)), e.rem(k0, e.idx(kSlices))),
+                                  e.idx(kSlices)));
+    return e.loop(first, e.add(k0, r.group), e.idx(kSlices), ag, [&](Value k, ValueRange a) {
+      Value w = r.weight(Bp, l.panel, k, l.c, pg);
+      Value wu = Bu ? r.weight(Bu, l.panel, k, l.c, pu) : Value();
+      SmallVector<Value> next;
+      for (int64_t j = 0; j < rows; ++j) {
+        Value x = e.load(A, e.add(e.mul(e.add(row0, e.idx(j)), K), k));
+        next.push_back(e.fma(x, w, a[j * perRow]));
+        if (Bu)
+          next.push_back(e.fma(x, wu, a[j * perRow + 1]));
+      }
+      return next;
+    });
+  });
+  SmallVector<Value> sums = wg.clusterSum(acc, kSlices);
+  e.ifThen(e.land(e.eq(l.s, e.idx(0)), e.lt(l.n, N)), [&] {
+    for (int64_t j = 0; j < rows; ++j) {
+      Value out = e.add(e.mul(e.add(row0, e.idx(j)), N), l.n);
+      Value y = matmulEpilogue(e, sums[j * perRow], Bu ? sums[j * perRow + 1] : Value(), l.n,
+                               out, bias, residual, act);
+      e.store(y, C, out);
+    }
+  });
+}
+
+/// Rows row0 .. end - 1 in blocks of 4, the last fewer than 4 one by one.
+void simtRows(UkernelBuilder &e, WorkgroupBuilder &wg, const WeightReader &r, const SimtLane &l,
+              Value A, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
+              int64_t act, Value C, Value row0, Value end) {
+  Value full = e.add(row0, e.mul(e.div(e.sub(end, row0), e.idx(kRows)), e.idx(kRows)));
+  e.loop(row0, full, e.idx(kRows), {}, [&](Value row, ValueRange) {
+    simtBlock(e, wg, r, l, A, K, Bp, Bu, N, bias, residual, act, C, row, kRows);
+    return SmallVector<Value>{};
+  });
+  e.loop(full, end, e.idx(1), {}, [&](Value row, ValueRange) {
+    simtBlock(e, wg, r, l, A, K, Bp, Bu, N, bias, residual, act, C, row, 1);
+    return SmallVector<Value>{};
+  });
+}
+
+/// C = act(A @ B + bias) + residual (Bu == null) or act(A @ Bg) * (A @ Bu),
+/// cooperative SIMT. A work item is (a block of 4 rows of A, a group of
+/// panels); a workgroup of 64 * P invocations takes P panels.
 void matmul(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r, Value A,
             Value M, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
             int64_t act, Value C) {
-  constexpr int64_t kSlices = 4, kRows = 4;
-  if (cfg.workgroupSize % (kLanes * kSlices) != 0) {
-    matmulPerElement(e, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
-    return;
-  }
   int64_t perGroup = cfg.workgroupSize / (kLanes * kSlices);
   WorkgroupBuilder wg(e.rw, e.loc, cfg);
   Value panels = e.ceilDiv(N, kLanes);
   SmallVector<Value> iv = wg.items({e.ceilDiv(M, kRows), e.ceilDiv(panels, perGroup)});
-  Value t = wg.tid();
-  Value s = e.rem(t, e.idx(kSlices));
-  Value c = e.rem(e.div(t, e.idx(kSlices)), e.idx(kLanes));
-  Value panel = e.add(e.mul(iv[1], e.idx(perGroup)), e.div(t, e.idx(kSlices * kLanes)));
-  // Invocations past the last panel run no k (they still join the sums).
-  Value groups = e.select(e.lt(panel, panels), e.div(K, r.group), e.idx(0));
-  Value n = e.add(e.mul(panel, e.idx(kLanes)), c);
+  SimtLane l = simtLane(e, wg, r, K, N, iv[1]);
   Value firstRow = e.mul(iv[0], e.idx(kRows));
-  int64_t perRow = Bu ? 2 : 1;
-  auto block = [&](Value row0, int64_t rows) {
-    SmallVector<Value> inits(rows * perRow, e.f(0.0f));
-    SmallVector<Value> acc = e.loop(e.idx(0), groups, e.idx(1), inits, [&](Value g, ValueRange ag) {
-      SmallVector<Value> pg = r.params(Bp, panel, g, c);
-      SmallVector<Value> pu = Bu ? r.params(Bu, panel, g, c) : SmallVector<Value>{};
-      // The group's k of residue s: the first at or after its start.
-      Value k0 = e.mul(g, r.group);
-      Value first = e.add(k0, e.rem(e.sub(e.add(s, e.idx(kSlices)), e.rem(k0, e.idx(kSlices))),
-                                    e.idx(kSlices)));
-      return e.loop(first, e.add(k0, r.group), e.idx(kSlices), ag, [&](Value k, ValueRange a) {
-        Value w = r.weight(Bp, panel, k, c, pg);
-        Value wu = Bu ? r.weight(Bu, panel, k, c, pu) : Value();
-        SmallVector<Value> next;
-        for (int64_t j = 0; j < rows; ++j) {
-          Value x = e.load(A, e.add(e.mul(e.add(row0, e.idx(j)), K), k));
-          next.push_back(e.fma(x, w, a[j * perRow]));
-          if (Bu)
-            next.push_back(e.fma(x, wu, a[j * perRow + 1]));
-        }
-        return next;
-      });
-    });
-    SmallVector<Value> sums = wg.clusterSum(acc, kSlices);
-    e.ifThen(e.land(e.eq(s, e.idx(0)), e.lt(n, N)), [&] {
-      for (int64_t j = 0; j < rows; ++j) {
-        Value out = e.add(e.mul(e.add(row0, e.idx(j)), N), n);
-        Value y = matmulEpilogue(e, sums[j * perRow], Bu ? sums[j * perRow + 1] : Value(), n,
-                                 out, bias, residual, act);
-        e.store(y, C, out);
-      }
-    });
+  Value end = e.select(e.le(e.add(firstRow, e.idx(kRows)), M), e.add(firstRow, e.idx(kRows)), M);
+  simtRows(e, wg, r, l, A, K, Bp, Bu, N, bias, residual, act, C, firstRow, end);
+}
+
+/// The same product on 16x16 tiles (GpuMatrixTiles.h: tensor cores on
+/// CUDA) for workgroups of 4 warps. A work item is (16 rows, 2 panels).
+/// Per step of 32 k the workgroup stages A (16 x 32) and the weights of
+/// both panels (dequantized, 32 x 16 each) in workgroup memory; warp w
+/// multiplies panel w % 2 on k-half w / 2, so each step is one tile
+/// product per warp; the two halves' sums meet in the epilogue. A block of
+/// fewer than 16 rows (decode, and a prompt's last rows) goes the SIMT way,
+/// the same panels per item.
+void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r, Value A,
+                 Value M, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
+                 int64_t act, Value C) {
+  constexpr int64_t kTile = MatrixTiles::kTile, kStep = 2 * kTile, kPanels = 2;
+  constexpr int64_t kThreads = 4 * MatrixTiles::kWarp;
+  MatrixTiles tiles(e.rw, e.loc, cfg.matrixOps);
+  Type operand = tiles.operandType();
+  int64_t nAcc = Bu ? 2 : 1;
+  auto shared = [&](int64_t n, Type t) -> Value {
+    auto a = memref::AllocOp::create(e.rw, e.loc, MemRefType::get({n}, t));
+    a->setAttr("kiln.gpu_memory", e.rw.getStringAttr("workgroup"));
+    return a;
+  };
+  // As[i * 32 + k]; Bs[p * 512 + k * 16 + c]; Cs[(warp * nAcc + j) * 256 +
+  // i * 16 + c].
+  Value As = shared(kTile * kStep, operand);
+  SmallVector<Value> Bs{shared(kPanels * kStep * kTile, operand)};
+  if (Bu)
+    Bs.push_back(shared(kPanels * kStep * kTile, operand));
+  Value Cs = shared(4 * nAcc * kTile * kTile, e.rw.getF32Type());
+  WorkgroupBuilder wg(e.rw, e.loc, cfg);
+  Value panels = e.ceilDiv(N, kLanes);
+  SmallVector<Value> iv = wg.items({e.ceilDiv(M, kTile), e.ceilDiv(panels, kPanels)});
+  Value row0 = e.mul(iv[0], e.idx(kTile));
+  Value t = wg.tid();
+  auto toOperand = [&](Value x) -> Value {
+    return operand.isF32() ? x : Value(arith::TruncFOp::create(e.rw, e.loc, operand, x));
   };
   e.ifThenElse(
-      e.le(e.add(firstRow, e.idx(kRows)), M), [&] { block(firstRow, kRows); },
+      e.le(e.add(row0, e.idx(kTile)), M),
       [&] {
-        e.loop(firstRow, M, e.idx(1), {}, [&](Value row, ValueRange) {
-          block(row, 1);
-          return SmallVector<Value>{};
+        Value warp = e.div(t, e.idx(MatrixTiles::kWarp));
+        Value lane = e.rem(t, e.idx(MatrixTiles::kWarp));
+        Value wp = e.rem(warp, e.idx(2)), wk = e.div(warp, e.idx(2));
+        SmallVector<Value> acc;
+        for (int64_t j = 0; j < nAcc; ++j)
+          acc.push_back(tiles.zero());
+        SmallVector<Value> inits = tiles.carried() ? acc : SmallVector<Value>{};
+        SmallVector<Value> res = e.loop(e.idx(0), K, e.idx(kStep), inits, [&](Value kb, ValueRange cur) {
+          wg.barrier();
+          // A: 16 rows x 32 k, row by row (coalesced); past K, zeros.
+          for (int64_t i = 0; i < kTile * kStep / kThreads; ++i) {
+            Value el = e.add(t, e.idx(i * kThreads));
+            Value k = e.add(kb, e.rem(el, e.idx(kStep)));
+            Value in = e.lt(k, K);
+            Value x = e.load(A, e.add(e.mul(e.add(row0, e.div(el, e.idx(kStep))), K),
+                                      e.select(in, k, e.idx(0))));
+            e.store(toOperand(e.select(in, x, e.f(0.0f))), As, el);
+          }
+          // Weights: per panel 32 k-rows of 16 columns (contiguous in the
+          // packed panel); past K or the last panel, zeros.
+          for (int64_t i = 0; i < kPanels * kStep * kTile / kThreads; ++i) {
+            Value el = e.add(t, e.idx(i * kThreads));
+            Value p = e.div(el, e.idx(kStep * kTile));
+            Value k = e.add(kb, e.rem(e.div(el, e.idx(kTile)), e.idx(kStep)));
+            Value c = e.rem(el, e.idx(kTile));
+            Value panel = e.add(e.mul(iv[1], e.idx(kPanels)), p);
+            Value in = e.land(e.lt(k, K), e.lt(panel, panels));
+            Value kc = e.select(in, k, e.idx(0)), pc = e.select(in, panel, e.idx(0));
+            Value g = e.div(kc, r.group);
+            Value bufs[2] = {Bp, Bu};
+            for (int64_t j = 0; j < nAcc; ++j) {
+              Value w = r.weight(bufs[j], pc, kc, c, r.params(bufs[j], pc, g, c));
+              e.store(toOperand(e.select(in, w, e.f(0.0f))), Bs[j], el);
+            }
+          }
+          wg.barrier();
+          SmallVector<Value> next;
+          for (int64_t j = 0; j < nAcc; ++j)
+            next.push_back(tiles.multiplyAdd(tiles.carried() ? cur[j] : acc[j], As,
+                                             e.mul(wk, e.idx(kTile)), kStep, Bs[j],
+                                             e.add(e.mul(wp, e.idx(kStep * kTile)),
+                                                   e.mul(wk, e.idx(kTile * kTile))),
+                                             kTile));
+          return tiles.carried() ? next : SmallVector<Value>{};
         });
+        for (int64_t j = 0; j < nAcc; ++j)
+          tiles.store(tiles.carried() ? res[j] : acc[j], Cs,
+                      e.mul(e.add(e.mul(warp, e.idx(nAcc)), e.idx(j)), e.idx(kTile * kTile)),
+                      kTile, lane);
+        wg.barrier();
+        // Epilogue: 16 rows x 2 panels, each sum the two k-halves'.
+        for (int64_t i = 0; i < kTile * kPanels * kTile / kThreads; ++i) {
+          Value el = e.add(t, e.idx(i * kThreads));
+          Value row = e.div(el, e.idx(kPanels * kTile));
+          Value p = e.div(e.rem(el, e.idx(kPanels * kTile)), e.idx(kTile));
+          Value c = e.rem(el, e.idx(kTile));
+          Value n = e.add(e.mul(e.add(e.mul(iv[1], e.idx(kPanels)), p), e.idx(kTile)), c);
+          Value at = e.add(e.mul(row, e.idx(kTile)), c);
+          SmallVector<Value> sums;
+          for (int64_t j = 0; j < nAcc; ++j) {
+            auto part = [&](Value w) {
+              return e.load(Cs, e.add(e.mul(e.add(e.mul(w, e.idx(nAcc)), e.idx(j)),
+                                            e.idx(kTile * kTile)),
+                                      at));
+            };
+            sums.push_back(e.fadd(part(p), part(e.add(p, e.idx(kPanels)))));
+          }
+          e.ifThen(e.lt(n, N), [&] {
+            Value out = e.add(e.mul(e.add(row0, row), N), n);
+            e.store(matmulEpilogue(e, sums[0], Bu ? sums[1] : Value(), n, out, bias, residual,
+                                   act),
+                    C, out);
+          });
+        }
+        wg.barrier();
+      },
+      [&] {
+        SimtLane l = simtLane(e, wg, r, K, N, iv[1]);
+        simtRows(e, wg, r, l, A, K, Bp, Bu, N, bias, residual, act, C, row0, M);
       });
+}
+
+/// The cooperative form the target allows.
+void matmulFor(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r, Value A,
+               Value M, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
+               int64_t act, Value C) {
+  if (cfg.matrixOps != GpuMatrixOps::None && cfg.workgroupSize == 4 * MatrixTiles::kWarp)
+    matmulTiles(e, cfg, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
+  else if (cfg.workgroupSize % (kLanes * kSlices) == 0)
+    matmul(e, cfg, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
+  else
+    matmulPerElement(e, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
 }
 
 } // namespace
@@ -252,7 +413,7 @@ LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &rw, const GpuKern
   UkernelBuilder e(op, rw);
   if (failed(e.expect(9, error)))
     return failure();
-  matmul(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+  matmulFor(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
          Value(), e.size(4), e.buffer(5),
          e.buffer(6), e.intArg(7), e.buffer(8));
   return e.finish();
@@ -263,7 +424,7 @@ LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw, const GpuK
   UkernelBuilder e(op, rw);
   if (failed(e.expect(8, error)))
     return failure();
-  matmul(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+  matmulFor(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
          e.buffer(4), e.size(5), Value(),
          Value(), e.intArg(6), e.buffer(7));
   return e.finish();
@@ -299,7 +460,7 @@ LogicalResult expandMatmulQF32(llm::UkernelOp op, RewriterBase &rw,
   if (failed(e.expect(12, error)) || failed(quantArgs(e, 5, bits, group, hasZp, error)))
     return failure();
   Value K = e.size(2), N = e.size(4);
-  matmul(e, config, quantizedWeights(e, K, N, bits, group, hasZp), e.buffer(0), e.size(1), K,
+  matmulFor(e, config, quantizedWeights(e, K, N, bits, group, hasZp), e.buffer(0), e.size(1), K,
          e.buffer(3), Value(), N, e.buffer(8), e.buffer(9), e.intArg(10), e.buffer(11));
   return e.finish();
 }
@@ -314,7 +475,7 @@ LogicalResult expandMatmulGluQF32(llm::UkernelOp op, RewriterBase &rw,
   if (failed(e.expect(11, error)) || failed(quantArgs(e, 6, bits, group, hasZp, error)))
     return failure();
   Value K = e.size(2), N = e.size(5);
-  matmul(e, config, quantizedWeights(e, K, N, bits, group, hasZp), e.buffer(0), e.size(1), K,
+  matmulFor(e, config, quantizedWeights(e, K, N, bits, group, hasZp), e.buffer(0), e.size(1), K,
          e.buffer(3), e.buffer(4), N, Value(), Value(), e.intArg(9), e.buffer(10));
   return e.finish();
 }

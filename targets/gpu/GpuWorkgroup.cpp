@@ -28,6 +28,7 @@ GpuKernelConfig GpuKernelConfig::forTarget(const TargetDescription &target) {
   bool cuda = target.kind == TargetKind::Cuda;
   c.subgroupReduce = cuda || has("GroupNonUniformArithmetic");
   c.subgroupShuffle = cuda || has("GroupNonUniformShuffle");
+  c.matrixOps = target.matrixOps;
   return c;
 }
 

@@ -19,6 +19,8 @@
 #ifndef KILN_TARGETS_GPU_GPUWORKGROUP_H
 #define KILN_TARGETS_GPU_GPUWORKGROUP_H
 
+#include "targets/TargetRegistry.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/PatternMatch.h"
@@ -26,8 +28,6 @@
 #include "llvm/ADT/StringRef.h"
 
 namespace kiln {
-
-struct TargetDescription;
 
 /// Marks an scf.parallel whose iterations are work items of a whole
 /// workgroup (see above).
@@ -44,6 +44,8 @@ struct GpuKernelConfig {
   bool subgroupShuffle = false;
   /// Lanes per subgroup that the target promises at least.
   int64_t subgroupSize = 1;
+  /// 16x16 tile products by warps of 32 (GpuMatrixTiles.h).
+  GpuMatrixOps matrixOps = GpuMatrixOps::None;
 
   static GpuKernelConfig forTarget(const TargetDescription &target);
 };

@@ -5,6 +5,7 @@ kiln-run and compares the logits with PyTorch's (reference.npz).
     check_family.py --preset tiny-llama [--bin-dir build/bin] [--tol 1e-3]
     check_family.py --model-dir DIR      [--bin-dir build/bin] [--tol 1e-3]
     check_family.py --preset tiny-qwen --target vulkan-spirv --device vulkan
+    check_family.py --preset tiny-llama --prompt-len 40 --target PROFILE.json --device vulkan
 
 Checks, each within --tol (max absolute difference):
   model.onnx            the prompt's logits [1, n, V]
@@ -170,6 +171,10 @@ def main():
     src.add_argument("--model-dir", help="a folder written by python/build_llm.py")
     p.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"))
     p.add_argument("--tol", type=float, default=1e-3)
+    p.add_argument("--prompt-len", type=int, default=None,
+                   help="with --preset: build_llm.py --prompt-len (16 rows and more take the GPU's tile kernels)")
+    p.add_argument("--build-args", default="",
+                   help="with --preset: more build_llm.py arguments, e.g. '--hidden 48 --vocab 2000'")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--target", default="host", help="kiln-compile --target")
     p.add_argument("--device", default="cpu", help="kiln-run --device")
@@ -184,7 +189,10 @@ def main():
         if a.preset:
             model_dir = os.path.join(work, a.preset)
             r = subprocess.run([sys.executable, os.path.join(REPO, "python", "build_llm.py"), model_dir,
-                                "--preset", a.preset, "--threads", "2"], capture_output=True, text=True)
+                                "--preset", a.preset, "--threads", "2",
+                                *([f"--prompt-len={a.prompt_len}"] if a.prompt_len else []),
+                                *a.build_args.split()],
+                               capture_output=True, text=True)
             if r.returncode:
                 print(f"check_family: building {a.preset} failed:\n{r.stderr}", file=sys.stderr)
                 return 1
