@@ -185,6 +185,226 @@ void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Atten
   });
 }
 
+/// Prefill: up to kBlockRows consecutive query rows of one (sequence,
+/// head), which see the same keys (each row up to its own limit), attend
+/// together. Each step stages kKeyTile keys' K and V rows in workgroup
+/// memory once for all the rows (the row-per-workgroup form above reads
+/// them once per row); the invocations of a row (size / kBlockRows of
+/// them) take the tile's keys in turn with their own online softmax, and
+/// the row's shares are merged as above, within the row's invocations.
+constexpr int64_t kBlockRows = 16, kKeyTile = 16;
+
+struct AttentionBlock {
+  Value q, k, v, out;
+  Value base; // flat index of the first row's first element in q and out
+  Value rows; // rows in the block, 1 .. kBlockRows; row r at base + r * hd
+  int64_t hd;
+  float scale;
+  /// Keys [0, numKeys(r)) are visible to row r (r < rows); non-decreasing
+  /// in r.
+  function_ref<Value(Value r)> numKeys;
+  function_ref<std::pair<Value, Value>(Value j)> key;
+  bool int8 = false;
+};
+
+/// Workgroup memory of the block form: Q rows, a tile of K and of V rows
+/// (f32; kv8 rows as their integers), per key of the tile whether it is
+/// seen and (kv8) its K and V scales, and its row's offset.
+struct BlockScratch {
+  Value qs, ks, vs, info, offsets;
+};
+
+int64_t blockSharedBytes(int64_t hd) {
+  return 4 * (kBlockRows * hd + 2 * kKeyTile * hd + 3 * kKeyTile + kKeyTile);
+}
+
+/// Whether the target can run the block form for head size `hd`: whole
+/// invocations per row, a power of two of them, and the scratch beside the
+/// reductions' in workgroup memory.
+bool blockFormFits(const GpuKernelConfig &cfg, int64_t hd) {
+  int64_t per = cfg.workgroupSize / kBlockRows;
+  int64_t reductions = cfg.workgroupSize * WorkgroupBuilder::kChunk * 4;
+  return per >= 1 && cfg.workgroupSize % kBlockRows == 0 && llvm::isPowerOf2_64(per) &&
+         blockSharedBytes(hd) + reductions <= cfg.maxSharedBytes;
+}
+
+/// Allocates the block form's workgroup memory (before the cooperative
+/// loop opens).
+BlockScratch allocBlockScratch(RewriterBase &rw, Location loc, int64_t hd) {
+  auto shared = [&](int64_t n, Type t) -> Value {
+    auto a = memref::AllocOp::create(rw, loc, MemRefType::get({n}, t));
+    a->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
+    return a;
+  };
+  Type f32 = rw.getF32Type();
+  return {shared(kBlockRows * hd, f32), shared(kKeyTile * hd, f32), shared(kKeyTile * hd, f32),
+          shared(3 * kKeyTile, f32), shared(kKeyTile, rw.getI32Type())};
+}
+
+/// `cond ? then() : 0.0f`, evaluating then() only where cond holds.
+Value loadIf(RewriterBase &rw, Location loc, Value cond, function_ref<Value()> then) {
+  auto i = scf::IfOp::create(rw, loc, TypeRange{rw.getF32Type()}, cond, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPointToStart(i.thenBlock());
+  scf::YieldOp::create(rw, loc, then());
+  rw.setInsertionPointToStart(i.elseBlock());
+  scf::YieldOp::create(rw, loc,
+                       arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f)).getResult());
+  return i.getResult(0);
+}
+
+/// The block form (see above).
+void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const AttentionBlock &a,
+                 const BlockScratch &sc) {
+  Ix x{rw, loc};
+  Type f32 = rw.getF32Type();
+  auto fc = [&](float v) {
+    return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v)).getResult();
+  };
+  auto load = [&](Value buf, Value at) {
+    return memref::LoadOp::create(rw, loc, buf, ValueRange{at}).getResult();
+  };
+  auto store = [&](Value v, Value buf, Value at) {
+    memref::StoreOp::create(rw, loc, v, buf, ValueRange{at});
+  };
+  int64_t per = wg.size() / kBlockRows;
+  Value zero = x.c(0), one = x.c(1), hd = x.c(a.hd), tile = x.c(kKeyTile);
+  Value t = wg.tid();
+  Value r = x.div(t, x.c(per)), sub = x.rem(t, x.c(per));
+  Value rowValid = x.lt(r, a.rows);
+  Value negInf = fc(-std::numeric_limits<float>::infinity());
+  Value scale = fc(a.scale);
+  // The previous item's readers are done with the scratch.
+  wg.barrier();
+  wg.strided(x.c(kBlockRows * a.hd), {}, [&](Value e, ValueRange) {
+    Value in = x.lt(x.div(e, hd), a.rows);
+    store(loadIf(rw, loc, in, [&] { return load(a.q, x.add(a.base, e)); }), sc.qs, e);
+    return SmallVector<Value>{};
+  });
+  Value mine = x.min(r, x.sub(a.rows, one));
+  Value nk = arith::SelectOp::create(rw, loc, rowValid, a.numKeys(mine), zero);
+  Value maxKeys = x.max(a.numKeys(x.sub(a.rows, one)), zero);
+  Value acc = memref::AllocaOp::create(rw, loc, MemRefType::get({a.hd}, f32));
+  scf::ForOp::create(rw, loc, zero, hd, one, ValueRange{},
+                     [&](OpBuilder &, Location, Value d, ValueRange) {
+                       store(fc(0.0f), acc, d);
+                       scf::YieldOp::create(rw, loc);
+                     });
+  auto tiles = scf::ForOp::create(rw, loc, zero, maxKeys, tile, ValueRange{negInf, fc(0.0f)});
+  {
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPointToStart(tiles.getBody());
+    Value kt = tiles.getInductionVar();
+    wg.barrier();
+    // Per key of the tile: seen (1 / 0), kv8 scales, row offset.
+    auto first = scf::IfOp::create(rw, loc, x.lt(t, tile), /*withElseRegion=*/false);
+    {
+      OpBuilder::InsertionGuard g2(rw);
+      rw.setInsertionPoint(first.thenBlock()->getTerminator());
+      Value j = x.add(kt, t);
+      auto [seen, row] = a.key(x.min(j, x.sub(maxKeys, one)));
+      Value vis = x.land(x.lt(j, maxKeys), seen);
+      store(arith::SelectOp::create(rw, loc, vis, fc(1.0f), fc(0.0f)), sc.info, t);
+      Value off = arith::SelectOp::create(rw, loc, vis, row, zero);
+      store(arith::IndexCastOp::create(rw, loc, rw.getI32Type(), off), sc.offsets, t);
+      if (a.int8) {
+        store(loadIf(rw, loc, vis, [&] { return loadF32Bytes(rw, loc, a.k, x.add(row, hd)); }),
+              sc.info, x.add(tile, t));
+        store(loadIf(rw, loc, vis, [&] { return loadF32Bytes(rw, loc, a.v, x.add(row, hd)); }),
+              sc.info, x.add(x.c(2 * kKeyTile), t));
+      }
+    }
+    wg.barrier();
+    AttentionRow rowKind{Value(), Value(), Value(), Value(), Value(), Value(), a.hd, a.scale,
+                         Value(), a.key, a.int8};
+    wg.strided(x.c(kKeyTile * a.hd), {}, [&](Value e, ValueRange) {
+      Value jj = x.div(e, hd), d = x.rem(e, hd);
+      Value vis = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::ONE, load(sc.info, jj),
+                                        fc(0.0f));
+      Value at = x.add(arith::IndexCastOp::create(rw, loc, rw.getIndexType(),
+                                                  load(sc.offsets, jj)),
+                       d);
+      store(loadIf(rw, loc, vis, [&] { return loadKv(rw, loc, rowKind, a.k, at); }), sc.ks, e);
+      store(loadIf(rw, loc, vis, [&] { return loadKv(rw, loc, rowKind, a.v, at); }), sc.vs, e);
+      return SmallVector<Value>{};
+    });
+    wg.barrier();
+    // This invocation's keys of the tile: sub, sub + per, ...
+    auto keys = scf::ForOp::create(rw, loc, sub, tile, x.c(per), tiles.getRegionIterArgs());
+    {
+      OpBuilder::InsertionGuard g3(rw);
+      rw.setInsertionPointToStart(keys.getBody());
+      Value jj = keys.getInductionVar();
+      ValueRange ml = keys.getRegionIterArgs();
+      Value seen = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::ONE, load(sc.info, jj),
+                                         fc(0.0f));
+      Value use = x.land(x.land(rowValid, x.lt(x.add(kt, jj), nk)), seen);
+      auto ifUse = scf::IfOp::create(
+          rw, loc, use,
+          [&](OpBuilder &, Location) {
+            auto dot = scf::ForOp::create(
+                rw, loc, zero, hd, one, ValueRange{fc(0.0f)},
+                [&](OpBuilder &, Location, Value d, ValueRange sum) {
+                  Value qv = load(sc.qs, x.add(x.mul(r, hd), d));
+                  Value kv = load(sc.ks, x.add(x.mul(jj, hd), d));
+                  scf::YieldOp::create(rw, loc,
+                                       math::FmaOp::create(rw, loc, qv, kv, sum[0]).getResult());
+                });
+            Value score = arith::MulFOp::create(rw, loc, dot.getResult(0), scale);
+            if (a.int8)
+              score = arith::MulFOp::create(rw, loc, score, load(sc.info, x.add(tile, jj)));
+            Value mOld = ml[0], lOld = ml[1];
+            Value mNew = arith::MaximumFOp::create(rw, loc, mOld, score);
+            Value firstKey =
+                arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
+            Value alpha = arith::SelectOp::create(
+                rw, loc, firstKey, fc(0.0f),
+                math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, mOld, mNew)));
+            Value p = math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, score, mNew));
+            Value lNew = math::FmaOp::create(rw, loc, lOld, alpha, p);
+            Value pv = a.int8 ? arith::MulFOp::create(rw, loc, p,
+                                                      load(sc.info, x.add(x.c(2 * kKeyTile), jj)))
+                                    .getResult()
+                              : p;
+            scf::ForOp::create(rw, loc, zero, hd, one, ValueRange{},
+                               [&](OpBuilder &, Location, Value d, ValueRange) {
+                                 Value vv = load(sc.vs, x.add(x.mul(jj, hd), d));
+                                 Value old = arith::MulFOp::create(rw, loc, load(acc, d), alpha);
+                                 store(math::FmaOp::create(rw, loc, pv, vv, old), acc, d);
+                                 scf::YieldOp::create(rw, loc);
+                               });
+            scf::YieldOp::create(rw, loc, ValueRange{mNew, lNew});
+          },
+          [&](OpBuilder &, Location) { scf::YieldOp::create(rw, loc, ValueRange{ml[0], ml[1]}); });
+      scf::YieldOp::create(rw, loc, ifUse.getResults());
+    }
+    scf::YieldOp::create(rw, loc, keys.getResults());
+  }
+  Value m = tiles.getResult(0), l = tiles.getResult(1);
+  // Merge the row's shares (its invocations are neighbours).
+  Value mMax = wg.clusterReduce({m}, per, CombineKind::Max)[0];
+  Value empty = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, m, negInf);
+  Value factor = arith::SelectOp::create(
+      rw, loc, empty, fc(0.0f),
+      math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, m, mMax)));
+  Value total =
+      wg.clusterSum({arith::MulFOp::create(rw, loc, l, factor).getResult()}, per)[0];
+  Value positive = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, total, fc(0.0f));
+  Value inv = arith::SelectOp::create(
+      rw, loc, positive, arith::DivFOp::create(rw, loc, fc(1.0f), total), fc(0.0f));
+  SmallVector<Value> weighted;
+  for (int64_t d = 0; d < a.hd; ++d)
+    weighted.push_back(arith::MulFOp::create(rw, loc, load(acc, x.c(d)), factor));
+  SmallVector<Value> sums = wg.clusterSum(weighted, per);
+  auto writer = scf::IfOp::create(rw, loc, x.land(rowValid, x.cmp(arith::CmpIPredicate::eq, sub, zero)),
+                                  /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPoint(writer.thenBlock()->getTerminator());
+  Value rowBase = x.add(a.base, x.mul(r, hd));
+  for (int64_t d = 0; d < a.hd; ++d)
+    store(arith::MulFOp::create(rw, loc, sums[d], inv), a.out, x.add(rowBase, x.c(d)));
+}
+
 /// The head size, static on this target (it sizes the private accumulator).
 FailureOr<int64_t> staticHeadSize(llm::UkernelOp op, Value q, std::string &error) {
   auto t = cast<MemRefType>(q.getType());
@@ -307,6 +527,10 @@ LogicalResult expandAttentionF32(llm::UkernelOp op, RewriterBase &rw,
         S = ukernelSize(op, 7, rw), T = ukernelSize(op, 8, rw), out = ukernelBuffer(op, 12, rw);
   Value hd = x.c(*hdStatic), zero = x.c(0), one = x.c(1);
   Value group = x.max(x.div(H, kvh), one);
+  bool blocks = blockFormFits(config, *hdStatic);
+  BlockScratch scratch;
+  if (blocks)
+    scratch = allocBlockScratch(rw, loc, *hdStatic);
   WorkgroupBuilder wg(rw, loc, config);
   SmallVector<Value> iv = wg.items({B, H, S});
   Value b = iv[0], h = iv[1], s = iv[2];
@@ -327,7 +551,32 @@ LogicalResult expandAttentionF32(llm::UkernelOp op, RewriterBase &rw,
     return {seen, x.mul(x.add(kvRow0, j), hd)};
   };
   AttentionRow row{q, k, v, out, rowBase, rowBase, *hdStatic, scale, numKeys, key};
-  attendRow(wg, rw, loc, row);
+  if (!blocks) {
+    attendRow(wg, rw, loc, row);
+    rw.eraseOp(op);
+    return success();
+  }
+  // Prompts of 16 rows or more: item s = 16i takes rows s .. s + 15, the
+  // other items of the row have nothing to do.
+  auto numKeysOf = [&](Value r) -> Value {
+    Value l = causal ? x.min(x.add(x.sub(T, S), x.add(s, r)), last) : last;
+    return arith::SelectOp::create(rw, loc, x.lt(zero, kvh), x.add(l, one), zero);
+  };
+  AttentionBlock blk{q, k, v, out, rowBase, x.min(x.c(kBlockRows), x.sub(S, s)),
+                     *hdStatic, scale, numKeysOf, key};
+  Value tiled = x.le(x.c(kBlockRows), S);
+  auto mode = scf::IfOp::create(rw, loc, tiled, /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard g(rw);
+    rw.setInsertionPoint(mode.thenBlock()->getTerminator());
+    auto lead = scf::IfOp::create(
+        rw, loc, arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, x.rem(s, x.c(kBlockRows)), zero),
+        /*withElseRegion=*/false);
+    rw.setInsertionPoint(lead.thenBlock()->getTerminator());
+    attendBlock(wg, rw, loc, blk, scratch);
+    rw.setInsertionPoint(mode.elseBlock()->getTerminator());
+    attendRow(wg, rw, loc, row);
+  }
   rw.eraseOp(op);
   return success();
 }
@@ -365,6 +614,10 @@ static LogicalResult expandPagedAttention(llm::UkernelOp op, RewriterBase &rewri
         .getResult();
   };
   Value qFlat = flat(q), kFlat = flat(kPool), vFlat = flat(vPool), outFlat = flat(out);
+  bool blocks = blockFormFits(config, *hdStatic);
+  BlockScratch scratch;
+  if (blocks)
+    scratch = allocBlockScratch(rewriter, loc, *hdStatic);
   WorkgroupBuilder wg(rewriter, loc, config);
   SmallVector<Value> iv = wg.items({h, n});
   Value head = iv[0], t = iv[1];
@@ -407,7 +660,36 @@ static LogicalResult expandPagedAttention(llm::UkernelOp op, RewriterBase &rewri
   };
   AttentionRow row{qFlat, kFlat, vFlat, outFlat, rowBase, rowBase, *hdStatic, scale,
                    x.add(lim, one), key, int8};
-  attendRow(wg, rewriter, loc, row);
+  if (!blocks) {
+    attendRow(wg, rewriter, loc, row);
+    rewriter.eraseOp(op);
+    return success();
+  }
+  // One sequence's prompt of 16 rows or more (prefill): item t = 16i takes
+  // rows t .. t + 15 (see attendBlock); a batch of sequences (decode,
+  // serving) keeps a workgroup per row.
+  auto numKeysOf = [&](Value r) -> Value {
+    Value l = causal ? x.min(x.add(x.sub(total, rows), x.add(s, r)), last) : last;
+    return x.add(l, one);
+  };
+  AttentionBlock blk{qFlat, kFlat, vFlat, outFlat, rowBase, x.min(x.c(kBlockRows), x.sub(rows, s)),
+                     *hdStatic, scale, numKeysOf, key, int8};
+  Value tiled = x.land(x.land(x.cmp(arith::CmpIPredicate::eq, batch, one),
+                              x.cmp(arith::CmpIPredicate::eq, rows, n)),
+                       x.le(x.c(kBlockRows), n));
+  auto mode = scf::IfOp::create(rewriter, loc, tiled, /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard g(rewriter);
+    rewriter.setInsertionPoint(mode.thenBlock()->getTerminator());
+    auto lead = scf::IfOp::create(
+        rewriter, loc,
+        arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, x.rem(s, x.c(kBlockRows)), zero),
+        /*withElseRegion=*/false);
+    rewriter.setInsertionPoint(lead.thenBlock()->getTerminator());
+    attendBlock(wg, rewriter, loc, blk, scratch);
+    rewriter.setInsertionPoint(mode.elseBlock()->getTerminator());
+    attendRow(wg, rewriter, loc, row);
+  }
   rewriter.eraseOp(op);
   return success();
 }

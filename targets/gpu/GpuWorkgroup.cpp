@@ -29,6 +29,7 @@ GpuKernelConfig GpuKernelConfig::forTarget(const TargetDescription &target) {
   c.subgroupReduce = cuda || has("GroupNonUniformArithmetic");
   c.subgroupShuffle = cuda || has("GroupNonUniformShuffle");
   c.matrixOps = target.matrixOps;
+  c.maxSharedBytes = target.maxSharedMemoryBytes;
   return c;
 }
 
@@ -193,6 +194,11 @@ SmallVector<Value> WorkgroupBuilder::allReduce(ValueRange values, CombineKind ki
 }
 
 SmallVector<Value> WorkgroupBuilder::clusterSum(ValueRange values, int64_t lanes) {
+  return clusterReduce(values, lanes, CombineKind::Add);
+}
+
+SmallVector<Value> WorkgroupBuilder::clusterReduce(ValueRange values, int64_t lanes,
+                                                   CombineKind kind) {
   SmallVector<Value> sums(values.begin(), values.end());
   if (lanes <= 1)
     return sums;
@@ -204,7 +210,7 @@ SmallVector<Value> WorkgroupBuilder::clusterSum(ValueRange values, int64_t lanes
         auto shuffled = gpu::ShuffleOp::create(rw, loc, v, static_cast<int32_t>(off),
                                                static_cast<int32_t>(cfg.subgroupSize),
                                                gpu::ShuffleMode::XOR);
-        v = arith::AddFOp::create(rw, loc, v, shuffled.getShuffleResult());
+        v = combine(kind, v, shuffled.getShuffleResult());
       }
     return sums;
   }
@@ -218,7 +224,7 @@ SmallVector<Value> WorkgroupBuilder::clusterSum(ValueRange values, int64_t lanes
     barrier();
     storeRow(chunk, t);
     barrier();
-    llvm::append_range(out, foldRows(group, count, chunk.size(), CombineKind::Add));
+    llvm::append_range(out, foldRows(group, count, chunk.size(), kind));
   }
   return out;
 }

@@ -46,6 +46,8 @@ struct GpuKernelConfig {
   int64_t subgroupSize = 1;
   /// 16x16 tile products by warps of 32 (GpuMatrixTiles.h).
   GpuMatrixOps matrixOps = GpuMatrixOps::None;
+  /// Workgroup (shared) memory a kernel may use, in bytes.
+  int64_t maxSharedBytes = 16384;
 
   static GpuKernelConfig forTarget(const TargetDescription &target);
 };
@@ -88,6 +90,9 @@ public:
   /// Each value summed over the `lanes` invocations tid - tid % lanes ...
   /// (lanes a power of two dividing size()); each of them gets the sum.
   llvm::SmallVector<mlir::Value> clusterSum(mlir::ValueRange values, int64_t lanes);
+  /// The same with `kind`.
+  llvm::SmallVector<mlir::Value> clusterReduce(mlir::ValueRange values, int64_t lanes,
+                                               CombineKind kind);
 
   void barrier();
 

@@ -8,6 +8,9 @@ lavapipe in CI, any GPU with a Vulkan driver elsewhere).
                     [--quantize w4g32,kv8]
 
 Checks (one line each, then "N passed, N failed"; exit 1 on any failure):
+  prefill          (with --prefill-check) kiln-perplexity of the fixtures' valid.txt's first
+                   3000 bytes in windows of 64 (prompts of 16 rows and more: attention and
+                   matmuls in their block forms) within PREFILL_REL_TOL of the host's
   compile          the artifact's executable is SPIR-V (magic 0x07230203)
   greedy k         kiln-generate --temperature 0 --max-tokens 48 --device vulkan on
                    every reference prompt: the ids equal greedy_48 exactly
@@ -29,6 +32,8 @@ from e2e_checks import Checks, check_greedy_exact, check_perplexity_close, greed
 
 SPIRV_MAGIC = (0x07230203).to_bytes(4, "little")
 QUANT_AGREE = 40
+PREFILL_REL_TOL = 2e-4
+PREFILL_BYTES = 3000
 
 
 def check_greedy_like_host(checks, args, art, host_art, ref, extra):
@@ -43,6 +48,25 @@ def check_greedy_like_host(checks, args, art, host_art, ref, extra):
                       f"{args.quantize}: the first {same} of {len(want)} tokens equal the host's")
 
 
+def check_prefill_like_host(checks, args, art, host_art, fixture, work):
+    text = os.path.join(work, "prefill.txt")
+    with open(os.path.join(os.path.dirname(fixture), "valid.txt"), "rb") as f:
+        data = f.read(PREFILL_BYTES)
+    with open(text, "wb") as f:
+        f.write(data[:len(data.decode("utf-8", "ignore").encode("utf-8"))])
+    got = {}
+    for name, a, extra in (("vulkan", art, ["--device", args.device]), ("host", host_art, [])):
+        rc, out, err = run([os.path.join(args.bin_dir, "kiln-perplexity"), a, "--text", text,
+                            "--window", "64", "--json", *extra])
+        if rc != 0:
+            checks.report("prefill", False, f"{name}: {last_line(err)}")
+            return
+        got[name] = json.loads(out.strip().splitlines()[-1])["perplexity"]
+    rel = abs(got["vulkan"] - got["host"]) / got["host"]
+    checks.report("prefill", rel <= PREFILL_REL_TOL,
+                  f"windows of 64: {got['vulkan']:.6f} vs the host's {got['host']:.6f} ({rel:.1e})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fixture", required=True)
@@ -52,6 +76,8 @@ def main():
     ap.add_argument("--device", default="vulkan")
     ap.add_argument("--perplexity", action="store_true")
     ap.add_argument("--quantize", default=None, help="kiln-compile --quantize for both devices")
+    ap.add_argument("--prefill-check", action="store_true",
+                    help="compare windows of 64 tokens' perplexity with the host's")
     args = ap.parse_args()
 
     fixture = os.path.abspath(args.fixture)
@@ -68,7 +94,7 @@ def main():
             checks.report("compile", False, last_line(err))
             return checks.finish()
         host_art = os.path.join(work, "host.kiln")
-        if args.quantize:
+        if args.quantize or args.prefill_check:
             rc, _, err = run([os.path.join(args.bin_dir, "kiln-compile"),
                               os.path.join(fixture, args.model), *quant, "-o", host_art])
             if rc != 0:
@@ -82,6 +108,8 @@ def main():
             check_greedy_like_host(checks, args, art, host_art, ref, extra)
         else:
             check_greedy_exact(checks, args.bin_dir, art, ref, 1, extra=extra)
+        if args.prefill_check:
+            check_prefill_like_host(checks, args, art, host_art, fixture, work)
         if args.perplexity:
             check_perplexity_close(checks, args.bin_dir, art, fixture, ref, 1, extra=extra)
     finally:
