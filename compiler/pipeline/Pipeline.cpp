@@ -185,7 +185,7 @@ int compile(const CompileOptions &options, std::string &error) {
     return 1;
   }
   std::optional<QuantScheme> quant;
-  bool kv8 = false;
+  bool kv8 = false, halfWeights = false;
   if (!options.quantize.empty()) {
     for (llvm::StringRef part : llvm::split(llvm::StringRef(options.quantize), ',')) {
       if (std::optional<QuantScheme> s = parseWeightScheme(part)) {
@@ -196,11 +196,24 @@ int compile(const CompileOptions &options, std::string &error) {
         quant = s;
       } else if (part == "kv8") {
         kv8 = true;
+      } else if (part == "f16") {
+        halfWeights = true;
       } else {
         error = "unknown --quantize scheme '" + part.str() +
-                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, kv8; w4 schemes take a8 or a32)";
+                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, f16, kv8; w4 schemes take a8 or "
+                "a32)";
         return 1;
       }
+    }
+    if (halfWeights && quant) {
+      error = "--quantize: f16 stores the weights as half floats; it does not combine with '" +
+              quant->name() + "'";
+      return 1;
+    }
+    if (halfWeights && target->kind == TargetKind::Cpu) {
+      error = "--quantize=f16: half-float weights have GPU kernels only (cuda-sm80, cuda-sm90, "
+              "vulkan targets); on " + target->name + " use w8 or w4g32";
+      return 1;
     }
     if (quant) {
       quant->head = options.quantizeHead;
@@ -603,6 +616,10 @@ int compile(const CompileOptions &options, std::string &error) {
     if (*method != QuantMethod::Rtn)
       metadata["llm.quantize.method"] = quantMethodName(*method).str();
   }
+  if (halfWeights) {
+    metadata["llm.quantize"] = "f16";
+    progress.step("f16 weights: linear layers stored as half floats");
+  }
   if (kv8) {
     if (!module->lookupSymbol<func::FuncOp>("forward")) {
       error = "--quantize=kv8 needs an LLM with a KV cache (this model has none)";
@@ -623,8 +640,10 @@ int compile(const CompileOptions &options, std::string &error) {
     if (failed(pm.run(*module)))
       return fail("lowering to linalg failed");
     PackCache packs;  // one packed copy of a weight that several functions read
+    LowerLlmOptions lowering;
+    lowering.halfWeights = halfWeights;
     for (auto fn : module->getOps<func::FuncOp>())
-      if (failed(lowerLlmToUkernels(fn, &packs)))
+      if (failed(lowerLlmToUkernels(fn, &packs, lowering)))
         return fail("lowering llm ops failed");
   }
   progress.step("lowered to linalg");

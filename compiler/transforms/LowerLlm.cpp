@@ -30,6 +30,9 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Builders.h"
 
+#include <cmath>
+#include <vector>
+
 using namespace mlir;
 
 namespace kiln {
@@ -66,7 +69,8 @@ struct Args {
 
 class Lowerer {
 public:
-  Lowerer(func::FuncOp fn, PackCache *cache) : fn(fn), b(fn.getContext()), cache(cache) {}
+  Lowerer(func::FuncOp fn, PackCache *cache, const LowerLlmOptions &options)
+      : fn(fn), b(fn.getContext()), cache(cache), half(options.halfWeights) {}
 
   LogicalResult run() {
     SmallVector<Operation *> ops;
@@ -185,11 +189,25 @@ private:
       return user->emitOpError("weight data is missing");
     // The microkernels' own packer: one definition of the panel layout.
     int64_t size = kiln_uk_packed_b_size(K, N);
-    auto blob = HeapAsmResourceBlob::allocate(size_t(size) * sizeof(float),
+    auto blob = HeapAsmResourceBlob::allocate(size_t(size) * (half ? 2 : sizeof(float)),
                                               alignof(float) * 16);
-    kiln_uk_pack_b_f32(src->data(), K, N,
-                       reinterpret_cast<float *>(blob.getMutableData().data()));
-    auto ptype = RankedTensorType::get({size}, b.getF32Type());
+    if (half) {
+      // The same panels, element (k, n) at (n / 16) * K * 16 + k * 16 +
+      // n % 16 (kiln_uk_pack_b_f32), rounded to half; padding is +0.
+      std::vector<float> panels(size);
+      kiln_uk_pack_b_f32(src->data(), K, N, panels.data());
+      auto *out = reinterpret_cast<uint16_t *>(blob.getMutableData().data());
+      for (int64_t i = 0; i < size; ++i) {
+        if (!(std::fabs(panels[i]) < 65520.0f))
+          return user->emitOpError("a weight of magnitude ")
+                 << panels[i] << " is beyond f16's range (--quantize=f16)";
+        out[i] = toHalf(panels[i]);
+      }
+    } else {
+      kiln_uk_pack_b_f32(src->data(), K, N,
+                         reinterpret_cast<float *>(blob.getMutableData().data()));
+    }
+    auto ptype = RankedTensorType::get({size}, half ? b.getF16Type() : b.getF32Type());
     std::string name = "packed" + std::to_string(packedOf.size());
     if (auto res = dyn_cast<DenseResourceElementsAttr>(attr))
       name = (res.getRawHandle().getKey() + ".packed").str();
@@ -452,6 +470,8 @@ private:
       callee = "kiln_uk_matmul_s24_f32";
     } else {
       wp = packed(w, op);
+      if (half)
+        callee = "kiln_uk_matmul_h_f32";
     }
     if (failed(wp))
       return failure();
@@ -583,7 +603,8 @@ private:
         Args a{b};
         a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
             .i32(*llm::activationCode(g.getActivation())).ptr(3);
-        h = call(loc, "kiln_uk_matmul_glu_f32", {x, *gp, *up}, emptyWithLast(x, F), a);
+        h = call(loc, half ? "kiln_uk_matmul_glu_h_f32" : "kiln_uk_matmul_glu_f32",
+                 {x, *gp, *up}, emptyWithLast(x, F), a);
       }
       return matmul(op, h, g.getDown(), Value(), g.getResidual(), 0);
     }
@@ -675,6 +696,8 @@ private:
   func::FuncOp fn;
   OpBuilder b;
   PackCache *cache;
+  /// f32 weights packed as IEEE half (LowerLlmOptions::halfWeights).
+  bool half;
   llvm::DenseMap<Value, Value> packedOf;
   SmallVector<Value> originals;
   /// Packed quantized weights by (data, scales, zero points) in this function.
@@ -687,6 +710,9 @@ private:
 
 } // namespace
 
-LogicalResult lowerLlmToUkernels(func::FuncOp fn, PackCache *cache) { return Lowerer(fn, cache).run(); }
+LogicalResult lowerLlmToUkernels(func::FuncOp fn, PackCache *cache,
+                                 const LowerLlmOptions &options) {
+  return Lowerer(fn, cache, options).run();
+}
 
 } // namespace kiln

@@ -12,9 +12,18 @@ namespace kiln {
 /// share one packed copy, which the artifact then stores once.
 using PackCache = llvm::DenseMap<mlir::Attribute, mlir::Attribute>;
 
+struct LowerLlmOptions {
+  /// The f32 weights of linear layers stored as IEEE half (--quantize=f16):
+  /// the same 16-column panels, 2 bytes a weight, read by the
+  /// kiln_uk_matmul_h_f32 / kiln_uk_matmul_glu_h_f32 kernels (GPU targets
+  /// only: no CPU microkernel takes them).
+  bool halfWeights = false;
+};
+
 /// Replaces every llm op of `fn` by llm.ukernel calls (see LowerLlm.cpp).
 /// Pass one `cache` to every function of a module.
-mlir::LogicalResult lowerLlmToUkernels(mlir::func::FuncOp fn, PackCache *cache = nullptr);
+mlir::LogicalResult lowerLlmToUkernels(mlir::func::FuncOp fn, PackCache *cache = nullptr,
+                                       const LowerLlmOptions &options = {});
 } // namespace kiln
 
 #endif

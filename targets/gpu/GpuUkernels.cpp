@@ -16,6 +16,8 @@ static const llvm::StringMap<GpuUkernelExpander> &expanders() {
       {"kiln_uk_layer_norm_f32", expandLayerNormF32},
       {"kiln_uk_matmul_f32", expandMatmulF32},
       {"kiln_uk_matmul_glu_f32", expandMatmulGluF32},
+      {"kiln_uk_matmul_h_f32", expandMatmulHF32},
+      {"kiln_uk_matmul_glu_h_f32", expandMatmulGluHF32},
       {"kiln_uk_matmul_q_f32", expandMatmulQF32},
       {"kiln_uk_matmul_glu_q_f32", expandMatmulGluQF32},
       {"kiln_uk_split_heads_f32", expandSplitHeadsF32},

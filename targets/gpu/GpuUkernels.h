@@ -63,6 +63,9 @@ mlir::LogicalResult expandRmsNormF32(llm::UkernelOp, mlir::RewriterBase &, const
 mlir::LogicalResult expandLayerNormF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandMatmulF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandMatmulGluF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+// ... over the same panels in IEEE half (--quantize=f16).
+mlir::LogicalResult expandMatmulHF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandMatmulGluHF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);

@@ -56,6 +56,17 @@ WeightReader f32Weights(UkernelBuilder &e, Value K) {
   return r;
 }
 
+/// The f32 panels' layout in IEEE half (--quantize=f16), widened on load.
+WeightReader halfWeights(UkernelBuilder &e, Value K) {
+  WeightReader r = f32Weights(e, K);
+  r.weight = [&e, K](Value buf, Value panel, Value k, Value c, ArrayRef<Value>) -> Value {
+    Value c16 = e.idx(kLanes);
+    Value h = e.load(buf, e.add(e.add(e.mul(e.mul(panel, K), c16), e.mul(k, c16)), c));
+    return arith::ExtFOp::create(e.rw, e.loc, e.rw.getF32Type(), h);
+  };
+  return r;
+}
+
 /// An unsigned byte of an i8 buffer as i32.
 Value loadByte(UkernelBuilder &e, Value buf, Value at) {
   return arith::ExtUIOp::create(e.rw, e.loc, e.rw.getI32Type(), e.load(buf, at));
@@ -427,6 +438,29 @@ LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw, const GpuK
   matmulFor(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
          e.buffer(4), e.size(5), Value(),
          Value(), e.intArg(6), e.buffer(7));
+  return e.finish();
+}
+
+// kiln_uk_matmul_h_f32: kiln_uk_matmul_f32's arguments, half weights.
+LogicalResult expandMatmulHF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config,
+                               std::string &error) {
+  UkernelBuilder e(op, rw);
+  if (failed(e.expect(9, error)))
+    return failure();
+  matmulFor(e, config, halfWeights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+            Value(), e.size(4), e.buffer(5), e.buffer(6), e.intArg(7), e.buffer(8));
+  return e.finish();
+}
+
+// kiln_uk_matmul_glu_h_f32: kiln_uk_matmul_glu_f32's arguments, half
+// weights.
+LogicalResult expandMatmulGluHF32(llm::UkernelOp op, RewriterBase &rw,
+                                  const GpuKernelConfig &config, std::string &error) {
+  UkernelBuilder e(op, rw);
+  if (failed(e.expect(8, error)))
+    return failure();
+  matmulFor(e, config, halfWeights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+            e.buffer(4), e.size(5), Value(), Value(), e.intArg(6), e.buffer(7));
   return e.finish();
 }
 

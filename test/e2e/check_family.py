@@ -6,6 +6,7 @@ kiln-run and compares the logits with PyTorch's (reference.npz).
     check_family.py --model-dir DIR      [--bin-dir build/bin] [--tol 1e-3]
     check_family.py --preset tiny-qwen --target vulkan-spirv --device vulkan
     check_family.py --preset tiny-llama --prompt-len 40 --target PROFILE.json --device vulkan
+    check_family.py --preset tiny-llama --quantize f16 --tol 5e-3 --target vulkan-spirv --device vulkan
 
 Checks, each within --tol (max absolute difference):
   model.onnx            the prompt's logits [1, n, V]
@@ -49,11 +50,12 @@ def run(cmd, what):
 # --target / --device of the run (main): the compile target and the HAL driver.
 TARGET = "host"
 DEVICE = "cpu"
+QUANTIZE = []  # kiln-compile --quantize=... (--quantize)
 
 
 def compile_model(bin_dir, onnx_path, art, kv_cache="concat"):
     run([os.path.join(bin_dir, "kiln-compile"), onnx_path, f"--kv-cache={kv_cache}",
-         f"--target={TARGET}", "-o", art], "kiln-compile")
+         f"--target={TARGET}", *QUANTIZE, "-o", art], "kiln-compile")
 
 
 def kiln_run(bin_dir, art, feeds, work, tag):
@@ -173,14 +175,17 @@ def main():
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--prompt-len", type=int, default=None,
                    help="with --preset: build_llm.py --prompt-len (16 rows and more take the GPU's tile kernels)")
+    p.add_argument("--quantize", default=None,
+                   help="kiln-compile --quantize, a weight scheme (e.g. f16; give a --tol its error fits)")
     p.add_argument("--build-args", default="",
                    help="with --preset: more build_llm.py arguments, e.g. '--hidden 48 --vocab 2000'")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--target", default="host", help="kiln-compile --target")
     p.add_argument("--device", default="cpu", help="kiln-run --device")
     a = p.parse_args()
-    global TARGET, DEVICE
+    global TARGET, DEVICE, QUANTIZE
     TARGET, DEVICE = a.target, a.device
+    QUANTIZE = [f"--quantize={a.quantize}"] if a.quantize else []
 
     work = tempfile.mkdtemp(prefix="kiln-e2e-family-")
     label = (a.preset or a.model_dir) + ("" if a.target == "host" else f" on {a.target}")
