@@ -230,16 +230,19 @@ def main():
     p.add_argument("--requests-per-client", type=int, default=2)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--serve-args", default="", help="extra kiln-serve flags")
+    p.add_argument("--serve-args", default="", help="extra kiln-serve flags (e.g. --device cuda)")
+    p.add_argument("--compile-args", default="", help="extra kiln-compile flags (e.g. --target=cuda-sm90)")
     p.add_argument("--write", help="replace the serving section of this markdown file")
     p.add_argument("--json-out")
     args = p.parse_args()
 
     model = args.model or os.path.join(fixtures_dir(), "llama-s", "model_with_past.onnx")
-    art = os.path.join(cache_dir(), "bench", "serve-" + os.path.basename(os.path.dirname(model)) + ".kiln")
+    tag = "".join(c if c.isalnum() else "-" for c in args.compile_args)
+    art = os.path.join(cache_dir(), "bench", "serve-" + os.path.basename(os.path.dirname(model)) + tag + ".kiln")
     os.makedirs(os.path.dirname(art), exist_ok=True)
-    log(f"kiln-compile {model}")
-    subprocess.run([os.path.join(args.bin_dir, "kiln-compile"), model, "-o", art], check=True)
+    log(f"kiln-compile {model} {args.compile_args}")
+    subprocess.run([os.path.join(args.bin_dir, "kiln-compile"), model, "-o", art, *args.compile_args.split()],
+                   check=True)
 
     server = Server(args.bin_dir, art, args.threads, args.serve_args.split())
     # Prompts: token ids of the validation text (kiln-serve's /tokenize), PROMPT_MIN-PROMPT_MAX tokens each.

@@ -72,6 +72,10 @@ PRESETS = {
     # ~197 M parameters (788 MB of f32 weights, far larger than any L3); the llama-s vocabulary.
     "llama-200m": dict(family="llama", hidden=1024, layers=16, heads=16, kv_heads=4, ffn=3072, vocab=2048,
                        max_pos=2048, tokenizer=LLAMA_S_TOKENIZER),
+    # ~0.98 B parameters, TinyLlama-1.1B's layers (3.9 GB of f32 weights): the GPU benchmark's model
+    # (bench/gpu_bench.py); the llama-s vocabulary, so kiln-serve can tokenize its prompts.
+    "llama-1b": dict(family="llama", hidden=2048, layers=22, heads=32, kv_heads=4, ffn=5632, vocab=2048,
+                     max_pos=2048, tokenizer=LLAMA_S_TOKENIZER),
 }
 
 FAMILY_DEFAULTS = {
