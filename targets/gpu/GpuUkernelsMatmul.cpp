@@ -41,6 +41,10 @@ Value matmulEpilogue(UkernelBuilder &e, Value acc, Value accUp, Value n, Value o
 /// 16 + n % 16.
 struct WeightReader {
   Value group; // k per group, dividing K
+  /// Whether the weights are f16 or coarser (half, int8, int4): their
+  /// matmuls may round the inputs to f16 for the tensor cores. f32 weights
+  /// keep f32 products (an f32 model computes in f32).
+  bool halfPrecision = false;
   std::function<SmallVector<Value>(Value buf, Value panel, Value g, Value c)> params;
   std::function<Value(Value buf, Value panel, Value k, Value c, ArrayRef<Value> params)> weight;
 };
@@ -59,6 +63,7 @@ WeightReader f32Weights(UkernelBuilder &e, Value K) {
 /// The f32 panels' layout in IEEE half (--quantize=f16), widened on load.
 WeightReader halfWeights(UkernelBuilder &e, Value K) {
   WeightReader r = f32Weights(e, K);
+  r.halfPrecision = true;
   r.weight = [&e, K](Value buf, Value panel, Value k, Value c, ArrayRef<Value>) -> Value {
     Value c16 = e.idx(kLanes);
     Value h = e.load(buf, e.add(e.add(e.mul(e.mul(panel, K), c16), e.mul(k, c16)), c));
@@ -107,6 +112,7 @@ WeightReader quantizedWeights(UkernelBuilder &e, Value K, Value N, int64_t bits,
                               bool hasZp) {
   WeightReader r;
   r.group = e.idx(group);
+  r.halfPrecision = true;
   Value panels = e.ceilDiv(N, kLanes);
   Value panelBytes = e.mul(K, e.idx(bits == 4 ? 8 : 16));
   Value groups = e.div(K, e.idx(group));
@@ -285,7 +291,8 @@ void matmul(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r
 }
 
 /// The same product on 16x16 tiles (GpuMatrixTiles.h: tensor cores on
-/// CUDA) for workgroups of 4 warps. A work item is (16 rows, 2 panels).
+/// CUDA) for workgroups of 4 warps, where the weights are f16 or quantized
+/// (the inputs are rounded to f16 too). A work item is (16 rows, 2 panels).
 /// Per step of 32 k the workgroup stages A (16 x 32) and the weights of
 /// both panels (dequantized, 32 x 16 each) in workgroup memory; warp w
 /// multiplies panel w % 2 on k-half w / 2, so each step is one tile
@@ -409,7 +416,8 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
 void matmulFor(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r, Value A,
                Value M, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
                int64_t act, Value C) {
-  if (cfg.matrixOps != GpuMatrixOps::None && cfg.workgroupSize == 4 * MatrixTiles::kWarp)
+  if (cfg.matrixOps != GpuMatrixOps::None && r.halfPrecision &&
+      cfg.workgroupSize == 4 * MatrixTiles::kWarp)
     matmulTiles(e, cfg, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
   else if (cfg.workgroupSize % (kLanes * kSlices) == 0)
     matmul(e, cfg, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
