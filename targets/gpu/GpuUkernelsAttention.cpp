@@ -88,31 +88,96 @@ Value loadF32Bytes(RewriterBase &rw, Location loc, Value buf, Value at) {
 
 /// Element `at` of a K or V buffer as f32 (int8 rows: the integer; the
 /// caller applies the row's scale).
-Value loadKv(RewriterBase &rw, Location loc, const AttentionRow &a, Value buf, Value at) {
+Value loadKv(RewriterBase &rw, Location loc, bool int8, Value buf, Value at) {
   Value v = memref::LoadOp::create(rw, loc, buf, ValueRange{at});
-  if (!a.int8)
+  if (!int8)
     return v;
   return arith::SIToFPOp::create(rw, loc, rw.getF32Type(), v);
+}
+
+/// A zeroed private accumulator of hd floats (a row's weighted V sum).
+Value zeroAccumulator(RewriterBase &rw, Location loc, int64_t hd) {
+  Ix x{rw, loc};
+  Value acc = memref::AllocaOp::create(rw, loc, MemRefType::get({hd}, rw.getF32Type()));
+  Value zero = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f));
+  scf::ForOp::create(rw, loc, x.c(0), x.c(hd), x.c(1), ValueRange{},
+                     [&](OpBuilder &, Location, Value d, ValueRange) {
+                       memref::StoreOp::create(rw, loc, zero, acc, d);
+                       scf::YieldOp::create(rw, loc);
+                     });
+  return acc;
+}
+
+/// One key of the online softmax: `score` joins the running maximum and
+/// sum ml = (m, l), and its V row (vAt(d), weighted by its probability,
+/// times vScale for kv8 rows) is added to acc after acc is rescaled to the
+/// new maximum. Returns (m', l').
+SmallVector<Value> softmaxStep(RewriterBase &rw, Location loc, Value acc, int64_t hd, Value score,
+                               ValueRange ml, Value vScale, function_ref<Value(Value d)> vAt) {
+  Ix x{rw, loc};
+  Value negInf = arith::ConstantOp::create(
+      rw, loc, rw.getF32FloatAttr(-std::numeric_limits<float>::infinity()));
+  Value zero = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f));
+  Value mOld = ml[0], lOld = ml[1];
+  Value mNew = arith::MaximumFOp::create(rw, loc, mOld, score);
+  Value first = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
+  Value alpha = arith::SelectOp::create(
+      rw, loc, first, zero, math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, mOld, mNew)));
+  Value p = math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, score, mNew));
+  Value lNew = math::FmaOp::create(rw, loc, lOld, alpha, p);
+  // kv8: the V row's scale goes with its weight.
+  Value pv = vScale ? arith::MulFOp::create(rw, loc, p, vScale).getResult() : p;
+  scf::ForOp::create(rw, loc, x.c(0), x.c(hd), x.c(1), ValueRange{},
+                     [&](OpBuilder &, Location, Value d, ValueRange) {
+                       Value old = memref::LoadOp::create(rw, loc, acc, d);
+                       Value scaled = arith::MulFOp::create(rw, loc, old, alpha);
+                       memref::StoreOp::create(rw, loc, math::FmaOp::create(rw, loc, pv, vAt(d), scaled),
+                                               acc, d);
+                       scf::YieldOp::create(rw, loc);
+                     });
+  return {mNew, lNew};
+}
+
+/// A row's shares merged: each rescaled to the maximum over the shares,
+/// then the weights and the weighted V rows summed; `reduce` combines
+/// values over the row's invocations (each gets the totals). Returns the
+/// hd sums and 1 / (sum of weights), 0 for a row that saw no key.
+std::pair<SmallVector<Value>, Value>
+mergeShares(RewriterBase &rw, Location loc, Value acc, int64_t hd, Value m, Value l,
+            function_ref<SmallVector<Value>(ValueRange, CombineKind)> reduce) {
+  Ix x{rw, loc};
+  auto fc = [&](float v) {
+    return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v)).getResult();
+  };
+  Value mMax = reduce({m}, CombineKind::Max)[0];
+  Value empty = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, m,
+                                      fc(-std::numeric_limits<float>::infinity()));
+  Value factor = arith::SelectOp::create(
+      rw, loc, empty, fc(0.0f), math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, m, mMax)));
+  Value total = reduce({arith::MulFOp::create(rw, loc, l, factor).getResult()}, CombineKind::Add)[0];
+  Value positive = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, total, fc(0.0f));
+  Value inv = arith::SelectOp::create(
+      rw, loc, positive, arith::DivFOp::create(rw, loc, fc(1.0f), total), fc(0.0f));
+  SmallVector<Value> weighted;
+  for (int64_t d = 0; d < hd; ++d) {
+    Value old = memref::LoadOp::create(rw, loc, acc, ValueRange{x.c(d)});
+    weighted.push_back(arith::MulFOp::create(rw, loc, old, factor));
+  }
+  return {reduce(weighted, CombineKind::Add), inv};
 }
 
 /// The cooperative online softmax of one row (see above).
 void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const AttentionRow &a) {
   Ix x{rw, loc};
-  Type f32 = rw.getF32Type();
   auto fc = [&](float v) {
     return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v)).getResult();
   };
   Value zero = x.c(0), one = x.c(1), hd = x.c(a.hd);
-  Value negInf = fc(-std::numeric_limits<float>::infinity());
   Value scale = fc(a.scale);
-  Value acc = memref::AllocaOp::create(rw, loc, MemRefType::get({a.hd}, f32));
-  scf::ForOp::create(rw, loc, zero, hd, one, ValueRange{},
-                     [&](OpBuilder &, Location, Value d, ValueRange) {
-                       memref::StoreOp::create(rw, loc, fc(0.0f), acc, d);
-                       scf::YieldOp::create(rw, loc);
-                     });
+  Value acc = zeroAccumulator(rw, loc, a.hd);
   SmallVector<Value> ml = wg.strided(
-      x.max(a.numKeys, zero), {negInf, fc(0.0f)}, [&](Value j, ValueRange ml) {
+      x.max(a.numKeys, zero), {fc(-std::numeric_limits<float>::infinity()), fc(0.0f)},
+      [&](Value j, ValueRange ml) {
         auto [seen, row] = a.key(j);
         auto ifSeen = scf::IfOp::create(
             rw, loc, seen,
@@ -121,7 +186,7 @@ void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Atten
                   rw, loc, zero, hd, one, ValueRange{fc(0.0f)},
                   [&](OpBuilder &, Location, Value d, ValueRange sum) {
                     Value qv = memref::LoadOp::create(rw, loc, a.q, ValueRange{x.add(a.qBase, d)});
-                    Value kv = loadKv(rw, loc, a, a.k, x.add(row, d));
+                    Value kv = loadKv(rw, loc, a.int8, a.k, x.add(row, d));
                     scf::YieldOp::create(rw, loc,
                                          math::FmaOp::create(rw, loc, qv, kv, sum[0]).getResult());
                   });
@@ -129,55 +194,20 @@ void attendRow(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Atten
               if (a.int8)
                 score = arith::MulFOp::create(rw, loc, score,
                                               loadF32Bytes(rw, loc, a.k, x.add(row, hd)));
-              Value mOld = ml[0], lOld = ml[1];
-              Value mNew = arith::MaximumFOp::create(rw, loc, mOld, score);
-              Value first = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
-              Value alpha = arith::SelectOp::create(
-                  rw, loc, first, fc(0.0f),
-                  math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, mOld, mNew)));
-              Value p =
-                  math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, score, mNew));
-              Value lNew = math::FmaOp::create(rw, loc, lOld, alpha, p);
-              // kv8: the V row's scale goes with its weight.
-              Value pv = a.int8 ? arith::MulFOp::create(rw, loc, p,
-                                                        loadF32Bytes(rw, loc, a.v, x.add(row, hd)))
-                                      .getResult()
-                                : p;
-              scf::ForOp::create(
-                  rw, loc, zero, hd, one, ValueRange{},
-                  [&](OpBuilder &, Location, Value d, ValueRange) {
-                    Value vv = loadKv(rw, loc, a, a.v, x.add(row, d));
-                    Value old = memref::LoadOp::create(rw, loc, acc, d);
-                    Value scaled = arith::MulFOp::create(rw, loc, old, alpha);
-                    memref::StoreOp::create(rw, loc, math::FmaOp::create(rw, loc, pv, vv, scaled),
-                                            acc, d);
-                    scf::YieldOp::create(rw, loc);
-                  });
-              scf::YieldOp::create(rw, loc, ValueRange{mNew, lNew});
+              Value vScale = a.int8 ? loadF32Bytes(rw, loc, a.v, x.add(row, hd)) : Value();
+              scf::YieldOp::create(
+                  rw, loc, softmaxStep(rw, loc, acc, a.hd, score, ml, vScale, [&](Value d) {
+                    return loadKv(rw, loc, a.int8, a.v, x.add(row, d));
+                  }));
             },
             [&](OpBuilder &, Location) {
               scf::YieldOp::create(rw, loc, ValueRange{ml[0], ml[1]});
             });
         return SmallVector<Value>(ifSeen.getResults());
       });
-  // Rescale every share to the workgroup's maximum, then sum the weights
-  // and the weighted V rows across the workgroup.
-  Value mMax = wg.allReduce({ml[0]}, CombineKind::Max)[0];
-  Value empty = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, ml[0], negInf);
-  Value factor = arith::SelectOp::create(
-      rw, loc, empty, fc(0.0f),
-      math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, ml[0], mMax)));
-  Value l = wg.allReduce({arith::MulFOp::create(rw, loc, ml[1], factor).getResult()},
-                         CombineKind::Add)[0];
-  Value positive = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, l, fc(0.0f));
-  Value inv = arith::SelectOp::create(
-      rw, loc, positive, arith::DivFOp::create(rw, loc, fc(1.0f), l), fc(0.0f));
-  SmallVector<Value> weighted;
-  for (int64_t d = 0; d < a.hd; ++d) {
-    Value old = memref::LoadOp::create(rw, loc, acc, ValueRange{x.c(d)});
-    weighted.push_back(arith::MulFOp::create(rw, loc, old, factor));
-  }
-  SmallVector<Value> sums = wg.allReduce(weighted, CombineKind::Add);
+  // Across the workgroup.
+  auto [sums, inv] = mergeShares(rw, loc, acc, a.hd, ml[0], ml[1],
+                                 [&](ValueRange v, CombineKind k) { return wg.allReduce(v, k); });
   wg.inFirst([&] {
     for (int64_t d = 0; d < a.hd; ++d)
       memref::StoreOp::create(rw, loc, arith::MulFOp::create(rw, loc, sums[d], inv), a.out,
@@ -257,7 +287,6 @@ Value loadIf(RewriterBase &rw, Location loc, Value cond, function_ref<Value()> t
 void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const AttentionBlock &a,
                  const BlockScratch &sc) {
   Ix x{rw, loc};
-  Type f32 = rw.getF32Type();
   auto fc = [&](float v) {
     return arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(v)).getResult();
   };
@@ -284,12 +313,7 @@ void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Att
   Value mine = x.min(r, x.sub(a.rows, one));
   Value nk = arith::SelectOp::create(rw, loc, rowValid, a.numKeys(mine), zero);
   Value maxKeys = x.max(a.numKeys(x.sub(a.rows, one)), zero);
-  Value acc = memref::AllocaOp::create(rw, loc, MemRefType::get({a.hd}, f32));
-  scf::ForOp::create(rw, loc, zero, hd, one, ValueRange{},
-                     [&](OpBuilder &, Location, Value d, ValueRange) {
-                       store(fc(0.0f), acc, d);
-                       scf::YieldOp::create(rw, loc);
-                     });
+  Value acc = zeroAccumulator(rw, loc, a.hd);
   auto tiles = scf::ForOp::create(rw, loc, zero, maxKeys, tile, ValueRange{negInf, fc(0.0f)});
   {
     OpBuilder::InsertionGuard g(rw);
@@ -315,8 +339,6 @@ void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Att
       }
     }
     wg.barrier();
-    AttentionRow rowKind{Value(), Value(), Value(), Value(), Value(), Value(), a.hd, a.scale,
-                         Value(), a.key, a.int8};
     wg.strided(x.c(kKeyTile * a.hd), {}, [&](Value e, ValueRange) {
       Value jj = x.div(e, hd), d = x.rem(e, hd);
       Value vis = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::ONE, load(sc.info, jj),
@@ -324,8 +346,8 @@ void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Att
       Value at = x.add(arith::IndexCastOp::create(rw, loc, rw.getIndexType(),
                                                   load(sc.offsets, jj)),
                        d);
-      store(loadIf(rw, loc, vis, [&] { return loadKv(rw, loc, rowKind, a.k, at); }), sc.ks, e);
-      store(loadIf(rw, loc, vis, [&] { return loadKv(rw, loc, rowKind, a.v, at); }), sc.vs, e);
+      store(loadIf(rw, loc, vis, [&] { return loadKv(rw, loc, a.int8, a.k, at); }), sc.ks, e);
+      store(loadIf(rw, loc, vis, [&] { return loadKv(rw, loc, a.int8, a.v, at); }), sc.vs, e);
       return SmallVector<Value>{};
     });
     wg.barrier();
@@ -353,49 +375,22 @@ void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Att
             Value score = arith::MulFOp::create(rw, loc, dot.getResult(0), scale);
             if (a.int8)
               score = arith::MulFOp::create(rw, loc, score, load(sc.info, x.add(tile, jj)));
-            Value mOld = ml[0], lOld = ml[1];
-            Value mNew = arith::MaximumFOp::create(rw, loc, mOld, score);
-            Value firstKey =
-                arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, mOld, negInf);
-            Value alpha = arith::SelectOp::create(
-                rw, loc, firstKey, fc(0.0f),
-                math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, mOld, mNew)));
-            Value p = math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, score, mNew));
-            Value lNew = math::FmaOp::create(rw, loc, lOld, alpha, p);
-            Value pv = a.int8 ? arith::MulFOp::create(rw, loc, p,
-                                                      load(sc.info, x.add(x.c(2 * kKeyTile), jj)))
-                                    .getResult()
-                              : p;
-            scf::ForOp::create(rw, loc, zero, hd, one, ValueRange{},
-                               [&](OpBuilder &, Location, Value d, ValueRange) {
-                                 Value vv = load(sc.vs, x.add(x.mul(jj, hd), d));
-                                 Value old = arith::MulFOp::create(rw, loc, load(acc, d), alpha);
-                                 store(math::FmaOp::create(rw, loc, pv, vv, old), acc, d);
-                                 scf::YieldOp::create(rw, loc);
-                               });
-            scf::YieldOp::create(rw, loc, ValueRange{mNew, lNew});
+            Value vScale = a.int8 ? load(sc.info, x.add(x.c(2 * kKeyTile), jj)) : Value();
+            scf::YieldOp::create(
+                rw, loc, softmaxStep(rw, loc, acc, a.hd, score, ml, vScale, [&](Value d) {
+                  return load(sc.vs, x.add(x.mul(jj, hd), d));
+                }));
           },
           [&](OpBuilder &, Location) { scf::YieldOp::create(rw, loc, ValueRange{ml[0], ml[1]}); });
       scf::YieldOp::create(rw, loc, ifUse.getResults());
     }
     scf::YieldOp::create(rw, loc, keys.getResults());
   }
-  Value m = tiles.getResult(0), l = tiles.getResult(1);
-  // Merge the row's shares (its invocations are neighbours).
-  Value mMax = wg.clusterReduce({m}, per, CombineKind::Max)[0];
-  Value empty = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OEQ, m, negInf);
-  Value factor = arith::SelectOp::create(
-      rw, loc, empty, fc(0.0f),
-      math::ExpOp::create(rw, loc, arith::SubFOp::create(rw, loc, m, mMax)));
-  Value total =
-      wg.clusterSum({arith::MulFOp::create(rw, loc, l, factor).getResult()}, per)[0];
-  Value positive = arith::CmpFOp::create(rw, loc, arith::CmpFPredicate::OGT, total, fc(0.0f));
-  Value inv = arith::SelectOp::create(
-      rw, loc, positive, arith::DivFOp::create(rw, loc, fc(1.0f), total), fc(0.0f));
-  SmallVector<Value> weighted;
-  for (int64_t d = 0; d < a.hd; ++d)
-    weighted.push_back(arith::MulFOp::create(rw, loc, load(acc, x.c(d)), factor));
-  SmallVector<Value> sums = wg.clusterSum(weighted, per);
+  // Within the row's invocations (neighbours).
+  auto [sums, inv] = mergeShares(rw, loc, acc, a.hd, tiles.getResult(0), tiles.getResult(1),
+                                 [&](ValueRange v, CombineKind k) {
+                                   return wg.clusterReduce(v, per, k);
+                                 });
   auto writer = scf::IfOp::create(rw, loc, x.land(rowValid, x.cmp(arith::CmpIPredicate::eq, sub, zero)),
                                   /*withElseRegion=*/false);
   OpBuilder::InsertionGuard g(rw);
