@@ -49,13 +49,19 @@ struct WeightReader {
   std::function<Value(Value buf, Value panel, Value k, Value c, ArrayRef<Value> params)> weight;
 };
 
+/// Weight (k, column c of `panel`) of a [K, N] weight in f32 panels (or
+/// half ones), one element each: (panel * K + k) * 16 + c.
+Value panelElement(UkernelBuilder &e, Value buf, Value K, Value panel, Value k, Value c) {
+  Value c16 = e.idx(kLanes);
+  return e.load(buf, e.add(e.mul(e.add(e.mul(panel, K), k), c16), c));
+}
+
 WeightReader f32Weights(UkernelBuilder &e, Value K) {
   WeightReader r;
   r.group = K;
   r.params = [](Value, Value, Value, Value) { return SmallVector<Value>{}; };
   r.weight = [&e, K](Value buf, Value panel, Value k, Value c, ArrayRef<Value>) {
-    Value c16 = e.idx(kLanes);
-    return e.load(buf, e.add(e.add(e.mul(e.mul(panel, K), c16), e.mul(k, c16)), c));
+    return panelElement(e, buf, K, panel, k, c);
   };
   return r;
 }
@@ -65,9 +71,8 @@ WeightReader halfWeights(UkernelBuilder &e, Value K) {
   WeightReader r = f32Weights(e, K);
   r.halfPrecision = true;
   r.weight = [&e, K](Value buf, Value panel, Value k, Value c, ArrayRef<Value>) -> Value {
-    Value c16 = e.idx(kLanes);
-    Value h = e.load(buf, e.add(e.add(e.mul(e.mul(panel, K), c16), e.mul(k, c16)), c));
-    return arith::ExtFOp::create(e.rw, e.loc, e.rw.getF32Type(), h);
+    return arith::ExtFOp::create(e.rw, e.loc, e.rw.getF32Type(),
+                                 panelElement(e, buf, K, panel, k, c));
   };
   return r;
 }
