@@ -54,6 +54,9 @@ static std::vector<TargetDescription> makeTargets() {
   cpu("x86_64-avx512", "x86_64-unknown-linux-gnu", "skylake-avx512",
       "+avx,+avx2,+fma,+f16c,+avx512f,+avx512bw,+avx512dq,+avx512vl", 512,
       "elf-x86_64", "x86-64 with AVX-512 F/BW/DQ/VL (Skylake-SP, Zen 4)");
+  cpu("x86_64-avx512-vnni", "x86_64-unknown-linux-gnu", "cascadelake",
+      "+avx,+avx2,+fma,+f16c,+avx512f,+avx512bw,+avx512dq,+avx512vl,+avx512vnni", 512,
+      "elf-x86_64", "x86-64 with AVX-512 and VNNI (Cascade Lake, Ice Lake, Sapphire Rapids, Zen 4)");
   // Armv8.0-A: every 64-bit ARM core has NEON (Advanced SIMD), 128-bit.
   cpu("aarch64-generic", "aarch64-unknown-linux-gnu", "generic",
       "+neon,+fp-armv8", 128, "elf-aarch64",

@@ -26,7 +26,7 @@ endfunction()
 # What kiln-compile does, in tools: set the CPU and features on every
 # function, O3, PIC object. An optional fifth argument is a feature whose
 # functions keep their own features: kiln-compile links the twins of a
-# feature (`_avx2`: vpmaddubsw, F16C) only for targets that have it, so on
+# feature (`_avx2`: vpmaddubsw, F16C; `_vnni`: vpdpbusd) only for targets that have it, so on
 # a CPU without it they are checked as built (LLVM cannot select them
 # otherwise).
 function(check_cpu bitcode arch cpu features)
@@ -46,6 +46,7 @@ endfunction()
 
 set(haswell "+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+popcnt,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+cx16,+cmov,+cx8,+fxsr,+mmx,+x87")
 check_cpu(${BITCODE} x86_64 x86-64 "+cmov,+cx8,+fxsr,+mmx,+sse,+sse2,+x87" "+avx2")
-check_cpu(${BITCODE} x86_64 haswell "${haswell}")
-check_cpu(${BITCODE} x86_64 skylake-avx512 "+avx512f,+avx512bw,+avx512dq,+avx512vl,+avx512cd,${haswell}")
+check_cpu(${BITCODE} x86_64 haswell "${haswell}" "+avx512vnni")
+check_cpu(${BITCODE} x86_64 skylake-avx512 "+avx512f,+avx512bw,+avx512dq,+avx512vl,+avx512cd,${haswell}" "+avx512vnni")
+check_cpu(${BITCODE} x86_64 cascadelake "+avx512f,+avx512bw,+avx512dq,+avx512vl,+avx512cd,+avx512vnni,${haswell}")
 check_cpu(${BITCODE_AARCH64} aarch64 neoverse-n1 "+neon,+fp-armv8,+v8.2a,+dotprod,+fullfp16")

@@ -133,6 +133,17 @@ void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const
                                      const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                                      int32_t has_zp, int32_t act, float *C, int64_t wg,
                                      int64_t count);
+/** The same with vpdpbusd (x86 AVX-512 VNNI with VL): kiln-compile calls
+ *  these names where the target has +avx512vnni,+avx512vl (and AVX2, F16C);
+ *  the same bits as the _avx2 twins. */
+void kiln_uk_matmul_qa8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                 int64_t N, int32_t bits, int64_t group, int32_t has_zp,
+                                 const float *bias, const float *residual, int32_t act, float *C,
+                                 int64_t wg, int64_t count);
+void kiln_uk_matmul_glu_qa8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                     const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
+                                     int32_t has_zp, int32_t act, float *C, int64_t wg,
+                                     int64_t count);
 #endif
 #if defined(__aarch64__)
 /** aarch64 only, for targets with the dot product (+dotprod, Armv8.2+): the
