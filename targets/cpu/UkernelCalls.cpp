@@ -122,8 +122,8 @@ LogicalResult linkUkernels(llvm::Module &m, llvm::StringRef features,
   }
   std::unique_ptr<llvm::Module> uk = std::move(*parsed);
   // A microkernel with a twin for target features (`_dotprod`: the Armv8.2
-  // sdot/udot form, in the aarch64 bitcode only; `_vnni`: vpdpbusd, AVX-512
-  // VNNI with VL, and `_avx2`: vpmaddubsw, both with F16C for the scales, in
+  // sdot/udot form, in the aarch64 bitcode only; `_vnni`: vpdpbusd on zmm,
+  // AVX-512 F/BW/VNNI, and `_avx2`: vpmaddubsw, both with F16C for the scales, in
   // the x86-64 one) is called by that name where the target has them, the
   // first twin that exists in this order; the twin computes the same bits.
   SmallVector<StringRef> featureList;
@@ -132,7 +132,7 @@ LogicalResult linkUkernels(llvm::Module &m, llvm::StringRef features,
   const bool avx2 = has("+avx2") && has("+f16c");
   for (auto [wanted, suffix] :
        {std::pair<bool, StringRef>{has("+dotprod"), "_dotprod"},
-        {avx2 && has("+avx512vnni") && has("+avx512vl"), "_vnni"},
+        {avx2 && has("+avx512f") && has("+avx512bw") && has("+avx512vnni"), "_vnni"},
         {avx2, "_avx2"}})
     if (wanted)
       for (llvm::Function &f : m)

@@ -880,15 +880,14 @@ std::vector<QA8Variant> QA8Variants() {
     v.push_back({"avx2", kiln_uk_matmul_qa8_f32_avx2, kiln_uk_matmul_glu_qa8_f32_avx2});
 #endif
 #if defined(KILN_UK_TEST_VNNI_EMULATED)
-  // vpdpbusd built from AVX2 (kiln_ukernels_vnni_emulated).
-  if (__builtin_cpu_supports("avx2"))
-    v.push_back({"vnni (emulated)", kiln_uk_matmul_qa8_f32_vnni, kiln_uk_matmul_glu_qa8_f32_vnni});
+  // The VNNI loops without AVX-512 (kiln_ukernels_vnni_emulated).
+  v.push_back({"vnni (emulated)", kiln_uk_matmul_qa8_f32_vnni, kiln_uk_matmul_glu_qa8_f32_vnni});
 #elif defined(__x86_64__) && defined(__FMA__)
   // The twin is built for AVX-512, which brings FMA: next to kernels built
   // without it (the baseline test build) its f32 epilogue contracts
   // differently. kiln-compile gives every kernel the target's features, as
   // -march=native does here.
-  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl"))
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
     v.push_back({"vnni", kiln_uk_matmul_qa8_f32_vnni, kiln_uk_matmul_glu_qa8_f32_vnni});
 #endif
   return v;

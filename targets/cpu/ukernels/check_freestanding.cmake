@@ -26,7 +26,7 @@ endfunction()
 # What kiln-compile does, in tools: set the CPU and features on every
 # function, O3, PIC object. An optional fifth argument is a feature whose
 # functions keep their own features: kiln-compile links the twins of a
-# feature (`_avx2`: vpmaddubsw, F16C; `_vnni`: vpdpbusd) only for targets that have it, so on
+# feature (`_avx2`: vpmaddubsw, F16C; `_vnni`: AVX-512 vpdpbusd) only for targets that have it, so on
 # a CPU without it they are checked as built (LLVM cannot select them
 # otherwise).
 function(check_cpu bitcode arch cpu features)

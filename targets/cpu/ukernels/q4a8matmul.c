@@ -139,32 +139,244 @@ static void q4_panels_generic(const uq_weight *s, int m, const int8_t *qa, int64
  * twins only where the target lists both). */
 #define Q4_AVX2 __attribute__((target("avx2,f16c")))
 
-/* The panel kernels (q4a8_x86.inc), AVX2: vpmaddubsw makes int16 pairs of
- * up to 4 blocks (at most 4 * 2 * 2 * 15 * 127 in magnitude), vpmaddwd
- * widens them. */
-#define Q4X(name) name##_avx2
-#define Q4X_TARGET Q4_AVX2
-#define Q4X_ACC(p, lo, hi, xe, xo) \
-  _mm256_add_epi16((p), _mm256_add_epi16(_mm256_maddubs_epi16((lo), (xe)), \
-                                         _mm256_maddubs_epi16((hi), (xo))))
-#define Q4X_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
-#include "q4a8_x86.inc"
-#undef Q4X
-#undef Q4X_TARGET
-#undef Q4X_ACC
-#undef Q4X_WIDEN
+/* v of one (panel, group) from its two int32 halves, zero points
+ * subtracted, then q4_combine with the F16C-widened scales (the same
+ * values as uq_half16's). */
+Q4_AVX2 UK_INLINE kiln_v16f q4_avx2_combine(kiln_v16f tot, __m256i lo, __m256i hi,
+                                            const uint8_t *prm, int32_t has_zp, float sa,
+                                            int32_t sq) {
+  if (has_zp) {
+    const __m256i q = _mm256_set1_epi32(sq);
+    const __m128i z = _mm_loadu_si128((const __m128i *)(prm + 32));
+    lo = _mm256_sub_epi32(lo, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(z), q));
+    hi = _mm256_sub_epi32(hi, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(z, 8)), q));
+  }
+  const __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)prm));
+  const __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(prm + 16)));
+  kiln_v16i v;
+  kiln_v16f s;
+  __builtin_memcpy(&v, &lo, 32);
+  __builtin_memcpy((char *)&v + 32, &hi, 32);
+  __builtin_memcpy(&s, &s0, 32);
+  __builtin_memcpy((char *)&s + 32, &s1, 32);
+  return q4_combine(tot, v, s, sa);
+}
 
-/* VNNI (AVX-512 VNNI with VL, on 256-bit registers): vpdpbusd adds the
- * 4-way products into int32 lanes directly. */
-#define Q4X(name) name##_vnni
-#define Q4X_TARGET __attribute__((target(UK_VNNI_FEATURES)))
-#define Q4X_ACC(p, lo, hi, xe, xo) a8_dpbusd(a8_dpbusd((p), (lo), (xe)), (hi), (xo))
-#define Q4X_WIDEN(acc, p) _mm256_add_epi32((acc), (p))
-#include "q4a8_x86.inc"
-#undef Q4X
-#undef Q4X_TARGET
-#undef Q4X_ACC
-#undef Q4X_WIDEN
+/* int16 pairs of one 32-byte half block (8 columns x 8 k) with the row's
+ * even / odd inputs. */
+Q4_AVX2 UK_INLINE __m256i q4_avx2_pairs(__m256i lo, __m256i hi, __m256i xe, __m256i xo) {
+  return _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
+}
+
+/* One row, n (1..4, constant) panels. */
+Q4_AVX2 UK_INLINE void q4_avx2_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
+                                    const float *sa, const int32_t *sq, float *tot) {
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  const int64_t gb = s->group / 8;
+  kiln_v16f t[Q4_NP];
+  for (int j = 0; j < n; ++j) t[j] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    const int64_t b0 = g * gb;
+    __m256i acc[Q4_NP][2];
+    for (int j = 0; j < n; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_si256();
+    /* int16 sums of up to 4 blocks, then widened */
+    for (int64_t c = 0; c < gb; c += 4) {
+      const int64_t ce = uk_min64(gb, c + 4);
+      __m256i pr[Q4_NP][2];
+      for (int j = 0; j < n; ++j) pr[j][0] = pr[j][1] = _mm256_setzero_si256();
+      for (int64_t b = b0 + c; b < b0 + ce; ++b) {
+        const __m256i xe = a8_bcast4_avx2(qa + b * 8), xo = a8_bcast4_avx2(qa + b * 8 + 4);
+        for (int j = 0; j < n; ++j)
+          for (int h = 0; h < 2; ++h) {
+            const __m256i w =
+                _mm256_loadu_si256((const __m256i *)(uq_data(s, m, p + j) + b * 64 + 32 * h));
+            const __m256i lo = _mm256_and_si256(w, mask),
+                          hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+            pr[j][h] = _mm256_add_epi16(pr[j][h], q4_avx2_pairs(lo, hi, xe, xo));
+          }
+      }
+      for (int j = 0; j < n; ++j)
+        for (int h = 0; h < 2; ++h)
+          acc[j][h] = _mm256_add_epi32(acc[j][h], _mm256_madd_epi16(pr[j][h], ones));
+    }
+    for (int j = 0; j < n; ++j)
+      t[j] = q4_avx2_combine(t[j], acc[j][0], acc[j][1], uq_params(s, m, p + j, g), s->has_zp,
+                             sa[g], sq[g]);
+  }
+  for (int j = 0; j < n; ++j) uk_store(tot + j * UK_W, t[j]);
+}
+
+/* R (2..4, constant) rows, one panel: each half block is unpacked once for
+ * all rows. */
+Q4_AVX2 UK_INLINE void q4_avx2_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                                    int64_t p, const float *sa, const int32_t *sq, float *tot) {
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
+  const uint8_t *d = uq_data(s, m, p);
+  const int64_t gb = s->group / 8;
+  kiln_v16f t[Q4_MR];
+  for (int r = 0; r < R; ++r) t[r] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    const int64_t b0 = g * gb;
+    __m256i acc[Q4_MR][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t c = 0; c < gb; c += 4) {
+      const int64_t ce = uk_min64(gb, c + 4);
+      __m256i pr[Q4_MR][2];
+      for (int r = 0; r < R; ++r) pr[r][0] = pr[r][1] = _mm256_setzero_si256();
+      for (int64_t b = b0 + c; b < b0 + ce; ++b) {
+        __m256i lo[2], hi[2];
+        for (int h = 0; h < 2; ++h) {
+          const __m256i w = _mm256_loadu_si256((const __m256i *)(d + b * 64 + 32 * h));
+          lo[h] = _mm256_and_si256(w, mask);
+          hi[h] = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
+        }
+        for (int r = 0; r < R; ++r) {
+          const __m256i xe = a8_bcast4_avx2(qa + r * qs + b * 8),
+                        xo = a8_bcast4_avx2(qa + r * qs + b * 8 + 4);
+          for (int h = 0; h < 2; ++h)
+            pr[r][h] = _mm256_add_epi16(pr[r][h], q4_avx2_pairs(lo[h], hi[h], xe, xo));
+        }
+      }
+      for (int r = 0; r < R; ++r)
+        for (int h = 0; h < 2; ++h)
+          acc[r][h] = _mm256_add_epi32(acc[r][h], _mm256_madd_epi16(pr[r][h], ones));
+    }
+    const uint8_t *prm = uq_params(s, m, p, g);
+    for (int r = 0; r < R; ++r)
+      t[r] = q4_avx2_combine(t[r], acc[r][0], acc[r][1], prm, s->has_zp, sa[r * s->G + g],
+                             sq[r * s->G + g]);
+  }
+  for (int r = 0; r < R; ++r) uk_store(tot + r * UK_W, t[r]);
+}
+
+Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                                   int64_t p, int n, const float *sa, const int32_t *sq,
+                                   float *tot) {
+  if (R == 1) {
+    switch (n) {
+      case 4: q4_avx2_gemv(s, m, qa, p, 4, sa, sq, tot); return;
+      case 3: q4_avx2_gemv(s, m, qa, p, 3, sa, sq, tot); return;
+      case 2: q4_avx2_gemv(s, m, qa, p, 2, sa, sq, tot); return;
+      default: q4_avx2_gemv(s, m, qa, p, 1, sa, sq, tot); return;
+    }
+  }
+  switch (R) {
+    case 4: q4_avx2_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
+    case 3: q4_avx2_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
+    default: q4_avx2_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+  }
+}
+#endif /* __x86_64__ */
+
+/*===-- x86 AVX-512 VNNI accumulation --------------------------------------===*/
+
+#if defined(__x86_64__)
+/* One zmm is a whole 64-byte block: 16 columns (its 32-bit lanes) x 8 k,
+ * each byte's low / high nibble an even / odd k; vpdpbusd adds their
+ * products with the 4 even / 4 odd inputs straight into the columns' int32
+ * sums, so a block is 2 instructions for 16 columns (AVX2: 4 vpmaddubsw and
+ * the widening, for 2 x 8). The f32 part is the generic expression. All of
+ * it is built for AVX-512 and the helpers are written out: a 64-byte vector
+ * passed to code built for another ISA changes its ABI. KILN_UK_EMULATE_VNNI
+ * (a test build) makes the same loops without AVX-512, vpdpbusd in plain
+ * vector code, so they are checked on CPUs without it. */
+#if defined(KILN_UK_EMULATE_VNNI)
+#define Q4_VNNI
+/* acc + the 4-way products of u's bytes (unsigned) with s4's (signed). */
+UK_INLINE kiln_v16i q4_dpbusd(kiln_v16i acc, kiln_v16u u, int32_t s4) {
+  for (int t = 0; t < 4; ++t)
+    acc += __builtin_convertvector((u >> (uint32_t)(8 * t)) & 255u, kiln_v16i) *
+           (int32_t)(int8_t)(s4 >> (8 * t));
+  return acc;
+}
+UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) { return uq_half16(prm); }
+#else
+#define Q4_VNNI __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vnni")))
+Q4_VNNI UK_INLINE kiln_v16i q4_dpbusd(kiln_v16i acc, kiln_v16u u, int32_t s4) {
+  return (kiln_v16i)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)u, _mm512_set1_epi32(s4));
+}
+/* The 16 f16 scales (the same values as uq_half16's). */
+Q4_VNNI UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) {
+  return (kiln_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)prm));
+}
+#endif
+
+/* tot plus one (panel, group): zero points subtracted, then q4_combine's
+ * expression. */
+Q4_VNNI UK_INLINE kiln_v16f q4_vnni_combine(kiln_v16f tot, kiln_v16i v, const uint8_t *prm,
+                                            int32_t has_zp, float sa, int32_t sq) {
+  if (has_zp) {
+    kiln_v16c z;
+    __builtin_memcpy(&z, prm + 32, sizeof z);
+    v -= __builtin_convertvector(z, kiln_v16i) * sq;
+  }
+  return tot + q4_vnni_scales(prm) * (__builtin_convertvector(v, kiln_v16f) * sa);
+}
+
+/* acc plus block b of a panel's data d against a row's inputs qa. */
+Q4_VNNI UK_INLINE kiln_v16i q4_vnni_block(kiln_v16i acc, const uint8_t *d, int64_t b,
+                                          const int8_t *qa) {
+  kiln_v16u w;
+  int32_t xe, xo;
+  __builtin_memcpy(&w, d + b * 64, sizeof w);
+  __builtin_memcpy(&xe, qa + b * 8, sizeof xe);
+  __builtin_memcpy(&xo, qa + b * 8 + 4, sizeof xo);
+  return q4_dpbusd(q4_dpbusd(acc, w & 0x0F0F0F0Fu, xe), (w >> 4) & 0x0F0F0F0Fu, xo);
+}
+
+/* One row, n (1..4, constant) panels. */
+Q4_VNNI UK_INLINE void q4_vnni_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
+                                    const float *sa, const int32_t *sq, float *tot) {
+  const int64_t gb = s->group / 8;
+  kiln_v16f t[Q4_NP];
+  for (int j = 0; j < n; ++j) t[j] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    kiln_v16i acc[Q4_NP];
+    for (int j = 0; j < n; ++j) acc[j] = 0;
+    for (int64_t b = g * gb; b < (g + 1) * gb; ++b)
+      for (int j = 0; j < n; ++j) acc[j] = q4_vnni_block(acc[j], uq_data(s, m, p + j), b, qa);
+    for (int j = 0; j < n; ++j)
+      t[j] = q4_vnni_combine(t[j], acc[j], uq_params(s, m, p + j, g), s->has_zp, sa[g], sq[g]);
+  }
+  for (int j = 0; j < n; ++j) __builtin_memcpy(tot + j * UK_W, &t[j], sizeof t[j]);
+}
+
+/* R (2..4, constant) rows, one panel. */
+Q4_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                                    int64_t p, const float *sa, const int32_t *sq, float *tot) {
+  const uint8_t *d = uq_data(s, m, p);
+  const int64_t gb = s->group / 8;
+  kiln_v16f t[Q4_MR];
+  for (int r = 0; r < R; ++r) t[r] = 0;
+  for (int64_t g = 0; g < s->G; ++g) {
+    kiln_v16i acc[Q4_MR];
+    for (int r = 0; r < R; ++r) acc[r] = 0;
+    for (int64_t b = g * gb; b < (g + 1) * gb; ++b)
+      for (int r = 0; r < R; ++r) acc[r] = q4_vnni_block(acc[r], d, b, qa + r * qs);
+    const uint8_t *prm = uq_params(s, m, p, g);
+    for (int r = 0; r < R; ++r)
+      t[r] = q4_vnni_combine(t[r], acc[r], prm, s->has_zp, sa[r * s->G + g], sq[r * s->G + g]);
+  }
+  for (int r = 0; r < R; ++r) __builtin_memcpy(tot + r * UK_W, &t[r], sizeof t[r]);
+}
+
+Q4_VNNI static void q4_panels_vnni(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+                                   int64_t p, int n, const float *sa, const int32_t *sq,
+                                   float *tot) {
+  if (R == 1) {
+    switch (n) {
+      case 4: q4_vnni_gemv(s, m, qa, p, 4, sa, sq, tot); return;
+      case 3: q4_vnni_gemv(s, m, qa, p, 3, sa, sq, tot); return;
+      case 2: q4_vnni_gemv(s, m, qa, p, 2, sa, sq, tot); return;
+      default: q4_vnni_gemv(s, m, qa, p, 1, sa, sq, tot); return;
+    }
+  }
+  switch (R) {
+    case 4: q4_vnni_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
+    case 3: q4_vnni_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
+    default: q4_vnni_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+  }
+}
 #endif /* __x86_64__ */
 
 /*===-- aarch64 dot product accumulation -----------------------------------===*/

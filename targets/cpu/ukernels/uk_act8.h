@@ -83,31 +83,6 @@ __attribute__((target("avx2"))) UK_INLINE __m256i a8_bcast4_avx2(const int8_t *a
   __builtin_memcpy(&v, a, sizeof v);
   return _mm256_set1_epi32(v);
 }
-
-/* acc plus, in each int32 lane, the 4-way dot product of its 4 unsigned
- * bytes of u with its 4 signed bytes of s: vpdpbusd (AVX-512 VNNI with
- * VL; the _vnni kernels are compiled for UK_VNNI_FEATURES). With
- * KILN_UK_EMULATE_VNNI (a test build) the same integers from AVX2 alone
- * (bytes widened to int16, vpmaddwd, pairs added), so the _vnni kernels run
- * and are checked on CPUs without VNNI. */
-#if defined(KILN_UK_EMULATE_VNNI)
-#define UK_VNNI_FEATURES "avx2,f16c"
-__attribute__((target(UK_VNNI_FEATURES))) UK_INLINE __m256i a8_dpbusd(__m256i acc, __m256i u,
-                                                                      __m256i s) {
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i ulo = _mm256_unpacklo_epi8(u, zero), uhi = _mm256_unpackhi_epi8(u, zero);
-  const __m256i slo = _mm256_srai_epi16(_mm256_unpacklo_epi8(s, s), 8),
-                shi = _mm256_srai_epi16(_mm256_unpackhi_epi8(s, s), 8);
-  return _mm256_add_epi32(
-      acc, _mm256_hadd_epi32(_mm256_madd_epi16(ulo, slo), _mm256_madd_epi16(uhi, shi)));
-}
-#else
-#define UK_VNNI_FEATURES "avx2,f16c,avx512vnni,avx512vl"
-__attribute__((target(UK_VNNI_FEATURES))) UK_INLINE __m256i a8_dpbusd(__m256i acc, __m256i u,
-                                                                      __m256i s) {
-  return _mm256_dpbusd_epi32(acc, u, s);
-}
-#endif
 #endif
 #if defined(__aarch64__)
 UK_INLINE int8x16_t a8_bcast4_neon(const int8_t *a) {

@@ -133,9 +133,9 @@ void kiln_uk_matmul_glu_qa8_f32_avx2(const float *A, int64_t M, int64_t K, const
                                      const uint8_t *Bu_q, int64_t N, int32_t bits, int64_t group,
                                      int32_t has_zp, int32_t act, float *C, int64_t wg,
                                      int64_t count);
-/** The same with vpdpbusd (x86 AVX-512 VNNI with VL): kiln-compile calls
- *  these names where the target has +avx512vnni,+avx512vl (and AVX2, F16C);
- *  the same bits as the _avx2 twins. */
+/** The same with vpdpbusd on 512-bit registers (x86 AVX-512 F, BW and
+ *  VNNI): kiln-compile calls these names where the target has
+ *  +avx512f,+avx512bw,+avx512vnni (and AVX2, F16C); the same bits. */
 void kiln_uk_matmul_qa8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
                                  int64_t N, int32_t bits, int64_t group, int32_t has_zp,
                                  const float *bias, const float *residual, int32_t act, float *C,
