@@ -648,6 +648,13 @@ std::vector<Q8A8Variant> Q8A8Variants() {
   if (__builtin_cpu_supports("avx2"))
     v.push_back({"avx2", kiln_uk_matmul_q8a8_f32_avx2, kiln_uk_matmul_glu_q8a8_f32_avx2});
 #endif
+#if defined(KILN_UK_TEST_VNNI_EMULATED)
+  // The VNNI loops without AVX-512 (kiln_ukernels_vnni_emulated).
+  v.push_back({"vnni (emulated)", kiln_uk_matmul_q8a8_f32_vnni, kiln_uk_matmul_glu_q8a8_f32_vnni});
+#elif defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
+    v.push_back({"vnni", kiln_uk_matmul_q8a8_f32_vnni, kiln_uk_matmul_glu_q8a8_f32_vnni});
+#endif
   return v;
 }
 

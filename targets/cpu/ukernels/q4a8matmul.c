@@ -276,25 +276,14 @@ Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, 
  * products with the 4 even / 4 odd inputs straight into the columns' int32
  * sums, so a block is 2 instructions for 16 columns (AVX2: 4 vpmaddubsw and
  * the widening, for 2 x 8). The f32 part is the generic expression. All of
- * it is built for AVX-512 and the helpers are written out: a 64-byte vector
- * passed to code built for another ISA changes its ABI. KILN_UK_EMULATE_VNNI
- * (a test build) makes the same loops without AVX-512, vpdpbusd in plain
- * vector code, so they are checked on CPUs without it. */
+ * it is built for AVX-512 (UK_VNNI, uk_act8.h) and the helpers are written
+ * out: a 64-byte vector passed to code built for another ISA changes its
+ * ABI. */
+#define Q4_VNNI UK_VNNI
+#define q4_dpbusd a8_dpbusd16
 #if defined(KILN_UK_EMULATE_VNNI)
-#define Q4_VNNI
-/* acc + the 4-way products of u's bytes (unsigned) with s4's (signed). */
-UK_INLINE kiln_v16i q4_dpbusd(kiln_v16i acc, kiln_v16u u, int32_t s4) {
-  for (int t = 0; t < 4; ++t)
-    acc += __builtin_convertvector((u >> (uint32_t)(8 * t)) & 255u, kiln_v16i) *
-           (int32_t)(int8_t)(s4 >> (8 * t));
-  return acc;
-}
 UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) { return uq_half16(prm); }
 #else
-#define Q4_VNNI __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vnni")))
-Q4_VNNI UK_INLINE kiln_v16i q4_dpbusd(kiln_v16i acc, kiln_v16u u, int32_t s4) {
-  return (kiln_v16i)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)u, _mm512_set1_epi32(s4));
-}
 /* The 16 f16 scales (the same values as uq_half16's). */
 Q4_VNNI UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) {
   return (kiln_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)prm));

@@ -25,6 +25,8 @@
  *   q's signs moved onto it (vpsignb), as the signed one, so a weight of
  *   -128 is still exact (|pair sum| <= 2 * 128 * 127 < 32767); vpmaddwd
  *   widens the pairs to int32.
+ * - x86 AVX-512 VNNI (..._vnni): the block is one zmm; vpdpbusd takes
+ *   q + 128 as its unsigned operand and 128 * sum(qa) is taken off after.
  *
  * Work: workgroups split the panels (16 columns); each quantizes the rows
  * it needs itself, in chunks that fit a 128 KiB stack buffer. M == 1: a
@@ -255,6 +257,75 @@ Q8_AVX2 static void q8_tile_avx2(const int8_t *qa, int64_t qs, int R, const uint
 }
 #endif /* __x86_64__ */
 
+/*===-- x86 AVX-512 VNNI accumulation --------------------------------------===*/
+
+#if defined(__x86_64__)
+/* The block is one zmm (16 columns x 4 k). vpdpbusd wants an unsigned
+ * operand: it takes q + 128 (q xor 0x80) against qa[4b..4b+3], and the
+ * 128 * sum(qa) that adds to every column is taken off at the end
+ * (|sums| <= 255 * 127 * 32768 < 2^31: exact). Built for UK_VNNI
+ * (uk_act8.h); the accumulators cross no call (int32 arrays). */
+UK_VNNI UK_INLINE kiln_v16i q8_vnni_block(kiln_v16i s, const uint8_t *d, const int8_t *qa,
+                                          int64_t b) {
+  kiln_v16u w;
+  int32_t a;
+  __builtin_memcpy(&w, d + b * 64, sizeof w);
+  __builtin_memcpy(&a, qa + 4 * b, sizeof a);
+  return a8_dpbusd16(s, w ^ 0x80808080u, a);
+}
+
+/* 128 * the sum of a row's nblk * 4 quantized inputs. */
+UK_INLINE int32_t q8_bias(const int8_t *qa, int64_t nblk) {
+  int32_t t = 0;
+  for (int64_t k = 0; k < 4 * nblk; ++k) t += qa[k];
+  return 128 * t;
+}
+
+/* One row, n (1..4, constant) panels. */
+UK_VNNI UK_INLINE void q8_vnni_gemv(const int8_t *qa, const uint8_t *d, int64_t pb, int n,
+                                    int64_t nblk, int32_t *acc) {
+  kiln_v16i s[Q8_NP];
+  for (int j = 0; j < n; ++j) s[j] = 0;
+  for (int64_t b = 0; b < nblk; ++b)
+    for (int j = 0; j < n; ++j) s[j] = q8_vnni_block(s[j], d + j * pb, qa, b);
+  const int32_t bias = q8_bias(qa, nblk);
+  for (int j = 0; j < n; ++j) {
+    s[j] -= bias;
+    __builtin_memcpy(acc + j * UK_W, &s[j], sizeof s[j]);
+  }
+}
+
+/* R (2..4, constant) rows, one panel. */
+UK_VNNI UK_INLINE void q8_vnni_rows(const int8_t *qa, int64_t qs, int R, const uint8_t *d,
+                                    int64_t nblk, int32_t *acc) {
+  kiln_v16i s[Q8_MR];
+  for (int r = 0; r < R; ++r) s[r] = 0;
+  for (int64_t b = 0; b < nblk; ++b)
+    for (int r = 0; r < R; ++r) s[r] = q8_vnni_block(s[r], d, qa + r * qs, b);
+  for (int r = 0; r < R; ++r) {
+    s[r] -= q8_bias(qa + r * qs, nblk);
+    __builtin_memcpy(acc + r * UK_W, &s[r], sizeof s[r]);
+  }
+}
+
+UK_VNNI static void q8_tile_vnni(const int8_t *qa, int64_t qs, int R, const uint8_t *d, int64_t pb,
+                                 int n, int64_t nblk, int32_t *acc) {
+  if (R == 1) {
+    switch (n) {
+      case 4: q8_vnni_gemv(qa, d, pb, 4, nblk, acc); return;
+      case 3: q8_vnni_gemv(qa, d, pb, 3, nblk, acc); return;
+      case 2: q8_vnni_gemv(qa, d, pb, 2, nblk, acc); return;
+      default: q8_vnni_gemv(qa, d, pb, 1, nblk, acc); return;
+    }
+  }
+  switch (R) {
+    case 4: q8_vnni_rows(qa, qs, 4, d, nblk, acc); return;
+    case 3: q8_vnni_rows(qa, qs, 3, d, nblk, acc); return;
+    default: q8_vnni_rows(qa, qs, 2, d, nblk, acc); return;
+  }
+}
+#endif /* __x86_64__ */
+
 /*===-- The driver ---------------------------------------------------------===*/
 
 /* ((float)acc * s_a) * s_w, then the shared epilogue. */
@@ -366,5 +437,18 @@ void kiln_uk_matmul_glu_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, cons
                                       int64_t wg, int64_t count) {
   q8_matmul(A, M, K, Bg_q, Bu_q, N, (const float *)0, (const float *)0, act, C, wg, count,
             q8_tile_avx2);
+}
+
+void kiln_uk_matmul_q8a8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                  int64_t N, const float *bias, const float *residual, int32_t act,
+                                  float *C, int64_t wg, int64_t count) {
+  q8_matmul(A, M, K, Bq, (const uint8_t *)0, N, bias, residual, act, C, wg, count, q8_tile_vnni);
+}
+
+void kiln_uk_matmul_glu_q8a8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                      const uint8_t *Bu_q, int64_t N, int32_t act, float *C,
+                                      int64_t wg, int64_t count) {
+  q8_matmul(A, M, K, Bg_q, Bu_q, N, (const float *)0, (const float *)0, act, C, wg, count,
+            q8_tile_vnni);
 }
 #endif /* __x86_64__ */

@@ -83,6 +83,27 @@ __attribute__((target("avx2"))) UK_INLINE __m256i a8_bcast4_avx2(const int8_t *a
   __builtin_memcpy(&v, a, sizeof v);
   return _mm256_set1_epi32(v);
 }
+
+/* The AVX-512 VNNI twins (..._vnni): code built for UK_VNNI, vpdpbusd on
+ * 16 int32 lanes. a8_dpbusd16(acc, u, s4) adds to each lane the 4-way
+ * product of its 4 bytes of u (unsigned) with the 4 bytes of s4 (signed).
+ * KILN_UK_EMULATE_VNNI (a test build) makes the same loops without AVX-512,
+ * the product in plain vector code, so they are checked on CPUs without
+ * it. */
+#if defined(KILN_UK_EMULATE_VNNI)
+#define UK_VNNI
+UK_INLINE kiln_v16i a8_dpbusd16(kiln_v16i acc, kiln_v16u u, int32_t s4) {
+  for (int t = 0; t < 4; ++t)
+    acc += __builtin_convertvector((u >> (uint32_t)(8 * t)) & 255u, kiln_v16i) *
+           (int32_t)(int8_t)(s4 >> (8 * t));
+  return acc;
+}
+#else
+#define UK_VNNI __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vnni")))
+UK_VNNI UK_INLINE kiln_v16i a8_dpbusd16(kiln_v16i acc, kiln_v16u u, int32_t s4) {
+  return (kiln_v16i)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)u, _mm512_set1_epi32(s4));
+}
+#endif
 #endif
 #if defined(__aarch64__)
 UK_INLINE int8x16_t a8_bcast4_neon(const int8_t *a) {

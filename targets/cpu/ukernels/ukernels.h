@@ -218,6 +218,14 @@ void kiln_uk_matmul_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, const ui
 void kiln_uk_matmul_glu_q8a8_f32_avx2(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
                                       const uint8_t *Bu_q, int64_t N, int32_t act, float *C,
                                       int64_t wg, int64_t count);
+/** The same with vpdpbusd on 512-bit registers (AVX-512 F, BW and VNNI):
+ *  kiln-compile calls these names where the target has them. */
+void kiln_uk_matmul_q8a8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bq,
+                                  int64_t N, const float *bias, const float *residual, int32_t act,
+                                  float *C, int64_t wg, int64_t count);
+void kiln_uk_matmul_glu_q8a8_f32_vnni(const float *A, int64_t M, int64_t K, const uint8_t *Bg_q,
+                                      const uint8_t *Bu_q, int64_t N, int32_t act, float *C,
+                                      int64_t wg, int64_t count);
 #endif
 
 /** kv8: kiln_uk_paged_attention_f32 over int8 pools [num_blocks,
