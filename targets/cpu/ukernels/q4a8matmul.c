@@ -279,20 +279,18 @@ Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, 
  * it is built for AVX-512 (UK_VNNI, uk_act8.h) and the helpers are written
  * out: a 64-byte vector passed to code built for another ISA changes its
  * ABI. */
-#define Q4_VNNI UK_VNNI
-#define q4_dpbusd a8_dpbusd16
 #if defined(KILN_UK_EMULATE_VNNI)
 UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) { return uq_half16(prm); }
 #else
 /* The 16 f16 scales (the same values as uq_half16's). */
-Q4_VNNI UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) {
+UK_VNNI UK_INLINE kiln_v16f q4_vnni_scales(const uint8_t *prm) {
   return (kiln_v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)prm));
 }
 #endif
 
 /* tot plus one (panel, group): zero points subtracted, then q4_combine's
  * expression. */
-Q4_VNNI UK_INLINE kiln_v16f q4_vnni_combine(kiln_v16f tot, kiln_v16i v, const uint8_t *prm,
+UK_VNNI UK_INLINE kiln_v16f q4_vnni_combine(kiln_v16f tot, kiln_v16i v, const uint8_t *prm,
                                             int32_t has_zp, float sa, int32_t sq) {
   if (has_zp) {
     kiln_v16c z;
@@ -303,18 +301,18 @@ Q4_VNNI UK_INLINE kiln_v16f q4_vnni_combine(kiln_v16f tot, kiln_v16i v, const ui
 }
 
 /* acc plus block b of a panel's data d against a row's inputs qa. */
-Q4_VNNI UK_INLINE kiln_v16i q4_vnni_block(kiln_v16i acc, const uint8_t *d, int64_t b,
+UK_VNNI UK_INLINE kiln_v16i q4_vnni_block(kiln_v16i acc, const uint8_t *d, int64_t b,
                                           const int8_t *qa) {
   kiln_v16u w;
   int32_t xe, xo;
   __builtin_memcpy(&w, d + b * 64, sizeof w);
   __builtin_memcpy(&xe, qa + b * 8, sizeof xe);
   __builtin_memcpy(&xo, qa + b * 8 + 4, sizeof xo);
-  return q4_dpbusd(q4_dpbusd(acc, w & 0x0F0F0F0Fu, xe), (w >> 4) & 0x0F0F0F0Fu, xo);
+  return a8_dpbusd16(a8_dpbusd16(acc, w & 0x0F0F0F0Fu, xe), (w >> 4) & 0x0F0F0F0Fu, xo);
 }
 
 /* One row, n (1..4, constant) panels. */
-Q4_VNNI UK_INLINE void q4_vnni_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
+UK_VNNI UK_INLINE void q4_vnni_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
                                     const float *sa, const int32_t *sq, float *tot) {
   const int64_t gb = s->group / 8;
   kiln_v16f t[Q4_NP];
@@ -331,7 +329,7 @@ Q4_VNNI UK_INLINE void q4_vnni_gemv(const uq_weight *s, int m, const int8_t *qa,
 }
 
 /* R (2..4, constant) rows, one panel. */
-Q4_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+UK_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                                     int64_t p, const float *sa, const int32_t *sq, float *tot) {
   const uint8_t *d = uq_data(s, m, p);
   const int64_t gb = s->group / 8;
@@ -349,7 +347,7 @@ Q4_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa,
   for (int r = 0; r < R; ++r) __builtin_memcpy(tot + r * UK_W, &t[r], sizeof t[r]);
 }
 
-Q4_VNNI static void q4_panels_vnni(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
+UK_VNNI static void q4_panels_vnni(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                                    int64_t p, int n, const float *sa, const int32_t *sq,
                                    float *tot) {
   if (R == 1) {
