@@ -400,6 +400,25 @@ void attendBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, const Att
     store(arith::MulFOp::create(rw, loc, sums[d], inv), a.out, x.add(rowBase, x.c(d)));
 }
 
+/// Where `tiled` holds (uniform), the item of row s attends in the block
+/// form when s is the first of a block of kBlockRows (the other items of
+/// the block have nothing to do); elsewhere it attends its row alone.
+void attendRowOrBlock(WorkgroupBuilder &wg, RewriterBase &rw, Location loc, Value tiled, Value s,
+                      const AttentionRow &row, const AttentionBlock &blk,
+                      const BlockScratch &scratch) {
+  Ix x{rw, loc};
+  auto mode = scf::IfOp::create(rw, loc, tiled, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard g(rw);
+  rw.setInsertionPoint(mode.thenBlock()->getTerminator());
+  Value lead = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq,
+                                     x.rem(s, x.c(kBlockRows)), x.c(0));
+  auto ifLead = scf::IfOp::create(rw, loc, lead, /*withElseRegion=*/false);
+  rw.setInsertionPoint(ifLead.thenBlock()->getTerminator());
+  attendBlock(wg, rw, loc, blk, scratch);
+  rw.setInsertionPoint(mode.elseBlock()->getTerminator());
+  attendRow(wg, rw, loc, row);
+}
+
 /// The head size, static on this target (it sizes the private accumulator).
 FailureOr<int64_t> staticHeadSize(llm::UkernelOp op, Value q, std::string &error) {
   auto t = cast<MemRefType>(q.getType());
@@ -559,19 +578,7 @@ LogicalResult expandAttentionF32(llm::UkernelOp op, RewriterBase &rw,
   };
   AttentionBlock blk{q, k, v, out, rowBase, x.min(x.c(kBlockRows), x.sub(S, s)),
                      *hdStatic, scale, numKeysOf, key};
-  Value tiled = x.le(x.c(kBlockRows), S);
-  auto mode = scf::IfOp::create(rw, loc, tiled, /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard g(rw);
-    rw.setInsertionPoint(mode.thenBlock()->getTerminator());
-    auto lead = scf::IfOp::create(
-        rw, loc, arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::eq, x.rem(s, x.c(kBlockRows)), zero),
-        /*withElseRegion=*/false);
-    rw.setInsertionPoint(lead.thenBlock()->getTerminator());
-    attendBlock(wg, rw, loc, blk, scratch);
-    rw.setInsertionPoint(mode.elseBlock()->getTerminator());
-    attendRow(wg, rw, loc, row);
-  }
+  attendRowOrBlock(wg, rw, loc, x.le(x.c(kBlockRows), S), s, row, blk, scratch);
   rw.eraseOp(op);
   return success();
 }
@@ -672,19 +679,7 @@ static LogicalResult expandPagedAttention(llm::UkernelOp op, RewriterBase &rewri
   Value tiled = x.land(x.land(x.cmp(arith::CmpIPredicate::eq, batch, one),
                               x.cmp(arith::CmpIPredicate::eq, rows, n)),
                        x.le(x.c(kBlockRows), n));
-  auto mode = scf::IfOp::create(rewriter, loc, tiled, /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard g(rewriter);
-    rewriter.setInsertionPoint(mode.thenBlock()->getTerminator());
-    auto lead = scf::IfOp::create(
-        rewriter, loc,
-        arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, x.rem(s, x.c(kBlockRows)), zero),
-        /*withElseRegion=*/false);
-    rewriter.setInsertionPoint(lead.thenBlock()->getTerminator());
-    attendBlock(wg, rewriter, loc, blk, scratch);
-    rewriter.setInsertionPoint(mode.elseBlock()->getTerminator());
-    attendRow(wg, rewriter, loc, row);
-  }
+  attendRowOrBlock(wg, rewriter, loc, tiled, s, row, blk, scratch);
   rewriter.eraseOp(op);
   return success();
 }
