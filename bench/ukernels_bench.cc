@@ -246,6 +246,8 @@ void BM_QA8Matmul(benchmark::State &state) {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
     fn = kiln_uk_matmul_qa8_f32_avx2;
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+    fn = kiln_uk_matmul_qa8_f32_vnni;
 #endif
   RunPackedMatmul(state, packed, size, threads, M, K, N, "GOP/s",
                   [&](const uint8_t *w, int64_t wg) {
@@ -259,7 +261,7 @@ void QA8MatmulArgs(benchmark::internal::Benchmark *b) {
   for (int threads : {1, 2})
     for (int64_t group : {32, 128}) {
       for (int64_t M : {1, 16, 128}) b->Args({M, 1024, 2816, group, threads, 1});
-      b->Args({1, 1024, 2816, group, threads, 24});
+      b->Args({1, 1024, 2816, group, threads, 80});
     }
   // The 200M LLaMA's decode shapes (q/k/v/o; down), streamed.
   for (int threads : {1, 2}) {

@@ -45,17 +45,26 @@
 #include "uk_act8.h"
 
 
-#define Q4_MR 4              /* rows of a block (M >= 2) */
-#define Q4_NP 4              /* panels of the GEMV (M == 1) */
+#define Q4_MR 4              /* rows of a block */
 #define Q4_ABUF UQ_A8_K_MAX  /* bytes of quantized rows per chunk */
 #define Q4_PMAX UQ_A8_G_MAX  /* (row, group) scales and sums per chunk */
 
-/* tot[i * 16 + lane] (f32) = y before the epilogue for rows i < R of qa
- * (row stride qs bytes; their s_a and sums of qa at sa / sq + i * G) times
- * panel p of weight m, or for R == 1 the one row times panels p .. p+n-1
- * (i < n). */
+/* tot[i * 16 + lane] (f32) = y before the epilogue for rows i < R (1..4)
+ * of qa (row stride qs bytes; their s_a and sums of qa at sa / sq + i * G)
+ * times panel p of weight m.
+ *
+ * One panel at a time, the GEMV (M == 1) included: a panel is one
+ * sequential stream of packed weights (and one of its parameters). The
+ * GEMV used to interleave 4 panels to share each input broadcast; on a
+ * 2-core Zen 5 that streamed 130 MiB at 18-26 GB/s against 29-35 GB/s
+ * with one panel and a software prefetch Q4_PF bytes ahead (read
+ * bandwidth 38 GB/s; bench/ukernels_bench.cc BM_QA8Matmul copies:80, the
+ * AVX2 and the VNNI loops alike): more streams cost more than the shared
+ * broadcasts save. */
 typedef void (*q4_panels_fn)(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
-                             int64_t p, int n, const float *sa, const int32_t *sq, float *tot);
+                             int64_t p, const float *sa, const int32_t *sq, float *tot);
+
+#define Q4_PF 2048 /* bytes the x86 loops prefetch ahead in a panel */
 
 /* The f32 part of one (panel, group), the same expression in both loops:
  * v (the exact integer sum, zero points subtracted), the group's 16
@@ -105,13 +114,11 @@ UK_INLINE kiln_v16i q4_dot8(kiln_v16u w, const int8_t *x) {
 }
 
 static void q4_panels_generic(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
-                              int64_t p, int n, const float *sa, const int32_t *sq, float *tot) {
-  const int rows = R > 1, cnt = rows ? R : n;
+                              int64_t p, const float *sa, const int32_t *sq, float *tot) {
   const int64_t gb = s->group / 8; /* 8-k blocks per group */
-  for (int i = 0; i < cnt; ++i) {
-    const int8_t *x = qa + (rows ? i * qs : 0);
-    const int64_t panel = rows ? p : p + i, row = rows ? i : 0;
-    const uint8_t *d = uq_data(s, m, panel);
+  const uint8_t *d = uq_data(s, m, p);
+  for (int row = 0; row < R; ++row) {
+    const int8_t *x = qa + row * qs;
     kiln_v16f t = 0;
     for (int64_t g = 0; g < s->G; ++g) {
       kiln_v16i v = 0;
@@ -120,7 +127,7 @@ static void q4_panels_generic(const uq_weight *s, int m, const int8_t *qa, int64
         __builtin_memcpy(&w, d + b * 64, sizeof w);
         v += q4_dot8(w, x + b * 8);
       }
-      const uint8_t *prm = uq_params(s, m, panel, g);
+      const uint8_t *prm = uq_params(s, m, p, g);
       if (s->has_zp) {
         kiln_v16c z;
         __builtin_memcpy(&z, prm + 32, sizeof z);
@@ -128,7 +135,7 @@ static void q4_panels_generic(const uq_weight *s, int m, const int8_t *qa, int64
       }
       t = q4_combine(t, v, uq_half16(prm), sa[row * s->G + g]);
     }
-    uk_store(tot + i * UK_W, t);
+    uk_store(tot + row * UK_W, t);
   }
 }
 
@@ -168,45 +175,7 @@ Q4_AVX2 UK_INLINE __m256i q4_avx2_pairs(__m256i lo, __m256i hi, __m256i xe, __m2
   return _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
 }
 
-/* One row, n (1..4, constant) panels. */
-Q4_AVX2 UK_INLINE void q4_avx2_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
-                                    const float *sa, const int32_t *sq, float *tot) {
-  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(15);
-  const int64_t gb = s->group / 8;
-  kiln_v16f t[Q4_NP];
-  for (int j = 0; j < n; ++j) t[j] = 0;
-  for (int64_t g = 0; g < s->G; ++g) {
-    const int64_t b0 = g * gb;
-    __m256i acc[Q4_NP][2];
-    for (int j = 0; j < n; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_si256();
-    /* int16 sums of up to 4 blocks, then widened */
-    for (int64_t c = 0; c < gb; c += 4) {
-      const int64_t ce = uk_min64(gb, c + 4);
-      __m256i pr[Q4_NP][2];
-      for (int j = 0; j < n; ++j) pr[j][0] = pr[j][1] = _mm256_setzero_si256();
-      for (int64_t b = b0 + c; b < b0 + ce; ++b) {
-        const __m256i xe = a8_bcast4_avx2(qa + b * 8), xo = a8_bcast4_avx2(qa + b * 8 + 4);
-        for (int j = 0; j < n; ++j)
-          for (int h = 0; h < 2; ++h) {
-            const __m256i w =
-                _mm256_loadu_si256((const __m256i *)(uq_data(s, m, p + j) + b * 64 + 32 * h));
-            const __m256i lo = _mm256_and_si256(w, mask),
-                          hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), mask);
-            pr[j][h] = _mm256_add_epi16(pr[j][h], q4_avx2_pairs(lo, hi, xe, xo));
-          }
-      }
-      for (int j = 0; j < n; ++j)
-        for (int h = 0; h < 2; ++h)
-          acc[j][h] = _mm256_add_epi32(acc[j][h], _mm256_madd_epi16(pr[j][h], ones));
-    }
-    for (int j = 0; j < n; ++j)
-      t[j] = q4_avx2_combine(t[j], acc[j][0], acc[j][1], uq_params(s, m, p + j, g), s->has_zp,
-                             sa[g], sq[g]);
-  }
-  for (int j = 0; j < n; ++j) uk_store(tot + j * UK_W, t[j]);
-}
-
-/* R (2..4, constant) rows, one panel: each half block is unpacked once for
+/* R (1..4, constant) rows, one panel: each half block is unpacked once for
  * all rows. */
 Q4_AVX2 UK_INLINE void q4_avx2_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                                     int64_t p, const float *sa, const int32_t *sq, float *tot) {
@@ -224,6 +193,7 @@ Q4_AVX2 UK_INLINE void q4_avx2_rows(const uq_weight *s, int m, const int8_t *qa,
       __m256i pr[Q4_MR][2];
       for (int r = 0; r < R; ++r) pr[r][0] = pr[r][1] = _mm256_setzero_si256();
       for (int64_t b = b0 + c; b < b0 + ce; ++b) {
+        __builtin_prefetch(d + b * 64 + Q4_PF, 0, 3);
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; ++h) {
           const __m256i w = _mm256_loadu_si256((const __m256i *)(d + b * 64 + 32 * h));
@@ -250,20 +220,12 @@ Q4_AVX2 UK_INLINE void q4_avx2_rows(const uq_weight *s, int m, const int8_t *qa,
 }
 
 Q4_AVX2 static void q4_panels_avx2(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
-                                   int64_t p, int n, const float *sa, const int32_t *sq,
-                                   float *tot) {
-  if (R == 1) {
-    switch (n) {
-      case 4: q4_avx2_gemv(s, m, qa, p, 4, sa, sq, tot); return;
-      case 3: q4_avx2_gemv(s, m, qa, p, 3, sa, sq, tot); return;
-      case 2: q4_avx2_gemv(s, m, qa, p, 2, sa, sq, tot); return;
-      default: q4_avx2_gemv(s, m, qa, p, 1, sa, sq, tot); return;
-    }
-  }
+                                   int64_t p, const float *sa, const int32_t *sq, float *tot) {
   switch (R) {
     case 4: q4_avx2_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
     case 3: q4_avx2_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
-    default: q4_avx2_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+    case 2: q4_avx2_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+    default: q4_avx2_rows(s, m, qa, qs, 1, p, sa, sq, tot); return;
   }
 }
 #endif /* __x86_64__ */
@@ -311,24 +273,7 @@ UK_VNNI UK_INLINE kiln_v16i q4_vnni_block(kiln_v16i acc, const uint8_t *d, int64
   return a8_dpbusd16(a8_dpbusd16(acc, w & 0x0F0F0F0Fu, xe), (w >> 4) & 0x0F0F0F0Fu, xo);
 }
 
-/* One row, n (1..4, constant) panels. */
-UK_VNNI UK_INLINE void q4_vnni_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p, int n,
-                                    const float *sa, const int32_t *sq, float *tot) {
-  const int64_t gb = s->group / 8;
-  kiln_v16f t[Q4_NP];
-  for (int j = 0; j < n; ++j) t[j] = 0;
-  for (int64_t g = 0; g < s->G; ++g) {
-    kiln_v16i acc[Q4_NP];
-    for (int j = 0; j < n; ++j) acc[j] = 0;
-    for (int64_t b = g * gb; b < (g + 1) * gb; ++b)
-      for (int j = 0; j < n; ++j) acc[j] = q4_vnni_block(acc[j], uq_data(s, m, p + j), b, qa);
-    for (int j = 0; j < n; ++j)
-      t[j] = q4_vnni_combine(t[j], acc[j], uq_params(s, m, p + j, g), s->has_zp, sa[g], sq[g]);
-  }
-  for (int j = 0; j < n; ++j) __builtin_memcpy(tot + j * UK_W, &t[j], sizeof t[j]);
-}
-
-/* R (2..4, constant) rows, one panel. */
+/* R (1..4, constant) rows, one panel. */
 UK_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
                                     int64_t p, const float *sa, const int32_t *sq, float *tot) {
   const uint8_t *d = uq_data(s, m, p);
@@ -338,8 +283,10 @@ UK_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa,
   for (int64_t g = 0; g < s->G; ++g) {
     kiln_v16i acc[Q4_MR];
     for (int r = 0; r < R; ++r) acc[r] = 0;
-    for (int64_t b = g * gb; b < (g + 1) * gb; ++b)
+    for (int64_t b = g * gb; b < (g + 1) * gb; ++b) {
+      __builtin_prefetch(d + b * 64 + Q4_PF, 0, 3);
       for (int r = 0; r < R; ++r) acc[r] = q4_vnni_block(acc[r], d, b, qa + r * qs);
+    }
     const uint8_t *prm = uq_params(s, m, p, g);
     for (int r = 0; r < R; ++r)
       t[r] = q4_vnni_combine(t[r], acc[r], prm, s->has_zp, sa[r * s->G + g], sq[r * s->G + g]);
@@ -348,20 +295,12 @@ UK_VNNI UK_INLINE void q4_vnni_rows(const uq_weight *s, int m, const int8_t *qa,
 }
 
 UK_VNNI static void q4_panels_vnni(const uq_weight *s, int m, const int8_t *qa, int64_t qs, int R,
-                                   int64_t p, int n, const float *sa, const int32_t *sq,
-                                   float *tot) {
-  if (R == 1) {
-    switch (n) {
-      case 4: q4_vnni_gemv(s, m, qa, p, 4, sa, sq, tot); return;
-      case 3: q4_vnni_gemv(s, m, qa, p, 3, sa, sq, tot); return;
-      case 2: q4_vnni_gemv(s, m, qa, p, 2, sa, sq, tot); return;
-      default: q4_vnni_gemv(s, m, qa, p, 1, sa, sq, tot); return;
-    }
-  }
+                                   int64_t p, const float *sa, const int32_t *sq, float *tot) {
   switch (R) {
     case 4: q4_vnni_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
     case 3: q4_vnni_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
-    default: q4_vnni_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+    case 2: q4_vnni_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+    default: q4_vnni_rows(s, m, qa, qs, 1, p, sa, sq, tot); return;
   }
 }
 #endif /* __x86_64__ */
@@ -396,31 +335,7 @@ Q4_DOTPROD UK_INLINE kiln_v16f q4_dot_combine(kiln_v16f tot, const int32x4_t *ac
   return q4_combine(tot, v, uq_half16(prm), sa);
 }
 
-/* One row, n (1..4, constant) panels. */
-Q4_DOTPROD UK_INLINE void q4_dot_gemv(const uq_weight *s, int m, const int8_t *qa, int64_t p,
-                                      int n, const float *sa, const int32_t *sq, float *tot) {
-  const int64_t gb = s->group / 8;
-  kiln_v16f t[Q4_NP];
-  for (int j = 0; j < n; ++j) t[j] = 0;
-  for (int64_t g = 0; g < s->G; ++g) {
-    int32x4_t acc[Q4_NP][4];
-    for (int j = 0; j < n; ++j)
-      for (int i = 0; i < 4; ++i) acc[j][i] = vdupq_n_s32(0);
-    for (int64_t b = g * gb; b < (g + 1) * gb; ++b) {
-      const int8x16_t xe = a8_bcast4_neon(qa + b * 8), xo = a8_bcast4_neon(qa + b * 8 + 4);
-      for (int j = 0; j < n; ++j) {
-        const uint8_t *w = uq_data(s, m, p + j) + b * 64;
-        for (int i = 0; i < 4; ++i)
-          acc[j][i] = q4_dot_quarter(acc[j][i], vld1q_u8(w + 16 * i), xe, xo);
-      }
-    }
-    for (int j = 0; j < n; ++j)
-      t[j] = q4_dot_combine(t[j], acc[j], uq_params(s, m, p + j, g), s->has_zp, sa[g], sq[g]);
-  }
-  for (int j = 0; j < n; ++j) uk_store(tot + j * UK_W, t[j]);
-}
-
-/* R (2..4, constant) rows, one panel: each block is loaded once for all
+/* R (1..4, constant) rows, one panel: each block is loaded once for all
  * rows. */
 Q4_DOTPROD UK_INLINE void q4_dot_rows(const uq_weight *s, int m, const int8_t *qa, int64_t qs,
                                       int R, int64_t p, const float *sa, const int32_t *sq,
@@ -450,20 +365,13 @@ Q4_DOTPROD UK_INLINE void q4_dot_rows(const uq_weight *s, int m, const int8_t *q
 }
 
 Q4_DOTPROD static void q4_panels_dotprod(const uq_weight *s, int m, const int8_t *qa, int64_t qs,
-                                         int R, int64_t p, int n, const float *sa,
-                                         const int32_t *sq, float *tot) {
-  if (R == 1) {
-    switch (n) {
-      case 4: q4_dot_gemv(s, m, qa, p, 4, sa, sq, tot); return;
-      case 3: q4_dot_gemv(s, m, qa, p, 3, sa, sq, tot); return;
-      case 2: q4_dot_gemv(s, m, qa, p, 2, sa, sq, tot); return;
-      default: q4_dot_gemv(s, m, qa, p, 1, sa, sq, tot); return;
-    }
-  }
+                                         int R, int64_t p, const float *sa, const int32_t *sq,
+                                         float *tot) {
   switch (R) {
     case 4: q4_dot_rows(s, m, qa, qs, 4, p, sa, sq, tot); return;
     case 3: q4_dot_rows(s, m, qa, qs, 3, p, sa, sq, tot); return;
-    default: q4_dot_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+    case 2: q4_dot_rows(s, m, qa, qs, 2, p, sa, sq, tot); return;
+    default: q4_dot_rows(s, m, qa, qs, 1, p, sa, sq, tot); return;
   }
 }
 #endif /* __aarch64__ */
@@ -488,30 +396,15 @@ UK_INLINE void q4_matmul(const float *A, int64_t M, int64_t K, const uint8_t *Bg
     const int64_t mr = uk_min64(mc, M - m0);
     for (int64_t i = 0; i < mr; ++i)
       q4_quantize_row(A + (m0 + i) * K, K, group, qbuf + i * K, sa + i * s.G, sq + i * s.G);
-    if (mr == 1) { /* GEMV: Q4_NP panels at a time */
-      for (int64_t p = b; p < e; p += Q4_NP) {
-        const int n = (int)uk_min64(Q4_NP, e - p);
-        panels(&s, 0, qbuf, K, 1, p, n, sa, sq, tg);
-        if (Bu) panels(&s, 1, qbuf, K, 1, p, n, sa, sq, tu);
-        for (int j = 0; j < n; ++j) {
-          const int64_t n0 = (p + j) * UK_W, nv = uk_min64(UK_W, N - n0);
-          if (Bu)
-            uk_store_glu(uk_load(tg + j * UK_W), uk_load(tu + j * UK_W), m0, n0, nv, N, act, C);
-          else
-            uk_store_out(uk_load(tg + j * UK_W), m0, n0, nv, N, bias, residual, act, C);
-        }
-      }
-      continue;
-    }
     const int64_t nrb = uk_ceil_div(mr, Q4_MR);
     for (int64_t p = b; p < e; ++p) {
       const int64_t n0 = p * UK_W, nv = uk_min64(UK_W, N - n0);
-      /* row blocks of balanced height (>= 2 rows each: 5 = 3 + 2) */
+      /* row blocks of balanced height (5 = 3 + 2) */
       for (int64_t r0 = 0, rb = 0; r0 < mr; ++rb) {
         const int64_t R = (mr - r0) / (nrb - rb) + ((mr - r0) % (nrb - rb) != 0);
         const int8_t *qa = qbuf + r0 * K;
-        panels(&s, 0, qa, K, (int)R, p, 1, sa + r0 * s.G, sq + r0 * s.G, tg);
-        if (Bu) panels(&s, 1, qa, K, (int)R, p, 1, sa + r0 * s.G, sq + r0 * s.G, tu);
+        panels(&s, 0, qa, K, (int)R, p, sa + r0 * s.G, sq + r0 * s.G, tg);
+        if (Bu) panels(&s, 1, qa, K, (int)R, p, sa + r0 * s.G, sq + r0 * s.G, tu);
         for (int64_t i = 0; i < R; ++i) {
           if (Bu)
             uk_store_glu(uk_load(tg + i * UK_W), uk_load(tu + i * UK_W), m0 + r0 + i, n0, nv, N,
