@@ -293,6 +293,8 @@ void BM_Q8A8Matmul(benchmark::State &state) {
   auto fn = kiln_uk_matmul_q8a8_f32;
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) fn = kiln_uk_matmul_q8a8_f32_avx2;
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+    fn = kiln_uk_matmul_q8a8_f32_vnni;
 #endif
   RunPackedMatmul(state, packed, size, threads, M, K, N, "GOP/s",
                   [&](const uint8_t *w, int64_t wg) {
