@@ -82,11 +82,11 @@ UK_INLINE kiln_v16f uk_dot4(const float *qr, const float *k0, const float *k1, c
   return uk_fold4(a0, a1, a2, a3);
 }
 
-/* q . k_j for the 16 keys starting at kj (rows of hd floats, ks apart); only
- * the first nv (1..16) are read, the other lanes repeat the last valid key. */
-UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t ks, int64_t nv, int64_t hd) {
+/* q . k_j for the 16 keys whose rows start at kr[0..15]; only the first nv
+ * (1..16) are read, the other lanes repeat the last valid key. */
+UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *const *kr, int64_t nv, int64_t hd) {
   const float *kp[UK_W];
-  for (int j = 0; j < UK_W; ++j) kp[j] = kj + (j < nv ? j : nv - 1) * ks;
+  for (int j = 0; j < UK_W; ++j) kp[j] = kr[j < nv ? j : nv - 1];
   kiln_v16f y0 = uk_dot4(qr, kp[0], kp[1], kp[2], kp[3], hd);
   kiln_v16f y1 = uk_dot4(qr, kp[4], kp[5], kp[6], kp[7], hd);
   kiln_v16f y2 = uk_dot4(qr, kp[8], kp[9], kp[10], kp[11], hd);
@@ -97,9 +97,9 @@ UK_INLINE kiln_v16f uk_dot16(const float *qr, const float *kj, int64_t ks, int64
 /*===-- P @ V -------------------------------------------------------------===*/
 
 /* o_i = o_i * alpha_i + sum_{j < nk} p_i[j] * v_j for R (1..4, a constant
- * after inlining) rows; p rows have stride UK_ATT_TB, v rows stride ks. */
+ * after inlining) rows; p rows have stride UK_ATT_TB, v_j's row is vr[j]. */
 UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, int R,
-                          const float *vb, int64_t ks, int64_t nk, int64_t hd, int two_chains) {
+                          const float *const *vr, int64_t nk, int64_t hd, int two_chains) {
   int64_t d = 0;
   for (; d + UK_W <= hd; d += UK_W) {
     kiln_v16f acc[UK_ATT_RB], acc2[UK_ATT_RB];
@@ -110,7 +110,7 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
     int64_t j = 0;
     if (two_chains) { /* two chains per row so that FMA latency does not limit */
       for (; j + 2 <= nk; j += 2) {
-        kiln_v16f v0 = uk_load(vb + j * ks + d), v1 = uk_load(vb + (j + 1) * ks + d);
+        kiln_v16f v0 = uk_load(vr[j] + d), v1 = uk_load(vr[j + 1] + d);
         for (int i = 0; i < R; ++i) {
           acc[i] += p[i * UK_ATT_TB + j] * v0;
           acc2[i] += p[i * UK_ATT_TB + j + 1] * v1;
@@ -118,7 +118,7 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
       }
     }
     for (; j < nk; ++j) {
-      kiln_v16f v0 = uk_load(vb + j * ks + d);
+      kiln_v16f v0 = uk_load(vr[j] + d);
       for (int i = 0; i < R; ++i) acc[i] += p[i * UK_ATT_TB + j] * v0;
     }
     for (int i = 0; i < R; ++i) uk_store(o[i] + d, acc[i] + acc2[i]);
@@ -126,7 +126,7 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
   for (; d < hd; ++d) {
     for (int i = 0; i < R; ++i) {
       float acc = o[i][d] * alpha[i];
-      for (int64_t j = 0; j < nk; ++j) acc += p[i * UK_ATT_TB + j] * vb[j * ks + d];
+      for (int64_t j = 0; j < nk; ++j) acc += p[i * UK_ATT_TB + j] * vr[j][d];
       o[i][d] = acc;
     }
   }
@@ -135,18 +135,18 @@ UK_INLINE void uk_pv_rows(float *const *o, const float *p, const float *alpha, i
 /* invariant: one chain per row whatever R is, so that a row's sum does not
  * depend on how many rows share its register block (the paged kernel). */
 UK_INLINE void uk_pv_any(float *const *o, const float *p, const float *alpha, int R,
-                         const float *vb, int64_t ks, int64_t nk, int64_t hd, int invariant) {
+                         const float *const *vr, int64_t nk, int64_t hd, int invariant) {
   switch (R) {
     case 1:
-      if (invariant) uk_pv_rows(o, p, alpha, 1, vb, ks, nk, hd, 0);
-      else uk_pv_rows(o, p, alpha, 1, vb, ks, nk, hd, 1);
+      if (invariant) uk_pv_rows(o, p, alpha, 1, vr, nk, hd, 0);
+      else uk_pv_rows(o, p, alpha, 1, vr, nk, hd, 1);
       break;
     case 2:
-      if (invariant) uk_pv_rows(o, p, alpha, 2, vb, ks, nk, hd, 0);
-      else uk_pv_rows(o, p, alpha, 2, vb, ks, nk, hd, 1);
+      if (invariant) uk_pv_rows(o, p, alpha, 2, vr, nk, hd, 0);
+      else uk_pv_rows(o, p, alpha, 2, vr, nk, hd, 1);
       break;
-    case 3: uk_pv_rows(o, p, alpha, 3, vb, ks, nk, hd, 0); break;
-    default: uk_pv_rows(o, p, alpha, 4, vb, ks, nk, hd, 0); break;
+    case 3: uk_pv_rows(o, p, alpha, 3, vr, nk, hd, 0); break;
+    default: uk_pv_rows(o, p, alpha, 4, vr, nk, hd, 0); break;
   }
 }
 
@@ -183,34 +183,43 @@ UK_INLINE void uk_att_widen8(const int8_t *row, int64_t hd, float *dst) {
   for (int64_t d = 0; d < hd; ++d) dst[d] = s * (float)row[d];
 }
 
-/* The run of keys j0.. (at most `want`) that sits contiguously in memory:
- * sets their K and V row pointers and row stride; returns how many, or 0
- * for a paged block id outside the pool (those keys are skipped). */
-UK_INLINE int64_t uk_att_chunk(const uk_att_src_t *a, int64_t j0, int64_t want, const float **kc,
-                               const float **vc, int64_t *ks) {
+/* The keys j0.. (at most `want` <= UK_ATT_TB) of one chunk: kr[j] and vr[j]
+ * are key j0 + j's K and V rows. A paged chunk runs over consecutive
+ * blocks until `want` or a block id outside the pool; it returns how many
+ * keys it holds, or -n for the n keys of such a block (those keys are
+ * skipped). Chunks of several paged blocks (UK_ATT_TB keys, where a block
+ * is usually 16) take each softmax step's fixed cost (the row's max, the
+ * rescale of its output) once per 64 keys: a decode over llama-s's heads
+ * of 32 spent most of its time there. A chunk starts at the same logical
+ * key whichever blocks hold it, so a row's result does not depend on
+ * where its blocks are. */
+UK_INLINE int64_t uk_att_chunk(const uk_att_src_t *a, int64_t j0, int64_t want, const float **kr,
+                               const float **vr) {
   if (!a->blocks) {
-    *kc = a->k + j0 * a->hd;
-    *vc = a->v + j0 * a->hd;
-    *ks = a->hd;
+    for (int64_t j = 0; j < want; ++j) {
+      kr[j] = a->k + (j0 + j) * a->hd;
+      vr[j] = a->v + (j0 + j) * a->hd;
+    }
     return want;
   }
-  const int64_t blk = a->blocks[j0 / a->bs], off = j0 % a->bs;
-  const int64_t n = uk_min64(want, a->bs - off);
-  if (blk < 0 || blk >= a->num_blocks) return -n;
-  const int64_t row = blk * a->bs + off;
-  if (a->k8) {
-    for (int64_t j = 0; j < n; ++j) {
-      uk_att_widen8(a->k8 + (row + j) * a->ks8, a->hd, a->kbuf + j * a->hd);
-      uk_att_widen8(a->v8 + (row + j) * a->ks8, a->hd, a->vbuf + j * a->hd);
+  int64_t n = 0;
+  while (n < want) {
+    const int64_t blk = a->blocks[(j0 + n) / a->bs], off = (j0 + n) % a->bs;
+    const int64_t run = uk_min64(want - n, a->bs - off);
+    if (blk < 0 || blk >= a->num_blocks) return n > 0 ? n : -run;
+    const int64_t row = blk * a->bs + off;
+    for (int64_t t = 0; t < run; ++t, ++n) {
+      if (a->k8) {
+        kr[n] = a->kbuf + n * a->hd;
+        vr[n] = a->vbuf + n * a->hd;
+        uk_att_widen8(a->k8 + (row + t) * a->ks8, a->hd, a->kbuf + n * a->hd);
+        uk_att_widen8(a->v8 + (row + t) * a->ks8, a->hd, a->vbuf + n * a->hd);
+      } else {
+        kr[n] = a->k + (row + t) * a->ks;
+        vr[n] = a->v + (row + t) * a->ks;
+      }
     }
-    *kc = a->kbuf;
-    *vc = a->vbuf;
-    *ks = a->hd;
-    return n;
   }
-  *kc = a->k + row * a->ks;
-  *vc = a->v + row * a->ks;
-  *ks = a->ks;
   return n;
 }
 
@@ -241,16 +250,15 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
   const kiln_v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const int64_t *mrow = a->mrow;
   int64_t tb;
+  const float *kr[UK_ATT_TB], *vr[UK_ATT_TB];
   for (int64_t j0 = 0; j0 < kend; j0 += tb) {
-    const float *kc, *vc;
-    int64_t ks;
-    tb = uk_att_chunk(a, j0, uk_min64(UK_ATT_TB, kend - j0), &kc, &vc, &ks);
+    tb = uk_att_chunk(a, j0, uk_min64(UK_ATT_TB, kend - j0), kr, vr);
     if (tb < 0) { /* keys in no valid block: not seen */
       tb = -tb;
       continue;
     }
-    /* Only the 16-key groups the chunk covers (a paged chunk is one block,
-     * often 16 keys, not UK_ATT_TB). */
+    /* Only the 16-key groups the chunk covers (a chunk may end early, at
+     * the context's end or before a bad block). */
     const int64_t tbr = uk_ceil_div(tb, UK_W) * UK_W;
     int any = 0;
     for (int64_t j = 0; j < tbr; ++j) {
@@ -268,7 +276,7 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
         kiln_v16f s16 = uk_splat(NEG_INF);
         if (c < vis) {
           int64_t nv = uk_min64(UK_W, vis - c);
-          s16 = uk_dot16(qp[i], kc + c * ks, ks, nv, hd) * a->scale + uk_load(mb + c);
+          s16 = uk_dot16(qp[i], kr + c, nv, hd) * a->scale + uk_load(mb + c);
           s16 = iota < (int32_t)nv ? s16 : NEG_INF;
         }
         uk_store(si + c, s16);
@@ -294,7 +302,7 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
     if (nk_max == 0) continue;
     for (int64_t i = 0; i < nr; i += UK_ATT_RB) {
       int R = (int)uk_min64(UK_ATT_RB, nr - i);
-      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vc, ks, nk_max, hd, a->blocks != 0);
+      uk_pv_any(op + i, sc + i * UK_ATT_TB, alpha + i, R, vr, nk_max, hd, a->blocks != 0);
     }
   }
   for (int64_t i = 0; i < nr; ++i) {
@@ -331,15 +339,15 @@ UK_INLINE void uk_att_scores_t(const float *const *kr, int KR, const float *qt, 
 
 /* o[i][d] = o[i][d] * alpha[i] + sum_j pt[j][i] * v[j][d] for the R rows
  * i0..i0+R-1 of the O tile (row stride ldo; R = 1..6, a constant after
- * inlining: 12 ymm accumulators on AVX2 at R = 6), nk keys, v rows ks apart. */
+ * inlining: 12 ymm accumulators on AVX2 at R = 6), nk keys, v_j's row vr[j]. */
 UK_INLINE void uk_att_pv_t(float *o, int64_t ldo, const float *pt, const float *alpha, int i0,
-                           int R, const float *vb, int64_t ks, int64_t nk, int64_t hd) {
+                           int R, const float *const *vr, int64_t nk, int64_t hd) {
   int64_t d = 0;
   for (; d + UK_W <= hd; d += UK_W) {
     kiln_v16f acc[6];
     for (int i = 0; i < R; ++i) acc[i] = uk_load(o + (i0 + i) * ldo + d) * alpha[i0 + i];
     for (int64_t j = 0; j < nk; ++j) {
-      kiln_v16f vv = uk_load(vb + j * ks + d);
+      kiln_v16f vv = uk_load(vr[j] + d);
       const float *p = pt + j * UK_W + i0;
       for (int i = 0; i < R; ++i) acc[i] += p[i] * vv;
     }
@@ -348,21 +356,21 @@ UK_INLINE void uk_att_pv_t(float *o, int64_t ldo, const float *pt, const float *
   for (; d < hd; ++d) {
     for (int i = i0; i < i0 + R; ++i) {
       float acc = o[i * ldo + d] * alpha[i];
-      for (int64_t j = 0; j < nk; ++j) acc += pt[j * UK_W + i] * vb[j * ks + d];
+      for (int64_t j = 0; j < nk; ++j) acc += pt[j * UK_W + i] * vr[j][d];
       o[i * ldo + d] = acc;
     }
   }
 }
 
 UK_INLINE void uk_att_pv_t_any(float *o, int64_t ldo, const float *pt, const float *alpha, int i0,
-                               int R, const float *vb, int64_t ks, int64_t nk, int64_t hd) {
+                               int R, const float *const *vr, int64_t nk, int64_t hd) {
   switch (R) {
-    case 1: uk_att_pv_t(o, ldo, pt, alpha, i0, 1, vb, ks, nk, hd); break;
-    case 2: uk_att_pv_t(o, ldo, pt, alpha, i0, 2, vb, ks, nk, hd); break;
-    case 3: uk_att_pv_t(o, ldo, pt, alpha, i0, 3, vb, ks, nk, hd); break;
-    case 4: uk_att_pv_t(o, ldo, pt, alpha, i0, 4, vb, ks, nk, hd); break;
-    case 5: uk_att_pv_t(o, ldo, pt, alpha, i0, 5, vb, ks, nk, hd); break;
-    default: uk_att_pv_t(o, ldo, pt, alpha, i0, 6, vb, ks, nk, hd); break;
+    case 1: uk_att_pv_t(o, ldo, pt, alpha, i0, 1, vr, nk, hd); break;
+    case 2: uk_att_pv_t(o, ldo, pt, alpha, i0, 2, vr, nk, hd); break;
+    case 3: uk_att_pv_t(o, ldo, pt, alpha, i0, 3, vr, nk, hd); break;
+    case 4: uk_att_pv_t(o, ldo, pt, alpha, i0, 4, vr, nk, hd); break;
+    case 5: uk_att_pv_t(o, ldo, pt, alpha, i0, 5, vr, nk, hd); break;
+    default: uk_att_pv_t(o, ldo, pt, alpha, i0, 6, vr, nk, hd); break;
   }
 }
 
@@ -400,10 +408,9 @@ static void uk_att_item_t(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_
   const int64_t kend = uk_min64(T, maxlim + 1);
   const int64_t *mrow = a->mrow;
   int64_t tb;
+  const float *krow[UK_ATT_TB], *vr[UK_ATT_TB];
   for (int64_t j0 = 0; j0 < kend; j0 += tb) {
-    const float *kc, *vc;
-    int64_t ks;
-    tb = uk_att_chunk(a, j0, uk_min64(UK_ATT_TB, kend - j0), &kc, &vc, &ks);
+    tb = uk_att_chunk(a, j0, uk_min64(UK_ATT_TB, kend - j0), krow, vr);
     if (tb < 0) { /* keys in no valid block: not seen */
       tb = -tb;
       continue;
@@ -413,7 +420,7 @@ static void uk_att_item_t(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_
     for (int64_t j = 0; j < tb; j += UK_ATT_KR) {
       const float *kr[UK_ATT_KR];
       int64_t nv = uk_min64(UK_ATT_KR, tb - j);
-      for (int c = 0; c < UK_ATT_KR; ++c) kr[c] = kc + (j + (c < nv ? c : nv - 1)) * ks;
+      for (int c = 0; c < UK_ATT_KR; ++c) kr[c] = krow[j + (c < nv ? c : nv - 1)];
       kiln_v16f st[UK_ATT_KR];
       uk_att_scores_t(kr, UK_ATT_KR, qt, hd, st);
       for (int c = 0; c < nv; ++c) {
@@ -439,8 +446,8 @@ static void uk_att_item_t(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_
     m = mnew;
     uk_store(alpha, al);
     int i0 = 0;
-    for (; i0 + 6 <= nr; i0 += 6) uk_att_pv_t(ot, hd, pt, alpha, i0, 6, vc, ks, nk, hd);
-    if (i0 < nr) uk_att_pv_t_any(ot, hd, pt, alpha, i0, (int)nr - i0, vc, ks, nk, hd);
+    for (; i0 + 6 <= nr; i0 += 6) uk_att_pv_t(ot, hd, pt, alpha, i0, 6, vr, nk, hd);
+    if (i0 < nr) uk_att_pv_t_any(ot, hd, pt, alpha, i0, (int)nr - i0, vr, nk, hd);
   }
   float lv[UK_W] UK_ALIGN64;
   uk_store(lv, l);
