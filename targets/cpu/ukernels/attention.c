@@ -260,28 +260,32 @@ static void uk_att_item(const uk_att_src_t *a, int64_t hb, int64_t rr0, int64_t 
     /* Only the 16-key groups the chunk covers (a chunk may end early, at
      * the context's end or before a bad block). */
     const int64_t tbr = uk_ceil_div(tb, UK_W) * UK_W;
-    int any = 0;
-    for (int64_t j = 0; j < tbr; ++j) {
-      int ok = j < tb && (!mrow || mrow[j0 + j] != 0);
-      mb[j] = ok ? 0.0f : NEG_INF;
-      any |= ok;
+    if (mrow) { /* the padding mask (contiguous only) as 0 / -inf per key */
+      int any = 0;
+      for (int64_t j = 0; j < tbr; ++j) {
+        int ok = j < tb && mrow[j0 + j] != 0;
+        mb[j] = ok ? 0.0f : NEG_INF;
+        any |= ok;
+      }
+      if (!any) continue;
     }
-    if (!any) continue;
     int64_t nk_max = 0; /* keys of this block that some row may see */
     for (int64_t i = 0; i < nr; ++i) {
       float *si = sc + i * UK_ATT_TB;
       int64_t vis = uk_clamp64(lim[i] - j0 + 1, 0, tb);
-      float bmax = NEG_INF;
+      kiln_v16f vmax = uk_splat(NEG_INF);
       for (int64_t c = 0; c < tbr; c += UK_W) {
         kiln_v16f s16 = uk_splat(NEG_INF);
         if (c < vis) {
           int64_t nv = uk_min64(UK_W, vis - c);
-          s16 = uk_dot16(qp[i], kr + c, nv, hd) * a->scale + uk_load(mb + c);
+          s16 = uk_dot16(qp[i], kr + c, nv, hd) * a->scale;
+          if (mrow) s16 += uk_load(mb + c);
           s16 = iota < (int32_t)nv ? s16 : NEG_INF;
         }
         uk_store(si + c, s16);
-        bmax = __builtin_elementwise_max(bmax, uk_reduce_max(s16));
+        vmax = __builtin_elementwise_max(vmax, s16);
       }
+      const float bmax = uk_reduce_max(vmax); /* one reduction per chunk */
       if (bmax == NEG_INF) { /* nothing visible for this row in this block */
         alpha[i] = 1.0f;
         for (int64_t c = 0; c < tbr; c += UK_W) uk_store(si + c, uk_splat(0.0f));
