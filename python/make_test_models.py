@@ -86,6 +86,18 @@ def main(out):
         [helper.make_tensor_value_info("bad\nname", TensorProto.FLOAT, [2])])
     save(helper.make_model(g, opset_imports=opset()), out, "ctrl_name.onnx")
 
+    # The same with a byte that is not UTF-8 in the name (as a corrupt file
+    # has): the error must still be one line of valid UTF-8. The helper
+    # takes only str names, so the byte goes into the serialized model.
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu0")], "utf8",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("badXname", TensorProto.FLOAT, [2])])
+    m = helper.make_model(g, opset_imports=opset())
+    m.ir_version = 8
+    with open(os.path.join(out, "bad_utf8_name.onnx"), "wb") as f:
+        f.write(m.SerializeToString().replace(b"badXname", b"bad\xffname"))
+
     # Inputs for kiln-run tests.
     np.save(os.path.join(out, "x_2x4.npy"), rng.standard_normal((2, 4)).astype(np.float32))
     np.save(os.path.join(out, "x_2x5.npy"), rng.standard_normal((2, 5)).astype(np.float32))

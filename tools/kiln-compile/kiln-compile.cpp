@@ -4,6 +4,7 @@
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace cl = llvm::cl;
@@ -134,7 +135,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   auto fail = [](std::string msg) {
-    // One line, whatever the model's names contain.
+    // One line of valid UTF-8, whatever the model's names contain (a
+    // corrupt model's bytes would otherwise reach the terminal or a log
+    // that expects text).
+    if (!llvm::json::isUTF8(msg))
+      msg = llvm::json::fixUTF8(msg);
     for (char &c : msg)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
         c = ' ';
