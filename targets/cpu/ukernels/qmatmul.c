@@ -19,7 +19,8 @@
  *   panels give four independent FMA chains (each panel's sum is in k
  *   order); each stream is prefetched UQ_PF bytes ahead, which took the
  *   200M LLaMA's w8 GLU matmuls from 274-294 to 243-263 us on a 2-core
- *   Zen 5 (kiln-generate --profile).
+ *   Zen 5 in one kiln-generate --profile pair (later whole-decode runs
+ *   could not tell it, nor 2 or 8 panels, from the noise).
  * - M >= 2: workgroups split (row chunk, panel) items; per item each group is
  *   unpacked (in chunks of <= 256 k) into a float block on the stack once,
  *   and the rows run a 6x16 register-blocked microkernel over it, so the
