@@ -118,26 +118,10 @@ static cl::opt<int64_t> calibrationTokens(
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
-  std::string parseErrors;
-  llvm::raw_string_ostream errs(parseErrors);
-  if (!cl::ParseCommandLineOptions(argc, argv, "kiln model compiler\n", &errs)) {
-    std::string msg = errs.str();
-    while (!msg.empty() && msg.back() == '\n')
-      msg.pop_back();
-    auto nl = msg.find('\n');
-    llvm::errs() << "kiln-compile: error: "
-                 << (nl == std::string::npos ? msg : msg.substr(0, nl)) << "\n";
-    return 1;
-  }
-  if (listTargets) {
-    for (const auto &t : kiln::allTargets())
-      llvm::outs() << t.name << "\t" << t.summary << "\n";
-    return 0;
-  }
   auto fail = [](std::string msg) {
-    // One line of valid UTF-8, whatever the model's names contain (a
-    // corrupt model's bytes would otherwise reach the terminal or a log
-    // that expects text).
+    // One line of valid UTF-8, whatever a flag or the model's names
+    // contain (a corrupt model's bytes would otherwise reach the terminal
+    // or a log that expects text).
     if (!llvm::json::isUTF8(msg))
       msg = llvm::json::fixUTF8(msg);
     for (char &c : msg)
@@ -146,6 +130,18 @@ int main(int argc, char **argv) {
     llvm::errs() << "kiln-compile: error: " << msg << "\n";
     return 1;
   };
+  std::string parseErrors;
+  llvm::raw_string_ostream errs(parseErrors);
+  if (!cl::ParseCommandLineOptions(argc, argv, "kiln model compiler\n", &errs)) {
+    // LLVM's message goes on with usage hints: its first line is the error.
+    const std::string &msg = errs.str();
+    return fail(msg.substr(0, msg.find('\n')));
+  }
+  if (listTargets) {
+    for (const auto &t : kiln::allTargets())
+      llvm::outs() << t.name << "\t" << t.summary << "\n";
+    return 0;
+  }
   if (input.empty())
     return fail("no input model (usage: kiln-compile MODEL.onnx -o OUT.kiln)");
   kiln::CompileOptions options;
