@@ -134,7 +134,11 @@ int main(int argc, char **argv) {
   llvm::raw_string_ostream errs(parseErrors);
   if (!cl::ParseCommandLineOptions(argc, argv, "kiln model compiler\n", &errs)) {
     // LLVM's message goes on with usage hints: its first line is the error.
+    // An option's own errors ("requires a value!") LLVM prints to stderr
+    // itself, one line, leaving nothing here: no second, empty line then.
     const std::string &msg = errs.str();
+    if (msg.empty())
+      return 1;
     return fail(msg.substr(0, msg.find('\n')));
   }
   if (listTargets) {
