@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
@@ -278,6 +279,7 @@ public:
       ctx->appendDialectRegistry(registry);
     }
     ctx->loadDialect<gpu::GPUDialect, NVVM::NVVMDialect, LLVM::LLVMDialect, math::MathDialect,
+                     vector::VectorDialect,
                      scf::SCFDialect, memref::MemRefDialect>();
     out.format = "ptx";
     GpuMemorySpaces spaces{Attribute(),

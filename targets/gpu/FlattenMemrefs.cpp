@@ -19,6 +19,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SPIRV/IR/SPIRVAttributes.h"
 #include "mlir/Dialect/SPIRV/IR/SPIRVEnums.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/SmallBitVector.h"
 
@@ -127,8 +128,8 @@ public:
     // Accesses.
     SmallVector<Operation *> accesses;
     fn.walk([&](Operation *op) {
-      if (isa<memref::LoadOp, memref::StoreOp, memref::DimOp, gpu::SubgroupMmaLoadMatrixOp,
-              gpu::SubgroupMmaStoreMatrixOp>(op))
+      if (isa<memref::LoadOp, memref::StoreOp, memref::DimOp, vector::LoadOp,
+              gpu::SubgroupMmaLoadMatrixOp, gpu::SubgroupMmaStoreMatrixOp>(op))
         accesses.push_back(op);
     });
     for (Operation *op : accesses) {
@@ -144,6 +145,16 @@ public:
           return failure();
         rewriter.replaceOpWithNewOp<memref::StoreOp>(store, store.getValueToStore(), at->first,
                                                      ValueRange{at->second});
+      } else if (auto load = dyn_cast<vector::LoadOp>(op)) {
+        // A 1-d vector from its first element's linear index (CUDA's wide
+        // weight loads): the same alignment.
+        auto at = linearize(load.getBase(), load.getIndices(), load.getLoc());
+        if (failed(at))
+          return failure();
+        rewriter.modifyOpInPlace(load, [&] {
+          load.getBaseMutable().assign(at->first);
+          load.getIndicesMutable().assign(at->second);
+        });
       } else if (auto load = dyn_cast<gpu::SubgroupMmaLoadMatrixOp>(op)) {
         // A tile from (row, column) with the op's leading dimension: the
         // same tile from the linear index of its first element.

@@ -30,6 +30,7 @@ GpuKernelConfig GpuKernelConfig::forTarget(const TargetDescription &target) {
   c.subgroupShuffle = cuda || has("GroupNonUniformShuffle");
   c.matrixOps = target.matrixOps;
   c.maxSharedBytes = target.maxSharedMemoryBytes;
+  c.vectorLoads = cuda;
   return c;
 }
 

@@ -48,6 +48,10 @@ struct GpuKernelConfig {
   GpuMatrixOps matrixOps = GpuMatrixOps::None;
   /// Workgroup (shared) memory a kernel may use, in bytes.
   int64_t maxSharedBytes = 16384;
+  /// 16-byte vector loads of packed weights (vector.load, aligned): CUDA's
+  /// ld.global.v4. SPIR-V for Vulkan keeps scalar loads (a storage
+  /// buffer of bytes cannot be read as vectors of words there).
+  bool vectorLoads = false;
 
   static GpuKernelConfig forTarget(const TargetDescription &target);
 };
