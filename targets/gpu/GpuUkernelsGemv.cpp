@@ -101,8 +101,8 @@ SmallVector<Value> loadWords(UkernelBuilder &e, bool vec, Value buf, Value at, i
 
 /// Bits `shift` .. `shift + width - 1` of `word` as f32, exactly: placed
 /// under the exponent of 2^23 (a float whose units are its low mantissa
-/// bits), less 2^23 -- an integer op and an add, where a conversion
-/// instruction runs at a quarter of the FMA rate. Int8 is signed: its byte
+/// bits), less 2^23 -- an integer op and an add, where an SM converts
+/// 16 integers per clock against 64 to 128 FMAs. Int8 is signed: its byte
 /// with the top bit flipped is q + 128.
 Value bitsToFloat(UkernelBuilder &e, Value word, int64_t shift, int64_t width, bool isSigned) {
   auto &rw = e.rw;
