@@ -132,6 +132,19 @@ public:
               gpu::SubgroupMmaLoadMatrixOp, gpu::SubgroupMmaStoreMatrixOp>(op))
         accesses.push_back(op);
     });
+    // An op that keeps its place and reads (memref, indices) as operands:
+    // they become the flat buffer and the linear index.
+    auto relocate = [&](Operation *op, OpOperand &memref,
+                        MutableOperandRange indices) -> LogicalResult {
+      auto at = linearize(memref.get(), ValueRange(indices.getAsOperandRange()), op->getLoc());
+      if (failed(at))
+        return failure();
+      rewriter.modifyOpInPlace(op, [&] {
+        memref.assign(at->first);
+        indices.assign(at->second);
+      });
+      return success();
+    };
     for (Operation *op : accesses) {
       rewriter.setInsertionPoint(op);
       if (auto load = dyn_cast<memref::LoadOp>(op)) {
@@ -148,31 +161,16 @@ public:
       } else if (auto load = dyn_cast<vector::LoadOp>(op)) {
         // A 1-d vector from its first element's linear index (CUDA's wide
         // weight loads): the same alignment.
-        auto at = linearize(load.getBase(), load.getIndices(), load.getLoc());
-        if (failed(at))
+        if (failed(relocate(op, load.getBaseMutable(), load.getIndicesMutable())))
           return failure();
-        rewriter.modifyOpInPlace(load, [&] {
-          load.getBaseMutable().assign(at->first);
-          load.getIndicesMutable().assign(at->second);
-        });
       } else if (auto load = dyn_cast<gpu::SubgroupMmaLoadMatrixOp>(op)) {
         // A tile from (row, column) with the op's leading dimension: the
         // same tile from the linear index of its first element.
-        auto at = linearize(load.getSrcMemref(), load.getIndices(), load.getLoc());
-        if (failed(at))
+        if (failed(relocate(op, load.getSrcMemrefMutable(), load.getIndicesMutable())))
           return failure();
-        rewriter.modifyOpInPlace(load, [&] {
-          load.getSrcMemrefMutable().assign(at->first);
-          load.getIndicesMutable().assign(at->second);
-        });
       } else if (auto store = dyn_cast<gpu::SubgroupMmaStoreMatrixOp>(op)) {
-        auto at = linearize(store.getDstMemref(), store.getIndices(), store.getLoc());
-        if (failed(at))
+        if (failed(relocate(op, store.getDstMemrefMutable(), store.getIndicesMutable())))
           return failure();
-        rewriter.modifyOpInPlace(store, [&] {
-          store.getDstMemrefMutable().assign(at->first);
-          store.getIndicesMutable().assign(at->second);
-        });
       } else if (auto dim = cast<memref::DimOp>(op)) {
         std::optional<int64_t> index = dim.getConstantIndex();
         auto dims = dimsOf(dim.getSource(), dim.getLoc());

@@ -316,12 +316,8 @@ void cooperateTiledMatmuls(func::FuncOp fn, const GpuKernelConfig &config) {
   Location loc = forall.getLoc();
   rw.setInsertionPoint(forall);
   // The blocks of A and B, in workgroup memory.
-  auto block = [&] {
-    auto alloc = memref::AllocOp::create(rw, loc, MemRefType::get({kT * kT}, rw.getF32Type()));
-    alloc->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
-    return alloc.getResult();
-  };
-  Value aBlock = block(), bBlock = block();
+  Value aBlock = workgroupBuffer(rw, loc, kT * kT, rw.getF32Type());
+  Value bBlock = workgroupBuffer(rw, loc, kT * kT, rw.getF32Type());
   WorkgroupBuilder wg(rw, loc, config);
   if (!tileLoopToItems(rw, wg, forall)) {
     rw.eraseOp(aBlock.getDefiningOp());

@@ -261,11 +261,7 @@ bool blockFormFits(const GpuKernelConfig &cfg, int64_t hd) {
 /// Allocates the block form's workgroup memory (before the cooperative
 /// loop opens).
 BlockScratch allocBlockScratch(RewriterBase &rw, Location loc, int64_t hd) {
-  auto shared = [&](int64_t n, Type t) -> Value {
-    auto a = memref::AllocOp::create(rw, loc, MemRefType::get({n}, t));
-    a->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
-    return a;
-  };
+  auto shared = [&](int64_t n, Type t) { return workgroupBuffer(rw, loc, n, t); };
   Type f32 = rw.getF32Type();
   return {shared(kBlockRows * hd, f32), shared(kKeyTile * hd, f32), shared(kKeyTile * hd, f32),
           shared(3 * kKeyTile, f32), shared(kKeyTile, rw.getI32Type())};

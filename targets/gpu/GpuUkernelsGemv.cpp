@@ -337,10 +337,7 @@ bool usesPanelGemv(const GpuKernelConfig &cfg) {
 }
 
 Value panelGemvScratch(UkernelBuilder &e, const GpuKernelConfig &cfg) {
-  auto a = memref::AllocOp::create(
-      e.rw, e.loc, MemRefType::get({cfg.workgroupSize * 2 * 8}, e.rw.getF32Type()));
-  a->setAttr("kiln.gpu_memory", e.rw.getStringAttr("workgroup"));
-  return a;
+  return workgroupBuffer(e.rw, e.loc, cfg.workgroupSize * 2 * 8, e.rw.getF32Type());
 }
 
 } // namespace kiln

@@ -311,11 +311,7 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
   MatrixTiles tiles(e.rw, e.loc, cfg.matrixOps);
   Type operand = tiles.operandType();
   int64_t nAcc = Bu ? 2 : 1;
-  auto shared = [&](int64_t n, Type t) -> Value {
-    auto a = memref::AllocOp::create(e.rw, e.loc, MemRefType::get({n}, t));
-    a->setAttr("kiln.gpu_memory", e.rw.getStringAttr("workgroup"));
-    return a;
-  };
+  auto shared = [&](int64_t n, Type t) { return workgroupBuffer(e.rw, e.loc, n, t); };
   // As[i * 32 + k]; Bs[p * 512 + k * 16 + c]; Cs[(warp * nAcc + j) * 256 +
   // i * 16 + c].
   Value As = shared(kTile * kStep, operand);

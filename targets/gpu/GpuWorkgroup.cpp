@@ -58,12 +58,14 @@ static std::optional<int64_t> foldedIndex(Value v, int depth = 0) {
   return std::nullopt;
 }
 
-SmallVector<Value> WorkgroupBuilder::items(ArrayRef<Value> ubs) {
-  Type f32 = rw.getF32Type();
-  auto alloc = memref::AllocOp::create(
-      rw, loc, MemRefType::get({cfg.workgroupSize * kChunk}, f32));
+Value workgroupBuffer(RewriterBase &rw, Location loc, int64_t n, Type type) {
+  auto alloc = memref::AllocOp::create(rw, loc, MemRefType::get({n}, type));
   alloc->setAttr("kiln.gpu_memory", rw.getStringAttr("workgroup"));
-  scratch = alloc;
+  return alloc;
+}
+
+SmallVector<Value> WorkgroupBuilder::items(ArrayRef<Value> ubs) {
+  scratch = workgroupBuffer(rw, loc, cfg.workgroupSize * kChunk, rw.getF32Type());
   Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
   Value one = arith::ConstantIndexOp::create(rw, loc, 1);
   SmallVector<Value> lbs(ubs.size(), zero), steps(ubs.size(), one);

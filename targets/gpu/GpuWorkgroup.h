@@ -119,6 +119,12 @@ private:
   mlir::Value scratch; // workgroup memory, size * kChunk f32
 };
 
+/// A 1-d buffer of `n` elements of `type` in workgroup (shared) memory: an
+/// allocation tagged for flattenKernelMemrefs, to be made at the kernel's
+/// function level (before the cooperative loop opens).
+mlir::Value workgroupBuffer(mlir::RewriterBase &rw, mlir::Location loc, int64_t n,
+                            mlir::Type type);
+
 /// The kernel's tile loop when it is the kernel's one step (everything else
 /// at function level is free of memory effects): a bufferized scf.forall
 /// from 0, without results or mapping. Such a kernel is spread over many
