@@ -1,5 +1,6 @@
 //===- kiln-compile.cpp - ONNX model -> .kiln artifact --------------------===//
 #include "compiler/pipeline/Pipeline.h"
+#include "runtime/base/tool_error.h"
 #include "targets/TargetRegistry.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -119,16 +120,12 @@ int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
   auto fail = [](std::string msg) {
-    // One line of valid UTF-8, whatever a flag or the model's names
-    // contain (a corrupt model's bytes would otherwise reach the terminal
-    // or a log that expects text).
+    // Valid UTF-8, whatever a flag or the model's names contain (a corrupt
+    // model's bytes would otherwise reach the terminal or a log that
+    // expects text); ToolError makes it one line.
     if (!llvm::json::isUTF8(msg))
       msg = llvm::json::fixUTF8(msg);
-    for (char &c : msg)
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-        c = ' ';
-    llvm::errs() << "kiln-compile: error: " << msg << "\n";
-    return 1;
+    return kiln::ToolError("kiln-compile", std::move(msg));
   };
   std::string parseErrors;
   llvm::raw_string_ostream errs(parseErrors);
