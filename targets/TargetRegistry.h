@@ -25,9 +25,11 @@ enum class TargetKind { Cpu, Vulkan, Cuda };
 /// (targets/gpu/GpuMatrixTiles.h).
 enum class GpuMatrixOps {
   None,     // SIMT only: every invocation its own multiply-adds
-  Wmma,     // CUDA tensor cores: gpu.subgroup_mma_* -> PTX wmma.mma.sync, f16 x f16 + f32
-  Emulated, // the tensor-core kernels with every tile product done by each invocation
-            // of the warp in private memory: tests them on a device without
+  Wmma,     // CUDA tensor cores: f16 through gpu.subgroup_mma_* (PTX wmma.mma.sync),
+            // bf16 through nvvm.mma.sync m16n8k16; f32 accumulators
+  Emulated, // the tensor-core kernels without tensor cores (f16 tiles computed whole by
+            // each invocation in private memory, bf16 mma.sync emulated through shared
+            // memory): tests them on a device without
 };
 
 struct TargetDescription {

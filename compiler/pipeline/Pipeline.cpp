@@ -185,7 +185,9 @@ int compile(const CompileOptions &options, std::string &error) {
     return 1;
   }
   std::optional<QuantScheme> quant;
-  bool kv8 = false, halfWeights = false;
+  bool kv8 = false;
+  FloatWeights floatWeights = FloatWeights::F32;
+  llvm::StringRef floatName; // "f16" or "bf16" when one is asked for
   if (!options.quantize.empty()) {
     for (llvm::StringRef part : llvm::split(llvm::StringRef(options.quantize), ',')) {
       if (std::optional<QuantScheme> s = parseWeightScheme(part)) {
@@ -196,23 +198,31 @@ int compile(const CompileOptions &options, std::string &error) {
         quant = s;
       } else if (part == "kv8") {
         kv8 = true;
-      } else if (part == "f16") {
-        halfWeights = true;
+      } else if (part == "f16" || part == "bf16") {
+        if (!floatName.empty() && floatName != part) {
+          error = "--quantize: give one of f16 and bf16, got '" + options.quantize + "'";
+          return 1;
+        }
+        floatName = part;
+        floatWeights = part == "f16" ? FloatWeights::F16 : FloatWeights::BF16;
       } else {
         error = "unknown --quantize scheme '" + part.str() +
-                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, f16, kv8; w4 schemes take a8 or "
-                "a32)";
+                "' (known: w8, w8a8, w4g32, w4g128, w4gN, w8gN, f16, bf16, kv8; w4 schemes take "
+                "a8 or a32)";
         return 1;
       }
     }
-    if (halfWeights && quant) {
-      error = "--quantize: f16 stores the weights as half floats; it does not combine with '" +
-              quant->name() + "'";
+    if (!floatName.empty() && quant) {
+      error = "--quantize: " + floatName.str() + " stores the weights as " +
+              (floatWeights == FloatWeights::F16 ? "half floats" : "bfloat16") +
+              "; it does not combine with '" + quant->name() + "'";
       return 1;
     }
-    if (halfWeights && target->kind == TargetKind::Cpu) {
-      error = "--quantize=f16: half-float weights have GPU kernels only (cuda-sm80, cuda-sm90, "
-              "vulkan targets); on " + target->name + " use w8 or w4g32";
+    if (!floatName.empty() && target->kind == TargetKind::Cpu) {
+      error = "--quantize=" + floatName.str() + ": " +
+              (floatWeights == FloatWeights::F16 ? "half-float" : "bfloat16") +
+              " weights have GPU kernels only (cuda-sm80, cuda-sm90, vulkan targets); on " +
+              target->name + " use w8 or w4g32";
       return 1;
     }
     if (quant) {
@@ -616,9 +626,12 @@ int compile(const CompileOptions &options, std::string &error) {
     if (*method != QuantMethod::Rtn)
       metadata["llm.quantize.method"] = quantMethodName(*method).str();
   }
-  if (halfWeights) {
+  if (floatWeights == FloatWeights::F16) {
     metadata["llm.quantize"] = "f16";
     progress.step("f16 weights: linear layers stored as half floats");
+  } else if (floatWeights == FloatWeights::BF16) {
+    metadata["llm.quantize"] = "bf16";
+    progress.step("bf16 weights: linear layers stored as bfloat16");
   }
   if (kv8) {
     if (!module->lookupSymbol<func::FuncOp>("forward")) {
@@ -641,7 +654,7 @@ int compile(const CompileOptions &options, std::string &error) {
       return fail("lowering to linalg failed");
     PackCache packs;  // one packed copy of a weight that several functions read
     LowerLlmOptions lowering;
-    lowering.halfWeights = halfWeights;
+    lowering.floatWeights = floatWeights;
     for (auto fn : module->getOps<func::FuncOp>())
       if (failed(lowerLlmToUkernels(fn, &packs, lowering)))
         return fail("lowering llm ops failed");

@@ -91,6 +91,15 @@ uint16_t toHalf(float f) {
   return sign | (uint16_t)((x - 0x38000000) >> 13);
 }
 
+uint16_t toBf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  // Adding 0x7fff plus the kept part's lowest bit rounds to nearest even;
+  // a carry into the exponent is the right result (up to infinity).
+  x += 0x7fff + ((x >> 16) & 1);
+  return static_cast<uint16_t>(x >> 16);
+}
+
 float fromHalf(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000) << 16, mag = uint32_t(h & 0x7fff) << 13;
   float f;

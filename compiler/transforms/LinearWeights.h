@@ -45,6 +45,11 @@ llvm::SmallVector<EmbeddingTables> embeddingTables(mlir::func::FuncOp fn);
 uint16_t toHalf(float f);
 float fromHalf(uint16_t h);
 
+/// bfloat16 bits of a finite f (its top 16 bits, rounded to nearest even);
+/// magnitudes that round past bf16's largest finite value become infinity
+/// (callers refuse them).
+uint16_t toBf16(float f);
+
 /// A resource-blob constant attribute holding a copy of `size` bytes.
 mlir::DenseResourceElementsAttr blobAttr(mlir::RankedTensorType type, llvm::StringRef name,
                                          const void *bytes, size_t size);

@@ -70,7 +70,7 @@ struct Args {
 class Lowerer {
 public:
   Lowerer(func::FuncOp fn, PackCache *cache, const LowerLlmOptions &options)
-      : fn(fn), b(fn.getContext()), cache(cache), half(options.halfWeights) {}
+      : fn(fn), b(fn.getContext()), cache(cache), weights(options.floatWeights) {}
 
   LogicalResult run() {
     SmallVector<Operation *> ops;
@@ -189,25 +189,35 @@ private:
       return user->emitOpError("weight data is missing");
     // The microkernels' own packer: one definition of the panel layout.
     int64_t size = kiln_uk_packed_b_size(K, N);
-    auto blob = HeapAsmResourceBlob::allocate(size_t(size) * (half ? 2 : sizeof(float)),
+    bool narrow = weights != FloatWeights::F32;
+    auto blob = HeapAsmResourceBlob::allocate(size_t(size) * (narrow ? 2 : sizeof(float)),
                                               alignof(float) * 16);
-    if (half) {
+    if (narrow) {
       // The same panels, element (k, n) at (n / 16) * K * 16 + k * 16 +
-      // n % 16 (kiln_uk_pack_b_f32), rounded to half; padding is +0.
+      // n % 16 (kiln_uk_pack_b_f32), rounded to half or bfloat16 (nearest
+      // even); padding is +0.
+      bool bf16 = weights == FloatWeights::BF16;
       std::vector<float> panels(size);
       kiln_uk_pack_b_f32(src->data(), K, N, panels.data());
       auto *out = reinterpret_cast<uint16_t *>(blob.getMutableData().data());
       for (int64_t i = 0; i < size; ++i) {
-        if (!(std::fabs(panels[i]) < 65520.0f))
+        out[i] = bf16 ? toBf16(panels[i]) : toHalf(panels[i]);
+        bool finite = bf16 ? (out[i] & 0x7f80) != 0x7f80 : (out[i] & 0x7c00) != 0x7c00;
+        if (!finite)
           return user->emitOpError("a weight of magnitude ")
-                 << panels[i] << " is beyond f16's range (--quantize=f16)";
-        out[i] = toHalf(panels[i]);
+                 << panels[i] << " is beyond " << (bf16 ? "bf16" : "f16")
+                 << "'s range (--quantize=" << (bf16 ? "bf16" : "f16") << ")";
       }
     } else {
       kiln_uk_pack_b_f32(src->data(), K, N,
                          reinterpret_cast<float *>(blob.getMutableData().data()));
     }
-    auto ptype = RankedTensorType::get({size}, half ? b.getF16Type() : b.getF32Type());
+    // bfloat16 panels are typed as their i16 bits: SPIR-V has no bfloat16
+    // type, and every kernel widens them with a shift.
+    Type element = weights == FloatWeights::F16    ? Type(b.getF16Type())
+                   : weights == FloatWeights::BF16 ? Type(b.getI16Type())
+                                                   : Type(b.getF32Type());
+    auto ptype = RankedTensorType::get({size}, element);
     std::string name = "packed" + std::to_string(packedOf.size());
     if (auto res = dyn_cast<DenseResourceElementsAttr>(attr))
       name = (res.getRawHandle().getKey() + ".packed").str();
@@ -470,8 +480,10 @@ private:
       callee = "kiln_uk_matmul_s24_f32";
     } else {
       wp = packed(w, op);
-      if (half)
+      if (weights == FloatWeights::F16)
         callee = "kiln_uk_matmul_h_f32";
+      else if (weights == FloatWeights::BF16)
+        callee = "kiln_uk_matmul_bf16_f32";
     }
     if (failed(wp))
       return failure();
@@ -603,7 +615,10 @@ private:
         Args a{b};
         a.ptr(0).dims(0, leading(x)).dims(0, {lastDim(x)}).ptr(1).ptr(2).i64(F)
             .i32(*llm::activationCode(g.getActivation())).ptr(3);
-        h = call(loc, half ? "kiln_uk_matmul_glu_h_f32" : "kiln_uk_matmul_glu_f32",
+        const char *glu = weights == FloatWeights::F16    ? "kiln_uk_matmul_glu_h_f32"
+                          : weights == FloatWeights::BF16 ? "kiln_uk_matmul_glu_bf16_f32"
+                                                          : "kiln_uk_matmul_glu_f32";
+        h = call(loc, glu,
                  {x, *gp, *up}, emptyWithLast(x, F), a);
       }
       return matmul(op, h, g.getDown(), Value(), g.getResidual(), 0);
@@ -696,8 +711,8 @@ private:
   func::FuncOp fn;
   OpBuilder b;
   PackCache *cache;
-  /// f32 weights packed as IEEE half (LowerLlmOptions::halfWeights).
-  bool half;
+  /// How f32 weights are packed (LowerLlmOptions::floatWeights).
+  FloatWeights weights;
   llvm::DenseMap<Value, Value> packedOf;
   SmallVector<Value> originals;
   /// Packed quantized weights by (data, scales, zero points) in this function.

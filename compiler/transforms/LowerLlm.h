@@ -12,12 +12,15 @@ namespace kiln {
 /// share one packed copy, which the artifact then stores once.
 using PackCache = llvm::DenseMap<mlir::Attribute, mlir::Attribute>;
 
+/// How the f32 weights of linear layers are stored (--quantize=f16 /
+/// bf16): the same 16-column panels, 2 bytes a weight, read by the
+/// kiln_uk_matmul_h_f32 / _glu_h_f32 (IEEE half) or kiln_uk_matmul_bf16_f32
+/// / _glu_bf16_f32 (bfloat16, as i16 bits) kernels. GPU targets only: no
+/// CPU microkernel takes them.
+enum class FloatWeights { F32, F16, BF16 };
+
 struct LowerLlmOptions {
-  /// The f32 weights of linear layers stored as IEEE half (--quantize=f16):
-  /// the same 16-column panels, 2 bytes a weight, read by the
-  /// kiln_uk_matmul_h_f32 / kiln_uk_matmul_glu_h_f32 kernels (GPU targets
-  /// only: no CPU microkernel takes them).
-  bool halfWeights = false;
+  FloatWeights floatWeights = FloatWeights::F32;
 };
 
 /// Replaces every llm op of `fn` by llm.ukernel calls (see LowerLlm.cpp).

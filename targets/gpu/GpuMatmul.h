@@ -1,7 +1,7 @@
 //===- GpuMatmul.h - What the GPU matmul expanders share ---------*- C++ -*-===//
 //
-// GpuUkernelsMatmul.cpp expands the LLM matmuls (f32, half, int8 and int4
-// weights in 16-column panels) into SIMT and tensor-core kernels;
+// GpuUkernelsMatmul.cpp expands the LLM matmuls (f32, half, bfloat16, int8
+// and int4 weights in 16-column panels) into SIMT and tensor-core kernels;
 // GpuUkernelsGemv.cpp holds the decode GEMV CUDA's workgroups take for few
 // rows. Both read the weights through a WeightReader and end each output
 // element in matmulEpilogue.
@@ -17,7 +17,7 @@
 
 namespace kiln {
 
-enum class WeightFormat { F32, Half, Int8, Int4 };
+enum class WeightFormat { F32, Half, Bf16, Int8, Int4 };
 
 /// How the packed weight(s) of a matmul are read. K is split into groups
 /// (one group for f32 weights); `params` loads what one (panel, group) of a
@@ -27,10 +27,11 @@ enum class WeightFormat { F32, Half, Int8, Int4 };
 /// 16 + n % 16.
 struct WeightReader {
   mlir::Value group; // k per group, dividing K
-  /// Whether the weights are f16 or coarser (half, int8, int4): their
-  /// matmuls may round the inputs to f16 for the tensor cores. f32 weights
-  /// keep f32 products (an f32 model computes in f32).
-  bool halfPrecision = false;
+  /// What the tensor cores may multiply: f16 for half and integer
+  /// weights, bf16 for bfloat16 ones (the inputs are rounded to it too);
+  /// null for f32 weights, which keep f32 products (an f32 model computes
+  /// in f32).
+  mlir::Type tileOperand;
   std::function<llvm::SmallVector<mlir::Value>(mlir::Value buf, mlir::Value panel, mlir::Value g,
                                                mlir::Value c)>
       params;
@@ -53,6 +54,9 @@ struct WeightReader {
 /// bias) + residual, or act(acc) * accUp for a GLU.
 mlir::Value matmulEpilogue(UkernelBuilder &e, mlir::Value acc, mlir::Value accUp, mlir::Value n,
                            mlir::Value out, mlir::Value bias, mlir::Value residual, int64_t act);
+
+/// bfloat16 bits (an i16) as the f32 they stand for.
+mlir::Value bf16BitsToFloat(UkernelBuilder &e, mlir::Value bits);
 
 /// An unsigned byte of an i8 buffer as i32.
 mlir::Value loadByte(UkernelBuilder &e, mlir::Value buf, mlir::Value at);

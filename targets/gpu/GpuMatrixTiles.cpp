@@ -1,11 +1,15 @@
 //===- GpuMatrixTiles.cpp - 16x16 tile products by a warp ------------------===//
 #include "targets/gpu/GpuMatrixTiles.h"
+#include "targets/gpu/GpuWorkgroup.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 
@@ -30,26 +34,182 @@ void forEach(RewriterBase &rw, Location loc, Value lb, Value ub, int64_t step,
 
 } // namespace
 
+MatrixTiles::MatrixTiles(RewriterBase &rw, Location loc, GpuMatrixOps kind, Type operand,
+                         int64_t workgroupSize)
+    : rw(rw), loc(loc), kind(kind), operand(operand) {
+  if (kind == GpuMatrixOps::Emulated && mmaSync())
+    exchange = workgroupBuffer(rw, loc, workgroupSize * 8, rw.getI32Type());
+}
+
 Type MatrixTiles::operandType() const {
-  return kind == GpuMatrixOps::Wmma ? Type(rw.getF16Type()) : Type(rw.getF32Type());
+  return kind == GpuMatrixOps::Wmma ? operand : Type(rw.getF32Type());
+}
+
+bool MatrixTiles::mmaSync() const { return kind != GpuMatrixOps::None && operand.isBF16(); }
+
+Value MatrixTiles::pair(Value buf, Value at, Value step) {
+  auto i32 = [&](int64_t v) {
+    return arith::ConstantIntOp::create(rw, loc, rw.getI32Type(), v);
+  };
+  // The element's bfloat16 bits in the low 16 bits of an i32.
+  auto bits = [&](Value i) -> Value {
+    Value v = memref::LoadOp::create(rw, loc, buf, ValueRange{i});
+    if (v.getType().isF32()) {
+      // Emulated staging keeps f32: round to nearest even as cvt.rn.bf16 does.
+      Value w = arith::BitcastOp::create(rw, loc, rw.getI32Type(), v);
+      Value odd = arith::AndIOp::create(rw, loc, arith::ShRUIOp::create(rw, loc, w, i32(16)),
+                                        i32(1));
+      w = arith::AddIOp::create(rw, loc, w, arith::AddIOp::create(rw, loc, odd, i32(0x7fff)));
+      return arith::ShRUIOp::create(rw, loc, w, i32(16));
+    }
+    v = arith::BitcastOp::create(rw, loc, rw.getI16Type(), v);
+    return arith::ExtUIOp::create(rw, loc, rw.getI32Type(), v);
+  };
+  Value hi = arith::ShLIOp::create(rw, loc, bits(arith::AddIOp::create(rw, loc, at, step)),
+                                   i32(16));
+  return arith::OrIOp::create(rw, loc, bits(at), hi);
+}
+
+Value MatrixTiles::accAt(Value acc, int64_t i) {
+  if (isa<VectorType>(acc.getType()))
+    return vector::ExtractOp::create(rw, loc, acc, ArrayRef<int64_t>{i});
+  return memref::LoadOp::create(rw, loc, acc,
+                                ValueRange{arith::ConstantIndexOp::create(rw, loc, i)});
+}
+
+Value MatrixTiles::accWith(Value acc, int64_t i, Value v) {
+  if (isa<VectorType>(acc.getType()))
+    return vector::InsertOp::create(rw, loc, v, acc, ArrayRef<int64_t>{i});
+  memref::StoreOp::create(rw, loc, v, acc, ValueRange{arith::ConstantIndexOp::create(rw, loc, i)});
+  return acc;
 }
 
 Value MatrixTiles::zero() {
+  if (mmaSync() && kind == GpuMatrixOps::Wmma)
+    return arith::ConstantOp::create(
+        rw, loc, DenseElementsAttr::get(VectorType::get({8}, rw.getF32Type()), 0.0f));
   Value z = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0.0f));
   if (kind == GpuMatrixOps::Wmma)
     return gpu::SubgroupMmaConstantMatrixOp::create(rw, loc, tileType(rw.getF32Type(), "COp"), z);
   // A private buffer (allocated inside the kernel's cooperative loop, so
-  // distributeKernel gives it to one invocation).
-  Value acc = memref::AllocaOp::create(
-      rw, loc, MemRefType::get({kTile * kTile}, rw.getF32Type()));
+  // distributeKernel gives it to one invocation): the lane's 8 elements
+  // (mma.sync) or the whole tile.
+  int64_t n = mmaSync() ? 8 : kTile * kTile;
+  Value acc = memref::AllocaOp::create(rw, loc, MemRefType::get({n}, rw.getF32Type()));
   Value c0 = arith::ConstantIndexOp::create(rw, loc, 0);
-  Value n = arith::ConstantIndexOp::create(rw, loc, kTile * kTile);
-  forEach(rw, loc, c0, n, 1, [&](Value i) { memref::StoreOp::create(rw, loc, z, acc, i); });
+  forEach(rw, loc, c0, arith::ConstantIndexOp::create(rw, loc, n), 1,
+          [&](Value i) { memref::StoreOp::create(rw, loc, z, acc, i); });
   return acc;
 }
 
+Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
+                                  int64_t ldb, Value tid) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
+  auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
+  // PTX ISA, mma.m16n8k16 with .bf16 operands: lane = 4 * g + t holds
+  //   A (row-major 16 x 16): registers (row g, k 2t), (g + 8, 2t),
+  //     (g, 2t + 8), (g + 8, 2t + 8), each with the next k in its high
+  //     half;
+  //   B (16 x 8, "col"): (k 2t, column g), (k 2t + 8, g), with k + 1 in
+  //     the high half;
+  //   C, D (16 x 8 f32): (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+  // Our 16x16 product is two of them, columns 0-7 and 8-15; the
+  // accumulator's elements 4h .. 4h + 3 are C and D of half h.
+  Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
+  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
+  Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
+  SmallVector<Value> fa, fb;
+  for (int64_t kh = 0; kh < 2; ++kh)
+    for (int64_t rh = 0; rh < 2; ++rh)
+      fa.push_back(
+          pair(a, add(aOff, add(mul(add(g, idx(8 * rh)), lda), add(t2, idx(8 * kh)))), idx(1)));
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t kh = 0; kh < 2; ++kh)
+      fb.push_back(pair(b, add(bOff, add(mul(add(t2, idx(8 * kh)), ldb), add(g, idx(8 * h)))),
+                        idx(ldb)));
+  if (kind != GpuMatrixOps::Wmma) {
+    emulateMmaSync(acc, fa, fb, tid);
+    return acc;
+  }
+  Type f32 = rw.getF32Type();
+  auto result = LLVM::LLVMStructType::getLiteral(rw.getContext(), {f32, f32, f32, f32});
+  Value out = acc;
+  for (int64_t h = 0; h < 2; ++h) {
+    SmallVector<Value> fc;
+    for (int64_t i = 0; i < 4; ++i)
+      fc.push_back(accAt(acc, 4 * h + i));
+    Value d = NVVM::MmaOp::create(
+        rw, loc, result, fa, ArrayRef<Value>(fb).slice(2 * h, 2), fc,
+        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
+    for (int64_t i = 0; i < 4; ++i)
+      out = accWith(out, 4 * h + i,
+                    LLVM::ExtractValueOp::create(rw, loc, d, ArrayRef<int64_t>{i}));
+  }
+  return out;
+}
+
+void MatrixTiles::emulateMmaSync(Value acc, ArrayRef<Value> fa, ArrayRef<Value> fb, Value tid) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  auto i32 = [&](int64_t v) {
+    return arith::ConstantIntOp::create(rw, loc, rw.getI32Type(), v);
+  };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
+  auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
+  // Registers of invocation u at exchange[8u ..]: A's 4, then B's 2 per half.
+  Value mine = mul(tid, 8);
+  for (int64_t r = 0; r < 8; ++r)
+    memref::StoreOp::create(rw, loc, r < 4 ? fa[r] : fb[r - 4], exchange,
+                            ValueRange{add(mine, idx(r))});
+  gpu::BarrierOp::create(rw, loc);
+  // Where the ISA puts an element, read backwards: A (row, k) is in lane
+  // 4 (row % 8) + (k % 8) / 2, register row / 8 + 2 (k / 8); B (k, n) in
+  // lane 4 n + (k % 8) / 2, register k / 8 of its half; k % 2 picks the
+  // 16-bit half. This lane's D elements: (g + 8 (i / 2), 2t + i % 2).
+  Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
+  Value warp0 = arith::SubIOp::create(rw, loc, tid, lane);
+  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
+  Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
+  auto operandAt = [&](Value owner, Value reg, Value k) -> Value {
+    Value w = memref::LoadOp::create(rw, loc, exchange, ValueRange{add(mul(owner, 8), reg)});
+    Value lo = arith::ShLIOp::create(rw, loc, w, i32(16));
+    Value hi = arith::AndIOp::create(rw, loc, w, i32(0xffff0000));
+    Value odd = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ne,
+                                      arith::RemUIOp::create(rw, loc, k, idx(2)), idx(0));
+    Value v = arith::SelectOp::create(rw, loc, odd, hi, lo);
+    return arith::BitcastOp::create(rw, loc, rw.getF32Type(), v);
+  };
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t i = 0; i < 4; ++i) {
+      Value n = add(t2, idx(i % 2)); // column within the half
+      Value c = accAt(acc, 4 * h + i);
+      auto f = scf::ForOp::create(rw, loc, idx(0), idx(kTile), idx(1), ValueRange{c});
+      {
+        OpBuilder::InsertionGuard guard(rw);
+        rw.setInsertionPointToStart(f.getBody());
+        Value k = f.getInductionVar();
+        Value k8 = arith::DivUIOp::create(rw, loc, k, idx(8));
+        Value pairLane = arith::DivUIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, k, idx(8)),
+                                                idx(2));
+        Value x = operandAt(add(warp0, add(mul(g, 4), pairLane)),
+                            add(idx(i / 2), mul(k8, 2)), k);
+        Value y = operandAt(add(warp0, add(mul(n, 4), pairLane)), add(idx(4 + 2 * h), k8), k);
+        scf::YieldOp::create(rw, loc,
+                             ValueRange{math::FmaOp::create(rw, loc, x, y,
+                                                            f.getRegionIterArgs()[0])});
+      }
+      accWith(acc, 4 * h + i, f.getResult(0));
+    }
+  gpu::BarrierOp::create(rw, loc);
+}
+
 Value MatrixTiles::multiplyAdd(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
-                               int64_t ldb) {
+                               int64_t ldb, Value tid) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  if (mmaSync())
+    return mmaSyncProduct(acc, a, aOff, lda, b, bOff, ldb, tid);
   if (kind == GpuMatrixOps::Wmma) {
     Type f16 = rw.getF16Type();
     Value ta = gpu::SubgroupMmaLoadMatrixOp::create(rw, loc, tileType(f16, "AOp"), a,
@@ -62,7 +222,6 @@ Value MatrixTiles::multiplyAdd(Value acc, Value a, Value aOff, int64_t lda, Valu
                                              UnitAttr());
   }
   // acc[i][j] += sum_k A[i][k] * B[k][j], k in order.
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   Value c0 = idx(0), n = idx(kTile);
   forEach(rw, loc, c0, n, 1, [&](Value i) {
     forEach(rw, loc, c0, n, 1, [&](Value j) {
@@ -90,14 +249,32 @@ Value MatrixTiles::multiplyAdd(Value acc, Value a, Value aOff, int64_t lda, Valu
   return acc;
 }
 
-void MatrixTiles::store(Value acc, Value c, Value off, int64_t ldc, Value lane) {
+void MatrixTiles::store(Value acc, Value c, Value off, int64_t ldc, Value tid) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
+  if (mmaSync()) {
+    // Element 4h + i of the lane's accumulator: row g + 8 (i / 2), column
+    // 8h + 2t + i % 2 (mmaSyncProduct).
+    Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
+    Value t2 = arith::MulIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, lane, idx(4)),
+                                     idx(2));
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t i = 0; i < 4; ++i) {
+        Value row = arith::AddIOp::create(rw, loc, g, idx(8 * (i / 2)));
+        Value col = arith::AddIOp::create(rw, loc, t2, idx(8 * h + i % 2));
+        Value at = arith::AddIOp::create(
+            rw, loc, off,
+            arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, row, idx(ldc)), col));
+        memref::StoreOp::create(rw, loc, accAt(acc, 4 * h + i), c, ValueRange{at});
+      }
+    return;
+  }
   if (kind == GpuMatrixOps::Wmma) {
     gpu::SubgroupMmaStoreMatrixOp::create(rw, loc, acc, c, ValueRange{off},
                                           rw.getIndexAttr(ldc), UnitAttr());
     return;
   }
   // Every lane holds the whole tile; lane l writes elements l, l + 32, ...
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   forEach(rw, loc, lane, idx(kTile * kTile), kWarp, [&](Value e) {
     Value i = arith::DivUIOp::create(rw, loc, e, idx(kTile));
     Value j = arith::RemUIOp::create(rw, loc, e, idx(kTile));

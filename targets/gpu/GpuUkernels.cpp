@@ -18,6 +18,8 @@ static const llvm::StringMap<GpuUkernelExpander> &expanders() {
       {"kiln_uk_matmul_glu_f32", expandMatmulGluF32},
       {"kiln_uk_matmul_h_f32", expandMatmulHF32},
       {"kiln_uk_matmul_glu_h_f32", expandMatmulGluHF32},
+      {"kiln_uk_matmul_bf16_f32", expandMatmulBf16F32},
+      {"kiln_uk_matmul_glu_bf16_f32", expandMatmulGluBf16F32},
       {"kiln_uk_matmul_q_f32", expandMatmulQF32},
       {"kiln_uk_matmul_glu_q_f32", expandMatmulGluQF32},
       {"kiln_uk_split_heads_f32", expandSplitHeadsF32},

@@ -66,6 +66,9 @@ mlir::LogicalResult expandMatmulGluF32(llm::UkernelOp, mlir::RewriterBase &, con
 // ... over the same panels in IEEE half (--quantize=f16).
 mlir::LogicalResult expandMatmulHF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandMatmulGluHF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+// ... in bfloat16, as i16 bits (--quantize=bf16).
+mlir::LogicalResult expandMatmulBf16F32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
+mlir::LogicalResult expandMatmulGluBf16F32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandSplitHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandMergeHeadsF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);
 mlir::LogicalResult expandRotaryF32(llm::UkernelOp, mlir::RewriterBase &, const GpuKernelConfig &, std::string &);

@@ -39,6 +39,7 @@ ChunkShape chunkShape(WeightFormat f) {
   case WeightFormat::F32:
     return {4, 1, 16}; // a k-row is 64 bytes
   case WeightFormat::Half:
+  case WeightFormat::Bf16:
     return {8, 1, 16}; // 32 bytes
   case WeightFormat::Int8:
     return {8, 1, 8}; // 16 bytes; half a row keeps the accumulators few
@@ -126,12 +127,14 @@ SmallVector<Value> chunkValues(UkernelBuilder &e, const WeightReader &r, bool ve
   SmallVector<Value> out;
   switch (r.format) {
   case WeightFormat::F32:
-  case WeightFormat::Half: {
+  case WeightFormat::Half:
+  case WeightFormat::Bf16: {
     Value at = e.add(e.mul(e.mul(panel, r.K), e.idx(kLanes)), e.mul(j, e.idx(ch.cols)));
     for (Value v : loadRun(e, vec, buf, at, ch.cols))
-      out.push_back(r.format == WeightFormat::F32
-                        ? v
-                        : Value(arith::ExtFOp::create(e.rw, e.loc, e.rw.getF32Type(), v)));
+      out.push_back(r.format == WeightFormat::F32    ? v
+                    : r.format == WeightFormat::Bf16 ? bf16BitsToFloat(e, v)
+                                                     : Value(arith::ExtFOp::create(
+                                                           e.rw, e.loc, e.rw.getF32Type(), v)));
     return out;
   }
   case WeightFormat::Int8: {

@@ -29,6 +29,14 @@ Value matmulEpilogue(UkernelBuilder &e, Value acc, Value accUp, Value n, Value o
   return y;
 }
 
+Value bf16BitsToFloat(UkernelBuilder &e, Value bits) {
+  auto &rw = e.rw;
+  Value w = arith::ExtUIOp::create(rw, e.loc, rw.getI32Type(), bits);
+  w = arith::ShLIOp::create(rw, e.loc, w,
+                            arith::ConstantIntOp::create(rw, e.loc, rw.getI32Type(), 16));
+  return arith::BitcastOp::create(rw, e.loc, rw.getF32Type(), w);
+}
+
 Value loadByte(UkernelBuilder &e, Value buf, Value at) {
   return arith::ExtUIOp::create(e.rw, e.loc, e.rw.getI32Type(), e.load(buf, at));
 }
@@ -56,11 +64,23 @@ WeightReader f32Weights(UkernelBuilder &e, Value K) {
 /// The f32 panels' layout in IEEE half (--quantize=f16), widened on load.
 WeightReader halfWeights(UkernelBuilder &e, Value K) {
   WeightReader r = f32Weights(e, K);
-  r.halfPrecision = true;
+  r.tileOperand = e.rw.getF16Type();
   r.format = WeightFormat::Half;
   r.weight = [&e, K](Value buf, Value panel, Value k, Value c, ArrayRef<Value>) -> Value {
     return arith::ExtFOp::create(e.rw, e.loc, e.rw.getF32Type(),
                                  panelElement(e, buf, K, panel, k, c));
+  };
+  return r;
+}
+
+/// The f32 panels' layout in bfloat16 (--quantize=bf16), stored as i16
+/// bits: a weight is its bits shifted into an f32's top half.
+WeightReader bf16Weights(UkernelBuilder &e, Value K) {
+  WeightReader r = f32Weights(e, K);
+  r.tileOperand = e.rw.getBF16Type();
+  r.format = WeightFormat::Bf16;
+  r.weight = [&e, K](Value buf, Value panel, Value k, Value c, ArrayRef<Value>) -> Value {
+    return bf16BitsToFloat(e, panelElement(e, buf, K, panel, k, c));
   };
   return r;
 }
@@ -101,7 +121,7 @@ WeightReader quantizedWeights(UkernelBuilder &e, Value K, Value N, int64_t bits,
                               bool hasZp) {
   WeightReader r;
   r.group = e.idx(group);
-  r.halfPrecision = true;
+  r.tileOperand = e.rw.getF16Type();
   Value panels = e.ceilDiv(N, kLanes);
   Value panelBytes = e.mul(K, e.idx(bits == 4 ? 8 : 16));
   Value groups = e.div(K, e.idx(group));
@@ -308,7 +328,7 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
                  int64_t act, Value C) {
   constexpr int64_t kTile = MatrixTiles::kTile, kStep = 2 * kTile, kPanels = 2;
   constexpr int64_t kThreads = 4 * MatrixTiles::kWarp;
-  MatrixTiles tiles(e.rw, e.loc, cfg.matrixOps);
+  MatrixTiles tiles(e.rw, e.loc, cfg.matrixOps, r.tileOperand, kThreads);
   Type operand = tiles.operandType();
   int64_t nAcc = Bu ? 2 : 1;
   auto shared = [&](int64_t n, Type t) { return workgroupBuffer(e.rw, e.loc, n, t); };
@@ -341,7 +361,6 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
       e.le(e.add(row0, e.idx(kTile)), M),
       [&] {
         Value warp = e.div(t, e.idx(MatrixTiles::kWarp));
-        Value lane = e.rem(t, e.idx(MatrixTiles::kWarp));
         Value wp = e.rem(warp, e.idx(2)), wk = e.div(warp, e.idx(2));
         SmallVector<Value> acc;
         for (int64_t j = 0; j < nAcc; ++j)
@@ -382,13 +401,13 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
                                              e.mul(wk, e.idx(kTile)), kStep, Bs[j],
                                              e.add(e.mul(wp, e.idx(kStep * kTile)),
                                                    e.mul(wk, e.idx(kTile * kTile))),
-                                             kTile));
+                                             kTile, t));
           return tiles.carried() ? next : SmallVector<Value>{};
         });
         for (int64_t j = 0; j < nAcc; ++j)
           tiles.store(tiles.carried() ? res[j] : acc[j], Cs,
                       e.mul(e.add(e.mul(warp, e.idx(nAcc)), e.idx(j)), e.idx(kTile * kTile)),
-                      kTile, lane);
+                      kTile, t);
         wg.barrier();
         // Epilogue: 16 rows x 2 panels, each sum the two k-halves'.
         for (int64_t i = 0; i < kTile * kPanels * kTile / kThreads; ++i) {
@@ -427,7 +446,7 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
 void matmulFor(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r, Value A,
                Value M, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
                int64_t act, Value C) {
-  if (cfg.matrixOps != GpuMatrixOps::None && r.halfPrecision &&
+  if (cfg.matrixOps != GpuMatrixOps::None && r.tileOperand &&
       cfg.workgroupSize == 4 * MatrixTiles::kWarp)
     matmulTiles(e, cfg, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
   else if (cfg.workgroupSize % (kLanes * kSlices) == 0)
@@ -479,6 +498,30 @@ LogicalResult expandMatmulGluHF32(llm::UkernelOp op, RewriterBase &rw,
   if (failed(e.expect(8, error)))
     return failure();
   matmulFor(e, config, halfWeights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+            e.buffer(4), e.size(5), Value(), Value(), e.intArg(6), e.buffer(7));
+  return e.finish();
+}
+
+// kiln_uk_matmul_bf16_f32: kiln_uk_matmul_f32's arguments, bfloat16
+// weights (as i16 bits).
+LogicalResult expandMatmulBf16F32(llm::UkernelOp op, RewriterBase &rw,
+                                  const GpuKernelConfig &config, std::string &error) {
+  UkernelBuilder e(op, rw);
+  if (failed(e.expect(9, error)))
+    return failure();
+  matmulFor(e, config, bf16Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+            Value(), e.size(4), e.buffer(5), e.buffer(6), e.intArg(7), e.buffer(8));
+  return e.finish();
+}
+
+// kiln_uk_matmul_glu_bf16_f32: kiln_uk_matmul_glu_f32's arguments,
+// bfloat16 weights.
+LogicalResult expandMatmulGluBf16F32(llm::UkernelOp op, RewriterBase &rw,
+                                     const GpuKernelConfig &config, std::string &error) {
+  UkernelBuilder e(op, rw);
+  if (failed(e.expect(8, error)))
+    return failure();
+  matmulFor(e, config, bf16Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
             e.buffer(4), e.size(5), Value(), Value(), e.intArg(6), e.buffer(7));
   return e.finish();
 }

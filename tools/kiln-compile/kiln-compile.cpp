@@ -72,7 +72,7 @@ static cl::opt<std::string> quantize(
              "channel), 'w8a8' (w8, and each matmul's input rows in int8 at run time), "
              "'w4g32' / 'w4g128' (int4 in groups of 32 / 128 along K, zero points; on CPUs "
              "each group of inputs in int8 too, unless the name ends in 'a32'; 'a8' asks for "
-             "it anywhere); 'f16' (half-float weights; GPU targets); "
+             "it anywhere); 'f16' / 'bf16' (half-float / bfloat16 weights; GPU targets); "
              "',kv8' adds an int8 KV cache (docs/compression.md)"),
     cl::value_desc("SCHEME"), cl::cat(category));
 
