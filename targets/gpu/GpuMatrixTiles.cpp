@@ -1,6 +1,5 @@
 //===- GpuMatrixTiles.cpp - 16x16 tile products by a warp ------------------===//
 #include "targets/gpu/GpuMatrixTiles.h"
-#include "targets/gpu/GpuWorkgroup.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -33,13 +32,6 @@ void forEach(RewriterBase &rw, Location loc, Value lb, Value ub, int64_t step,
 }
 
 } // namespace
-
-MatrixTiles::MatrixTiles(RewriterBase &rw, Location loc, GpuMatrixOps kind, Type operand,
-                         int64_t workgroupSize)
-    : rw(rw), loc(loc), kind(kind), operand(operand) {
-  if (kind == GpuMatrixOps::Emulated && mmaSync())
-    exchange = workgroupBuffer(rw, loc, workgroupSize * 8, rw.getI32Type());
-}
 
 Type MatrixTiles::operandType() const {
   return kind == GpuMatrixOps::Wmma ? operand : Type(rw.getF32Type());
@@ -102,36 +94,51 @@ Value MatrixTiles::zero() {
   return acc;
 }
 
-Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
-                                  int64_t ldb, Value tid) {
+// PTX ISA, mma.m16n8k16 with .bf16 operands: lane = 4 * g + t holds
+//   A (row-major 16 x 16): registers (row g, k 2t), (g + 8, 2t), (g, 2t + 8),
+//     (g + 8, 2t + 8), each with the next k in its high half;
+//   B (16 x 8, "col"): (k 2t, column g), (k 2t + 8, g), with k + 1 in the
+//     high half;
+//   C, D (16 x 8 f32): (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+// Our 16x16 product is two of them, columns 0-7 and 8-15 (half h); the
+// lane's accumulator elements 4h .. 4h + 3 are C and D of half h.
+SmallVector<Value> MatrixTiles::fragmentA(Value a, Value aOff, int64_t lda, Value lane) {
   auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
   auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
-  // PTX ISA, mma.m16n8k16 with .bf16 operands: lane = 4 * g + t holds
-  //   A (row-major 16 x 16): registers (row g, k 2t), (g + 8, 2t),
-  //     (g, 2t + 8), (g + 8, 2t + 8), each with the next k in its high
-  //     half;
-  //   B (16 x 8, "col"): (k 2t, column g), (k 2t + 8, g), with k + 1 in
-  //     the high half;
-  //   C, D (16 x 8 f32): (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
-  // Our 16x16 product is two of them, columns 0-7 and 8-15; the
-  // accumulator's elements 4h .. 4h + 3 are C and D of half h.
-  Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
   Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
   Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
-  SmallVector<Value> fa, fb;
+  SmallVector<Value> fa;
   for (int64_t kh = 0; kh < 2; ++kh)
     for (int64_t rh = 0; rh < 2; ++rh)
       fa.push_back(
           pair(a, add(aOff, add(mul(add(g, idx(8 * rh)), lda), add(t2, idx(8 * kh)))), idx(1)));
-  for (int64_t h = 0; h < 2; ++h)
-    for (int64_t kh = 0; kh < 2; ++kh)
-      fb.push_back(pair(b, add(bOff, add(mul(add(t2, idx(8 * kh)), ldb), add(g, idx(8 * h)))),
-                        idx(ldb)));
+  return fa;
+}
+
+SmallVector<Value> MatrixTiles::fragmentB(Value b, Value bOff, int64_t ldb, Value lane,
+                                          int64_t h) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
+  auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
+  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
+  Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
+  SmallVector<Value> fb;
+  for (int64_t kh = 0; kh < 2; ++kh)
+    fb.push_back(
+        pair(b, add(bOff, add(mul(add(t2, idx(8 * kh)), ldb), add(g, idx(8 * h)))), idx(ldb)));
+  return fb;
+}
+
+Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
+                                  int64_t ldb, Value tid) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
   if (kind != GpuMatrixOps::Wmma) {
-    emulateMmaSync(acc, fa, fb, tid);
+    emulateMmaSync(acc, a, aOff, lda, b, bOff, ldb, lane);
     return acc;
   }
+  SmallVector<Value> fa = fragmentA(a, aOff, lda, lane);
   Type f32 = rw.getF32Type();
   auto result = LLVM::LLVMStructType::getLiteral(rw.getContext(), {f32, f32, f32, f32});
   Value out = acc;
@@ -140,8 +147,8 @@ Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, V
     for (int64_t i = 0; i < 4; ++i)
       fc.push_back(accAt(acc, 4 * h + i));
     Value d = NVVM::MmaOp::create(
-        rw, loc, result, fa, ArrayRef<Value>(fb).slice(2 * h, 2), fc,
-        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        rw, loc, result, fa, fragmentB(b, bOff, ldb, lane, h), fc, ArrayRef<int64_t>{16, 8, 16},
+        std::nullopt, std::nullopt,
         std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
         std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row, NVVM::MMALayout::col});
     for (int64_t i = 0; i < 4; ++i)
@@ -151,58 +158,63 @@ Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, V
   return out;
 }
 
-void MatrixTiles::emulateMmaSync(Value acc, ArrayRef<Value> fa, ArrayRef<Value> fb, Value tid) {
+void MatrixTiles::emulateMmaSync(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
+                                 int64_t ldb, Value lane) {
   auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   auto i32 = [&](int64_t v) {
     return arith::ConstantIntOp::create(rw, loc, rw.getI32Type(), v);
   };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
   auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
-  // Registers of invocation u at exchange[8u ..]: A's 4, then B's 2 per half.
-  Value mine = mul(tid, 8);
-  for (int64_t r = 0; r < 8; ++r)
-    memref::StoreOp::create(rw, loc, r < 4 ? fa[r] : fb[r - 4], exchange,
-                            ValueRange{add(mine, idx(r))});
-  gpu::BarrierOp::create(rw, loc);
   // Where the ISA puts an element, read backwards: A (row, k) is in lane
   // 4 (row % 8) + (k % 8) / 2, register row / 8 + 2 (k / 8); B (k, n) in
   // lane 4 n + (k % 8) / 2, register k / 8 of its half; k % 2 picks the
-  // 16-bit half. This lane's D elements: (g + 8 (i / 2), 2t + i % 2).
-  Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
-  Value warp0 = arith::SubIOp::create(rw, loc, tid, lane);
+  // 16-bit half. This lane's D elements are (g + 8 (i / 2), 2t + i % 2) of
+  // each half, so per k it needs A's registers of lane 4g + (k % 8) / 2 and
+  // B's of lanes 4 (2t + ci) + (k % 8) / 2: it gathers them as those lanes
+  // would (fragmentA / fragmentB for their lane numbers).
   Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
   Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
-  auto operandAt = [&](Value owner, Value reg, Value k) -> Value {
-    Value w = memref::LoadOp::create(rw, loc, exchange, ValueRange{add(mul(owner, 8), reg)});
-    Value lo = arith::ShLIOp::create(rw, loc, w, i32(16));
-    Value hi = arith::AndIOp::create(rw, loc, w, i32(0xffff0000));
+  SmallVector<Value> init;
+  for (int64_t i = 0; i < 8; ++i)
+    init.push_back(accAt(acc, i));
+  auto f = scf::ForOp::create(rw, loc, idx(0), idx(kTile), idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(rw);
+    rw.setInsertionPointToStart(f.getBody());
+    Value k = f.getInductionVar();
+    Value upperK = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::uge, k, idx(8));
     Value odd = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ne,
                                       arith::RemUIOp::create(rw, loc, k, idx(2)), idx(0));
-    Value v = arith::SelectOp::create(rw, loc, odd, hi, lo);
-    return arith::BitcastOp::create(rw, loc, rw.getF32Type(), v);
-  };
-  for (int64_t h = 0; h < 2; ++h)
-    for (int64_t i = 0; i < 4; ++i) {
-      Value n = add(t2, idx(i % 2)); // column within the half
-      Value c = accAt(acc, 4 * h + i);
-      auto f = scf::ForOp::create(rw, loc, idx(0), idx(kTile), idx(1), ValueRange{c});
-      {
-        OpBuilder::InsertionGuard guard(rw);
-        rw.setInsertionPointToStart(f.getBody());
-        Value k = f.getInductionVar();
-        Value k8 = arith::DivUIOp::create(rw, loc, k, idx(8));
-        Value pairLane = arith::DivUIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, k, idx(8)),
-                                                idx(2));
-        Value x = operandAt(add(warp0, add(mul(g, 4), pairLane)),
-                            add(idx(i / 2), mul(k8, 2)), k);
-        Value y = operandAt(add(warp0, add(mul(n, 4), pairLane)), add(idx(4 + 2 * h), k8), k);
-        scf::YieldOp::create(rw, loc,
-                             ValueRange{math::FmaOp::create(rw, loc, x, y,
-                                                            f.getRegionIterArgs()[0])});
+    Value pairLane = arith::DivUIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, k, idx(8)),
+                                            idx(2));
+    // The f32 that register `w` holds for this k.
+    auto element = [&](Value w) -> Value {
+      Value lo = arith::ShLIOp::create(rw, loc, w, i32(16));
+      Value hi = arith::AndIOp::create(rw, loc, w, i32(0xffff0000));
+      return arith::BitcastOp::create(rw, loc, rw.getF32Type(),
+                                      arith::SelectOp::create(rw, loc, odd, hi, lo));
+    };
+    SmallVector<Value> fa = fragmentA(a, aOff, lda, add(mul(g, 4), pairLane));
+    Value x[2];
+    for (int64_t rh = 0; rh < 2; ++rh)
+      x[rh] = element(arith::SelectOp::create(rw, loc, upperK, fa[rh + 2], fa[rh]));
+    // D element 4h + 2rh + ci: row g + 8rh, column 2t + ci of half h.
+    SmallVector<Value> sums(8);
+    for (int64_t h = 0; h < 2; ++h)
+      for (int64_t ci = 0; ci < 2; ++ci) {
+        SmallVector<Value> fb =
+            fragmentB(b, bOff, ldb, add(mul(add(t2, idx(ci)), 4), pairLane), h);
+        Value y = element(arith::SelectOp::create(rw, loc, upperK, fb[1], fb[0]));
+        for (int64_t rh = 0; rh < 2; ++rh) {
+          int64_t i = 4 * h + 2 * rh + ci;
+          sums[i] = math::FmaOp::create(rw, loc, x[rh], y, f.getRegionIterArgs()[i]);
+        }
       }
-      accWith(acc, 4 * h + i, f.getResult(0));
-    }
-  gpu::BarrierOp::create(rw, loc);
+    scf::YieldOp::create(rw, loc, sums);
+  }
+  for (int64_t i = 0; i < 8; ++i)
+    accWith(acc, i, f.getResult(i));
 }
 
 Value MatrixTiles::multiplyAdd(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,

@@ -15,8 +15,9 @@
 // "matrix_ops": "emulated"): f16 tile products (WMMA's fragments are
 // opaque) are computed in full, in private memory, by every invocation of
 // the warp; bf16 ones go through the very fragment code CUDA runs, with
-// only the mma.sync instruction emulated -- the lanes exchange their
-// registers through workgroup memory and each computes its own 8 results.
+// only the mma.sync instruction emulated -- each lane computes its own 8
+// results from the registers the lanes holding its operands would gather
+// (the same code, run for their lane numbers).
 // Slow, but it tests the kernels' staging, indexing, fragments and
 // epilogues.
 //
@@ -40,11 +41,9 @@ public:
   static constexpr int64_t kTile = 16;
   static constexpr int64_t kWarp = 32;
 
-  /// `operand`: f16 or bf16, what the tensor cores multiply. Must be built
-  /// at the kernel's function level (the emulated mma.sync allocates its
-  /// workgroup memory here); `workgroupSize` invocations in warps of 32.
-  MatrixTiles(mlir::RewriterBase &rw, mlir::Location loc, GpuMatrixOps kind, mlir::Type operand,
-              int64_t workgroupSize);
+  /// `operand`: f16 or bf16, what the tensor cores multiply.
+  MatrixTiles(mlir::RewriterBase &rw, mlir::Location loc, GpuMatrixOps kind, mlir::Type operand)
+      : rw(rw), loc(loc), kind(kind), operand(operand) {}
 
   /// What A and B are staged as: the operand type for the tensor cores; f32
   /// emulated (no Float16 or bfloat16 needed on the test device).
@@ -72,10 +71,16 @@ private:
   bool mmaSync() const;
   mlir::Value mmaSyncProduct(mlir::Value acc, mlir::Value a, mlir::Value aOff, int64_t lda,
                              mlir::Value b, mlir::Value bOff, int64_t ldb, mlir::Value tid);
-  /// Emulated mma.sync: D = C + A B for both 8-column halves from every
-  /// lane's registers (fa: 4 of A; fb: 2 of B per half).
-  void emulateMmaSync(mlir::Value acc, llvm::ArrayRef<mlir::Value> fa,
-                      llvm::ArrayRef<mlir::Value> fb, mlir::Value tid);
+  /// Lane `lane`'s 4 registers of A and its 2 of B for 8-column half h
+  /// (the PTX ISA's m16n8k16 layout, see mmaSyncProduct).
+  llvm::SmallVector<mlir::Value> fragmentA(mlir::Value a, mlir::Value aOff, int64_t lda,
+                                           mlir::Value lane);
+  llvm::SmallVector<mlir::Value> fragmentB(mlir::Value b, mlir::Value bOff, int64_t ldb,
+                                           mlir::Value lane, int64_t h);
+  /// Emulated mma.sync: this lane's 8 elements of acc + A B (both halves),
+  /// updated in place.
+  void emulateMmaSync(mlir::Value acc, mlir::Value a, mlir::Value aOff, int64_t lda,
+                      mlir::Value b, mlir::Value bOff, int64_t ldb, mlir::Value lane);
   /// Accumulator element i (of this lane's 8) and its update.
   mlir::Value accAt(mlir::Value acc, int64_t i);
   mlir::Value accWith(mlir::Value acc, int64_t i, mlir::Value v);
@@ -87,8 +92,6 @@ private:
   mlir::Location loc;
   GpuMatrixOps kind;
   mlir::Type operand;
-  /// Emulated mma.sync: 8 registers per invocation, exchanged.
-  mlir::Value exchange;
 };
 
 } // namespace kiln

@@ -315,26 +315,29 @@ void matmul(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r
 }
 
 /// The same product on 16x16 tiles (GpuMatrixTiles.h: tensor cores on
-/// CUDA) for workgroups of 4 warps, where the weights are f16 or quantized
-/// (the inputs are rounded to f16 too). A work item is (16 rows, 2 panels).
-/// Per step of 32 k the workgroup stages A (16 x 32) and the weights of
-/// both panels (dequantized, 32 x 16 each) in workgroup memory; warp w
-/// multiplies panel w % 2 on k-half w / 2, so each step is one tile
-/// product per warp; the two halves' sums meet in the epilogue. A block of
-/// fewer than 16 rows (decode, and a prompt's last rows) goes the SIMT way,
-/// the same panels per item.
+/// CUDA) for workgroups of 4 warps, where the weights are f16, bf16 or
+/// quantized (the inputs are rounded to the tiles' operand type too). A
+/// work item is 64 rows x 4 panels (64 columns); warp w computes its 32 x
+/// 32 quarter (rows 32 (w / 2), panels 2 (w % 2)): four 16x16 tile
+/// products per step of 16 k, for which the workgroup stages A (64 x 16)
+/// and the weights of the 4 panels (dequantized, 16 x 16 each) in
+/// workgroup memory -- each staged element feeds 32 multiply-adds, and
+/// each barrier pair brackets 4 tile products per warp. Rows past M and k
+/// past K are staged as zeros; the epilogue goes through workgroup memory
+/// one tile per warp at a time. Fewer than 16 rows in all (decode) take
+/// the panel GEMV instead.
 void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader &r, Value A,
                  Value M, Value K, Value Bp, Value Bu, Value N, Value bias, Value residual,
                  int64_t act, Value C) {
-  constexpr int64_t kTile = MatrixTiles::kTile, kStep = 2 * kTile, kPanels = 2;
+  constexpr int64_t kTile = MatrixTiles::kTile, kStep = kTile, kRows = 64, kPanels = 4;
   constexpr int64_t kThreads = 4 * MatrixTiles::kWarp;
-  MatrixTiles tiles(e.rw, e.loc, cfg.matrixOps, r.tileOperand, kThreads);
+  MatrixTiles tiles(e.rw, e.loc, cfg.matrixOps, r.tileOperand);
   Type operand = tiles.operandType();
   int64_t nAcc = Bu ? 2 : 1;
   auto shared = [&](int64_t n, Type t) { return workgroupBuffer(e.rw, e.loc, n, t); };
-  // As[i * 32 + k]; Bs[p * 512 + k * 16 + c]; Cs[(warp * nAcc + j) * 256 +
+  // As[i * 16 + k]; Bs[p * 256 + k * 16 + c]; Cs[(warp * nAcc + j) * 256 +
   // i * 16 + c].
-  Value As = shared(kTile * kStep, operand);
+  Value As = shared(kRows * kStep, operand);
   SmallVector<Value> Bs{shared(kPanels * kStep * kTile, operand)};
   if (Bu)
     Bs.push_back(shared(kPanels * kStep * kTile, operand));
@@ -342,10 +345,9 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
   WorkgroupBuilder wg(e.rw, e.loc, cfg);
   Value panels = e.ceilDiv(N, kLanes);
   // Fewer than 16 rows in all (decode): items of (4 rows, 1 panel) for
-  // panelGemv; otherwise (16 rows, 2 panels), a prompt's last rows on the
-  // SIMT kernel.
+  // panelGemv; otherwise (64 rows, 4 panels).
   Value decode = e.lt(M, e.idx(kTile));
-  SmallVector<Value> iv = wg.items({e.select(decode, e.ceilDiv(M, kGemvRows), e.ceilDiv(M, kTile)),
+  SmallVector<Value> iv = wg.items({e.select(decode, e.ceilDiv(M, kGemvRows), e.ceilDiv(M, kRows)),
                                     e.select(decode, panels, e.ceilDiv(panels, kPanels))});
   Value t = wg.tid();
   e.ifThenElse(decode, [&] {
@@ -353,92 +355,91 @@ void matmulTiles(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightRead
     Value end = e.select(e.le(e.add(row0, e.idx(kGemvRows)), M), e.add(row0, e.idx(kGemvRows)), M);
     panelGemvItem(e, wg, r, A, K, Bp, Bu, N, bias, residual, act, C, iv[1], row0, end, Cs);
   }, [&] {
-  Value row0 = e.mul(iv[0], e.idx(kTile));
-  auto toOperand = [&](Value x) -> Value {
-    return operand.isF32() ? x : Value(arith::TruncFOp::create(e.rw, e.loc, operand, x));
-  };
-  e.ifThenElse(
-      e.le(e.add(row0, e.idx(kTile)), M),
-      [&] {
-        Value warp = e.div(t, e.idx(MatrixTiles::kWarp));
-        Value wp = e.rem(warp, e.idx(2)), wk = e.div(warp, e.idx(2));
-        SmallVector<Value> acc;
-        for (int64_t j = 0; j < nAcc; ++j)
-          acc.push_back(tiles.zero());
-        SmallVector<Value> inits = tiles.carried() ? acc : SmallVector<Value>{};
-        SmallVector<Value> res = e.loop(e.idx(0), K, e.idx(kStep), inits, [&](Value kb, ValueRange cur) {
-          wg.barrier();
-          // A: 16 rows x 32 k, row by row (coalesced); past K, zeros.
-          for (int64_t i = 0; i < kTile * kStep / kThreads; ++i) {
-            Value el = e.add(t, e.idx(i * kThreads));
-            Value k = e.add(kb, e.rem(el, e.idx(kStep)));
-            Value in = e.lt(k, K);
-            Value x = e.load(A, e.add(e.mul(e.add(row0, e.div(el, e.idx(kStep))), K),
-                                      e.select(in, k, e.idx(0))));
-            e.store(toOperand(e.select(in, x, e.f(0.0f))), As, el);
+    Value row0 = e.mul(iv[0], e.idx(kRows));
+    auto toOperand = [&](Value x) -> Value {
+      return operand.isF32() ? x : Value(arith::TruncFOp::create(e.rw, e.loc, operand, x));
+    };
+    Value warp = e.div(t, e.idx(MatrixTiles::kWarp));
+    Value lane = e.rem(t, e.idx(MatrixTiles::kWarp));
+    Value wm = e.div(warp, e.idx(2)), wn = e.rem(warp, e.idx(2));
+    // acc[(mi * 2 + pi) * nAcc + j]: the warp's row tile mi, panel pi,
+    // weight j.
+    SmallVector<Value> acc;
+    for (int64_t i = 0; i < 4 * nAcc; ++i)
+      acc.push_back(tiles.zero());
+    SmallVector<Value> inits = tiles.carried() ? acc : SmallVector<Value>{};
+    SmallVector<Value> res = e.loop(e.idx(0), K, e.idx(kStep), inits, [&](Value kb, ValueRange cur) {
+      wg.barrier();
+      // A: 64 rows x 16 k, row by row (coalesced); past M or K, zeros.
+      for (int64_t i = 0; i < kRows * kStep / kThreads; ++i) {
+        Value el = e.add(t, e.idx(i * kThreads));
+        Value row = e.add(row0, e.div(el, e.idx(kStep)));
+        Value k = e.add(kb, e.rem(el, e.idx(kStep)));
+        Value in = e.land(e.lt(row, M), e.lt(k, K));
+        Value x = e.load(A, e.select(in, e.add(e.mul(row, K), k), e.idx(0)));
+        e.store(toOperand(e.select(in, x, e.f(0.0f))), As, el);
+      }
+      // Weights: per panel 16 k-rows of 16 columns (contiguous in the
+      // packed panel); past K or the last panel, zeros.
+      for (int64_t i = 0; i < kPanels * kStep * kTile / kThreads; ++i) {
+        Value el = e.add(t, e.idx(i * kThreads));
+        Value p = e.div(el, e.idx(kStep * kTile));
+        Value k = e.add(kb, e.rem(e.div(el, e.idx(kTile)), e.idx(kStep)));
+        Value c = e.rem(el, e.idx(kTile));
+        Value panel = e.add(e.mul(iv[1], e.idx(kPanels)), p);
+        Value in = e.land(e.lt(k, K), e.lt(panel, panels));
+        Value kc = e.select(in, k, e.idx(0)), pc = e.select(in, panel, e.idx(0));
+        Value g = e.div(kc, r.group);
+        Value bufs[2] = {Bp, Bu};
+        for (int64_t j = 0; j < nAcc; ++j) {
+          Value w = r.weight(bufs[j], pc, kc, c, r.params(bufs[j], pc, g, c));
+          e.store(toOperand(e.select(in, w, e.f(0.0f))), Bs[j], el);
+        }
+      }
+      wg.barrier();
+      SmallVector<Value> next;
+      for (int64_t mi = 0; mi < 2; ++mi)
+        for (int64_t pi = 0; pi < 2; ++pi)
+          for (int64_t j = 0; j < nAcc; ++j) {
+            int64_t at = (mi * 2 + pi) * nAcc + j;
+            Value aOff = e.mul(e.add(e.mul(wm, e.idx(32)), e.idx(16 * mi)), e.idx(kStep));
+            Value bOff = e.mul(e.add(e.mul(wn, e.idx(2)), e.idx(pi)), e.idx(kStep * kTile));
+            next.push_back(tiles.multiplyAdd(tiles.carried() ? cur[at] : acc[at], As, aOff, kStep,
+                                             Bs[j], bOff, kTile, t));
           }
-          // Weights: per panel 32 k-rows of 16 columns (contiguous in the
-          // packed panel); past K or the last panel, zeros.
-          for (int64_t i = 0; i < kPanels * kStep * kTile / kThreads; ++i) {
-            Value el = e.add(t, e.idx(i * kThreads));
-            Value p = e.div(el, e.idx(kStep * kTile));
-            Value k = e.add(kb, e.rem(e.div(el, e.idx(kTile)), e.idx(kStep)));
-            Value c = e.rem(el, e.idx(kTile));
-            Value panel = e.add(e.mul(iv[1], e.idx(kPanels)), p);
-            Value in = e.land(e.lt(k, K), e.lt(panel, panels));
-            Value kc = e.select(in, k, e.idx(0)), pc = e.select(in, panel, e.idx(0));
-            Value g = e.div(kc, r.group);
-            Value bufs[2] = {Bp, Bu};
-            for (int64_t j = 0; j < nAcc; ++j) {
-              Value w = r.weight(bufs[j], pc, kc, c, r.params(bufs[j], pc, g, c));
-              e.store(toOperand(e.select(in, w, e.f(0.0f))), Bs[j], el);
-            }
-          }
-          wg.barrier();
-          SmallVector<Value> next;
-          for (int64_t j = 0; j < nAcc; ++j)
-            next.push_back(tiles.multiplyAdd(tiles.carried() ? cur[j] : acc[j], As,
-                                             e.mul(wk, e.idx(kTile)), kStep, Bs[j],
-                                             e.add(e.mul(wp, e.idx(kStep * kTile)),
-                                                   e.mul(wk, e.idx(kTile * kTile))),
-                                             kTile, t));
-          return tiles.carried() ? next : SmallVector<Value>{};
-        });
-        for (int64_t j = 0; j < nAcc; ++j)
-          tiles.store(tiles.carried() ? res[j] : acc[j], Cs,
+      return tiles.carried() ? next : SmallVector<Value>{};
+    });
+    // Epilogue, one tile (and its GLU twin) per warp at a time: stored to
+    // the warp's part of Cs, then 8 elements per lane.
+    for (int64_t mi = 0; mi < 2; ++mi)
+      for (int64_t pi = 0; pi < 2; ++pi) {
+        for (int64_t j = 0; j < nAcc; ++j) {
+          int64_t at = (mi * 2 + pi) * nAcc + j;
+          tiles.store(tiles.carried() ? res[at] : acc[at], Cs,
                       e.mul(e.add(e.mul(warp, e.idx(nAcc)), e.idx(j)), e.idx(kTile * kTile)),
                       kTile, t);
+        }
         wg.barrier();
-        // Epilogue: 16 rows x 2 panels, each sum the two k-halves'.
-        for (int64_t i = 0; i < kTile * kPanels * kTile / kThreads; ++i) {
-          Value el = e.add(t, e.idx(i * kThreads));
-          Value row = e.div(el, e.idx(kPanels * kTile));
-          Value p = e.div(e.rem(el, e.idx(kPanels * kTile)), e.idx(kTile));
-          Value c = e.rem(el, e.idx(kTile));
-          Value n = e.add(e.mul(e.add(e.mul(iv[1], e.idx(kPanels)), p), e.idx(kTile)), c);
-          Value at = e.add(e.mul(row, e.idx(kTile)), c);
+        for (int64_t i = 0; i < kTile * kTile / MatrixTiles::kWarp; ++i) {
+          Value el = e.add(lane, e.idx(i * MatrixTiles::kWarp));
+          Value row = e.add(e.add(row0, e.add(e.mul(wm, e.idx(32)), e.idx(16 * mi))),
+                            e.div(el, e.idx(kTile)));
+          Value panel = e.add(e.mul(iv[1], e.idx(kPanels)), e.add(e.mul(wn, e.idx(2)), e.idx(pi)));
+          Value n = e.add(e.mul(panel, e.idx(kTile)), e.rem(el, e.idx(kTile)));
           SmallVector<Value> sums;
-          for (int64_t j = 0; j < nAcc; ++j) {
-            auto part = [&](Value w) {
-              return e.load(Cs, e.add(e.mul(e.add(e.mul(w, e.idx(nAcc)), e.idx(j)),
-                                            e.idx(kTile * kTile)),
-                                      at));
-            };
-            sums.push_back(e.fadd(part(p), part(e.add(p, e.idx(kPanels)))));
-          }
-          e.ifThen(e.lt(n, N), [&] {
-            Value out = e.add(e.mul(e.add(row0, row), N), n);
+          for (int64_t j = 0; j < nAcc; ++j)
+            sums.push_back(e.load(
+                Cs, e.add(e.mul(e.add(e.mul(warp, e.idx(nAcc)), e.idx(j)), e.idx(kTile * kTile)),
+                          el)));
+          e.ifThen(e.land(e.lt(row, M), e.lt(n, N)), [&] {
+            Value out = e.add(e.mul(row, N), n);
             e.store(matmulEpilogue(e, sums[0], Bu ? sums[1] : Value(), n, out, bias, residual,
                                    act),
                     C, out);
           });
         }
         wg.barrier();
-      },
-      [&] {
-        SimtLane l = simtLane(e, wg, r, K, N, iv[1]);
-        simtRows(e, wg, r, l, A, K, Bp, Bu, N, bias, residual, act, C, row0, M);
-      });
+      }
   });
 }
 
