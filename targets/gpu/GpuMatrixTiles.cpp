@@ -94,6 +94,13 @@ Value MatrixTiles::zero() {
   return acc;
 }
 
+std::pair<Value, Value> MatrixTiles::groupOf(Value lane) {
+  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
+  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
+  Value t2 = arith::MulIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, lane, idx(4)), idx(2));
+  return {g, t2};
+}
+
 // PTX ISA, mma.m16n8k16 with .bf16 operands: lane = 4 * g + t holds
 //   A (row-major 16 x 16): registers (row g, k 2t), (g + 8, 2t), (g, 2t + 8),
 //     (g + 8, 2t + 8), each with the next k in its high half;
@@ -106,8 +113,7 @@ SmallVector<Value> MatrixTiles::fragmentA(Value a, Value aOff, int64_t lda, Valu
   auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
   auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
-  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
-  Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
+  auto [g, t2] = groupOf(lane);
   SmallVector<Value> fa;
   for (int64_t kh = 0; kh < 2; ++kh)
     for (int64_t rh = 0; rh < 2; ++rh)
@@ -121,8 +127,7 @@ SmallVector<Value> MatrixTiles::fragmentB(Value b, Value bOff, int64_t ldb, Valu
   auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
   auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
-  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
-  Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
+  auto [g, t2] = groupOf(lane);
   SmallVector<Value> fb;
   for (int64_t kh = 0; kh < 2; ++kh)
     fb.push_back(
@@ -173,8 +178,7 @@ void MatrixTiles::emulateMmaSync(Value acc, Value a, Value aOff, int64_t lda, Va
   // each half, so per k it needs A's registers of lane 4g + (k % 8) / 2 and
   // B's of lanes 4 (2t + ci) + (k % 8) / 2: it gathers them as those lanes
   // would (fragmentA / fragmentB for their lane numbers).
-  Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
-  Value t2 = mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2);
+  auto [g, t2] = groupOf(lane);
   SmallVector<Value> init;
   for (int64_t i = 0; i < 8; ++i)
     init.push_back(accAt(acc, i));
@@ -267,9 +271,7 @@ void MatrixTiles::store(Value acc, Value c, Value off, int64_t ldc, Value tid) {
   if (mmaSync()) {
     // Element 4h + i of the lane's accumulator: row g + 8 (i / 2), column
     // 8h + 2t + i % 2 (mmaSyncProduct).
-    Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
-    Value t2 = arith::MulIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, lane, idx(4)),
-                                     idx(2));
+    auto [g, t2] = groupOf(lane);
     for (int64_t h = 0; h < 2; ++h)
       for (int64_t i = 0; i < 4; ++i) {
         Value row = arith::AddIOp::create(rw, loc, g, idx(8 * (i / 2)));

@@ -23,8 +23,8 @@
 //
 // Every form reads the operands row-major: A (16 x 16) element (i, k) at
 // a[aOff + i * lda + k], B element (k, j) at b[bOff + k * ldb + j]. The
-// whole workgroup must execute every call together (uniform control
-// flow), and the caller separates staging and use with barriers.
+// warp must execute every call together (uniform control flow), and the
+// caller separates staging and use with barriers.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_TARGETS_GPU_GPUMATRIXTILES_H
@@ -71,6 +71,9 @@ private:
   bool mmaSync() const;
   mlir::Value mmaSyncProduct(mlir::Value acc, mlir::Value a, mlir::Value aOff, int64_t lda,
                              mlir::Value b, mlir::Value bOff, int64_t ldb, mlir::Value tid);
+  /// A lane's group g = lane / 4 and 2t = 2 (lane % 4) in the mma.sync
+  /// fragment layouts.
+  std::pair<mlir::Value, mlir::Value> groupOf(mlir::Value lane);
   /// Lane `lane`'s 4 registers of A and its 2 of B for 8-column half h
   /// (the PTX ISA's m16n8k16 layout, see mmaSyncProduct).
   llvm::SmallVector<mlir::Value> fragmentA(mlir::Value a, mlir::Value aOff, int64_t lda,
