@@ -33,6 +33,16 @@ void forEach(RewriterBase &rw, Location loc, Value lb, Value ub, int64_t step,
 
 } // namespace
 
+Value MatrixTiles::idx(int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); }
+
+Value MatrixTiles::i32(int64_t v) {
+  return arith::ConstantIntOp::create(rw, loc, rw.getI32Type(), v);
+}
+
+Value MatrixTiles::add(Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); }
+
+Value MatrixTiles::mul(Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); }
+
 Type MatrixTiles::operandType() const {
   return kind == GpuMatrixOps::Wmma ? operand : Type(rw.getF32Type());
 }
@@ -40,9 +50,6 @@ Type MatrixTiles::operandType() const {
 bool MatrixTiles::mmaSync() const { return kind != GpuMatrixOps::None && operand.isBF16(); }
 
 Value MatrixTiles::pair(Value buf, Value at, Value step) {
-  auto i32 = [&](int64_t v) {
-    return arith::ConstantIntOp::create(rw, loc, rw.getI32Type(), v);
-  };
   // The element's bfloat16 bits in the low 16 bits of an i32.
   auto bits = [&](Value i) -> Value {
     Value v = memref::LoadOp::create(rw, loc, buf, ValueRange{i});
@@ -95,10 +102,8 @@ Value MatrixTiles::zero() {
 }
 
 std::pair<Value, Value> MatrixTiles::groupOf(Value lane) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   Value g = arith::DivUIOp::create(rw, loc, lane, idx(4));
-  Value t2 = arith::MulIOp::create(rw, loc, arith::RemUIOp::create(rw, loc, lane, idx(4)), idx(2));
-  return {g, t2};
+  return {g, mul(arith::RemUIOp::create(rw, loc, lane, idx(4)), 2)};
 }
 
 // PTX ISA, mma.m16n8k16 with .bf16 operands: lane = 4 * g + t holds
@@ -110,9 +115,6 @@ std::pair<Value, Value> MatrixTiles::groupOf(Value lane) {
 // Our 16x16 product is two of them, columns 0-7 and 8-15 (half h); the
 // lane's accumulator elements 4h .. 4h + 3 are C and D of half h.
 SmallVector<Value> MatrixTiles::fragmentA(Value a, Value aOff, int64_t lda, Value lane) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
-  auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
-  auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
   auto [g, t2] = groupOf(lane);
   SmallVector<Value> fa;
   for (int64_t kh = 0; kh < 2; ++kh)
@@ -124,9 +126,6 @@ SmallVector<Value> MatrixTiles::fragmentA(Value a, Value aOff, int64_t lda, Valu
 
 SmallVector<Value> MatrixTiles::fragmentB(Value b, Value bOff, int64_t ldb, Value lane,
                                           int64_t h) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
-  auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
-  auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
   auto [g, t2] = groupOf(lane);
   SmallVector<Value> fb;
   for (int64_t kh = 0; kh < 2; ++kh)
@@ -137,7 +136,6 @@ SmallVector<Value> MatrixTiles::fragmentB(Value b, Value bOff, int64_t ldb, Valu
 
 Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
                                   int64_t ldb, Value tid) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
   if (kind != GpuMatrixOps::Wmma) {
     emulateMmaSync(acc, a, aOff, lda, b, bOff, ldb, lane);
@@ -165,12 +163,6 @@ Value MatrixTiles::mmaSyncProduct(Value acc, Value a, Value aOff, int64_t lda, V
 
 void MatrixTiles::emulateMmaSync(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
                                  int64_t ldb, Value lane) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
-  auto i32 = [&](int64_t v) {
-    return arith::ConstantIntOp::create(rw, loc, rw.getI32Type(), v);
-  };
-  auto add = [&](Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); };
-  auto mul = [&](Value x, int64_t y) { return arith::MulIOp::create(rw, loc, x, idx(y)); };
   // Where the ISA puts an element, read backwards: A (row, k) is in lane
   // 4 (row % 8) + (k % 8) / 2, register row / 8 + 2 (k / 8); B (k, n) in
   // lane 4 n + (k % 8) / 2, register k / 8 of its half; k % 2 picks the
@@ -223,7 +215,6 @@ void MatrixTiles::emulateMmaSync(Value acc, Value a, Value aOff, int64_t lda, Va
 
 Value MatrixTiles::multiplyAdd(Value acc, Value a, Value aOff, int64_t lda, Value b, Value bOff,
                                int64_t ldb, Value tid) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   if (mmaSync())
     return mmaSyncProduct(acc, a, aOff, lda, b, bOff, ldb, tid);
   if (kind == GpuMatrixOps::Wmma) {
@@ -266,7 +257,6 @@ Value MatrixTiles::multiplyAdd(Value acc, Value a, Value aOff, int64_t lda, Valu
 }
 
 void MatrixTiles::store(Value acc, Value c, Value off, int64_t ldc, Value tid) {
-  auto idx = [&](int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); };
   Value lane = arith::RemUIOp::create(rw, loc, tid, idx(kWarp));
   if (mmaSync()) {
     // Element 4h + i of the lane's accumulator: row g + 8 (i / 2), column
@@ -274,11 +264,9 @@ void MatrixTiles::store(Value acc, Value c, Value off, int64_t ldc, Value tid) {
     auto [g, t2] = groupOf(lane);
     for (int64_t h = 0; h < 2; ++h)
       for (int64_t i = 0; i < 4; ++i) {
-        Value row = arith::AddIOp::create(rw, loc, g, idx(8 * (i / 2)));
-        Value col = arith::AddIOp::create(rw, loc, t2, idx(8 * h + i % 2));
-        Value at = arith::AddIOp::create(
-            rw, loc, off,
-            arith::AddIOp::create(rw, loc, arith::MulIOp::create(rw, loc, row, idx(ldc)), col));
+        Value row = add(g, idx(8 * (i / 2)));
+        Value col = add(t2, idx(8 * h + i % 2));
+        Value at = add(off, add(mul(row, ldc), col));
         memref::StoreOp::create(rw, loc, accAt(acc, 4 * h + i), c, ValueRange{at});
       }
     return;

@@ -91,6 +91,12 @@ private:
   /// the low and high halves of an i32 (f32 staging: rounded to bf16).
   mlir::Value pair(mlir::Value buf, mlir::Value at, mlir::Value step);
 
+  /// Index and i32 constants, index + and * (a constant).
+  mlir::Value idx(int64_t v);
+  mlir::Value i32(int64_t v);
+  mlir::Value add(mlir::Value x, mlir::Value y);
+  mlir::Value mul(mlir::Value x, int64_t y);
+
   mlir::RewriterBase &rw;
   mlir::Location loc;
   GpuMatrixOps kind;

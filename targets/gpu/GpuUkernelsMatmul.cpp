@@ -456,75 +456,64 @@ void matmulFor(UkernelBuilder &e, const GpuKernelConfig &cfg, const WeightReader
     matmulPerElement(e, r, A, M, K, Bp, Bu, N, bias, residual, act, C);
 }
 
+/// How a dense panel format (f32, half, bfloat16) is read.
+using PanelReader = WeightReader (*)(UkernelBuilder &, Value K);
+
+/// kiln_uk_matmul{,_h,_bf16}_f32(A, M, K, Bpacked, N, bias, residual, act,
+/// C): the same arguments, the panels read by `reader`.
+LogicalResult expandPanelMatmul(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config,
+                                std::string &error, PanelReader reader) {
+  UkernelBuilder e(op, rw);
+  if (failed(e.expect(9, error)))
+    return failure();
+  matmulFor(e, config, reader(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+            Value(), e.size(4), e.buffer(5), e.buffer(6), e.intArg(7), e.buffer(8));
+  return e.finish();
+}
+
+/// kiln_uk_matmul_glu{,_h,_bf16}_f32(A, M, K, Bg_packed, Bu_packed, N, act,
+/// C).
+LogicalResult expandPanelMatmulGlu(llm::UkernelOp op, RewriterBase &rw,
+                                   const GpuKernelConfig &config, std::string &error,
+                                   PanelReader reader) {
+  UkernelBuilder e(op, rw);
+  if (failed(e.expect(8, error)))
+    return failure();
+  matmulFor(e, config, reader(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
+            e.buffer(4), e.size(5), Value(), Value(), e.intArg(6), e.buffer(7));
+  return e.finish();
+}
+
 } // namespace
 
-// kiln_uk_matmul_f32(A, M, K, Bpacked, N, bias, residual, act, C).
-LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config, std::string &error) {
-  UkernelBuilder e(op, rw);
-  if (failed(e.expect(9, error)))
-    return failure();
-  matmulFor(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
-         Value(), e.size(4), e.buffer(5),
-         e.buffer(6), e.intArg(7), e.buffer(8));
-  return e.finish();
+LogicalResult expandMatmulF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config,
+                              std::string &error) {
+  return expandPanelMatmul(op, rw, config, error, f32Weights);
 }
 
-// kiln_uk_matmul_glu_f32(A, M, K, Bg_packed, Bu_packed, N, act, C).
-LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config, std::string &error) {
-  UkernelBuilder e(op, rw);
-  if (failed(e.expect(8, error)))
-    return failure();
-  matmulFor(e, config, f32Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
-         e.buffer(4), e.size(5), Value(),
-         Value(), e.intArg(6), e.buffer(7));
-  return e.finish();
+LogicalResult expandMatmulGluF32(llm::UkernelOp op, RewriterBase &rw,
+                                 const GpuKernelConfig &config, std::string &error) {
+  return expandPanelMatmulGlu(op, rw, config, error, f32Weights);
 }
 
-// kiln_uk_matmul_h_f32: kiln_uk_matmul_f32's arguments, half weights.
 LogicalResult expandMatmulHF32(llm::UkernelOp op, RewriterBase &rw, const GpuKernelConfig &config,
                                std::string &error) {
-  UkernelBuilder e(op, rw);
-  if (failed(e.expect(9, error)))
-    return failure();
-  matmulFor(e, config, halfWeights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
-            Value(), e.size(4), e.buffer(5), e.buffer(6), e.intArg(7), e.buffer(8));
-  return e.finish();
+  return expandPanelMatmul(op, rw, config, error, halfWeights);
 }
 
-// kiln_uk_matmul_glu_h_f32: kiln_uk_matmul_glu_f32's arguments, half
-// weights.
 LogicalResult expandMatmulGluHF32(llm::UkernelOp op, RewriterBase &rw,
                                   const GpuKernelConfig &config, std::string &error) {
-  UkernelBuilder e(op, rw);
-  if (failed(e.expect(8, error)))
-    return failure();
-  matmulFor(e, config, halfWeights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
-            e.buffer(4), e.size(5), Value(), Value(), e.intArg(6), e.buffer(7));
-  return e.finish();
+  return expandPanelMatmulGlu(op, rw, config, error, halfWeights);
 }
 
-// kiln_uk_matmul_bf16_f32: kiln_uk_matmul_f32's arguments, bfloat16
-// weights (as i16 bits).
 LogicalResult expandMatmulBf16F32(llm::UkernelOp op, RewriterBase &rw,
                                   const GpuKernelConfig &config, std::string &error) {
-  UkernelBuilder e(op, rw);
-  if (failed(e.expect(9, error)))
-    return failure();
-  matmulFor(e, config, bf16Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
-            Value(), e.size(4), e.buffer(5), e.buffer(6), e.intArg(7), e.buffer(8));
-  return e.finish();
+  return expandPanelMatmul(op, rw, config, error, bf16Weights);
 }
 
-// kiln_uk_matmul_glu_bf16_f32: kiln_uk_matmul_glu_f32's arguments,
-// bfloat16 weights.
 LogicalResult expandMatmulGluBf16F32(llm::UkernelOp op, RewriterBase &rw,
                                      const GpuKernelConfig &config, std::string &error) {
-  UkernelBuilder e(op, rw);
-  if (failed(e.expect(8, error)))
-    return failure();
-  matmulFor(e, config, bf16Weights(e, e.size(2)), e.buffer(0), e.size(1), e.size(2), e.buffer(3),
-            e.buffer(4), e.size(5), Value(), Value(), e.intArg(6), e.buffer(7));
-  return e.finish();
+  return expandPanelMatmulGlu(op, rw, config, error, bf16Weights);
 }
 
 /// The (bits, group, has_zp) literals of a quantized matmul, checked.
